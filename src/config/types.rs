@@ -1,0 +1,254 @@
+//! The checked configuration: what the rest of remora works with once
+//! `exporter.yaml` has been parsed, expanded and validated.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+use serde_json_path::JsonPath;
+
+use crate::model::InstrumentKind;
+
+/// The whole, validated exporter.yaml.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was read from (for messages and `/-/status`).
+    pub path: PathBuf,
+    pub server: ServerConfig,
+    pub global: GlobalConfig,
+    /// OpenTelemetry resource attributes (served as `target_info`); empty means no `target_info`.
+    pub resource: BTreeMap<String, String>,
+    pub limits: Limits,
+    pub host: HostConfig,
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub metrics_path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct GlobalConfig {
+    pub interval: Duration,
+    pub timeout: Duration,
+    /// Constant labels on every series remora serves.
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_series_per_target: usize,
+    pub max_body_bytes: u64,
+}
+
+/// Host collector names, in the order of `host.collectors`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CollectorName {
+    Cpu,
+    Memory,
+    Load,
+    Filesystem,
+    Network,
+    Uptime,
+    Container,
+}
+
+impl CollectorName {
+    pub const ALL: [CollectorName; 7] = [
+        CollectorName::Cpu,
+        CollectorName::Memory,
+        CollectorName::Load,
+        CollectorName::Filesystem,
+        CollectorName::Network,
+        CollectorName::Uptime,
+        CollectorName::Container,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollectorName::Cpu => "cpu",
+            CollectorName::Memory => "memory",
+            CollectorName::Load => "load",
+            CollectorName::Filesystem => "filesystem",
+            CollectorName::Network => "network",
+            CollectorName::Uptime => "uptime",
+            CollectorName::Container => "container",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    pub enabled: bool,
+    /// Poll interval of the host collectors (`global.interval`).
+    pub interval: Duration,
+    pub collectors: Vec<CollectorName>,
+    /// Mount points matching this are skipped.
+    pub mount_points_exclude: Regex,
+    /// File system types matching this are skipped (pseudo file systems by default).
+    pub fs_types_exclude: Regex,
+    /// Network devices matching this are skipped.
+    pub devices_exclude: Regex,
+    pub processes: Vec<ProcessMatcher>,
+    pub app_container: Option<AppContainer>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProcessMatcher {
+    /// Value of the `process_name` label.
+    pub name: String,
+    /// Matched against the process's command line (arguments joined by spaces).
+    pub cmdline: Regex,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppContainer {
+    pub name: String,
+    /// Bytes; `None` when the value was empty (no limit set).
+    pub memory_limit: Option<f64>,
+    /// Cores; `None` when the value was empty.
+    pub cpu_limit: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Prometheus,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TlsConfig {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub server_name: Option<String>,
+    pub insecure_skip_verify: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: Option<String>,
+    /// Re-read at each poll.
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub url: reqwest::Url,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub method: Method,
+    pub body: Option<String>,
+    pub headers: Vec<(String, String)>,
+    /// Re-read at each poll.
+    pub bearer_token_file: Option<PathBuf>,
+    pub basic_auth: Option<BasicAuth>,
+    pub tls: TlsConfig,
+    /// Statuses whose body is read; empty means any 2xx.
+    pub accept_status: Vec<u16>,
+    pub format: Format,
+    /// Constant labels of this target (the `target` label comes on top).
+    pub labels: BTreeMap<String, String>,
+    pub metrics: Vec<MetricRule>,
+}
+
+/// How a raw JSON value becomes a number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parse {
+    Auto,
+    Duration,
+    Timestamp,
+    Bytes,
+}
+
+/// The kind of a metric rule as written in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleKind {
+    Gauge,
+    Counter,
+    UpDownCounter,
+    /// Value 1; the labels carry the strings.
+    Info,
+    /// One series per state, label `state`, 1 for the current one.
+    StateSet(Vec<String>),
+}
+
+impl RuleKind {
+    /// The OpenTelemetry instrument kind the rule is served as.
+    pub fn instrument_kind(&self) -> InstrumentKind {
+        match self {
+            RuleKind::Counter => InstrumentKind::Counter,
+            RuleKind::UpDownCounter => InstrumentKind::UpDownCounter,
+            _ => InstrumentKind::Gauge,
+        }
+    }
+}
+
+/// One piece of a label template.
+#[derive(Debug, Clone)]
+pub enum TemplatePart {
+    /// Literal text.
+    Literal(String),
+    /// `{$.json.path}` or `{@.rel.path}`: the first node matched (relative to the `each` node when set).
+    Path(JsonPath),
+    /// `{@key}`: the object key or array index of the current `each` node.
+    Key,
+}
+
+/// A label value template: literal text mixed with `{JSONPath}` and `{@key}`.
+#[derive(Debug, Clone)]
+pub struct Template {
+    pub source: String,
+    pub parts: Vec<TemplatePart>,
+}
+
+/// Where a value comes from.
+#[derive(Debug, Clone)]
+pub enum ValueSource {
+    /// A JSONPath (relative to the `each` node when set).
+    Path(JsonPath),
+    /// A number literal.
+    Const(f64),
+}
+
+/// One instrument produced by a rule (a rule with `values:` has several).
+#[derive(Debug, Clone)]
+pub struct RuleValue {
+    /// Full instrument name (`NAME` or `NAME.KEY`).
+    pub name: String,
+    pub source: ValueSource,
+}
+
+/// One `metrics:` entry, compiled.
+#[derive(Debug, Clone)]
+pub struct MetricRule {
+    /// The name as written (for `remora_extraction_errors_total{metric}`).
+    pub name: String,
+    pub description: String,
+    pub kind: RuleKind,
+    pub unit: String,
+    /// Optional iteration: one series per node matched.
+    pub each: Option<JsonPath>,
+    /// One entry for `path:`, one per key for `values:`.
+    pub values: Vec<RuleValue>,
+    pub labels: Vec<(String, Template)>,
+    pub scale: Option<f64>,
+    pub parse: Parse,
+    pub map: BTreeMap<String, f64>,
+    pub optional: bool,
+}

@@ -1,0 +1,1 @@
+//! Host, container and app-process collectors (SPEC section 8).

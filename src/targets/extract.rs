@@ -1,0 +1,1 @@
+//! Turning a parsed JSON document into series, following the compiled rules.

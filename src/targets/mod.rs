@@ -1,0 +1,3 @@
+//! Polled targets: the HTTP poller and JSON extraction.
+
+pub mod extract;
