@@ -1,0 +1,267 @@
+//! Tests of the config loader: every error names file, line, column and key.
+
+use std::path::Path;
+
+use super::load::{expand_env, parse_cpu, parse_size, parse_template};
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "POD_NAME" => Some("checkout-7d9f".into()),
+        "EMPTY" => Some(String::new()),
+        "KEY" => Some("s3cret".into()),
+        _ => None,
+    }
+}
+
+fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
+    parse_str(text, Path::new("exporter.yaml"), &env)
+}
+
+fn errors(text: &str) -> Vec<String> {
+    parse(text).unwrap_err().iter().map(|e| e.to_string()).collect()
+}
+
+const GOOD: &str = r#"
+server:
+  listen: 127.0.0.1:9479
+global:
+  interval: 10s
+  timeout: 2s
+  labels: {cluster: eu1}
+resource:
+  service.name: checkout
+  k8s.pod.name: ${POD_NAME}
+limits:
+  max_series_per_target: 100
+  max_body_bytes: 1MiB
+host:
+  collectors: [cpu, memory]
+  processes:
+    - name: api
+      cmdline: "uvicorn .*main:app"
+  app_container:
+    name: app
+    memory_limit: 512Mi
+    cpu_limit: 500m
+targets:
+  - name: checkout
+    url: http://127.0.0.1:8080/health
+    headers: {X-Api-Key: "${KEY}"}
+    accept_status: [200, 503]
+    labels: {team: payments}
+    metrics:
+      - name: app.dependency.latency
+        unit: s
+        each: $.checks.*
+        path: $.latency_ms
+        scale: 0.001
+        labels: {dependency: "{@key}", region: "eu-{$.region}"}
+      - name: app.dependency.health
+        kind: stateset
+        states: [healthy, degraded, unhealthy]
+        each: $.checks.*
+        path: $.status
+        labels: {dependency: "{@key}"}
+      - name: app.version
+        kind: info
+        labels: {version: "{$.version}"}
+      - name: app.queue
+        values: {count: $.queue.count, active: 1}
+"#;
+
+#[test]
+fn good_config_loads() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(c.server.listen, "127.0.0.1:9479");
+    assert_eq!(c.global.interval.as_secs(), 10);
+    assert_eq!(c.resource["k8s.pod.name"], "checkout-7d9f");
+    assert_eq!(c.limits.max_body_bytes, 1024 * 1024);
+    assert_eq!(c.host.collectors, vec![CollectorName::Cpu, CollectorName::Memory]);
+    let app = c.host.app_container.as_ref().unwrap();
+    assert_eq!(app.memory_limit, Some(512.0 * 1024.0 * 1024.0));
+    assert_eq!(app.cpu_limit, Some(0.5));
+    let t = &c.targets[0];
+    assert_eq!(t.headers, vec![("X-Api-Key".to_string(), "s3cret".to_string())]);
+    assert_eq!(t.timeout.as_secs(), 2);
+    assert_eq!(t.accept_status, vec![200, 503]);
+    assert_eq!(t.metrics.len(), 4);
+    assert_eq!(t.metrics[1].kind, RuleKind::StateSet(vec!["healthy".into(), "degraded".into(), "unhealthy".into()]));
+    assert_eq!(t.metrics[2].values[0].name, "app.version");
+    let names: Vec<_> = t.metrics[3].values.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["app.queue.count", "app.queue.active"]);
+    assert!(matches!(t.metrics[3].values[1].source, ValueSource::Const(v) if v == 1.0));
+}
+
+#[test]
+fn empty_file_gives_defaults() {
+    let c = parse("").unwrap();
+    assert_eq!(c.server.listen, "0.0.0.0:9479");
+    assert_eq!(c.server.metrics_path, "/metrics");
+    assert_eq!(c.global.interval.as_secs(), 15);
+    assert_eq!(c.global.timeout.as_secs(), 5);
+    assert_eq!(c.limits.max_series_per_target, 2000);
+    assert_eq!(c.limits.max_body_bytes, 4 * 1024 * 1024);
+    assert!(c.host.enabled);
+    assert_eq!(c.host.collectors.len(), 7);
+    assert!(c.targets.is_empty());
+}
+
+#[test]
+fn unknown_key_has_position_and_hint() {
+    let e = errors("global:\n  intreval: 10s\n");
+    assert_eq!(e.len(), 1);
+    assert!(e[0].starts_with("exporter.yaml:2:3: global.intreval: unknown key (did you mean \"interval\"?"), "{}", e[0]);
+}
+
+#[test]
+fn every_error_is_reported() {
+    let e = errors(
+        "global:\n  interval: 10x\n  timeout: 1s\ntargets:\n  - name: a\n    url: ftp://x\n    metrics:\n      - name: 9bad\n        path: $.[\n",
+    );
+    assert_eq!(e.len(), 4, "{e:#?}");
+    assert!(e[0].starts_with("exporter.yaml:2:13: global.interval: \"10x\" is not a duration"), "{}", e[0]);
+    assert!(e[1].contains("targets[0].url"), "{}", e[1]);
+    assert!(e[2].contains("targets[0].metrics[0].name"), "{}", e[2]);
+    assert!(e[3].contains("targets[0].metrics[0].path: invalid JSONPath"), "{}", e[3]);
+}
+
+#[test]
+fn timeout_longer_than_interval() {
+    let e = errors("global:\n  interval: 5s\n  timeout: 10s\n");
+    assert!(e[0].contains("global.timeout: 10s is longer than global.interval 5s"), "{}", e[0]);
+    let e = errors("targets:\n  - name: a\n    url: http://x/\n    interval: 1s\n    timeout: 2s\n    metrics: [{name: a, path: $.a}]\n");
+    assert!(e[0].contains("targets[0].timeout"), "{}", e[0]);
+    // A short interval alone pulls the default timeout down with it.
+    let c = parse("global:\n  interval: 2s\n").unwrap();
+    assert_eq!(c.global.timeout.as_secs(), 2);
+}
+
+#[test]
+fn missing_env_var_is_named() {
+    let e = errors("resource:\n  k8s.node.name: ${NODE_NAME}\n");
+    assert!(e[0].starts_with("exporter.yaml:2:18: resource.k8s.node.name: environment variable NODE_NAME is not set"), "{}", e[0]);
+}
+
+#[test]
+fn env_expansion_rules() {
+    assert_eq!(expand_env("a-${POD_NAME}-b", &env).unwrap(), "a-checkout-7d9f-b");
+    assert_eq!(expand_env("${NOPE:-dflt}", &env).unwrap(), "dflt");
+    assert_eq!(expand_env("${NOPE:-}", &env).unwrap(), "");
+    assert_eq!(expand_env("${EMPTY:-x}", &env).unwrap(), "x");
+    assert_eq!(expand_env("$$literal $x", &env).unwrap(), "$literal $x");
+    assert!(expand_env("${NOPE}", &env).unwrap_err().contains("NOPE"));
+    assert!(expand_env("${UNCLOSED", &env).is_err());
+    assert!(expand_env("${bad name}", &env).is_err());
+}
+
+#[test]
+fn duplicate_names_are_errors() {
+    let e = errors("targets:\n  - {name: a, url: http://x/, metrics: [{name: m, path: $.a}, {name: m, path: $.b}]}\n  - {name: a, url: http://y/, metrics: [{name: n, path: $.a}]}\n");
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(e.iter().any(|m| m.contains("instrument \"m\" is defined twice")));
+    assert!(e.iter().any(|m| m.contains("target name \"a\" is used twice")));
+}
+
+#[test]
+fn conflicting_instruments_across_targets() {
+    let e = errors("targets:\n  - {name: a, url: http://x/, metrics: [{name: m, path: $.a, unit: s}]}\n  - {name: b, url: http://y/, metrics: [{name: m, path: $.a, unit: By}]}\n");
+    assert!(e[0].contains("also defined by target \"a\""), "{}", e[0]);
+}
+
+#[test]
+fn rule_checks() {
+    let cases = [
+        ("{name: m, kind: stateset, path: $.s}", "states"),
+        ("{name: m, path: $.a, values: {x: $.b}}", "path and values both set"),
+        ("{name: m}", "missing (expected path"),
+        ("{name: m, path: $.a, labels: {d: \"{@key}\"}}", "{@key} needs each"),
+        ("{name: m, path: $.a, labels: {target: x}}", "set by remora"),
+        ("{name: m, path: $.a, labels: {\"bad-name\": x}}", "not a valid label name"),
+        ("{name: m, path: $.a, kind: histogram}", "not a kind"),
+        ("{name: m, path: $.a, parse: weird}", "not a parser"),
+        ("{name: m, path: $.a, map: {up: yes}}", "not a number"),
+        ("{name: m, path: $.a, labels: {x: \"{$.[}\"}}", "invalid JSONPath"),
+        ("{name: remora.up, path: $.a}", "not a valid instrument name"),
+        ("{name: m, path: $.a, optional: maybe}", "not a boolean"),
+    ];
+    for (rule, want) in cases {
+        let text = format!("targets:\n  - name: t\n    url: http://127.0.0.1/\n    metrics: [{rule}]\n");
+        let e = errors(&text);
+        assert!(e.iter().any(|m| m.contains(want)), "{rule}: want {want:?} in {e:#?}");
+        assert!(e[0].starts_with("exporter.yaml:4:"), "{}", e[0]);
+    }
+}
+
+#[test]
+fn info_without_path_is_one() {
+    let c = parse("targets:\n  - {name: t, url: http://x/, metrics: [{name: v, kind: info, labels: {version: \"{$.v}\"}}]}\n").unwrap();
+    assert!(matches!(c.targets[0].metrics[0].values[0].source, ValueSource::Const(v) if v == 1.0));
+}
+
+#[test]
+fn prometheus_targets_take_no_rules() {
+    assert!(parse("targets:\n  - {name: t, url: http://x/metrics, format: prometheus}\n").is_ok());
+    let e = errors("targets:\n  - {name: t, url: http://x/metrics, format: prometheus, metrics: [{name: a, path: $.a}]}\n");
+    assert!(e[0].contains("served as they are"), "{}", e[0]);
+}
+
+#[test]
+fn syntax_error_is_positioned() {
+    let e = errors("targets: [\n  {name: a\n");
+    assert!(e[0].starts_with("exporter.yaml:"), "{}", e[0]);
+    assert!(e[0].contains("invalid YAML"), "{}", e[0]);
+}
+
+#[test]
+fn wrong_types() {
+    let e = errors("global: [1, 2]\ntargets: {name: a}\n");
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(e[0].contains("global: got a list (expected a mapping)"));
+    assert!(e[1].contains("targets: got a mapping (expected a list)"));
+}
+
+#[test]
+fn templates() {
+    let t = parse_template("eu-{$.region}-{@key}").unwrap();
+    assert_eq!(t.parts.len(), 4);
+    assert!(matches!(t.parts[0], TemplatePart::Literal(ref s) if s == "eu-"));
+    assert!(matches!(t.parts[1], TemplatePart::Path(_)));
+    assert!(matches!(t.parts[3], TemplatePart::Key));
+    let t = parse_template("{{literal}}").unwrap();
+    assert!(matches!(&t.parts[..], [TemplatePart::Literal(s)] if s == "{literal}"));
+    assert!(parse_template("{@.name}").is_ok());
+    assert!(parse_template("{$.items[?@.a == 1].b}").is_ok());
+    assert!(parse_template("{$.a").is_err());
+    assert!(parse_template("a}").is_err());
+}
+
+#[test]
+fn sizes_and_cpu() {
+    assert_eq!(parse_size("4MiB"), Some(4.0 * 1024.0 * 1024.0));
+    assert_eq!(parse_size("1.5GB"), Some(1.5e9));
+    assert_eq!(parse_size("512Mi"), Some(512.0 * 1024.0 * 1024.0));
+    assert_eq!(parse_size("1024"), Some(1024.0));
+    assert_eq!(parse_size("lots"), None);
+    assert_eq!(parse_size("-1"), None);
+    assert_eq!(parse_cpu("500m"), Some(0.5));
+    assert_eq!(parse_cpu("2"), Some(2.0));
+    assert_eq!(parse_cpu("x"), None);
+}
+
+#[test]
+fn cpu_divisor_from_downward_api() {
+    let c = parse("host:\n  app_container: {name: app, cpu_limit: \"250\", cpu_divisor: 1m, memory_limit: \"${EMPTY}\"}\n").unwrap();
+    let app = c.host.app_container.unwrap();
+    assert_eq!(app.cpu_limit, Some(0.25));
+    assert_eq!(app.memory_limit, None);
+}
+
+#[test]
+fn repository_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("exporter.yaml");
+    if path.exists() {
+        let c = load_file(&path, &|_| None);
+        assert!(c.is_ok(), "{}", c.unwrap_err());
+    }
+}
