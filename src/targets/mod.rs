@@ -1,3 +1,8 @@
-//! Polled targets: the HTTP poller and JSON extraction.
+//! Polled targets: the HTTP client and poll loop, JSON extraction, and
+//! pass-through of Prometheus-format targets.
 
+pub mod client;
 pub mod extract;
+pub mod poller;
+pub mod prom;
+pub mod value;

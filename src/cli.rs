@@ -1,0 +1,172 @@
+//! The command line: Prometheus-style long flags, `check`, `once`, `--version`.
+//! `main.rs` only calls [`main`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{self, Options};
+use crate::config::{self, Config};
+use crate::host::Roots;
+use crate::logging::{self, LogFormat};
+
+#[derive(Debug, Parser)]
+#[command(name = "remora", version = crate::telemetry::VERSION, about = "Sidecar metrics exporter: polls an app's status endpoints and its host, serves Prometheus metrics")]
+struct Cli {
+    /// Path to exporter.yaml.
+    #[arg(long = "config.file", default_value = "exporter.yaml", global = true)]
+    config_file: PathBuf,
+    /// Address to listen on (overrides server.listen).
+    #[arg(long = "web.listen-address")]
+    listen: Option<String>,
+    /// Path of the metrics endpoint (overrides server.metrics_path).
+    #[arg(long = "web.telemetry-path")]
+    metrics_path: Option<String>,
+    /// exporter-toolkit web config (TLS, basic auth).
+    #[arg(long = "web.config.file")]
+    web_config: Option<PathBuf>,
+    /// Enable POST /-/reload.
+    #[arg(long = "web.enable-lifecycle")]
+    lifecycle: bool,
+    /// Log level.
+    #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"], global = true)]
+    log_level: String,
+    /// Log format.
+    #[arg(long = "log.format", default_value = "logfmt", value_parser = ["logfmt", "json"], global = true)]
+    log_format: String,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the config, print a one-line summary (exit 0) or every error (exit 1).
+    Check,
+    /// Poll every source once, print the exposition, exit 1 if any source failed.
+    Once,
+}
+
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    config::load_file(path, &config::process_env).map_err(|e| {
+        eprintln!("{e}");
+        ExitCode::FAILURE
+    })
+}
+
+fn summary(c: &Config) -> String {
+    let rules: usize = c.targets.iter().map(|t| t.metrics.len()).sum();
+    let host = if c.host.enabled {
+        c.host.collectors.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(",")
+    } else {
+        "off".into()
+    };
+    format!(
+        "{}: OK: {} target(s), {} metric rule(s), host collectors: {}, {} process matcher(s), listen {}{}",
+        c.path.display(),
+        c.targets.len(),
+        rules,
+        host,
+        c.host.processes.len(),
+        c.server.listen,
+        c.server.metrics_path
+    )
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(8)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = if cli.log_format == "json" { LogFormat::Json } else { LogFormat::Logfmt };
+    match cli.command {
+        Some(Command::Check) => match load(&cli.config_file) {
+            Ok(c) => {
+                println!("{}", summary(&c));
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Some(Command::Once) => {
+            logging::init(&cli.log_level, format);
+            let config = match load(&cli.config_file) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            match rt.block_on(app::once(config, Roots::default())) {
+                Ok((text, ok)) => {
+                    use std::io::Write;
+                    let _ = std::io::stdout().write_all(&text);
+                    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                }
+                Err(e) => {
+                    eprintln!("remora: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        None => {
+            logging::init(&cli.log_level, format);
+            let config = match load(&cli.config_file) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            let listen = cli.listen.clone().unwrap_or_else(|| config.server.listen.clone());
+            let options = Options {
+                config_file: cli.config_file.clone(),
+                metrics_path: cli.metrics_path.clone(),
+                web_config: cli.web_config.clone(),
+                lifecycle: cli.lifecycle,
+                roots: Roots::default(),
+                watch: true,
+            };
+            let result: anyhow::Result<()> = rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+                tracing::info!(address = %listener.local_addr()?, config = %options.config_file.display(), version = crate::telemetry::VERSION, "remora listening");
+                app::run(config, options, listener, shutdown_signal()).await?;
+                Ok(())
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "remora stopped");
+                    eprintln!("remora: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

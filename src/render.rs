@@ -1,0 +1,123 @@
+//! The render cache: the exposition is rendered at most once per change of
+//! state and shared by every concurrent scrape; its gzip form is compressed
+//! once, on first demand.
+//!
+//! Rendering (collecting the instruments, encoding, gzip) is CPU work and
+//! runs off the async threads. A scrape only ever waits for a render of the
+//! latest snapshot, never for a target.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+
+use crate::store::Store;
+use crate::telemetry::{Pipeline, TelemetryError};
+
+/// One rendered exposition.
+#[derive(Debug)]
+pub struct Rendered {
+    pub generation: u64,
+    pub text: Bytes,
+    gzip: OnceLock<Bytes>,
+}
+
+impl Rendered {
+    /// The gzip-compressed text, compressed once and shared.
+    pub fn gzip(&self) -> Bytes {
+        self.gzip
+            .get_or_init(|| {
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(self.text.len() / 4),
+                    flate2::Compression::fast(),
+                );
+                // Writing to a Vec cannot fail.
+                let _ = enc.write_all(&self.text);
+                Bytes::from(enc.finish().unwrap_or_default())
+            })
+            .clone()
+    }
+}
+
+/// Renders and caches the exposition of the current pipeline.
+pub struct Renderer {
+    store: Arc<Store>,
+    pipeline: ArcSwap<Pipeline>,
+    cache: Mutex<Option<Arc<Rendered>>>,
+    /// Serialises renders so concurrent scrapes share one.
+    render_lock: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer").finish_non_exhaustive()
+    }
+}
+
+impl Renderer {
+    pub fn new(store: Arc<Store>, pipeline: Pipeline) -> Self {
+        Renderer {
+            store,
+            pipeline: ArcSwap::from_pointee(pipeline),
+            cache: Mutex::new(None),
+            render_lock: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Replaces the pipeline (after a reload) and invalidates the cache.
+    pub fn swap_pipeline(&self, pipeline: Pipeline) {
+        self.pipeline.store(Arc::new(pipeline));
+        self.store.touch();
+    }
+
+    fn cached(&self, generation: u64) -> Option<Arc<Rendered>> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.as_ref().filter(|r| r.generation == generation).cloned()
+    }
+
+    /// The exposition of the latest state, rendered if it changed.
+    pub async fn get(&self) -> Result<Arc<Rendered>, TelemetryError> {
+        let generation = self.store.generation();
+        if let Some(r) = self.cached(generation) {
+            return Ok(r);
+        }
+        let _guard = self.render_lock.lock().await;
+        // Another scrape may have rendered while this one waited.
+        let generation = self.store.generation();
+        if let Some(r) = self.cached(generation) {
+            return Ok(r);
+        }
+        let pipeline = self.pipeline.load_full();
+        let store = self.store.clone();
+        let text = tokio::task::spawn_blocking(move || render_all(&pipeline, &store))
+            .await
+            .map_err(|e| TelemetryError::Exporter(format!("render task failed: {e}")))??;
+        let rendered = Arc::new(Rendered {
+            generation,
+            text: Bytes::from(text),
+            gzip: OnceLock::new(),
+        });
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(rendered.clone());
+        Ok(rendered)
+    }
+
+    /// Renders without the cache (for `remora once`).
+    pub fn render_now(&self) -> Result<Vec<u8>, TelemetryError> {
+        render_all(&self.pipeline.load(), &self.store)
+    }
+}
+
+/// The pipeline's text followed by the families of `format: prometheus` targets.
+fn render_all(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, TelemetryError> {
+    let mut out = pipeline.render()?;
+    let inner = store.read();
+    crate::targets::prom::render(
+        &mut out,
+        inner
+            .targets
+            .values()
+            .filter_map(|t| t.passthrough.as_deref().map(Vec::as_slice)),
+    );
+    Ok(out)
+}

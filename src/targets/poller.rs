@@ -1,0 +1,386 @@
+//! One poll loop per target: fetch with the target's timeout, auth and body
+//! limit, parse once, extract, and publish the result to the [`Store`].
+//!
+//! Polls of one target never overlap (the loop awaits each poll before the
+//! next tick); a scrape only ever reads what the last poll published.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use opentelemetry::KeyValue;
+use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
+use tokio::sync::watch;
+
+use crate::config::{Format, Method, Target};
+use crate::model::Family;
+use crate::store::{unix_now, PollResult, Store};
+use crate::targets::{extract, prom};
+
+/// Documents larger than this are parsed and extracted on the blocking pool.
+const INLINE_PARSE_LIMIT: usize = 64 * 1024;
+
+/// What one poll found.
+#[derive(Debug)]
+pub struct Outcome {
+    pub result: PollResult,
+    pub status: u16,
+    pub size: u64,
+    pub duration: f64,
+    pub error: Option<String>,
+    pub families: Vec<Family>,
+    pub passthrough: Option<Arc<Vec<prom::PromFamily>>>,
+    pub series: usize,
+    pub extraction_errors: Vec<(String, &'static str)>,
+    pub dropped: u64,
+}
+
+impl Outcome {
+    fn failed(result: PollResult, status: u16, size: u64, error: String) -> Self {
+        Outcome {
+            result,
+            status,
+            size,
+            duration: 0.0,
+            error: Some(error),
+            families: Vec::new(),
+            passthrough: None,
+            series: 0,
+            extraction_errors: Vec::new(),
+            dropped: 0,
+        }
+    }
+}
+
+/// Everything a poll needs besides the target.
+#[derive(Debug, Clone)]
+pub struct PollContext {
+    pub max_body_bytes: u64,
+    pub max_series: usize,
+    /// Labels added to passed-through Prometheus families (global labels).
+    pub global_labels: Vec<(String, String)>,
+    /// Names a passed-through family may not take.
+    pub reserved_names: Arc<Vec<String>>,
+}
+
+/// The labels every extracted series of `target` carries.
+pub fn base_labels(target: &Target) -> Vec<KeyValue> {
+    let mut v = vec![KeyValue::new("target", target.name.clone())];
+    v.extend(
+        target
+            .labels
+            .iter()
+            .map(|(k, val)| KeyValue::new(k.clone(), val.clone())),
+    );
+    v
+}
+
+fn classify(e: &reqwest::Error) -> PollResult {
+    if e.is_timeout() {
+        PollResult::Timeout
+    } else if e.is_redirect() {
+        PollResult::HttpStatus
+    } else if e.is_connect() || e.is_request() {
+        PollResult::ConnectError
+    } else {
+        PollResult::InvalidBody
+    }
+}
+
+/// The error text of a reqwest error with its causes, without the URL's credentials.
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+async fn read_secret(path: &std::path::Path, what: &str) -> Result<String, String> {
+    tokio::fs::read_to_string(path)
+        .await
+        .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+        .map_err(|e| format!("cannot read {what} {}: {e}", path.display()))
+}
+
+async fn build_request(
+    target: &Target,
+    client: &reqwest::Client,
+) -> Result<reqwest::RequestBuilder, String> {
+    let mut req = match target.method {
+        Method::Get => client.get(target.url.clone()),
+        Method::Post => client.post(target.url.clone()),
+    };
+    if let Some(body) = &target.body {
+        req = req.body(body.clone());
+    }
+    for (k, v) in &target.headers {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            req = req.header(k, v);
+        }
+    }
+    if let Some(path) = &target.bearer_token_file {
+        let token = read_secret(path, "bearer_token_file").await?;
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| "bearer_token_file holds characters not allowed in a header".to_string())?;
+        value.set_sensitive(true);
+        req = req.header(AUTHORIZATION, value);
+    }
+    if let Some(auth) = &target.basic_auth {
+        let password = match (&auth.password, &auth.password_file) {
+            (_, Some(path)) => Some(read_secret(path, "basic_auth.password_file").await?),
+            (Some(p), None) => Some(p.clone()),
+            (None, None) => None,
+        };
+        req = req.basic_auth(&auth.username, password);
+    }
+    Ok(req)
+}
+
+/// Fetches the body, enforcing the size limit while reading.
+async fn fetch(target: &Target, client: &reqwest::Client, max: u64) -> Result<(u16, Vec<u8>), Outcome> {
+    let req = build_request(target, client)
+        .await
+        .map_err(|e| Outcome::failed(PollResult::ConnectError, 0, 0, e))?;
+    let mut resp = req
+        .send()
+        .await
+        .map_err(|e| Outcome::failed(classify(&e), 0, 0, describe(e)))?;
+    let status = resp.status().as_u16();
+    let accepted = if target.accept_status.is_empty() {
+        resp.status().is_success()
+    } else {
+        target.accept_status.contains(&status)
+    };
+    if !accepted {
+        return Err(Outcome::failed(
+            PollResult::HttpStatus,
+            status,
+            resp.content_length().unwrap_or(0),
+            format!("HTTP status {status} is not accepted"),
+        ));
+    }
+    let declared = resp
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|len| *len > max) {
+        return Err(Outcome::failed(
+            PollResult::BodyTooLarge,
+            status,
+            len,
+            format!("body of {len} bytes is larger than limits.max_body_bytes ({max})"),
+        ));
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(8192).min(max) as usize);
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() as u64 + chunk.len() as u64 > max {
+                    return Err(Outcome::failed(
+                        PollResult::BodyTooLarge,
+                        status,
+                        body.len() as u64 + chunk.len() as u64,
+                        format!("body is larger than limits.max_body_bytes ({max}); reading stopped"),
+                    ));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                return Err(Outcome::failed(
+                    classify(&e),
+                    status,
+                    body.len() as u64,
+                    describe(e),
+                ))
+            }
+        }
+    }
+    Ok((status, body))
+}
+
+fn process_body(target: &Target, ctx: &PollContext, body: &[u8]) -> Result<Outcome, String> {
+    let mut out = Outcome::failed(PollResult::Success, 0, body.len() as u64, String::new());
+    out.error = None;
+    match target.format {
+        Format::Json => {
+            let doc: serde_json::Value =
+                serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
+            let ex = extract::extract(target, &doc, ctx.max_series, &base_labels(target));
+            out.series = ex.series;
+            out.dropped = ex.dropped;
+            out.extraction_errors = ex
+                .errors
+                .into_iter()
+                .map(|e| (e.metric, e.reason.as_str()))
+                .collect();
+            out.families = ex.families;
+        }
+        Format::Prometheus => {
+            let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8 text".to_string())?;
+            let mut labels: Vec<(String, String)> = vec![("target".into(), target.name.clone())];
+            labels.extend(target.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+            labels.extend(ctx.global_labels.iter().cloned());
+            let relabeled = prom::relabel(text, &labels, &ctx.reserved_names, ctx.max_series)
+                .map_err(|e| format!("invalid Prometheus text: {e}"))?;
+            out.series = relabeled.series;
+            out.dropped = relabeled.dropped;
+            out.extraction_errors = relabeled
+                .dropped_families
+                .into_iter()
+                .map(|name| (name, "name_collision"))
+                .collect();
+            out.passthrough = Some(Arc::new(relabeled.families));
+        }
+    }
+    Ok(out)
+}
+
+/// One poll of `target`, start to finish.
+pub async fn poll_once(target: &Arc<Target>, client: &reqwest::Client, ctx: &PollContext) -> Outcome {
+    let start = Instant::now();
+    let fetched = tokio::time::timeout(target.timeout, fetch(target, client, ctx.max_body_bytes)).await;
+    let mut outcome = match fetched {
+        Err(_) => Outcome::failed(
+            PollResult::Timeout,
+            0,
+            0,
+            format!("no complete response within {}", humantime::format_duration(target.timeout)),
+        ),
+        Ok(Err(failed)) => failed,
+        Ok(Ok((status, body))) => {
+            let size = body.len() as u64;
+            let processed = if body.len() > INLINE_PARSE_LIMIT {
+                let (t, c) = (target.clone(), ctx.clone());
+                tokio::task::spawn_blocking(move || process_body(&t, &c, &body))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("extraction task failed: {e}")))
+            } else {
+                process_body(target, ctx, &body)
+            };
+            match processed {
+                Ok(mut o) => {
+                    o.status = status;
+                    o
+                }
+                Err(e) => Outcome::failed(PollResult::InvalidBody, status, size, e),
+            }
+        }
+    };
+    outcome.duration = start.elapsed().as_secs_f64();
+    outcome
+}
+
+/// Publishes a poll's outcome; logs only when the target goes down or recovers.
+pub fn publish(store: &Store, target: &Target, outcome: Outcome) {
+    let mut inner = store.write();
+    let state = inner.targets.entry(target.name.clone()).or_default();
+    let was_up = state.up;
+    let first = !state.polled;
+    state.url = redact(&target.url);
+    state.polled = true;
+    state.poll_duration = outcome.duration;
+    state.http_status = outcome.status;
+    state.response_size = outcome.size;
+    *state.polls.entry(outcome.result).or_default() += 1;
+    for key in outcome.extraction_errors {
+        *state.extraction_errors.entry(key).or_default() += 1;
+    }
+    state.dropped += outcome.dropped;
+    if outcome.result == PollResult::Success {
+        state.up = true;
+        state.last_success = Some(unix_now());
+        state.last_error = None;
+        state.series = outcome.series;
+        state.families = Arc::new(outcome.families);
+        state.passthrough = outcome.passthrough;
+        if !was_up && !first {
+            tracing::info!(target_name = %target.name, "target recovered");
+        }
+    } else {
+        let error = outcome.error.unwrap_or_default();
+        state.up = false;
+        state.series = 0;
+        state.families = Arc::new(Vec::new());
+        state.passthrough = None;
+        if was_up || first {
+            tracing::warn!(target_name = %target.name, result = outcome.result.as_str(), error = %error, "target down");
+        }
+        state.last_error = Some(error);
+    }
+}
+
+/// The URL as shown on `/` and `/-/status`: no user info.
+pub fn redact(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.to_string()
+}
+
+/// A stable offset in `[0, interval/10)` so targets don't fire in step.
+fn jitter(name: &str, interval: Duration) -> Duration {
+    let hash = name
+        .bytes()
+        .fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
+    let span = (interval.as_millis() / 10).max(1) as u64;
+    Duration::from_millis(hash % span)
+}
+
+/// Polls `target` until `shutdown` changes; the first poll starts at once and
+/// calls `first_done` when finished (the readiness latch counts these).
+pub async fn run(
+    target: Arc<Target>,
+    client: reqwest::Client,
+    ctx: PollContext,
+    store: Arc<Store>,
+    first_done: impl FnOnce(),
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let outcome = poll_once(&target, &client, &ctx).await;
+    publish(&store, &target, outcome);
+    first_done();
+    let start = tokio::time::Instant::now() + target.interval + jitter(&target.name, target.interval);
+    let mut ticks = tokio::time::interval_at(start, target.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        tokio::select! {
+            outcome = poll_once(&target, &client, &ctx) => publish(&store, &target, outcome),
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_strips_credentials() {
+        let u = reqwest::Url::parse("http://user:pw@127.0.0.1:8080/health?x=1").unwrap();
+        assert_eq!(redact(&u), "http://127.0.0.1:8080/health?x=1");
+    }
+
+    #[test]
+    fn jitter_is_bounded_and_stable() {
+        let i = Duration::from_secs(10);
+        for name in ["a", "checkout", "payments-api"] {
+            let j = jitter(name, i);
+            assert!(j < Duration::from_secs(1));
+            assert_eq!(j, jitter(name, i));
+        }
+        assert_ne!(jitter("a", i), jitter("b", i));
+    }
+}
