@@ -282,35 +282,38 @@ impl Supervisor {
             return Ok(());
         }
         let result = self.try_reload(&text);
-        let mut inner = self.state.store.write();
-        inner.reload.last_attempt = Some(unix_now());
-        match result {
-            Ok(prepared) => {
-                inner.reload.last_successful = true;
-                inner.reload.last_success_timestamp = unix_now();
-                inner.reload.last_error = None;
-                drop(inner);
-                self.last_text = text;
-                let (targets, collectors) = source_names(&prepared.0.config, prepared.0.host.as_ref());
-                self.state.store.retain_sources(&targets, &collectors);
-                if let Some(old) = self.sources.take() {
-                    old.stop().await;
+        {
+            let mut inner = self.state.store.write();
+            let now = unix_now();
+            inner.reload.last_attempt = Some(now);
+            inner.reload.last_successful = result.is_ok();
+            match &result {
+                Ok(_) => {
+                    inner.reload.last_success_timestamp = now;
+                    inner.reload.last_error = None;
                 }
-                let config = prepared.0.config.clone();
-                self.state.renderer.swap_pipeline(prepared.1);
-                self.state.config.store(config);
-                self.sources = Some(Sources::launch(prepared.0, &self.options.roots, &self.state.store, &self.state.ready));
-                tracing::info!(file = %path.display(), "config reloaded");
-                Ok(())
-            }
-            Err(e) => {
-                inner.reload.last_successful = false;
-                inner.reload.last_error = Some(e.clone());
-                drop(inner);
-                tracing::error!(file = %path.display(), error = %e, "config reload failed; the previous config keeps running");
-                Err(e)
+                Err(e) => inner.reload.last_error = Some(e.clone()),
             }
         }
+        let (prepared, pipeline) = match result {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "config reload failed; the previous config keeps running");
+                return Err(e);
+            }
+        };
+        self.last_text = text;
+        let (targets, collectors) = source_names(&prepared.config, prepared.host.as_ref());
+        self.state.store.retain_sources(&targets, &collectors);
+        if let Some(old) = self.sources.take() {
+            old.stop().await;
+        }
+        let config = prepared.config.clone();
+        self.state.renderer.swap_pipeline(pipeline);
+        self.state.config.store(config);
+        self.sources = Some(Sources::launch(prepared, &self.options.roots, &self.state.store, &self.state.ready));
+        tracing::info!(file = %path.display(), "config reloaded");
+        Ok(())
     }
 
     fn try_reload(&self, text: &str) -> Result<(Prepared, Pipeline), String> {

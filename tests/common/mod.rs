@@ -1,0 +1,243 @@
+//! Shared helpers for integration tests: a scriptable local HTTP target and
+//! remora started in-process on port 0.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// What a route of the fake target answers.
+#[derive(Clone, Debug)]
+pub enum Reply {
+    /// Status, content type, body.
+    Body(u16, &'static str, String),
+    /// Never answers.
+    Hang,
+    /// Redirects to itself forever.
+    RedirectLoop,
+    /// A body of N bytes streamed without Content-Length.
+    Huge(usize),
+}
+
+impl Reply {
+    pub fn json(body: &str) -> Self {
+        Reply::Body(200, "application/json", body.to_string())
+    }
+}
+
+/// A local HTTP server whose routes can be changed while it runs.
+pub struct FakeTarget {
+    pub addr: SocketAddr,
+    routes: Arc<Mutex<HashMap<String, Reply>>>,
+    pub hits: Arc<Mutex<HashMap<String, usize>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeTarget {
+    pub async fn start() -> Self {
+        remora::targets::client::install_crypto_provider();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
+        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let (r, h) = (routes.clone(), hits.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let (r, h) = (r.clone(), h.clone());
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let (r, h) = (r.clone(), h.clone());
+                        async move {
+                            let path = req.uri().path().to_string();
+                            *h.lock().unwrap().entry(path.clone()).or_default() += 1;
+                            let reply = r.lock().unwrap().get(&path).cloned();
+                            let resp = match reply {
+                                None => Response::builder().status(404).body(Full::new(Bytes::from("nope"))).unwrap(),
+                                Some(Reply::Body(status, ctype, body)) => Response::builder()
+                                    .status(StatusCode::from_u16(status).unwrap())
+                                    .header("content-type", ctype)
+                                    .body(Full::new(Bytes::from(body)))
+                                    .unwrap(),
+                                Some(Reply::Hang) => {
+                                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                                    unreachable!()
+                                }
+                                Some(Reply::RedirectLoop) => Response::builder()
+                                    .status(302)
+                                    .header("location", path.as_str())
+                                    .body(Full::new(Bytes::new()))
+                                    .unwrap(),
+                                Some(Reply::Huge(n)) => Response::builder()
+                                    .status(200)
+                                    .body(Full::new(Bytes::from(vec![b' '; n])))
+                                    .unwrap(),
+                            };
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        FakeTarget { addr, routes, hits, task }
+    }
+
+    pub fn set(&self, path: &str, reply: Reply) {
+        self.routes.lock().unwrap().insert(path.to_string(), reply);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+/// remora running in-process on 127.0.0.1:0.
+pub struct Remora {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+pub struct Start {
+    pub lifecycle: bool,
+    pub watch: bool,
+    pub web_config: Option<String>,
+    /// Put the config behind a Kubernetes-style `..data` symlink.
+    pub configmap: bool,
+}
+
+impl Default for Start {
+    fn default() -> Self {
+        Start { lifecycle: false, watch: false, web_config: None, configmap: false }
+    }
+}
+
+impl Remora {
+    pub async fn start(config: &str) -> Self {
+        Self::start_with(config, Start::default()).await
+    }
+
+    pub async fn start_with(config: &str, opts: Start) -> Self {
+        remora::targets::client::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = if opts.configmap {
+            let v1 = dir.path().join("..2026_11_21_v1");
+            std::fs::create_dir(&v1).unwrap();
+            std::fs::write(v1.join("exporter.yaml"), config).unwrap();
+            std::os::unix::fs::symlink("..2026_11_21_v1", dir.path().join("..data")).unwrap();
+            std::os::unix::fs::symlink("..data/exporter.yaml", dir.path().join("exporter.yaml")).unwrap();
+            dir.path().join("exporter.yaml")
+        } else {
+            let p = dir.path().join("exporter.yaml");
+            std::fs::write(&p, config).unwrap();
+            p
+        };
+        let web_config = opts.web_config.map(|text| {
+            let p = dir.path().join("web.yml");
+            std::fs::write(&p, text).unwrap();
+            p
+        });
+        let cfg = remora::config::load_file(&config_path, &remora::config::process_env).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let options = remora::app::Options {
+            config_file: config_path.clone(),
+            metrics_path: None,
+            web_config,
+            lifecycle: opts.lifecycle,
+            roots: remora::host::Roots::default(),
+            watch: opts.watch,
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            remora::app::run(cfg, options, listener, async move {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        let r = Remora { addr, dir, config_path, stop: Some(tx), task: Some(task) };
+        r.wait_ready().await;
+        r
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = reqwest::get(self.url("/-/ready")).await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("remora did not become ready");
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics")).await.unwrap().text().await.unwrap()
+    }
+
+    /// Scrapes until `pred` holds (at most `secs` seconds); returns the last scrape.
+    pub async fn metrics_until(&self, secs: u64, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let m = self.metrics().await;
+            if pred(&m) || Instant::now() > deadline {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), t).await.expect("remora did not stop").unwrap();
+        }
+    }
+}
+
+/// The value of the first sample line starting with `prefix` (name and labels).
+pub fn sample(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Path to a shared peer folder, or None (with a message) outside this workplace.
+pub fn shared(path: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("shared").join(path);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("SKIP: {} not found (../shared/ is not beside this checkout)", p.display());
+        None
+    }
+}
