@@ -409,7 +409,10 @@ fn network_matches_proc_net_dev() {
 }
 
 /// The test process's own cgroup: (cpu seconds, memory usage, memory limit) read straight from the files.
-fn own_cgroup() -> Option<(Box<dyn Fn() -> f64>, Box<dyn Fn() -> f64>, Option<f64>)> {
+/// Reads one number from the cgroup files.
+type Reader = Box<dyn Fn() -> f64>;
+
+fn own_cgroup() -> Option<(Reader, Reader, Option<f64>)> {
     let root = PathBuf::from("/sys/fs/cgroup");
     let cg = read("/proc/self/cgroup");
     let pick = |base: PathBuf, path: &str| {

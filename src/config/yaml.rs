@@ -129,8 +129,9 @@ impl MarkedEventReceiver for Builder {
                         mark,
                         kind: NodeKind::Seq(items),
                     },
+                    // Block mappings are reported at the first ':'; point at the first key instead.
                     Some(Frame::Map(mark, entries, _)) => Node {
-                        mark,
+                        mark: entries.first().map_or(mark, |(k, _)| k.mark),
                         kind: NodeKind::Map(entries),
                     },
                     None => return,

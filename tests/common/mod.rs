@@ -241,3 +241,20 @@ pub fn shared(path: &str) -> Option<PathBuf> {
         None
     }
 }
+
+/// A tool from PATH (installed by the README's test command). Missing: a
+/// failure under CI, a loud skip on a developer's machine.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        if std::env::var_os("CI").is_some() {
+            panic!("{name} is not installed; the README's test command installs it");
+        }
+        eprintln!("SKIP: {name} not found; run the README's test command to install it");
+    }
+    found
+}

@@ -8,6 +8,7 @@ exits non-zero on a failure. Needs PyYAML (installed with kubernetes-validate).
     k8s_checks.py crds BUILD                  PodMonitor / PrometheusRule structure
     k8s_checks.py sync-rules [--check]        (re)generate k8s/prometheus/prometheusrule.yaml
     k8s_checks.py rule-meta                   severity, summary, description, runbook_url
+    k8s_checks.py metric-names                rules and dashboard use only metrics remora serves
     k8s_checks.py alert-coverage              every alert tested firing and not firing
     k8s_checks.py readme-anchors              README headings for every runbook_url anchor
     k8s_checks.py scrape-job BUILD PROM TOOL  the plain scrape job's relabeling in a real Prometheus
@@ -492,6 +493,71 @@ def cmd_rule_meta() -> None:
         errors.append(f"no alerts in {RULES_FILE}")
     fail_if(errors)
     print(f"  {len(names)} alerts, each with severity, summary, description and runbook_url")
+
+
+# What remora serves (SPEC sections 7 and 8, as Prometheus names), besides the series
+# the example exporter.yaml extracts and Prometheus's own `up`.
+SERVED_METRICS = {
+    "up", "target_info",
+    "remora_build_info", "remora_target_up", "remora_target_poll_duration_seconds",
+    "remora_target_polls_total", "remora_target_http_status_code", "remora_target_response_size_bytes",
+    "remora_target_last_success_timestamp_seconds", "remora_target_series",
+    "remora_extraction_errors_total", "remora_series_dropped_total", "remora_collector_up",
+    "remora_collector_duration_seconds", "remora_config_last_reload_successful",
+    "remora_config_last_reload_success_timestamp_seconds",
+    "process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
+    "process_open_fds", "process_max_fds", "process_start_time_seconds",
+    "container_cpu_time_seconds_total", "container_cpu_throttled_time_seconds_total",
+    "container_cpu_limit", "container_memory_usage_bytes", "container_memory_limit_bytes",
+    "container_memory_working_set_bytes",
+    "process_cpu_time_seconds_total", "process_memory_usage_bytes", "process_memory_virtual_bytes",
+    "process_thread_count", "process_unix_file_descriptor_count", "process_uptime_seconds",
+    "process_count", "k8s_container_memory_limit_bytes", "k8s_container_cpu_limit",
+}
+_UNIT_SUFFIX = {"s": "_seconds", "By": "_bytes", "1": "_ratio"}
+_PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset",
+                 "and", "or", "unless", "inf", "nan"}
+
+
+def example_metrics() -> set[str]:
+    """Prometheus names of the instruments the example exporter.yaml defines."""
+    cfg = load_yaml(Path("k8s/base/exporter.yaml"))
+    out = set()
+    for t in cfg.get("targets") or []:
+        for m in t.get("metrics") or []:
+            names = [m["name"]] if "values" not in m else [f"{m['name']}.{k}" for k in m["values"]]
+            for n in names:
+                n = n.replace(".", "_") + _UNIT_SUFFIX.get(str(m.get("unit", "")), "")
+                out.add(n + ("_total" if m.get("kind") == "counter" else ""))
+    return out
+
+
+def metric_names(expr: str) -> set[str]:
+    e = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    e = re.sub(r"\{[^}]*\}", " ", e)
+    e = re.sub(r"\[[^\]]*\]", " ", e)
+    e = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", e)
+    names = set()
+    for m in re.finditer(r"(?<![\w.])([a-zA-Z_:][a-zA-Z0-9_:]*)(\s*\()?", e):
+        if m.group(2) or m.group(1).lower() in _PROMQL_WORDS:
+            continue
+        names.add(m.group(1))
+    return names
+
+
+def cmd_metric_names() -> None:
+    known = SERVED_METRICS | example_metrics()
+    dash = json.loads(DASHBOARD_FILE.read_text(encoding="utf-8"))
+    exprs = [(f"alert {r.get('alert')}", r["expr"]) for r in all_rules()]
+    exprs += [(w, substitute_grafana(e)) for w, e in dashboard_exprs(dash)]
+    errors, used = [], set()
+    for where, expr in exprs:
+        for n in metric_names(expr):
+            used.add(n)
+            if n not in known:
+                errors.append(f"{where}: {n} is not a metric remora serves")
+    fail_if(errors)
+    print(f"  {len(used)} metric names used, all served by remora or defined by the example exporter.yaml")
 
 
 def cmd_alert_coverage() -> None:
@@ -1263,6 +1329,8 @@ def main(argv: list[str]) -> int:
             cmd_sync_rules("--check" in args)
         elif cmd == "rule-meta":
             cmd_rule_meta()
+        elif cmd == "metric-names":
+            cmd_metric_names()
         elif cmd == "alert-coverage":
             cmd_alert_coverage()
         elif cmd == "readme-anchors":

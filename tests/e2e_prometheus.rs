@@ -1,0 +1,178 @@
+//! End to end: the demo app, remora polling it, and a real Prometheus server
+//! scraping remora. Checked through Prometheus's HTTP API.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kills the child when dropped, so a failing test leaves nothing behind.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn demo_app_binary() -> PathBuf {
+    // tests live in target/<profile>/deps; examples in target/<profile>/examples.
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let p = dir.join("examples").join("demo_app");
+    if !p.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", "demo_app"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    p
+}
+
+fn start_demo_app() -> (Proc, String) {
+    let mut child = Command::new(demo_app_binary())
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on ").unwrap().to_string();
+    (Proc(child), addr)
+}
+
+async fn query(client: &reqwest::Client, prom: &str, q: &str) -> Vec<serde_json::Value> {
+    let mut url = reqwest::Url::parse(&format!("http://{prom}/api/v1/query")).unwrap();
+    url.query_pairs_mut().append_pair("query", q);
+    let resp = client.get(url).send().await;
+    let Ok(resp) = resp else { return Vec::new() };
+    let v: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap_or_default()).unwrap_or_default();
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+fn value(sample: &serde_json::Value) -> f64 {
+    sample["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+/// Queries until `pred` holds on the result, at most `secs`.
+async fn wait_for(
+    client: &reqwest::Client,
+    prom: &str,
+    q: &str,
+    secs: u64,
+    pred: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let r = query(client, prom, q).await;
+        if pred(&r) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {q}: last result {r:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn prometheus_scrapes_remora_polling_the_demo_app() {
+    let Some(prometheus) = common::tool("prometheus") else { return };
+    remora::targets::client::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut app, app_addr) = start_demo_app();
+
+    let config = format!(
+        r#"
+global: {{interval: 1s, timeout: 900ms}}
+host: {{collectors: [memory, cpu]}}
+targets:
+  - name: demo-health
+    url: http://{app_addr}/health
+    metrics:
+      - name: app.dependency.latency
+        unit: s
+        each: $.checks.*
+        path: $.latency_ms
+        scale: 0.001
+        labels: {{dependency: "{{@key}}"}}
+      - name: app.dependency.health
+        kind: stateset
+        states: [healthy, degraded, unhealthy]
+        each: $.checks.*
+        path: $.status
+        labels: {{dependency: "{{@key}}"}}
+"#
+    );
+    let cfg = dir.path().join("exporter.yaml");
+    std::fs::write(&cfg, config).unwrap();
+    let remora_port = free_port();
+    let _remora = Proc(
+        Command::new(env!("CARGO_BIN_EXE_remora"))
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{remora_port}"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let prom_port = free_port();
+    let prom_cfg = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &prom_cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: remora\n    static_configs:\n      - targets: ['127.0.0.1:{remora_port}']\n"
+        ),
+    )
+    .unwrap();
+    let _prom = Proc(
+        Command::new(prometheus)
+            .arg(format!("--config.file={}", prom_cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let prom = format!("127.0.0.1:{prom_port}");
+    let client = reqwest::Client::new();
+
+    // Prometheus ingested remora's own series...
+    let r = wait_for(&client, &prom, "remora_build_info", 60, |r| !r.is_empty()).await;
+    assert_eq!(value(&r[0]), 1.0);
+    assert_eq!(r[0]["metric"]["job"], "remora");
+    let r = wait_for(&client, &prom, "up{job=\"remora\"}", 10, |r| !r.is_empty()).await;
+    assert_eq!(value(&r[0]), 1.0, "Prometheus could parse remora's response");
+    // ...the dependency latency and the state set...
+    let r = wait_for(&client, &prom, "app_dependency_latency_seconds{dependency=\"database\"}", 20, |r| !r.is_empty()).await;
+    let latency = value(&r[0]);
+    assert!(latency > 0.004 && latency < 0.01, "database latency {latency}");
+    assert_eq!(r[0]["metric"]["target"], "demo-health");
+    let r = wait_for(&client, &prom, "app_dependency_health{dependency=\"redis\"} == 1", 20, |r| !r.is_empty()).await;
+    assert_eq!(r[0]["metric"]["state"], "healthy");
+    // ...and host series.
+    wait_for(&client, &prom, "system_memory_usage_bytes", 20, |r| !r.is_empty()).await;
+
+    // A dependency fails: the state set follows.
+    let resp = client.post(format!("http://{app_addr}/fail/redis")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    wait_for(&client, &prom, "app_dependency_health{dependency=\"redis\",state=\"unhealthy\"} == 1", 20, |r| !r.is_empty()).await;
+
+    // The app stops: target down, extracted series go stale.
+    let _ = app.0.kill();
+    let _ = app.0.wait();
+    wait_for(&client, &prom, "remora_target_up{target=\"demo-health\"} == 0", 20, |r| !r.is_empty()).await;
+    wait_for(&client, &prom, "app_dependency_latency_seconds", 20, |r| r.is_empty()).await;
+    wait_for(&client, &prom, "app_dependency_health", 20, |r| r.is_empty()).await;
+    // remora's own series are still there.
+    let r = query(&client, &prom, "remora_target_polls_total{target=\"demo-health\",result=\"connect_error\"} > 0").await;
+    assert!(!r.is_empty());
+}
