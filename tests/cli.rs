@@ -25,24 +25,57 @@ fn version() {
 #[test]
 fn check_good_and_bad() {
     let dir = tempfile::tempdir().unwrap();
-    let good = write(&dir, "good.yaml", "targets:\n  - {name: a, url: http://127.0.0.1:1/, metrics: [{name: m, path: $.a}]}\n");
-    let out = Command::new(BIN).args(["check", &format!("--config.file={}", good.display())]).output().unwrap();
+    let good = write(
+        &dir,
+        "good.yaml",
+        "targets:\n  - {name: a, url: http://127.0.0.1:1/, metrics: [{name: m, path: $.a}]}\n",
+    );
+    let out = Command::new(BIN)
+        .args(["check", &format!("--config.file={}", good.display())])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    assert!(stdout.contains("OK: 1 target(s), 1 metric rule(s)"), "{stdout}");
+    assert!(
+        stdout.contains("OK: 1 target(s), 1 metric rule(s)"),
+        "{stdout}"
+    );
 
-    let bad = write(&dir, "bad.yaml", "global:\n  intreval: 10s\n  timeout: soon\ntargets:\n  - name: a\n");
-    let out = Command::new(BIN).args(["check", "--config.file", bad.to_str().unwrap()]).output().unwrap();
+    let bad = write(
+        &dir,
+        "bad.yaml",
+        "global:\n  intreval: 10s\n  timeout: soon\ntargets:\n  - name: a\n",
+    );
+    let out = Command::new(BIN)
+        .args(["check", "--config.file", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let p = bad.display();
-    assert!(stderr.contains(&format!("{p}:2:3: global.intreval: unknown key (did you mean \"interval\"?")), "{stderr}");
-    assert!(stderr.contains(&format!("{p}:3:12: global.timeout: \"soon\" is not a duration")), "{stderr}");
-    assert!(stderr.contains(&format!("{p}:5:5: targets[0].url: missing")), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{p}:2:3: global.intreval: unknown key (did you mean \"interval\"?"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{p}:3:12: global.timeout: \"soon\" is not a duration"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{p}:5:5: targets[0].url: missing")),
+        "{stderr}"
+    );
     assert!(stderr.contains("targets[0].metrics: missing"), "{stderr}");
 
-    let out = Command::new(BIN).args(["check", "--config.file=/nonexistent/x.yaml"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config.file=/nonexistent/x.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.yaml: cannot read"));
 }
@@ -50,31 +83,53 @@ fn check_good_and_bad() {
 #[test]
 fn repository_config_checks() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/exporter.yaml");
-    let out = Command::new(BIN).args(["check", &format!("--config.file={path}")]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["check", &format!("--config.file={path}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn once_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(&dir, "c.yaml", "host: {collectors: [memory]}\n");
-    let out = Command::new(BIN).args(["once", &format!("--config.file={}", cfg.display())]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .args(["once", &format!("--config.file={}", cfg.display())])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("remora_build_info{"));
     assert!(text.contains("system_memory_usage_bytes{"), "{text}");
 
     let cfg = write(&dir, "d.yaml", "host: {enabled: false}\ntargets:\n  - {name: a, url: http://127.0.0.1:1/, metrics: [{name: m, path: $.a}]}\n");
-    let out = Command::new(BIN).args(["once", &format!("--config.file={}", cfg.display())]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["once", &format!("--config.file={}", cfg.display())])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("remora_target_up{target=\"a\"} 0"));
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-/// Starts the binary; returns it once `/-/ready` answers 200.
+/// Starts the binary; returns it once `/-/ready` answers 200 (the caller waits for it).
+#[allow(clippy::zombie_processes)]
 fn spawn(args: &[String]) -> (std::process::Child, u16) {
     let port = free_port();
     let mut cmd = Command::new(BIN);
@@ -82,7 +137,7 @@ fn spawn(args: &[String]) -> (std::process::Child, u16) {
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let child = cmd.spawn().unwrap();
+    let mut child = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
@@ -94,7 +149,11 @@ fn spawn(args: &[String]) -> (std::process::Child, u16) {
                 return (child, port);
             }
         }
-        assert!(Instant::now() < deadline, "remora did not become ready");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("remora did not become ready");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -103,7 +162,10 @@ fn spawn(args: &[String]) -> (std::process::Child, u16) {
 fn sigterm_drains_and_exits_zero_with_json_logs() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(&dir, "c.yaml", "host: {enabled: false}\ntargets:\n  - {name: a, url: 'http://user:hunter2@127.0.0.1:1/', metrics: [{name: m, path: $.a}]}\n");
-    let (mut child, _port) = spawn(&[format!("--config.file={}", cfg.display()), "--log.format=json".into()]);
+    let (mut child, _port) = spawn(&[
+        format!("--config.file={}", cfg.display()),
+        "--log.format=json".into(),
+    ]);
     let pid = child.id() as i32;
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -112,19 +174,34 @@ fn sigterm_drains_and_exits_zero_with_json_logs() {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        assert!(start.elapsed() < Duration::from_secs(8), "remora did not exit after SIGTERM");
+        assert!(
+            start.elapsed() < Duration::from_secs(8),
+            "remora did not exit after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(status.code(), Some(0));
     let stderr = child.stderr.take().unwrap();
-    let lines: Vec<String> = BufReader::new(stderr).lines().map_while(Result::ok).collect();
+    let lines: Vec<String> = BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .collect();
     assert!(!lines.is_empty());
     for line in &lines {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
-        assert!(v["ts"].is_string() && v["level"].is_string() && v["msg"].is_string(), "{line}");
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert!(
+            v["ts"].is_string() && v["level"].is_string() && v["msg"].is_string(),
+            "{line}"
+        );
         assert!(!line.contains("hunter2"), "a secret was logged: {line}");
     }
-    assert!(lines.iter().any(|l| l.contains("\"target down\"") && l.contains("\"target\":\"a\"")), "{lines:#?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"target down\"") && l.contains("\"target\":\"a\"")),
+        "{lines:#?}"
+    );
 }
 
 #[test]
@@ -135,8 +212,13 @@ fn logfmt_is_the_default() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     assert_eq!(child.wait().unwrap().code(), Some(0));
     let mut first = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut first).unwrap();
-    assert!(first.starts_with("ts=") && first.contains(" level=info msg="), "{first}");
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(
+        first.starts_with("ts=") && first.contains(" level=info msg="),
+        "{first}"
+    );
 }
 
 /// These semantic-convention names end in `.count`; promtool's lint wants
@@ -151,9 +233,18 @@ const SEMCONV_COUNT_NAMES: [&str; 4] = [
 
 #[test]
 fn promtool_finds_nothing_to_complain_about() {
-    let Some(promtool) = common::tool("promtool") else { return };
+    let Some(promtool) = common::tool("promtool") else {
+        return;
+    };
     let out = Command::new(BIN)
-        .args(["once", concat!("--config.file=", env!("CARGO_MANIFEST_DIR"), "/exporter.yaml")])
+        .args([
+            "once",
+            concat!(
+                "--config.file=",
+                env!("CARGO_MANIFEST_DIR"),
+                "/exporter.yaml"
+            ),
+        ])
         .output()
         .unwrap();
     let text = out.stdout;
@@ -168,11 +259,19 @@ fn promtool_finds_nothing_to_complain_about() {
     use std::io::Write;
     child.stdin.take().unwrap().write_all(&text).unwrap();
     let out = child.wait_with_output().unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let complaints: Vec<&str> = report
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .filter(|l| !SEMCONV_COUNT_NAMES.iter().any(|n| l.starts_with(&format!("{n} non-histogram"))))
+        .filter(|l| {
+            !SEMCONV_COUNT_NAMES
+                .iter()
+                .any(|n| l.starts_with(&format!("{n} non-histogram")))
+        })
         .collect();
     assert!(complaints.is_empty(), "promtool: {complaints:#?}");
 }

@@ -19,7 +19,11 @@ impl Drop for Proc {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn demo_app_binary() -> PathBuf {
@@ -45,8 +49,14 @@ fn start_demo_app() -> (Proc, String) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").unwrap().to_string();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
     (Proc(child), addr)
 }
 
@@ -55,7 +65,8 @@ async fn query(client: &reqwest::Client, prom: &str, q: &str) -> Vec<serde_json:
     url.query_pairs_mut().append_pair("query", q);
     let resp = client.get(url).send().await;
     let Ok(resp) = resp else { return Vec::new() };
-    let v: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap_or_default()).unwrap_or_default();
+    let v: serde_json::Value =
+        serde_json::from_str(&resp.text().await.unwrap_or_default()).unwrap_or_default();
     v["data"]["result"].as_array().cloned().unwrap_or_default()
 }
 
@@ -77,14 +88,19 @@ async fn wait_for(
         if pred(&r) {
             return r;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {q}: last result {r:?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {q}: last result {r:?}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
 #[tokio::test]
 async fn prometheus_scrapes_remora_polling_the_demo_app() {
-    let Some(prometheus) = common::tool("prometheus") else { return };
+    let Some(prometheus) = common::tool("prometheus") else {
+        return;
+    };
     remora::targets::client::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let (mut app, app_addr) = start_demo_app();
@@ -135,7 +151,10 @@ targets:
     let _prom = Proc(
         Command::new(prometheus)
             .arg(format!("--config.file={}", prom_cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -150,29 +169,82 @@ targets:
     assert_eq!(value(&r[0]), 1.0);
     assert_eq!(r[0]["metric"]["job"], "remora");
     let r = wait_for(&client, &prom, "up{job=\"remora\"}", 10, |r| !r.is_empty()).await;
-    assert_eq!(value(&r[0]), 1.0, "Prometheus could parse remora's response");
+    assert_eq!(
+        value(&r[0]),
+        1.0,
+        "Prometheus could parse remora's response"
+    );
     // ...the dependency latency and the state set...
-    let r = wait_for(&client, &prom, "app_dependency_latency_seconds{dependency=\"database\"}", 20, |r| !r.is_empty()).await;
+    let r = wait_for(
+        &client,
+        &prom,
+        "app_dependency_latency_seconds{dependency=\"database\"}",
+        20,
+        |r| !r.is_empty(),
+    )
+    .await;
     let latency = value(&r[0]);
-    assert!(latency > 0.004 && latency < 0.01, "database latency {latency}");
+    assert!(
+        latency > 0.004 && latency < 0.01,
+        "database latency {latency}"
+    );
     assert_eq!(r[0]["metric"]["target"], "demo-health");
-    let r = wait_for(&client, &prom, "app_dependency_health{dependency=\"redis\"} == 1", 20, |r| !r.is_empty()).await;
+    let r = wait_for(
+        &client,
+        &prom,
+        "app_dependency_health{dependency=\"redis\"} == 1",
+        20,
+        |r| !r.is_empty(),
+    )
+    .await;
     assert_eq!(r[0]["metric"]["state"], "healthy");
     // ...and host series.
-    wait_for(&client, &prom, "system_memory_usage_bytes", 20, |r| !r.is_empty()).await;
+    wait_for(&client, &prom, "system_memory_usage_bytes", 20, |r| {
+        !r.is_empty()
+    })
+    .await;
 
     // A dependency fails: the state set follows.
-    let resp = client.post(format!("http://{app_addr}/fail/redis")).send().await.unwrap();
+    let resp = client
+        .post(format!("http://{app_addr}/fail/redis"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    wait_for(&client, &prom, "app_dependency_health{dependency=\"redis\",state=\"unhealthy\"} == 1", 20, |r| !r.is_empty()).await;
+    wait_for(
+        &client,
+        &prom,
+        "app_dependency_health{dependency=\"redis\",state=\"unhealthy\"} == 1",
+        20,
+        |r| !r.is_empty(),
+    )
+    .await;
 
     // The app stops: target down, extracted series go stale.
     let _ = app.0.kill();
     let _ = app.0.wait();
-    wait_for(&client, &prom, "remora_target_up{target=\"demo-health\"} == 0", 20, |r| !r.is_empty()).await;
-    wait_for(&client, &prom, "app_dependency_latency_seconds", 20, |r| r.is_empty()).await;
-    wait_for(&client, &prom, "app_dependency_health", 20, |r| r.is_empty()).await;
+    wait_for(
+        &client,
+        &prom,
+        "remora_target_up{target=\"demo-health\"} == 0",
+        20,
+        |r| !r.is_empty(),
+    )
+    .await;
+    wait_for(&client, &prom, "app_dependency_latency_seconds", 20, |r| {
+        r.is_empty()
+    })
+    .await;
+    wait_for(&client, &prom, "app_dependency_health", 20, |r| {
+        r.is_empty()
+    })
+    .await;
     // remora's own series are still there.
-    let r = query(&client, &prom, "remora_target_polls_total{target=\"demo-health\",result=\"connect_error\"} > 0").await;
+    let r = query(
+        &client,
+        &prom,
+        "remora_target_polls_total{target=\"demo-health\",result=\"connect_error\"} > 0",
+    )
+    .await;
     assert!(!r.is_empty());
 }

@@ -72,20 +72,27 @@ const GOOD_RULES: &str = r#"
 
 #[tokio::test]
 async fn good_json_matches_json_exporter() {
-    let Some(dir) = shared("peers/json_exporter") else { return };
+    let Some(dir) = shared("peers/json_exporter") else {
+        return;
+    };
     let json = std::fs::read_to_string(dir.join("test/serve/good.json")).unwrap();
     let expected = std::fs::read_to_string(dir.join("test/response/good.txt")).unwrap();
     let names = names_of(&expected);
     let m = run(&json, GOOD_RULES).await;
     assert_eq!(samples(&m, &names), samples(&expected, &names), "{m}");
-    assert!(m.contains("# TYPE example_value_count_total counter"), "{m}");
+    assert!(
+        m.contains("# TYPE example_value_count_total counter"),
+        "{m}"
+    );
 }
 
 /// json_exporter answers 500 for the whole scrape; remora serves every other
 /// series, keeps the first of the repeated ones and counts the rest.
 #[tokio::test]
 async fn repeated_metric_keeps_everything_else() {
-    let Some(dir) = shared("peers/json_exporter") else { return };
+    let Some(dir) = shared("peers/json_exporter") else {
+        return;
+    };
     let json = std::fs::read_to_string(dir.join("test/serve/repeat-metric.json")).unwrap();
     let expected = std::fs::read_to_string(dir.join("test/response/good.txt")).unwrap();
     let names = names_of(&expected);
@@ -106,9 +113,14 @@ async fn repeated_metric_keeps_everything_else() {
 
 #[tokio::test]
 async fn readme_default_module() {
-    let Some(dir) = shared("peers/json_exporter") else { return };
+    let Some(dir) = shared("peers/json_exporter") else {
+        return;
+    };
     let json = std::fs::read_to_string(dir.join("examples/data.json")).unwrap();
-    let expected = std::fs::read_to_string(dir.join("expected_from_readme/default_module__examples_data.json.txt")).unwrap();
+    let expected = std::fs::read_to_string(
+        dir.join("expected_from_readme/default_module__examples_data.json.txt"),
+    )
+    .unwrap();
     let names = names_of(&expected);
     let rules = r#"
       - name: example_global_value
@@ -129,14 +141,22 @@ async fn readme_default_module() {
     let m = run(&json, rules).await;
     assert_eq!(samples(&m, &names), samples(&expected, &names), "{m}");
     assert!(!m.contains("example_missing_key"), "{m}");
-    assert!(!m.contains("remora_extraction_errors_total{"), "an optional missing key is no error: {m}");
+    assert!(
+        !m.contains("remora_extraction_errors_total{"),
+        "an optional missing key is no error: {m}"
+    );
 }
 
 #[tokio::test]
 async fn readme_animals_module() {
-    let Some(dir) = shared("peers/json_exporter") else { return };
+    let Some(dir) = shared("peers/json_exporter") else {
+        return;
+    };
     let json = std::fs::read_to_string(dir.join("examples/animal-data.json")).unwrap();
-    let expected = std::fs::read_to_string(dir.join("expected_from_readme/animals_module__examples_animal-data.json.txt")).unwrap();
+    let expected = std::fs::read_to_string(
+        dir.join("expected_from_readme/animals_module__examples_animal-data.json.txt"),
+    )
+    .unwrap();
     let names = names_of(&expected);
     let rules = r#"
       - name: animal
@@ -152,7 +172,9 @@ async fn readme_animals_module() {
 /// fails the scrape, remora counts a `missing` extraction error and serves the rest.
 #[tokio::test]
 async fn missing_keys() {
-    let Some(dir) = shared("peers/json_exporter") else { return };
+    let Some(dir) = shared("peers/json_exporter") else {
+        return;
+    };
     let json = std::fs::read_to_string(dir.join("test/serve/good.json")).unwrap();
     let rules = r#"
       - {name: example_global_value_missing_ok, path: $.missing_value, optional: true}
@@ -163,10 +185,19 @@ async fn missing_keys() {
 "#;
     let m = run(&json, rules).await;
     assert!(m.contains("still_served{target=\"peer\"} 1234"), "{m}");
-    assert!(!m.contains("_missing{") && !m.contains("_missing_value{"), "{m}");
+    assert!(
+        !m.contains("_missing{") && !m.contains("_missing_value{"),
+        "{m}"
+    );
     assert!(m.contains("remora_extraction_errors_total{metric=\"example_global_value_missing\",reason=\"missing\",target=\"peer\"} 1"), "{m}");
     assert!(m.contains("remora_extraction_errors_total{metric=\"example_value_in_object_missing\",reason=\"missing\",target=\"peer\"} 1"), "{m}");
-    assert!(!m.contains("metric=\"example_global_value_missing_ok\""), "{m}");
-    assert!(!m.contains("metric=\"example_value_in_object_missing_ok\""), "{m}");
+    assert!(
+        !m.contains("metric=\"example_global_value_missing_ok\""),
+        "{m}"
+    );
+    assert!(
+        !m.contains("metric=\"example_value_in_object_missing_ok\""),
+        "{m}"
+    );
     assert!(m.contains("remora_target_up{target=\"peer\"} 1"), "{m}");
 }

@@ -37,21 +37,41 @@ async fn endpoints_behave() {
 
     let m = client.get(r.url("/metrics")).send().await.unwrap();
     assert_eq!(m.status(), 200);
-    assert_eq!(m.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(
+        m.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
     let text = m.text().await.unwrap();
-    assert_eq!(sample(&text, "app_dependency_latency_seconds{dependency=\"database\",target=\"app\"}"), Some(0.00523));
+    assert_eq!(
+        sample(
+            &text,
+            "app_dependency_latency_seconds{dependency=\"database\",target=\"app\"}"
+        ),
+        Some(0.00523)
+    );
     assert_eq!(sample(&text, "remora_target_up{target=\"app\"}"), Some(1.0));
     assert!(text.contains("remora_build_info{"));
     assert!(text.contains("process_resident_memory_bytes "));
 
     // gzip when accepted, identical content.
-    let gz = client.get(r.url("/metrics")).header("accept-encoding", "gzip").send().await.unwrap();
+    let gz = client
+        .get(r.url("/metrics"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(gz.headers()["content-encoding"], "gzip");
     let bytes = gz.bytes().await.unwrap();
     let mut plain = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut plain).unwrap();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut plain)
+        .unwrap();
     assert!(plain.contains("remora_build_info{"));
-    let no = client.get(r.url("/metrics")).header("accept-encoding", "gzip;q=0").send().await.unwrap();
+    let no = client
+        .get(r.url("/metrics"))
+        .header("accept-encoding", "gzip;q=0")
+        .send()
+        .await
+        .unwrap();
     assert!(no.headers().get("content-encoding").is_none());
 
     // HEAD: headers, no body.
@@ -59,20 +79,69 @@ async fn endpoints_behave() {
     assert_eq!(head.status(), 200);
     assert!(head.bytes().await.unwrap().is_empty());
 
-    assert_eq!(client.get(r.url("/-/healthy")).send().await.unwrap().status(), 200);
-    assert_eq!(client.get(r.url("/-/ready")).send().await.unwrap().status(), 200);
-    let index = client.get(r.url("/")).send().await.unwrap().text().await.unwrap();
-    assert!(index.contains("<td>app</td>") && index.contains("/metrics"), "{index}");
-    let status: serde_json::Value =
-        serde_json::from_str(&client.get(r.url("/-/status")).send().await.unwrap().text().await.unwrap()).unwrap();
+    assert_eq!(
+        client
+            .get(r.url("/-/healthy"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client.get(r.url("/-/ready")).send().await.unwrap().status(),
+        200
+    );
+    let index = client
+        .get(r.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        index.contains("<td>app</td>") && index.contains("/metrics"),
+        "{index}"
+    );
+    let status: serde_json::Value = serde_json::from_str(
+        &client
+            .get(r.url("/-/status"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(status["targets"]["app"]["up"], true);
     assert_eq!(status["ready"], true);
-    assert_eq!(client.get(r.url("/nope")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        client.get(r.url("/nope")).send().await.unwrap().status(),
+        404
+    );
     let wrong = client.post(r.url("/metrics")).send().await.unwrap();
     assert_eq!(wrong.status(), 405);
     assert_eq!(wrong.headers()["allow"], "GET, HEAD");
-    assert_eq!(client.post(r.url("/-/reload")).send().await.unwrap().status(), 403);
-    assert_eq!(client.get(r.url("/-/reload")).send().await.unwrap().status(), 405);
+    assert_eq!(
+        client
+            .post(r.url("/-/reload"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+    assert_eq!(
+        client
+            .get(r.url("/-/reload"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        405
+    );
     r.stop().await;
 }
 
@@ -88,11 +157,15 @@ async fn concurrent_scrapes_share_one_render() {
         async move { c.get(u).send().await.unwrap().text().await.unwrap() }
     });
     let bodies = futures_join(scrapes).await;
-    assert!(bodies.iter().all(|b| b.contains("remora_target_up{target=\"app\"} 1")));
+    assert!(bodies
+        .iter()
+        .all(|b| b.contains("remora_target_up{target=\"app\"} 1")));
     r.stop().await;
 }
 
-async fn futures_join<F: std::future::Future<Output = String> + Send + 'static>(futs: impl Iterator<Item = F>) -> Vec<String> {
+async fn futures_join<F: std::future::Future<Output = String> + Send + 'static>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<String> {
     let mut set = tokio::task::JoinSet::new();
     for f in futs {
         set.spawn(f);
@@ -109,18 +182,41 @@ async fn target_down_then_up() {
     let app = FakeTarget::start().await;
     app.set("/health", Reply::json(HEALTH));
     let r = Remora::start(&config(&app.url("/health"), "")).await;
-    assert!(r.metrics().await.contains("app_dependency_latency_seconds{dependency=\"redis\""));
+    assert!(r
+        .metrics()
+        .await
+        .contains("app_dependency_latency_seconds{dependency=\"redis\""));
 
     app.set("/health", Reply::Body(500, "text/plain", "boom".into()));
-    let m = r.metrics_until(10, |m| m.contains("remora_target_up{target=\"app\"} 0")).await;
+    let m = r
+        .metrics_until(10, |m| m.contains("remora_target_up{target=\"app\"} 0"))
+        .await;
     assert!(m.contains("remora_target_up{target=\"app\"} 0"), "{m}");
-    assert!(!m.contains("app_dependency_latency_seconds{"), "extracted series must vanish: {m}");
-    assert_eq!(sample(&m, "remora_target_http_status_code{target=\"app\"}"), Some(500.0));
-    assert!(sample(&m, "remora_target_polls_total{result=\"http_status\",target=\"app\"}").unwrap() >= 1.0);
+    assert!(
+        !m.contains("app_dependency_latency_seconds{"),
+        "extracted series must vanish: {m}"
+    );
+    assert_eq!(
+        sample(&m, "remora_target_http_status_code{target=\"app\"}"),
+        Some(500.0)
+    );
+    assert!(
+        sample(
+            &m,
+            "remora_target_polls_total{result=\"http_status\",target=\"app\"}"
+        )
+        .unwrap()
+            >= 1.0
+    );
 
     app.set("/health", Reply::json(HEALTH));
-    let m = r.metrics_until(10, |m| m.contains("remora_target_up{target=\"app\"} 1")).await;
-    assert!(m.contains("app_dependency_latency_seconds{dependency=\"redis\",target=\"app\"} 0.012"), "{m}");
+    let m = r
+        .metrics_until(10, |m| m.contains("remora_target_up{target=\"app\"} 1"))
+        .await;
+    assert!(
+        m.contains("app_dependency_latency_seconds{dependency=\"redis\",target=\"app\"} 0.012"),
+        "{m}"
+    );
     r.stop().await;
 }
 
@@ -130,13 +226,19 @@ async fn target_down_then_up() {
 async fn bad_targets_are_contained() {
     let app = FakeTarget::start().await;
     app.set("/good", Reply::json(HEALTH));
-    app.set("/garbage", Reply::Body(200, "application/json", "{not json".into()));
+    app.set(
+        "/garbage",
+        Reply::Body(200, "application/json", "{not json".into()),
+    );
     app.set("/huge", Reply::Huge(2 * 1024 * 1024));
     app.set("/hang", Reply::Hang);
     app.set("/loop", Reply::RedirectLoop);
     let rule = "    metrics: [{name: x.value, path: $.v}]";
     let mut text = config(&app.url("/good"), "");
-    text = text.replace("global: {interval: 1s, timeout: 500ms}", "global: {interval: 1s, timeout: 500ms}\nlimits: {max_body_bytes: 1MiB}");
+    text = text.replace(
+        "global: {interval: 1s, timeout: 500ms}",
+        "global: {interval: 1s, timeout: 500ms}\nlimits: {max_body_bytes: 1MiB}",
+    );
     for (name, url) in [
         ("garbage", app.url("/garbage")),
         ("huge", app.url("/huge")),
@@ -149,7 +251,10 @@ async fn bad_targets_are_contained() {
     let r = Remora::start(&text).await;
     let start = Instant::now();
     let m = r.metrics().await;
-    assert!(start.elapsed() < Duration::from_millis(400), "a scrape must not wait for targets");
+    assert!(
+        start.elapsed() < Duration::from_millis(400),
+        "a scrape must not wait for targets"
+    );
     for (name, result) in [
         ("garbage", "invalid_body"),
         ("huge", "body_too_large"),
@@ -157,16 +262,35 @@ async fn bad_targets_are_contained() {
         ("loop", "http_status"),
         ("refused", "connect_error"),
     ] {
-        assert_eq!(sample(&m, &format!("remora_target_up{{target=\"{name}\"}}")), Some(0.0), "{name}: {m}");
-        let count = sample(&m, &format!("remora_target_polls_total{{result=\"{result}\",target=\"{name}\"}}"));
-        assert!(count.unwrap_or(0.0) >= 1.0, "{name} should count {result}: {m}");
+        assert_eq!(
+            sample(&m, &format!("remora_target_up{{target=\"{name}\"}}")),
+            Some(0.0),
+            "{name}: {m}"
+        );
+        let count = sample(
+            &m,
+            &format!("remora_target_polls_total{{result=\"{result}\",target=\"{name}\"}}"),
+        );
+        assert!(
+            count.unwrap_or(0.0) >= 1.0,
+            "{name} should count {result}: {m}"
+        );
     }
     assert_eq!(sample(&m, "remora_target_up{target=\"app\"}"), Some(1.0));
-    assert!(m.contains("app_dependency_latency_seconds{dependency=\"database\",target=\"app\"} 0.00523"));
+    assert!(m.contains(
+        "app_dependency_latency_seconds{dependency=\"database\",target=\"app\"} 0.00523"
+    ));
     // The redirect loop stopped after at most 5 redirects per poll.
     let loops = *app.hits.lock().unwrap().get("/loop").unwrap();
-    let polls = sample(&m, "remora_target_polls_total{result=\"http_status\",target=\"loop\"}").unwrap();
-    assert!(loops as f64 <= 6.0 * (polls + 1.0), "{loops} requests for {polls} polls");
+    let polls = sample(
+        &m,
+        "remora_target_polls_total{result=\"http_status\",target=\"loop\"}",
+    )
+    .unwrap();
+    assert!(
+        loops as f64 <= 6.0 * (polls + 1.0),
+        "{loops} requests for {polls} polls"
+    );
     r.stop().await;
 }
 
@@ -176,28 +300,58 @@ async fn reload_is_a_transaction() {
     app.set("/health", Reply::json(HEALTH));
     app.set("/other", Reply::json(r#"{"v": 7}"#));
     let text = config(&app.url("/health"), "");
-    let r = Remora::start_with(&text, Start { lifecycle: true, ..Default::default() }).await;
+    let r = Remora::start_with(
+        &text,
+        Start {
+            lifecycle: true,
+            ..Default::default()
+        },
+    )
+    .await;
     let client = reqwest::Client::new();
 
     // A good change: a second target appears.
-    let extra = format!("  - name: other\n    url: {}\n    metrics: [{{name: other.value, path: $.v}}]\n", app.url("/other"));
+    let extra = format!(
+        "  - name: other\n    url: {}\n    metrics: [{{name: other.value, path: $.v}}]\n",
+        app.url("/other")
+    );
     std::fs::write(&r.config_path, format!("{text}{extra}")).unwrap();
     let resp = client.post(r.url("/-/reload")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let m = r.metrics_until(10, |m| m.contains("other_value{target=\"other\"} 7")).await;
+    let m = r
+        .metrics_until(10, |m| m.contains("other_value{target=\"other\"} 7"))
+        .await;
     assert!(m.contains("other_value{target=\"other\"} 7"), "{m}");
-    assert_eq!(sample(&m, "remora_config_last_reload_successful"), Some(1.0));
+    assert_eq!(
+        sample(&m, "remora_config_last_reload_successful"),
+        Some(1.0)
+    );
 
     // A bad change: 500 with the errors, the old config keeps running.
-    std::fs::write(&r.config_path, format!("{text}  - name: broken\n    intreval: 5s\n")).unwrap();
+    std::fs::write(
+        &r.config_path,
+        format!("{text}  - name: broken\n    intreval: 5s\n"),
+    )
+    .unwrap();
     let resp = client.post(r.url("/-/reload")).send().await.unwrap();
     assert_eq!(resp.status(), 500);
     let body = resp.text().await.unwrap();
-    assert!(body.contains("exporter.yaml:") && body.contains("intreval: unknown key"), "{body}");
+    assert!(
+        body.contains("exporter.yaml:") && body.contains("intreval: unknown key"),
+        "{body}"
+    );
     let m = r.metrics().await;
-    assert_eq!(sample(&m, "remora_config_last_reload_successful"), Some(0.0));
-    let m = r.metrics_until(5, |m| m.contains("other_value{target=\"other\"} 7")).await;
-    assert!(m.contains("other_value{target=\"other\"} 7"), "old config must keep running: {m}");
+    assert_eq!(
+        sample(&m, "remora_config_last_reload_successful"),
+        Some(0.0)
+    );
+    let m = r
+        .metrics_until(5, |m| m.contains("other_value{target=\"other\"} 7"))
+        .await;
+    assert!(
+        m.contains("other_value{target=\"other\"} 7"),
+        "old config must keep running: {m}"
+    );
     r.stop().await;
 }
 
@@ -209,21 +363,37 @@ async fn configmap_symlink_swap_reloads() {
     app.set("/health", Reply::json(HEALTH));
     app.set("/other", Reply::json(r#"{"v": 9}"#));
     let text = config(&app.url("/health"), "");
-    let r = Remora::start_with(&text, Start { watch: true, configmap: true, ..Default::default() }).await;
+    let r = Remora::start_with(
+        &text,
+        Start {
+            watch: true,
+            configmap: true,
+            ..Default::default()
+        },
+    )
+    .await;
     assert!(!r.metrics().await.contains("other_value"));
 
     let dir = r.dir.path();
     let v2 = dir.join("..2026_11_21_v2");
     std::fs::create_dir(&v2).unwrap();
-    let extra = format!("  - name: other\n    url: {}\n    metrics: [{{name: other.value, path: $.v}}]\n", app.url("/other"));
+    let extra = format!(
+        "  - name: other\n    url: {}\n    metrics: [{{name: other.value, path: $.v}}]\n",
+        app.url("/other")
+    );
     std::fs::write(v2.join("exporter.yaml"), format!("{text}{extra}")).unwrap();
     std::os::unix::fs::symlink("..2026_11_21_v2", dir.join("..data_tmp")).unwrap();
     std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
     std::fs::remove_dir_all(dir.join("..2026_11_21_v1")).unwrap();
 
-    let m = r.metrics_until(15, |m| m.contains("other_value{target=\"other\"} 9")).await;
+    let m = r
+        .metrics_until(15, |m| m.contains("other_value{target=\"other\"} 9"))
+        .await;
     assert!(m.contains("other_value{target=\"other\"} 9"), "{m}");
-    assert_eq!(sample(&m, "remora_config_last_reload_successful"), Some(1.0));
+    assert_eq!(
+        sample(&m, "remora_config_last_reload_successful"),
+        Some(1.0)
+    );
     r.stop().await;
 }
 
@@ -231,13 +401,42 @@ async fn configmap_symlink_swap_reloads() {
 async fn basic_auth_protects_all_but_health() {
     let hash = bcrypt::hash("s3cret", 4).unwrap();
     let web = format!("basic_auth_users:\n  prom: {hash}\n");
-    let r = Remora::start_with("host: {enabled: false}\n", Start { web_config: Some(web), ..Default::default() }).await;
+    let r = Remora::start_with(
+        "host: {enabled: false}\n",
+        Start {
+            web_config: Some(web),
+            ..Default::default()
+        },
+    )
+    .await;
     let c = reqwest::Client::new();
     assert_eq!(c.get(r.url("/metrics")).send().await.unwrap().status(), 401);
-    assert_eq!(c.get(r.url("/-/status")).send().await.unwrap().status(), 401);
-    assert_eq!(c.get(r.url("/metrics")).basic_auth("prom", Some("wrong")).send().await.unwrap().status(), 401);
-    assert_eq!(c.get(r.url("/metrics")).basic_auth("prom", Some("s3cret")).send().await.unwrap().status(), 200);
-    assert_eq!(c.get(r.url("/-/healthy")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.get(r.url("/-/status")).send().await.unwrap().status(),
+        401
+    );
+    assert_eq!(
+        c.get(r.url("/metrics"))
+            .basic_auth("prom", Some("wrong"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        c.get(r.url("/metrics"))
+            .basic_auth("prom", Some("s3cret"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        c.get(r.url("/-/healthy")).send().await.unwrap().status(),
+        200
+    );
     assert_eq!(c.get(r.url("/-/ready")).send().await.unwrap().status(), 200);
     r.stop().await;
 }
@@ -249,12 +448,20 @@ async fn tls_server() {
     let (crt, key) = (dir.path().join("s.crt"), dir.path().join("s.key"));
     std::fs::write(&crt, cert.cert.pem()).unwrap();
     std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
-    let web = format!("tls_server_config:\n  cert_file: {}\n  key_file: {}\n", crt.display(), key.display());
+    let web = format!(
+        "tls_server_config:\n  cert_file: {}\n  key_file: {}\n",
+        crt.display(),
+        key.display()
+    );
     // wait_ready speaks plain HTTP, so start without it and probe over TLS.
     let r = start_tls(web).await;
     let ca = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap();
     remora::targets::client::install_crypto_provider();
-    let c = reqwest::Client::builder().add_root_certificate(ca).resolve("localhost", r.0).build().unwrap();
+    let c = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .resolve("localhost", r.0)
+        .build()
+        .unwrap();
     let url = format!("https://localhost:{}/metrics", r.0.port());
     let mut ok = false;
     for _ in 0..100 {
@@ -306,7 +513,10 @@ async fn ready_never_reflects_the_app() {
     let r = Remora::start(&config("http://127.0.0.1:1/health", "")).await;
     let resp = reqwest::get(r.url("/-/ready")).await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(sample(&r.metrics().await, "remora_target_up{target=\"app\"}"), Some(0.0));
+    assert_eq!(
+        sample(&r.metrics().await, "remora_target_up{target=\"app\"}"),
+        Some(0.0)
+    );
     r.stop().await;
 }
 
@@ -314,15 +524,26 @@ async fn ready_never_reflects_the_app() {
 async fn global_labels_and_target_info() {
     let app = FakeTarget::start().await;
     app.set("/health", Reply::json(HEALTH));
-    let text = config(&app.url("/health"), "").replace(
-        "host: {enabled: false}",
-        "host: {enabled: false}\nresource: {service.name: checkout}\n",
-    ).replace("global: {interval: 1s, timeout: 500ms}", "global: {interval: 1s, timeout: 500ms, labels: {cluster: eu1}}");
+    let text = config(&app.url("/health"), "")
+        .replace(
+            "host: {enabled: false}",
+            "host: {enabled: false}\nresource: {service.name: checkout}\n",
+        )
+        .replace(
+            "global: {interval: 1s, timeout: 500ms}",
+            "global: {interval: 1s, timeout: 500ms, labels: {cluster: eu1}}",
+        );
     let r = Remora::start(&text).await;
     let m = r.metrics().await;
-    assert!(m.contains("target_info{service_name=\"checkout\"} 1"), "{m}");
+    assert!(
+        m.contains("target_info{service_name=\"checkout\"} 1"),
+        "{m}"
+    );
     assert!(m.contains("app_dependency_latency_seconds{cluster=\"eu1\",dependency=\"database\",target=\"app\"}"), "{m}");
-    assert!(m.contains("remora_target_up{cluster=\"eu1\",target=\"app\"} 1"), "{m}");
+    assert!(
+        m.contains("remora_target_up{cluster=\"eu1\",target=\"app\"} 1"),
+        "{m}"
+    );
     r.stop().await;
 }
 
@@ -333,7 +554,10 @@ async fn prometheus_format_target_passes_through() {
         "/metrics",
         Reply::Body(200, "text/plain", "# HELP http_requests_total Requests.\n# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 42\n# TYPE lat histogram\nlat_bucket{le=\"1\"} 1\nlat_bucket{le=\"+Inf\"} 2\nlat_sum 3\nlat_count 2\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1\n".into()),
     );
-    app.set("/bad", Reply::Body(200, "text/plain", "not { metrics\n".into()));
+    app.set(
+        "/bad",
+        Reply::Body(200, "text/plain", "not { metrics\n".into()),
+    );
     let text = format!(
         "global: {{interval: 1s, timeout: 500ms}}\nhost: {{enabled: false}}\ntargets:\n  - {{name: app, url: {}, format: prometheus, labels: {{team: pay}}}}\n  - {{name: bad, url: {}, format: prometheus}}\n",
         app.url("/metrics"),
@@ -342,10 +566,25 @@ async fn prometheus_format_target_passes_through() {
     let r = Remora::start(&text).await;
     let m = r.metrics().await;
     assert!(m.contains("# TYPE http_requests_total counter"), "{m}");
-    assert!(m.contains("http_requests_total{code=\"200\",target=\"app\",team=\"pay\"} 42"), "{m}");
-    assert!(m.contains("lat_bucket{le=\"+Inf\",target=\"app\",team=\"pay\"} 2"), "{m}");
-    assert_eq!(m.lines().filter(|l| l.starts_with("process_cpu_seconds_total")).count(), 1, "the app copy is dropped: {m}");
+    assert!(
+        m.contains("http_requests_total{code=\"200\",target=\"app\",team=\"pay\"} 42"),
+        "{m}"
+    );
+    assert!(
+        m.contains("lat_bucket{le=\"+Inf\",target=\"app\",team=\"pay\"} 2"),
+        "{m}"
+    );
+    assert_eq!(
+        m.lines()
+            .filter(|l| l.starts_with("process_cpu_seconds_total"))
+            .count(),
+        1,
+        "the app copy is dropped: {m}"
+    );
     assert_eq!(sample(&m, "remora_target_up{target=\"bad\"}"), Some(0.0));
-    assert!(m.contains("remora_target_polls_total{result=\"invalid_body\",target=\"bad\"} 1"), "{m}");
+    assert!(
+        m.contains("remora_target_polls_total{result=\"invalid_body\",target=\"bad\"} 1"),
+        "{m}"
+    );
     r.stop().await;
 }

@@ -35,7 +35,10 @@ pub struct Node {
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeKind {
     /// A scalar; `plain` is false for quoted and block scalars (which are always strings).
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     /// Keys are kept as nodes so errors can point at them.
     Map(Vec<(Node, Node)>),
@@ -150,13 +153,11 @@ impl MarkedEventReceiver for Builder {
                     });
                 }
             },
-            Event::DocumentStart => {
-                if self.root.is_some() {
-                    self.error.get_or_insert(SyntaxError {
-                        mark,
-                        message: "more than one YAML document in the file".into(),
-                    });
-                }
+            Event::DocumentStart if self.root.is_some() => {
+                self.error.get_or_insert(SyntaxError {
+                    mark,
+                    message: "more than one YAML document in the file".into(),
+                });
             }
             _ => {}
         }

@@ -60,7 +60,10 @@ fn belongs(sample: &str, family: &str, kind: Option<&str>) -> bool {
 }
 
 /// Parses `{a="x",b="y"}` starting after `{`; returns the pairs (values kept escaped) and the rest.
-fn parse_labels(s: &str) -> Result<(Vec<(&str, &str)>, &str), String> {
+/// Label pairs (values still escaped) and the text after the closing brace.
+type Parsed<'a> = (Vec<(&'a str, &'a str)>, &'a str);
+
+fn parse_labels(s: &str) -> Result<Parsed<'_>, String> {
     let mut pairs = Vec::new();
     let mut rest = s.trim_start();
     loop {
@@ -75,8 +78,13 @@ fn parse_labels(s: &str) -> Result<(Vec<(&str, &str)>, &str), String> {
             return Err(format!("invalid label name {name:?}"));
         }
         rest = rest[end..].trim_start();
-        rest = rest.strip_prefix('=').ok_or("expected '=' after a label name")?;
-        rest = rest.trim_start().strip_prefix('"').ok_or("expected a quoted label value")?;
+        rest = rest
+            .strip_prefix('=')
+            .ok_or("expected '=' after a label name")?;
+        rest = rest
+            .trim_start()
+            .strip_prefix('"')
+            .ok_or("expected a quoted label value")?;
         let mut escaped = false;
         let mut close = None;
         for (i, c) in rest.char_indices() {
@@ -106,7 +114,9 @@ fn valid_value(s: &str) -> bool {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Checks and relabels a text-format exposition.
@@ -125,17 +135,18 @@ pub fn relabel(
         .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
         .collect::<Vec<_>>()
         .join(",");
-    let family_at = |out: &mut Relabeled, index: &mut BTreeMap<String, usize>, name: &str| -> usize {
-        *index.entry(name.to_string()).or_insert_with(|| {
-            out.families.push(PromFamily {
-                name: name.to_string(),
-                help: None,
-                kind: None,
-                samples: String::new(),
-            });
-            out.families.len() - 1
-        })
-    };
+    let family_at =
+        |out: &mut Relabeled, index: &mut BTreeMap<String, usize>, name: &str| -> usize {
+            *index.entry(name.to_string()).or_insert_with(|| {
+                out.families.push(PromFamily {
+                    name: name.to_string(),
+                    help: None,
+                    kind: None,
+                    samples: String::new(),
+                });
+                out.families.len() - 1
+            })
+        };
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
         let lineno = n + 1;
@@ -158,7 +169,10 @@ pub fn relabel(
             if keyword == "HELP" {
                 fam.help = Some(arg.to_string());
             } else {
-                if !matches!(arg, "counter" | "gauge" | "histogram" | "summary" | "untyped") {
+                if !matches!(
+                    arg,
+                    "counter" | "gauge" | "histogram" | "summary" | "untyped"
+                ) {
                     return Err(format!("line {lineno}: unknown type {arg:?}"));
                 }
                 if fam.kind.is_some() {
@@ -181,7 +195,9 @@ pub fn relabel(
             None => (Vec::new(), rest),
         };
         let mut fields = rest.split_whitespace();
-        let value = fields.next().ok_or(format!("line {lineno}: missing value"))?;
+        let value = fields
+            .next()
+            .ok_or(format!("line {lineno}: missing value"))?;
         if !valid_value(value) {
             return Err(format!("line {lineno}: invalid value {value:?}"));
         }
@@ -237,7 +253,9 @@ pub fn relabel(
     let mut kept = Vec::with_capacity(out.families.len());
     for fam in out.families.drain(..) {
         let collides = reserved.iter().any(|r| {
-            r == &fam.name || belongs(r, &fam.name, fam.kind.as_deref()) || fam.name.starts_with("remora_")
+            r == &fam.name
+                || belongs(r, &fam.name, fam.kind.as_deref())
+                || fam.name.starts_with("remora_")
         });
         if collides {
             out.series -= fam.samples.lines().count();
@@ -252,7 +270,8 @@ pub fn relabel(
 
 /// Writes families to the exposition, merging same-named families of several targets.
 pub fn render<'a>(out: &mut Vec<u8>, sources: impl Iterator<Item = &'a [PromFamily]>) {
-    let mut merged: BTreeMap<&str, (Option<&str>, Option<&str>, Vec<&str>)> = BTreeMap::new();
+    type Merged<'a> = (Option<&'a str>, Option<&'a str>, Vec<&'a str>);
+    let mut merged: BTreeMap<&str, Merged<'_>> = BTreeMap::new();
     for families in sources {
         for f in families {
             let e = merged.entry(&f.name).or_insert((None, None, Vec::new()));
@@ -299,7 +318,10 @@ untyped_thing{target="app-own"} NaN
 "#;
 
     fn labels() -> Vec<(String, String)> {
-        vec![("target".into(), "app".into()), ("cluster".into(), "eu\"1".into())]
+        vec![
+            ("target".into(), "app".into()),
+            ("cluster".into(), "eu\"1".into()),
+        ]
     }
 
     #[test]
@@ -308,14 +330,34 @@ untyped_thing{target="app-own"} NaN
         let mut out = Vec::new();
         render(&mut out, std::iter::once(r.families.as_slice()));
         let text = String::from_utf8(out).unwrap();
-        assert!(text.contains("# TYPE http_requests_total counter\n"), "{text}");
+        assert!(
+            text.contains("# TYPE http_requests_total counter\n"),
+            "{text}"
+        );
         assert!(text.contains(r#"http_requests_total{method="GET",code="200",target="app",cluster="eu\"1"} 1027 1395066363000"#), "{text}");
-        assert!(text.contains(r#"request_seconds_bucket{le="+Inf",target="app",cluster="eu\"1"} 7"#), "{text}");
-        assert!(text.contains(r#"request_seconds_count{target="app",cluster="eu\"1"} 7"#), "{text}");
-        assert!(text.contains(r#"rpc{quantile="0.5",target="app",cluster="eu\"1"} 0.2"#), "{text}");
-        assert!(text.contains(r#"untyped_thing{exported_target="app-own",target="app",cluster="eu\"1"} NaN"#), "{text}");
+        assert!(
+            text.contains(r#"request_seconds_bucket{le="+Inf",target="app",cluster="eu\"1"} 7"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"request_seconds_count{target="app",cluster="eu\"1"} 7"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"rpc{quantile="0.5",target="app",cluster="eu\"1"} 0.2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"untyped_thing{exported_target="app-own",target="app",cluster="eu\"1"} NaN"#
+            ),
+            "{text}"
+        );
         assert!(!text.contains("process_cpu_seconds_total"), "{text}");
-        assert_eq!(r.dropped_families, vec!["process_cpu_seconds_total".to_string()]);
+        assert_eq!(
+            r.dropped_families,
+            vec!["process_cpu_seconds_total".to_string()]
+        );
         assert_eq!(r.series, 10);
     }
 
@@ -324,9 +366,15 @@ untyped_thing{target="app-own"} NaN
         let a = relabel(APP, &[("target".into(), "a".into())], &[], 100).unwrap();
         let b = relabel(APP, &[("target".into(), "b".into())], &[], 100).unwrap();
         let mut out = Vec::new();
-        render(&mut out, [a.families.as_slice(), b.families.as_slice()].into_iter());
+        render(
+            &mut out,
+            [a.families.as_slice(), b.families.as_slice()].into_iter(),
+        );
         let text = String::from_utf8(out).unwrap();
-        assert_eq!(text.matches("# TYPE http_requests_total counter").count(), 1);
+        assert_eq!(
+            text.matches("# TYPE http_requests_total counter").count(),
+            1
+        );
         assert_eq!(text.matches("http_requests_total{").count(), 4);
     }
 
@@ -349,7 +397,10 @@ untyped_thing{target="app-own"} NaN
             "# TYPE m banana\n",
             "metric{a=\"unterminated} 1\n",
         ] {
-            assert!(relabel(bad, &labels(), &[], 100).is_err(), "accepted {bad:?}");
+            assert!(
+                relabel(bad, &labels(), &[], 100).is_err(),
+                "accepted {bad:?}"
+            );
         }
     }
 }

@@ -52,46 +52,57 @@ impl FakeTarget {
         let (r, h) = (routes.clone(), hits.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let (r, h) = (r.clone(), h.clone());
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let (r, h) = (r.clone(), h.clone());
-                        async move {
-                            let path = req.uri().path().to_string();
-                            *h.lock().unwrap().entry(path.clone()).or_default() += 1;
-                            let reply = r.lock().unwrap().get(&path).cloned();
-                            let resp = match reply {
-                                None => Response::builder().status(404).body(Full::new(Bytes::from("nope"))).unwrap(),
-                                Some(Reply::Body(status, ctype, body)) => Response::builder()
-                                    .status(StatusCode::from_u16(status).unwrap())
-                                    .header("content-type", ctype)
-                                    .body(Full::new(Bytes::from(body)))
-                                    .unwrap(),
-                                Some(Reply::Hang) => {
-                                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                                    unreachable!()
-                                }
-                                Some(Reply::RedirectLoop) => Response::builder()
-                                    .status(302)
-                                    .header("location", path.as_str())
-                                    .body(Full::new(Bytes::new()))
-                                    .unwrap(),
-                                Some(Reply::Huge(n)) => Response::builder()
-                                    .status(200)
-                                    .body(Full::new(Bytes::from(vec![b' '; n])))
-                                    .unwrap(),
-                            };
-                            Ok::<_, Infallible>(resp)
-                        }
-                    });
+                    let svc =
+                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                            let (r, h) = (r.clone(), h.clone());
+                            async move {
+                                let path = req.uri().path().to_string();
+                                *h.lock().unwrap().entry(path.clone()).or_default() += 1;
+                                let reply = r.lock().unwrap().get(&path).cloned();
+                                let resp = match reply {
+                                    None => Response::builder()
+                                        .status(404)
+                                        .body(Full::new(Bytes::from("nope")))
+                                        .unwrap(),
+                                    Some(Reply::Body(status, ctype, body)) => Response::builder()
+                                        .status(StatusCode::from_u16(status).unwrap())
+                                        .header("content-type", ctype)
+                                        .body(Full::new(Bytes::from(body)))
+                                        .unwrap(),
+                                    Some(Reply::Hang) => {
+                                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                                        unreachable!()
+                                    }
+                                    Some(Reply::RedirectLoop) => Response::builder()
+                                        .status(302)
+                                        .header("location", path.as_str())
+                                        .body(Full::new(Bytes::new()))
+                                        .unwrap(),
+                                    Some(Reply::Huge(n)) => Response::builder()
+                                        .status(200)
+                                        .body(Full::new(Bytes::from(vec![b' '; n])))
+                                        .unwrap(),
+                                };
+                                Ok::<_, Infallible>(resp)
+                            }
+                        });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
                 });
             }
         });
-        FakeTarget { addr, routes, hits, task }
+        FakeTarget {
+            addr,
+            routes,
+            hits,
+            task,
+        }
     }
 
     pub fn set(&self, path: &str, reply: Reply) {
@@ -116,6 +127,7 @@ pub struct Remora {
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
+#[derive(Default)]
 pub struct Start {
     pub lifecycle: bool,
     pub watch: bool,
@@ -124,11 +136,6 @@ pub struct Start {
     pub configmap: bool,
 }
 
-impl Default for Start {
-    fn default() -> Self {
-        Start { lifecycle: false, watch: false, web_config: None, configmap: false }
-    }
-}
 
 impl Remora {
     pub async fn start(config: &str) -> Self {
@@ -143,7 +150,8 @@ impl Remora {
             std::fs::create_dir(&v1).unwrap();
             std::fs::write(v1.join("exporter.yaml"), config).unwrap();
             std::os::unix::fs::symlink("..2026_11_21_v1", dir.path().join("..data")).unwrap();
-            std::os::unix::fs::symlink("..data/exporter.yaml", dir.path().join("exporter.yaml")).unwrap();
+            std::os::unix::fs::symlink("..data/exporter.yaml", dir.path().join("exporter.yaml"))
+                .unwrap();
             dir.path().join("exporter.yaml")
         } else {
             let p = dir.path().join("exporter.yaml");
@@ -174,7 +182,13 @@ impl Remora {
             .await
             .unwrap();
         });
-        let r = Remora { addr, dir, config_path, stop: Some(tx), task: Some(task) };
+        let r = Remora {
+            addr,
+            dir,
+            config_path,
+            stop: Some(tx),
+            task: Some(task),
+        };
         r.wait_ready().await;
         r
     }
@@ -197,7 +211,12 @@ impl Remora {
     }
 
     pub async fn metrics(&self) -> String {
-        reqwest::get(self.url("/metrics")).await.unwrap().text().await.unwrap()
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Scrapes until `pred` holds (at most `secs` seconds); returns the last scrape.
@@ -217,7 +236,10 @@ impl Remora {
             let _ = tx.send(());
         }
         if let Some(t) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), t).await.expect("remora did not stop").unwrap();
+            tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .expect("remora did not stop")
+                .unwrap();
         }
     }
 }
@@ -233,11 +255,17 @@ pub fn sample(metrics: &str, prefix: &str) -> Option<f64> {
 
 /// Path to a shared peer folder, or None (with a message) outside this workplace.
 pub fn shared(path: &str) -> Option<PathBuf> {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("shared").join(path);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("shared")
+        .join(path);
     if p.exists() {
         Some(p)
     } else {
-        eprintln!("SKIP: {} not found (../shared/ is not beside this checkout)", p.display());
+        eprintln!(
+            "SKIP: {} not found (../shared/ is not beside this checkout)",
+            p.display()
+        );
         None
     }
 }
