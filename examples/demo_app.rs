@@ -44,7 +44,11 @@ impl App {
         for (name, (healthy, base)) in deps.iter() {
             all &= *healthy;
             let status = if *healthy { "healthy" } else { "unhealthy" };
-            let latency = if *healthy { base + (n % 7.0) * 0.25 } else { 5000.0 };
+            let latency = if *healthy {
+                base + (n % 7.0) * 0.25
+            } else {
+                5000.0
+            };
             let mut check = serde_json::json!({
                 "status": status,
                 "healthy": healthy,
@@ -80,7 +84,11 @@ impl App {
                     "status": if all { "ready" } else { "not_ready" },
                     "checks": checks,
                 });
-                let code = if all { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                let code = if all {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
                 (code, "application/json", body.to_string())
             }
             (&Method::GET, "/version") => {
@@ -117,9 +125,17 @@ impl App {
                 match deps.get_mut(dep) {
                     Some(entry) => {
                         entry.0 = healthy;
-                        (StatusCode::OK, "text/plain", format!("{dep} healthy={healthy}\n"))
+                        (
+                            StatusCode::OK,
+                            "text/plain",
+                            format!("{dep} healthy={healthy}\n"),
+                        )
                     }
-                    None => (StatusCode::NOT_FOUND, "text/plain", "no such dependency\n".into()),
+                    None => (
+                        StatusCode::NOT_FOUND,
+                        "text/plain",
+                        "no such dependency\n".into(),
+                    ),
                 }
             }
             _ => (StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
@@ -129,7 +145,9 @@ impl App {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
     let listener = tokio::net::TcpListener::bind(&addr).await?;
     println!("listening on {}", listener.local_addr()?);
     let app = Arc::new(App {

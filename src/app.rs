@@ -143,14 +143,21 @@ fn poll_context(config: &Config) -> poller::PollContext {
 }
 
 /// Publishes host collector reports; logs a collector only when it fails or recovers.
-fn publish_host(store: &Store, reports: Vec<host::CollectorReport>, own: Option<Vec<crate::model::Family>>) {
+fn publish_host(
+    store: &Store,
+    reports: Vec<host::CollectorReport>,
+    own: Option<Vec<crate::model::Family>>,
+) {
     let now = unix_now();
     let mut inner = store.write();
     for r in reports {
-        let state = inner.collectors.entry(r.collector.to_string()).or_insert_with(|| CollectorState {
-            up: true,
-            ..Default::default()
-        });
+        let state = inner
+            .collectors
+            .entry(r.collector.to_string())
+            .or_insert_with(|| CollectorState {
+                up: true,
+                ..Default::default()
+            });
         let was_up = state.up;
         state.duration = r.duration.as_secs_f64();
         match r.result {
@@ -179,7 +186,14 @@ fn publish_host(store: &Store, reports: Vec<host::CollectorReport>, own: Option<
 }
 
 /// One round of the host loop (collectors and remora's own process), off the async threads.
-async fn host_round(host: Option<HostCollectors>, proc_root: PathBuf) -> (Option<HostCollectors>, Vec<host::CollectorReport>, Option<Vec<crate::model::Family>>) {
+async fn host_round(
+    host: Option<HostCollectors>,
+    proc_root: PathBuf,
+) -> (
+    Option<HostCollectors>,
+    Vec<host::CollectorReport>,
+    Option<Vec<crate::model::Family>>,
+) {
     let joined = tokio::task::spawn_blocking(move || {
         let mut host = host;
         let reports = host.as_mut().map(HostCollectors::poll).unwrap_or_default();
@@ -311,7 +325,12 @@ impl Supervisor {
         let config = prepared.config.clone();
         self.state.renderer.swap_pipeline(pipeline);
         self.state.config.store(config);
-        self.sources = Some(Sources::launch(prepared, &self.options.roots, &self.state.store, &self.state.ready));
+        self.sources = Some(Sources::launch(
+            prepared,
+            &self.options.roots,
+            &self.state.store,
+            &self.state.ready,
+        ));
         tracing::info!(file = %path.display(), "config reloaded");
         Ok(())
     }
@@ -327,11 +346,18 @@ impl Supervisor {
         })?;
         let old = self.state.config.load();
         if config.server.listen != old.server.listen {
-            tracing::warn!("server.listen changed; the new address takes effect at the next restart");
+            tracing::warn!(
+                "server.listen changed; the new address takes effect at the next restart"
+            );
         }
         let prepared = prepare(config, &self.options.roots)?;
-        let pipeline = Pipeline::build(&prepared.config, &prepared.specs, &prepared.limits, self.state.store.clone())
-            .map_err(|e| e.to_string())?;
+        let pipeline = Pipeline::build(
+            &prepared.config,
+            &prepared.specs,
+            &prepared.limits,
+            self.state.store.clone(),
+        )
+        .map_err(|e| e.to_string())?;
         Ok((prepared, pipeline))
     }
 }
@@ -388,7 +414,12 @@ pub async fn run(
     let ready = Arc::new(Readiness::default());
     ready.arm(Sources::count(&config));
     let prepared = prepare(config, &options.roots).map_err(AppError::Prepare)?;
-    let pipeline = Pipeline::build(&prepared.config, &prepared.specs, &prepared.limits, store.clone())?;
+    let pipeline = Pipeline::build(
+        &prepared.config,
+        &prepared.specs,
+        &prepared.limits,
+        store.clone(),
+    )?;
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {
         renderer: Renderer::new(store.clone(), pipeline),
@@ -458,7 +489,12 @@ pub async fn once(config: Config, roots: Roots) -> Result<(Vec<u8>, bool), AppEr
     let store = Store::new();
     let ctx = poll_context(&config);
     let prepared = prepare(config, &roots).map_err(AppError::Prepare)?;
-    let pipeline = Pipeline::build(&prepared.config, &prepared.specs, &prepared.limits, store.clone())?;
+    let pipeline = Pipeline::build(
+        &prepared.config,
+        &prepared.specs,
+        &prepared.limits,
+        store.clone(),
+    )?;
     let mut set = tokio::task::JoinSet::new();
     for (target, client) in prepared.clients {
         let ctx = ctx.clone();

@@ -57,7 +57,12 @@ fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
 fn summary(c: &Config) -> String {
     let rules: usize = c.targets.iter().map(|t| t.metrics.len()).sum();
     let host = if c.host.enabled {
-        c.host.collectors.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(",")
+        c.host
+            .collectors
+            .iter()
+            .map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     } else {
         "off".into()
     };
@@ -87,7 +92,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => tracing::info!("SIGTERM received"),
@@ -101,7 +109,11 @@ async fn shutdown_signal() {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let format = if cli.log_format == "json" { LogFormat::Json } else { LogFormat::Logfmt };
+    let format = if cli.log_format == "json" {
+        LogFormat::Json
+    } else {
+        LogFormat::Logfmt
+    };
     match cli.command {
         Some(Command::Check) => match load(&cli.config_file) {
             Ok(c) => {
@@ -124,7 +136,11 @@ pub fn main() -> ExitCode {
                 Ok((text, ok)) => {
                     use std::io::Write;
                     let _ = std::io::stdout().write_all(&text);
-                    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+                    if ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
                 }
                 Err(e) => {
                     eprintln!("remora: {e}");
@@ -142,7 +158,10 @@ pub fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(code) => return code,
             };
-            let listen = cli.listen.clone().unwrap_or_else(|| config.server.listen.clone());
+            let listen = cli
+                .listen
+                .clone()
+                .unwrap_or_else(|| config.server.listen.clone());
             let options = Options {
                 config_file: cli.config_file.clone(),
                 metrics_path: cli.metrics_path.clone(),

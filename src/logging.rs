@@ -38,7 +38,11 @@ impl Visit for Fields {
 }
 
 fn logfmt_value(out: &mut String, v: &str) {
-    if !v.is_empty() && !v.chars().any(|c| c == ' ' || c == '"' || c == '=' || c.is_control()) {
+    if !v.is_empty()
+        && !v
+            .chars()
+            .any(|c| c == ' ' || c == '"' || c == '=' || c.is_control())
+    {
         out.push_str(v);
     } else {
         out.push('"');
@@ -61,7 +65,12 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let mut fields = Fields::default();
         event.record(&mut fields);
         let ts = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();

@@ -73,7 +73,10 @@ impl Renderer {
 
     fn cached(&self, generation: u64) -> Option<Arc<Rendered>> {
         let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.as_ref().filter(|r| r.generation == generation).cloned()
+        cache
+            .as_ref()
+            .filter(|r| r.generation == generation)
+            .cloned()
     }
 
     /// The exposition of the latest state, rendered if it changed.

@@ -92,13 +92,24 @@ async fn metrics(state: &AppState, req: &Request<Incoming>) -> Resp {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot render metrics");
-            return text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot render metrics: {e}\n"));
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot render metrics: {e}\n"),
+            );
         }
     };
     let gzip = accepts_gzip(req);
-    let body = if gzip { rendered.gzip() } else { rendered.text.clone() };
+    let body = if gzip {
+        rendered.gzip()
+    } else {
+        rendered.text.clone()
+    };
     let len = body.len();
-    let body = if req.method() == Method::HEAD { Bytes::new() } else { body };
+    let body = if req.method() == Method::HEAD {
+        Bytes::new()
+    } else {
+        body
+    };
     let mut r = Response::new(Full::new(body));
     let h = r.headers_mut();
     h.insert(
@@ -299,13 +310,20 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
                 if state.ready.is_ready() {
                     text(StatusCode::OK, "Ready\n")
                 } else {
-                    text(StatusCode::SERVICE_UNAVAILABLE, "Not ready: first poll round not finished\n")
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Not ready: first poll round not finished\n",
+                    )
                 }
             }
             ("/-/status", true) => status(&state),
-            ("/-/reload", _) if matches!(*req.method(), Method::POST | Method::PUT) => reload(&state).await,
+            ("/-/reload", _) if matches!(*req.method(), Method::POST | Method::PUT) => {
+                reload(&state).await
+            }
             ("/-/reload", _) => method_not_allowed("POST, PUT"),
-            ("/" | "/-/healthy" | "/-/ready" | "/-/status", false) => method_not_allowed("GET, HEAD"),
+            ("/" | "/-/healthy" | "/-/ready" | "/-/status", false) => {
+                method_not_allowed("GET, HEAD")
+            }
             _ => text(StatusCode::NOT_FOUND, "Not Found\n"),
         }
     };
@@ -317,13 +335,13 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
 }
 
 /// Serves until `shutdown` completes, then drains for at most [`DRAIN_TIMEOUT`].
-pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let tls = state
-        .web
-        .tls
-        .clone()
-        .map(tokio_rustls::TlsAcceptor::from);
+    let tls = state.web.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -358,14 +376,17 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>, shutdown: impl F
                 let http = http.clone();
                 let watcher = graceful.watcher();
                 tokio::spawn(async move {
-                    let stream = match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(s)) => s,
-                        Ok(Err(e)) => {
-                            tracing::debug!(error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => return,
-                    };
+                    let stream =
+                        match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        };
                     let conn = http.serve_connection(TokioIo::new(stream), service);
                     let _ = watcher.watch(conn).await;
                 });

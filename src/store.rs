@@ -159,7 +159,10 @@ mod tests {
     fn writes_bump_generation() {
         let store = Store::new();
         let g0 = store.generation();
-        store.write().targets.insert("a".into(), TargetState::default());
+        store
+            .write()
+            .targets
+            .insert("a".into(), TargetState::default());
         assert!(store.generation() > g0);
         let g1 = store.generation();
         let _ = store.read().targets.len();

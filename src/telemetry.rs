@@ -106,7 +106,12 @@ fn own_instruments() -> Vec<(InstrumentSpec, OwnReader)> {
     }
     vec![
         (
-            InstrumentSpec::new("remora.target.up", Gauge, "", "1 if the last poll got an accepted status and a parsed body"),
+            InstrumentSpec::new(
+                "remora.target.up",
+                Gauge,
+                "",
+                "1 if the last poll got an accepted status and a parsed body",
+            ),
             |i, o| {
                 for (n, t) in i.targets.iter().filter(|(_, t)| t.polled) {
                     o(f64::from(u8::from(t.up)), target_attr(n));
@@ -114,7 +119,12 @@ fn own_instruments() -> Vec<(InstrumentSpec, OwnReader)> {
             },
         ),
         (
-            InstrumentSpec::new("remora.target.poll.duration", Gauge, "s", "Duration of the last poll"),
+            InstrumentSpec::new(
+                "remora.target.poll.duration",
+                Gauge,
+                "s",
+                "Duration of the last poll",
+            ),
             |i, o| {
                 for (n, t) in i.targets.iter().filter(|(_, t)| t.polled) {
                     o(t.poll_duration, target_attr(n));
@@ -127,13 +137,24 @@ fn own_instruments() -> Vec<(InstrumentSpec, OwnReader)> {
                 for (n, t) in &i.targets {
                     for r in PollResult::ALL {
                         let count = t.polls.get(&r).copied().unwrap_or(0);
-                        o(count as f64, vec![KeyValue::new("target", n.clone()), KeyValue::new("result", r.as_str())]);
+                        o(
+                            count as f64,
+                            vec![
+                                KeyValue::new("target", n.clone()),
+                                KeyValue::new("result", r.as_str()),
+                            ],
+                        );
                     }
                 }
             },
         ),
         (
-            InstrumentSpec::new("remora.target.http_status_code", Gauge, "", "HTTP status of the last poll, 0 without a response"),
+            InstrumentSpec::new(
+                "remora.target.http_status_code",
+                Gauge,
+                "",
+                "HTTP status of the last poll, 0 without a response",
+            ),
             |i, o| {
                 for (n, t) in i.targets.iter().filter(|(_, t)| t.polled) {
                     o(f64::from(t.http_status), target_attr(n));
@@ -141,7 +162,12 @@ fn own_instruments() -> Vec<(InstrumentSpec, OwnReader)> {
             },
         ),
         (
-            InstrumentSpec::new("remora.target.response.size", Gauge, "By", "Body size of the last response"),
+            InstrumentSpec::new(
+                "remora.target.response.size",
+                Gauge,
+                "By",
+                "Body size of the last response",
+            ),
             |i, o| {
                 for (n, t) in i.targets.iter().filter(|(_, t)| t.polled) {
                     o(t.response_size as f64, target_attr(n));
@@ -149,7 +175,12 @@ fn own_instruments() -> Vec<(InstrumentSpec, OwnReader)> {
             },
         ),
         (
-            InstrumentSpec::new("remora.target.last_success_timestamp", Gauge, "s", "Unix time of the last good poll"),
+            InstrumentSpec::new(
+                "remora.target.last_success_timestamp",
+                Gauge,
+                "s",
+                "Unix time of the last good poll",
+            ),
             |i, o| {
                 for (n, t) in &i.targets {
                     if let Some(ts) = t.last_success {
@@ -159,7 +190,12 @@ fn own_instruments() -> Vec<(InstrumentSpec, OwnReader)> {
             },
         ),
         (
-            InstrumentSpec::new("remora.target.series", Gauge, "", "Series produced by the last poll"),
+            InstrumentSpec::new(
+                "remora.target.series",
+                Gauge,
+                "",
+                "Series produced by the last poll",
+            ),
             |i, o| {
                 for (n, t) in i.targets.iter().filter(|(_, t)| t.polled) {
                     o(t.series as f64, target_attr(n));
@@ -167,21 +203,34 @@ fn own_instruments() -> Vec<(InstrumentSpec, OwnReader)> {
             },
         ),
         (
-            InstrumentSpec::new("remora.extraction.errors", Counter, "", "Values that could not be extracted, by metric and reason"),
+            InstrumentSpec::new(
+                "remora.extraction.errors",
+                Counter,
+                "",
+                "Values that could not be extracted, by metric and reason",
+            ),
             |i, o| {
                 for (n, t) in &i.targets {
                     for ((metric, reason), count) in &t.extraction_errors {
-                        o(*count as f64, vec![
-                            KeyValue::new("target", n.clone()),
-                            KeyValue::new("metric", metric.clone()),
-                            KeyValue::new("reason", *reason),
-                        ]);
+                        o(
+                            *count as f64,
+                            vec![
+                                KeyValue::new("target", n.clone()),
+                                KeyValue::new("metric", metric.clone()),
+                                KeyValue::new("reason", *reason),
+                            ],
+                        );
                     }
                 }
             },
         ),
         (
-            InstrumentSpec::new("remora.series.dropped", Counter, "", "Series over limits.max_series_per_target, dropped"),
+            InstrumentSpec::new(
+                "remora.series.dropped",
+                Counter,
+                "",
+                "Series over limits.max_series_per_target, dropped",
+            ),
             |i, o| {
                 for (n, t) in &i.targets {
                     o(t.dropped as f64, target_attr(n));
@@ -189,15 +238,28 @@ fn own_instruments() -> Vec<(InstrumentSpec, OwnReader)> {
             },
         ),
         (
-            InstrumentSpec::new("remora.collector.up", Gauge, "", "1 if the host collector's last run succeeded"),
+            InstrumentSpec::new(
+                "remora.collector.up",
+                Gauge,
+                "",
+                "1 if the host collector's last run succeeded",
+            ),
             |i, o| {
                 for (n, c) in &i.collectors {
-                    o(f64::from(u8::from(c.up)), vec![KeyValue::new("collector", n.clone())]);
+                    o(
+                        f64::from(u8::from(c.up)),
+                        vec![KeyValue::new("collector", n.clone())],
+                    );
                 }
             },
         ),
         (
-            InstrumentSpec::new("remora.collector.duration", Gauge, "s", "Duration of the host collector's last run"),
+            InstrumentSpec::new(
+                "remora.collector.duration",
+                Gauge,
+                "s",
+                "Duration of the host collector's last run",
+            ),
             |i, o| {
                 for (n, c) in &i.collectors {
                     o(c.duration, vec![KeyValue::new("collector", n.clone())]);
@@ -205,11 +267,21 @@ fn own_instruments() -> Vec<(InstrumentSpec, OwnReader)> {
             },
         ),
         (
-            InstrumentSpec::new("remora.config.last_reload_successful", Gauge, "", "1 if the last config reload succeeded"),
+            InstrumentSpec::new(
+                "remora.config.last_reload_successful",
+                Gauge,
+                "",
+                "1 if the last config reload succeeded",
+            ),
             |i, o| o(f64::from(u8::from(i.reload.last_successful)), Vec::new()),
         ),
         (
-            InstrumentSpec::new("remora.config.last_reload_success_timestamp", Gauge, "s", "Unix time of the last successful config load"),
+            InstrumentSpec::new(
+                "remora.config.last_reload_success_timestamp",
+                Gauge,
+                "s",
+                "Unix time of the last successful config load",
+            ),
             |i, o| o(i.reload.last_success_timestamp, Vec::new()),
         ),
     ]
@@ -244,7 +316,11 @@ pub fn own_prometheus_names() -> Vec<String> {
     .to_vec()
 }
 
-fn register(meter: &Meter, spec: &InstrumentSpec, cb: impl Fn(&dyn AsyncInstrument<f64>) + Send + Sync + 'static) {
+fn register(
+    meter: &Meter,
+    spec: &InstrumentSpec,
+    cb: impl Fn(&dyn AsyncInstrument<f64>) + Send + Sync + 'static,
+) {
     let name = spec.name.clone();
     let desc = spec.description.clone();
     let unit = spec.unit.clone();
@@ -299,18 +375,23 @@ impl Pipeline {
 
         let default_limit = 4096;
         let limits = limits.clone();
-        let mut builder = SdkMeterProvider::builder()
-            .with_reader(exporter)
-            .with_view(move |i: &Instrument| {
-                let limit = limits.get(i.name()).copied().unwrap_or(default_limit);
-                Stream::builder().with_cardinality_limit(limit.max(1)).build().ok()
-            });
+        let mut builder =
+            SdkMeterProvider::builder()
+                .with_reader(exporter)
+                .with_view(move |i: &Instrument| {
+                    let limit = limits.get(i.name()).copied().unwrap_or(default_limit);
+                    Stream::builder()
+                        .with_cardinality_limit(limit.max(1))
+                        .build()
+                        .ok()
+                });
         if !config.resource.is_empty() {
             let attrs = config
                 .resource
                 .iter()
                 .map(|(k, v)| KeyValue::new(k.clone(), v.clone()));
-            builder = builder.with_resource(Resource::builder_empty().with_attributes(attrs).build());
+            builder =
+                builder.with_resource(Resource::builder_empty().with_attributes(attrs).build());
         } else {
             builder = builder.with_resource(Resource::builder_empty().build());
         }
@@ -336,7 +417,12 @@ impl Pipeline {
                     KeyValue::new("rustc_version", RUSTC_VERSION),
                 ],
             );
-            let spec = InstrumentSpec::new("remora.build_info", InstrumentKind::Gauge, "", "remora's version, revision and compiler; always 1");
+            let spec = InstrumentSpec::new(
+                "remora.build_info",
+                InstrumentKind::Gauge,
+                "",
+                "remora's version, revision and compiler; always 1",
+            );
             register(&meter, &spec, move |o| o.observe(1.0, &attrs));
         }
         for (spec, read) in own_instruments() {
@@ -405,7 +491,10 @@ mod tests {
         let text = render(&p);
         assert!(text.contains("# TYPE remora_build_info gauge"), "{text}");
         assert!(text.contains(&format!("remora_build_info{{revision=\"{REVISION}\",rustc_version=\"{RUSTC_VERSION}\",version=\"{VERSION}\"}} 1")), "{text}");
-        assert!(!text.contains("target_info"), "no resource, no target_info: {text}");
+        assert!(
+            !text.contains("target_info"),
+            "no resource, no target_info: {text}"
+        );
         assert!(!text.contains("otel_scope"), "{text}");
     }
 
@@ -413,20 +502,42 @@ mod tests {
     fn families_follow_the_store_and_vanish() {
         let store = Store::new();
         let c = config("global:\n  labels: {cluster: eu1}\nresource:\n  service.name: checkout\n");
-        let specs = [InstrumentSpec::new("app.dependency.latency", InstrumentKind::Gauge, "s", "Latency")];
+        let specs = [InstrumentSpec::new(
+            "app.dependency.latency",
+            InstrumentKind::Gauge,
+            "s",
+            "Latency",
+        )];
         let p = Pipeline::build(&c, &specs, &BTreeMap::new(), store.clone()).unwrap();
         let fam = Family {
             name: "app.dependency.latency".into(),
-            series: vec![Series::new(vec![KeyValue::new("target", "a"), KeyValue::new("dependency", "db")], 0.012)],
+            series: vec![Series::new(
+                vec![
+                    KeyValue::new("target", "a"),
+                    KeyValue::new("dependency", "db"),
+                ],
+                0.012,
+            )],
         };
         store.write().targets.insert(
             "a".into(),
-            TargetState { polled: true, up: true, families: Arc::new(vec![fam]), ..Default::default() },
+            TargetState {
+                polled: true,
+                up: true,
+                families: Arc::new(vec![fam]),
+                ..Default::default()
+            },
         );
         let text = render(&p);
         assert!(text.contains("app_dependency_latency_seconds{cluster=\"eu1\",dependency=\"db\",target=\"a\"} 0.012"), "{text}");
-        assert!(text.contains("remora_target_up{cluster=\"eu1\",target=\"a\"} 1"), "{text}");
-        assert!(text.contains("target_info{service_name=\"checkout\"} 1"), "{text}");
+        assert!(
+            text.contains("remora_target_up{cluster=\"eu1\",target=\"a\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("target_info{service_name=\"checkout\"} 1"),
+            "{text}"
+        );
         // The target goes down: its series disappear from the next render.
         {
             let mut w = store.write();
@@ -436,14 +547,22 @@ mod tests {
         }
         let text = render(&p);
         assert!(!text.contains("app_dependency_latency_seconds{"), "{text}");
-        assert!(text.contains("remora_target_up{cluster=\"eu1\",target=\"a\"} 0"), "{text}");
+        assert!(
+            text.contains("remora_target_up{cluster=\"eu1\",target=\"a\"} 0"),
+            "{text}"
+        );
     }
 
     #[test]
     fn counters_get_total_and_limits_do_not_fold() {
         let store = Store::new();
         let c = config("");
-        let specs = [InstrumentSpec::new("app.requests", InstrumentKind::Counter, "", "Requests")];
+        let specs = [InstrumentSpec::new(
+            "app.requests",
+            InstrumentKind::Counter,
+            "",
+            "Requests",
+        )];
         let mut limits = BTreeMap::new();
         limits.insert("app.requests".to_string(), 3000);
         let p = Pipeline::build(&c, &specs, &limits, store.clone()).unwrap();
@@ -452,7 +571,14 @@ mod tests {
             .collect();
         store.write().targets.insert(
             "a".into(),
-            TargetState { polled: true, families: Arc::new(vec![Family { name: "app.requests".into(), series }]), ..Default::default() },
+            TargetState {
+                polled: true,
+                families: Arc::new(vec![Family {
+                    name: "app.requests".into(),
+                    series,
+                }]),
+                ..Default::default()
+            },
         );
         let text = render(&p);
         assert_eq!(text.matches("app_requests_total{").count(), 2500);

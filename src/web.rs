@@ -92,9 +92,10 @@ impl BasicAuth {
         {
             return true;
         }
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-            .await
-            .unwrap_or(false);
+        let ok =
+            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
+                .await
+                .unwrap_or(false);
         if ok {
             let mut cache = self.verified.lock().unwrap_or_else(|e| e.into_inner());
             if cache.len() > 1024 {
@@ -215,7 +216,14 @@ pub fn load(path: &Path) -> Result<WebConfig, WebError> {
                 let (Some(cert), Some(keyf)) = (cert, keyf) else {
                     return Err(invalid(path, v, key, "cert_file and key_file are required"));
                 };
-                config.tls = Some(Arc::new(tls_config(path, &cert, &keyf, client_ca.as_deref(), &auth_type, v)?));
+                config.tls = Some(Arc::new(tls_config(
+                    path,
+                    &cert,
+                    &keyf,
+                    client_ca.as_deref(),
+                    &auth_type,
+                    v,
+                )?));
             }
             "basic_auth_users" => {
                 let mut users = BTreeMap::new();
@@ -223,7 +231,12 @@ pub fn load(path: &Path) -> Result<WebConfig, WebError> {
                     let user = scalar(path, uk, key)?.to_string();
                     let hash = scalar(path, uv, &format!("{key}.{user}"))?.to_string();
                     if !hash.starts_with("$2") {
-                        return Err(invalid(path, uv, &format!("{key}.{user}"), "expected a bcrypt hash ($2y$...)"));
+                        return Err(invalid(
+                            path,
+                            uv,
+                            &format!("{key}.{user}"),
+                            "expected a bcrypt hash ($2y$...)",
+                        ));
                     }
                     users.insert(user, hash);
                 }
@@ -232,7 +245,14 @@ pub fn load(path: &Path) -> Result<WebConfig, WebError> {
                 }
             }
             "http_server_config" => {}
-            other => return Err(invalid(path, k, other, "unknown key (expected tls_server_config, basic_auth_users)")),
+            other => {
+                return Err(invalid(
+                    path,
+                    k,
+                    other,
+                    "unknown key (expected tls_server_config, basic_auth_users)",
+                ))
+            }
         }
     }
     Ok(config)

@@ -121,11 +121,7 @@ pub fn expand_env(s: &str, env: Env<'_>) -> Result<String, String> {
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 return Err(format!("invalid variable name {name:?} in ${{{expr}}}"));
             }
             match (env(name), default) {
@@ -152,7 +148,9 @@ pub fn expand_env(s: &str, env: Env<'_>) -> Result<String, String> {
 pub fn parse_size(s: &str) -> Option<f64> {
     let s = s.trim();
     let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-'))
+        .find(|c: char| {
+            !(c.is_ascii_digit() || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-')
+        })
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().ok()?;
@@ -269,7 +267,11 @@ impl Ctx<'_> {
         match s.trim().parse::<f64>() {
             Ok(v) if v.is_finite() => Some(v),
             _ => {
-                self.err(node.mark, key, format!("{s:?} is not a number (expected a number)"));
+                self.err(
+                    node.mark,
+                    key,
+                    format!("{s:?} is not a number (expected a number)"),
+                );
                 None
             }
         }
@@ -280,14 +282,20 @@ impl Ctx<'_> {
         match parse_duration(&s) {
             Some(d) if !d.is_zero() => Some(d),
             Some(_) => {
-                self.err(node.mark, key, "must be greater than zero (expected a duration such as 15s)");
+                self.err(
+                    node.mark,
+                    key,
+                    "must be greater than zero (expected a duration such as 15s)",
+                );
                 None
             }
             None => {
                 self.err(
                     node.mark,
                     key,
-                    format!("{s:?} is not a duration (expected a duration such as 15s, 500ms or 1m30s)"),
+                    format!(
+                        "{s:?} is not a duration (expected a duration such as 15s, 500ms or 1m30s)"
+                    ),
                 );
                 None
             }
@@ -325,7 +333,11 @@ impl Ctx<'_> {
             NodeKind::Seq(items) => items,
             _ if node.is_null() => &[],
             _ => {
-                self.err(node.mark, key, format!("got {} (expected a list)", node.type_name()));
+                self.err(
+                    node.mark,
+                    key,
+                    format!("got {} (expected a list)", node.type_name()),
+                );
                 &[]
             }
         }
@@ -442,7 +454,10 @@ impl<'n> MapReader<'n> {
             ctx.err(
                 *mark,
                 &join(&self.key, name),
-                format!("unknown key ({hint}expected one of: {})", allowed.join(", ")),
+                format!(
+                    "unknown key ({hint}expected one of: {})",
+                    allowed.join(", ")
+                ),
             );
         }
     }
@@ -485,7 +500,13 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
             if let Some(n) = m.get("listen") {
                 if let Some(s) = ctx.nonempty_string(n, "server.listen") {
                     if s.parse::<std::net::SocketAddr>().is_err() && !s.contains(':') {
-                        ctx.err(n.mark, "server.listen", format!("{s:?} is not an address (expected host:port such as 0.0.0.0:9479)"));
+                        ctx.err(
+                            n.mark,
+                            "server.listen",
+                            format!(
+                                "{s:?} is not an address (expected host:port such as 0.0.0.0:9479)"
+                            ),
+                        );
                     }
                     config.server.listen = s;
                 }
@@ -539,7 +560,11 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
     }
     for reserved in ["target", "state", "process_name"] {
         if config.global.labels.contains_key(reserved) {
-            ctx.err(root.mark, "global.labels", format!("label {reserved:?} is reserved by remora (expected another name)"));
+            ctx.err(
+                root.mark,
+                "global.labels",
+                format!("label {reserved:?} is reserved by remora (expected another name)"),
+            );
         }
     }
 
@@ -558,7 +583,13 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
             if let Some(n) = m.get("max_series_per_target") {
                 if let Some(v) = ctx.number(n, "limits.max_series_per_target") {
                     if v < 1.0 || v.fract() != 0.0 || v > 1e7 {
-                        ctx.err(n.mark, "limits.max_series_per_target", format!("{v} is out of range (expected a whole number from 1 to 10000000)"));
+                        ctx.err(
+                            n.mark,
+                            "limits.max_series_per_target",
+                            format!(
+                                "{v} is out of range (expected a whole number from 1 to 10000000)"
+                            ),
+                        );
                     } else {
                         config.limits.max_series_per_target = v as usize;
                     }
@@ -568,7 +599,13 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
                 if let Some(s) = ctx.string(n, "limits.max_body_bytes") {
                     match parse_size(&s) {
                         Some(v) if v >= 1.0 => config.limits.max_body_bytes = v as u64,
-                        _ => ctx.err(n.mark, "limits.max_body_bytes", format!("{s:?} is not a size (expected a size such as 4MiB or 1048576)")),
+                        _ => ctx.err(
+                            n.mark,
+                            "limits.max_body_bytes",
+                            format!(
+                                "{s:?} is not a size (expected a size such as 4MiB or 1048576)"
+                            ),
+                        ),
                     }
                 }
             }
@@ -587,7 +624,14 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
             let key = format!("targets[{i}]");
             if let Some(target) = decode_target(ctx, t, &key, &config.global) {
                 if !names.insert(target.name.clone()) {
-                    ctx.err(t.mark, &format!("{key}.name"), format!("target name {:?} is used twice (expected unique names)", target.name));
+                    ctx.err(
+                        t.mark,
+                        &format!("{key}.name"),
+                        format!(
+                            "target name {:?} is used twice (expected unique names)",
+                            target.name
+                        ),
+                    );
                 }
                 config.targets.push(target);
             }
@@ -595,7 +639,10 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
     }
     check_instrument_conflicts(ctx, node_of(root, "targets"), &config.targets);
 
-    top.finish(ctx, &["server", "global", "resource", "limits", "host", "targets"]);
+    top.finish(
+        ctx,
+        &["server", "global", "resource", "limits", "host", "targets"],
+    );
     config
 }
 
@@ -616,7 +663,9 @@ fn check_instrument_conflicts(ctx: &mut Ctx<'_>, targets_node: Option<&Node>, ta
         for rule in &t.metrics {
             for v in &rule.values {
                 if let Some((kind, unit, target)) = seen.get(v.name.as_str()) {
-                    if std::mem::discriminant(*kind) != std::mem::discriminant(&rule.kind) || *unit != rule.unit {
+                    if std::mem::discriminant(*kind) != std::mem::discriminant(&rule.kind)
+                        || *unit != rule.unit
+                    {
                         let mark = targets_node.map(|n| n.mark).unwrap_or_default();
                         ctx.err(mark, &format!("targets.{}.metrics.{}", t.name, rule.name), format!(
                             "instrument {:?} is also defined by target {target:?} with another kind or unit (expected the same kind and unit, or another name)",
@@ -634,14 +683,16 @@ fn check_instrument_conflicts(ctx: &mut Ctx<'_>, targets_node: Option<&Node>, ta
 /// Pseudo file systems, as node_exporter excludes them by default.
 pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$";
 /// Kernel and runtime mount points.
-pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str = "^/(dev|proc|sys|run|var/lib/docker/.+|var/lib/kubelet/.+)($|/)";
+pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
+    "^/(dev|proc|sys|run|var/lib/docker/.+|var/lib/kubelet/.+)($|/)";
 
 fn default_host(interval: Duration) -> HostConfig {
     HostConfig {
         enabled: true,
         interval,
         collectors: CollectorName::ALL.to_vec(),
-        mount_points_exclude: Regex::new(DEFAULT_MOUNT_POINTS_EXCLUDE).unwrap_or_else(|_| unreachable!()),
+        mount_points_exclude: Regex::new(DEFAULT_MOUNT_POINTS_EXCLUDE)
+            .unwrap_or_else(|_| unreachable!()),
         fs_types_exclude: Regex::new(DEFAULT_FS_TYPES_EXCLUDE).unwrap_or_else(|_| unreachable!()),
         devices_exclude: Regex::new("^lo$").unwrap_or_else(|_| unreachable!()),
         processes: Vec::new(),
@@ -666,10 +717,14 @@ fn decode_host(ctx: &mut Ctx<'_>, node: &Node, host: &mut HostConfig) {
                 match CollectorName::parse(&s) {
                     Some(c) if !list.contains(&c) => list.push(c),
                     Some(_) => ctx.err(item.mark, &key, format!("{s:?} is listed twice")),
-                    None => ctx.err(item.mark, &key, format!(
-                        "unknown collector {s:?} (expected one of: {})",
-                        CollectorName::ALL.map(|c| c.as_str()).join(", ")
-                    )),
+                    None => ctx.err(
+                        item.mark,
+                        &key,
+                        format!(
+                            "unknown collector {s:?} (expected one of: {})",
+                            CollectorName::ALL.map(|c| c.as_str()).join(", ")
+                        ),
+                    ),
                 }
             }
         }
@@ -710,21 +765,33 @@ fn decode_host(ctx: &mut Ctx<'_>, node: &Node, host: &mut HostConfig) {
             let name = match p.get("name") {
                 Some(v) => ctx.nonempty_string(v, &p.path("name")),
                 None => {
-                    ctx.err(item.mark, &p.path("name"), "missing (expected the process_name label value)");
+                    ctx.err(
+                        item.mark,
+                        &p.path("name"),
+                        "missing (expected the process_name label value)",
+                    );
                     None
                 }
             };
             let cmdline = match p.get("cmdline") {
                 Some(v) => ctx.regex(v, &p.path("cmdline")),
                 None => {
-                    ctx.err(item.mark, &p.path("cmdline"), "missing (expected a regular expression on the command line)");
+                    ctx.err(
+                        item.mark,
+                        &p.path("cmdline"),
+                        "missing (expected a regular expression on the command line)",
+                    );
                     None
                 }
             };
             p.finish(ctx, &["name", "cmdline"]);
             if let (Some(name), Some(cmdline)) = (name, cmdline) {
                 if !names.insert(name.clone()) {
-                    ctx.err(item.mark, &format!("{key}.name"), format!("process name {name:?} is used twice"));
+                    ctx.err(
+                        item.mark,
+                        &format!("{key}.name"),
+                        format!("process name {name:?} is used twice"),
+                    );
                 }
                 host.processes.push(ProcessMatcher { name, cmdline });
             }
@@ -735,7 +802,11 @@ fn decode_host(ctx: &mut Ctx<'_>, node: &Node, host: &mut HostConfig) {
             let name = match a.get("name") {
                 Some(v) => ctx.nonempty_string(v, "host.app_container.name"),
                 None => {
-                    ctx.err(n.mark, "host.app_container.name", "missing (expected the app container's name)");
+                    ctx.err(
+                        n.mark,
+                        "host.app_container.name",
+                        "missing (expected the app container's name)",
+                    );
                     None
                 }
             };
@@ -746,18 +817,28 @@ fn decode_host(ctx: &mut Ctx<'_>, node: &Node, host: &mut HostConfig) {
                 }
                 let parsed = parse_size(&s);
                 if parsed.is_none() {
-                    ctx.err(v.mark, "host.app_container.memory_limit", format!("{s:?} is not a size (expected bytes such as 536870912 or 512Mi)"));
+                    ctx.err(
+                        v.mark,
+                        "host.app_container.memory_limit",
+                        format!("{s:?} is not a size (expected bytes such as 536870912 or 512Mi)"),
+                    );
                 }
                 parsed
             });
             let divisor = match a.get("cpu_divisor") {
-                Some(v) => ctx.string(v, "host.app_container.cpu_divisor").and_then(|s| {
-                    let d = parse_cpu(&s);
-                    if d.is_none() {
-                        ctx.err(v.mark, "host.app_container.cpu_divisor", format!("{s:?} is not a CPU quantity (expected 1, 1m or 100m)"));
-                    }
-                    d
-                }),
+                Some(v) => ctx
+                    .string(v, "host.app_container.cpu_divisor")
+                    .and_then(|s| {
+                        let d = parse_cpu(&s);
+                        if d.is_none() {
+                            ctx.err(
+                                v.mark,
+                                "host.app_container.cpu_divisor",
+                                format!("{s:?} is not a CPU quantity (expected 1, 1m or 100m)"),
+                            );
+                        }
+                        d
+                    }),
                 None => Some(1.0),
             };
             let cpu_limit = a.get("cpu_limit").and_then(|v| {
@@ -783,7 +864,14 @@ fn decode_host(ctx: &mut Ctx<'_>, node: &Node, host: &mut HostConfig) {
     }
     m.finish(
         ctx,
-        &["enabled", "collectors", "filesystem", "network", "processes", "app_container"],
+        &[
+            "enabled",
+            "collectors",
+            "filesystem",
+            "network",
+            "processes",
+            "app_container",
+        ],
     );
 }
 
@@ -814,12 +902,21 @@ const TARGET_KEYS: &[&str] = &[
     "metrics",
 ];
 
-fn decode_target(ctx: &mut Ctx<'_>, node: &Node, key: &str, global: &GlobalConfig) -> Option<Target> {
+fn decode_target(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    key: &str,
+    global: &GlobalConfig,
+) -> Option<Target> {
     let mut m = MapReader::new(ctx, node, key)?;
     let name = match m.get("name") {
         Some(n) => ctx.nonempty_string(n, &m.path("name")),
         None => {
-            ctx.err(node.mark, &m.path("name"), "missing (expected a unique target name)");
+            ctx.err(
+                node.mark,
+                &m.path("name"),
+                "missing (expected a unique target name)",
+            );
             None
         }
     };
@@ -849,11 +946,15 @@ fn decode_target(ctx: &mut Ctx<'_>, node: &Node, key: &str, global: &GlobalConfi
             let t = ctx.duration(n, &m.path("timeout"));
             if let Some(t) = t {
                 if t > interval {
-                    ctx.err(n.mark, &m.path("timeout"), format!(
-                        "{} is longer than the interval {} (expected at most the interval)",
-                        humantime::format_duration(t),
-                        humantime::format_duration(interval)
-                    ));
+                    ctx.err(
+                        n.mark,
+                        &m.path("timeout"),
+                        format!(
+                            "{} is longer than the interval {} (expected at most the interval)",
+                            humantime::format_duration(t),
+                            humantime::format_duration(interval)
+                        ),
+                    );
                 }
             }
             t.unwrap_or(global.timeout)
@@ -865,7 +966,11 @@ fn decode_target(ctx: &mut Ctx<'_>, node: &Node, key: &str, global: &GlobalConfi
             Some("GET") | Some("get") => Method::Get,
             Some("POST") | Some("post") => Method::Post,
             Some(other) => {
-                ctx.err(n.mark, &m.path("method"), format!("{other:?} is not supported (expected GET or POST)"));
+                ctx.err(
+                    n.mark,
+                    &m.path("method"),
+                    format!("{other:?} is not supported (expected GET or POST)"),
+                );
                 Method::Get
             }
             None => Method::Get,
@@ -875,7 +980,11 @@ fn decode_target(ctx: &mut Ctx<'_>, node: &Node, key: &str, global: &GlobalConfi
     let body = m.get("body").and_then(|n| {
         let s = ctx.string(n, &m.path("body"));
         if method != Method::Post {
-            ctx.err(n.mark, &m.path("body"), "a body needs method: POST (expected method: POST or no body)");
+            ctx.err(
+                n.mark,
+                &m.path("body"),
+                "a body needs method: POST (expected method: POST or no body)",
+            );
         }
         s
     });
@@ -903,17 +1012,27 @@ fn decode_target(ctx: &mut Ctx<'_>, node: &Node, key: &str, global: &GlobalConfi
         let username = match b.get("username") {
             Some(v) => ctx.string(v, &b.path("username")),
             None => {
-                ctx.err(n.mark, &b.path("username"), "missing (expected a user name)");
+                ctx.err(
+                    n.mark,
+                    &b.path("username"),
+                    "missing (expected a user name)",
+                );
                 None
             }
         };
-        let password = b.get("password").and_then(|v| ctx.string(v, &b.path("password")));
+        let password = b
+            .get("password")
+            .and_then(|v| ctx.string(v, &b.path("password")));
         let password_file = b
             .get("password_file")
             .and_then(|v| ctx.nonempty_string(v, &b.path("password_file")))
             .map(PathBuf::from);
         if password.is_some() && password_file.is_some() {
-            ctx.err(n.mark, &bkey, "both password and password_file are set (expected one of them)");
+            ctx.err(
+                n.mark,
+                &bkey,
+                "both password and password_file are set (expected one of them)",
+            );
         }
         b.finish(ctx, &["username", "password", "password_file"]);
         Some(BasicAuth {
@@ -923,7 +1042,11 @@ fn decode_target(ctx: &mut Ctx<'_>, node: &Node, key: &str, global: &GlobalConfi
         })
     });
     if basic_auth.is_some() && bearer_token_file.is_some() {
-        ctx.err(node.mark, key, "both basic_auth and bearer_token_file are set (expected at most one)");
+        ctx.err(
+            node.mark,
+            key,
+            "both basic_auth and bearer_token_file are set (expected at most one)",
+        );
     }
     let mut tls = TlsConfig::default();
     if let Some(n) = m.get("tls") {
@@ -937,14 +1060,31 @@ fn decode_target(ctx: &mut Ctx<'_>, node: &Node, key: &str, global: &GlobalConfi
             tls.ca_file = file(&mut t, ctx, "ca_file");
             tls.cert_file = file(&mut t, ctx, "cert_file");
             tls.key_file = file(&mut t, ctx, "key_file");
-            tls.server_name = t.get("server_name").and_then(|v| ctx.nonempty_string(v, &t.path("server_name")));
+            tls.server_name = t
+                .get("server_name")
+                .and_then(|v| ctx.nonempty_string(v, &t.path("server_name")));
             if let Some(v) = t.get("insecure_skip_verify") {
-                tls.insecure_skip_verify = ctx.boolean(v, &t.path("insecure_skip_verify")).unwrap_or(false);
+                tls.insecure_skip_verify = ctx
+                    .boolean(v, &t.path("insecure_skip_verify"))
+                    .unwrap_or(false);
             }
             if tls.cert_file.is_some() != tls.key_file.is_some() {
-                ctx.err(n.mark, &tkey, "cert_file and key_file go together (expected both or neither)");
+                ctx.err(
+                    n.mark,
+                    &tkey,
+                    "cert_file and key_file go together (expected both or neither)",
+                );
             }
-            t.finish(ctx, &["ca_file", "cert_file", "key_file", "server_name", "insecure_skip_verify"]);
+            t.finish(
+                ctx,
+                &[
+                    "ca_file",
+                    "cert_file",
+                    "key_file",
+                    "server_name",
+                    "insecure_skip_verify",
+                ],
+            );
         }
     }
     let mut accept_status = Vec::new();
@@ -956,7 +1096,11 @@ fn decode_target(ctx: &mut Ctx<'_>, node: &Node, key: &str, global: &GlobalConfi
                 if (100.0..=599.0).contains(&v) && v.fract() == 0.0 {
                     accept_status.push(v as u16);
                 } else {
-                    ctx.err(item.mark, &ikey, format!("{v} is not an HTTP status (expected 100 to 599)"));
+                    ctx.err(
+                        item.mark,
+                        &ikey,
+                        format!("{v} is not an HTTP status (expected 100 to 599)"),
+                    );
                 }
             }
         }
@@ -966,7 +1110,11 @@ fn decode_target(ctx: &mut Ctx<'_>, node: &Node, key: &str, global: &GlobalConfi
             Some("json") | None => Format::Json,
             Some("prometheus") => Format::Prometheus,
             Some(other) => {
-                ctx.err(n.mark, &m.path("format"), format!("{other:?} is not a format (expected json or prometheus)"));
+                ctx.err(
+                    n.mark,
+                    &m.path("format"),
+                    format!("{other:?} is not a format (expected json or prometheus)"),
+                );
                 Format::Json
             }
         },
@@ -978,7 +1126,11 @@ fn decode_target(ctx: &mut Ctx<'_>, node: &Node, key: &str, global: &GlobalConfi
             let labels = ctx.labels(n, &lkey);
             for reserved in ["target", "state", "process_name"] {
                 if labels.contains_key(reserved) {
-                    ctx.err(n.mark, &lkey, format!("label {reserved:?} is reserved by remora (expected another name)"));
+                    ctx.err(
+                        n.mark,
+                        &lkey,
+                        format!("label {reserved:?} is reserved by remora (expected another name)"),
+                    );
                 }
             }
             labels
@@ -992,7 +1144,11 @@ fn decode_target(ctx: &mut Ctx<'_>, node: &Node, key: &str, global: &GlobalConfi
             let mut names = HashSet::new();
             let items = ctx.seq(n, &mkey);
             if items.is_empty() {
-                ctx.err(n.mark, &mkey, "is empty (expected at least one metric rule)");
+                ctx.err(
+                    n.mark,
+                    &mkey,
+                    "is empty (expected at least one metric rule)",
+                );
             }
             for (i, item) in items.iter().enumerate() {
                 let rkey = format!("{mkey}[{i}]");
@@ -1007,10 +1163,18 @@ fn decode_target(ctx: &mut Ctx<'_>, node: &Node, key: &str, global: &GlobalConfi
             }
         }
         (Some(n), Format::Prometheus) => {
-            ctx.err(n.mark, &m.path("metrics"), "format: prometheus targets are served as they are (expected no metrics: list)");
+            ctx.err(
+                n.mark,
+                &m.path("metrics"),
+                "format: prometheus targets are served as they are (expected no metrics: list)",
+            );
         }
         (None, Format::Json) => {
-            ctx.err(node.mark, &m.path("metrics"), "missing (expected a list of metric rules, or format: prometheus)");
+            ctx.err(
+                node.mark,
+                &m.path("metrics"),
+                "missing (expected a list of metric rules, or format: prometheus)",
+            );
         }
         (None, Format::Prometheus) => {}
     }
@@ -1114,7 +1278,11 @@ fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<MetricRule> 
                             ctx.err(sn.mark, &skey, "is empty (expected the list of states)");
                         }
                     }
-                    None => ctx.err(n.mark, &m.path("states"), "missing (a stateset expects states: [ok, degraded, ...])"),
+                    None => ctx.err(
+                        n.mark,
+                        &m.path("states"),
+                        "missing (a stateset expects states: [ok, degraded, ...])",
+                    ),
                 }
                 RuleKind::StateSet(states)
             }
@@ -1126,7 +1294,11 @@ fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<MetricRule> 
         None => RuleKind::Gauge,
     };
     if let (Some(sn), false) = (states_node, matches!(kind, RuleKind::StateSet(_))) {
-        ctx.err(sn.mark, &m.path("states"), "states only apply to kind: stateset");
+        ctx.err(
+            sn.mark,
+            &m.path("states"),
+            "states only apply to kind: stateset",
+        );
     }
     let each = m.get("each").and_then(|n| {
         let s = ctx.nonempty_string(n, &m.path("each"))?;
@@ -1136,10 +1308,17 @@ fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<MetricRule> 
     let path_node = m.get("path");
     let values_node = m.get("values");
     match (path_node, values_node) {
-        (Some(_), Some(vn)) => ctx.err(vn.mark, &m.path("values"), "path and values both set (expected one of them)"),
+        (Some(_), Some(vn)) => ctx.err(
+            vn.mark,
+            &m.path("values"),
+            "path and values both set (expected one of them)",
+        ),
         (Some(pn), None) => {
             if let (Some(src), Some(name)) = (value_source(ctx, pn, &m.path("path")), &name) {
-                values.push(RuleValue { name: name.clone(), source: src });
+                values.push(RuleValue {
+                    name: name.clone(),
+                    source: src,
+                });
             }
         }
         (None, Some(vn)) => {
@@ -1147,16 +1326,31 @@ fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<MetricRule> 
             if let Some(mut vm) = MapReader::new(ctx, vn, &vkey) {
                 let entries = vm.take_all();
                 if entries.is_empty() {
-                    ctx.err(vn.mark, &vkey, "is empty (expected at least one NAME: PATH)");
+                    ctx.err(
+                        vn.mark,
+                        &vkey,
+                        "is empty (expected at least one NAME: PATH)",
+                    );
                 }
                 for ((k, kmark), v) in entries {
                     let path = format!("{vkey}.{k}");
-                    if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
-                        ctx.err(*kmark, &path, "not a valid name suffix (expected [a-zA-Z0-9_.]+)");
+                    if k.is_empty()
+                        || !k
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                    {
+                        ctx.err(
+                            *kmark,
+                            &path,
+                            "not a valid name suffix (expected [a-zA-Z0-9_.]+)",
+                        );
                         continue;
                     }
                     if let (Some(src), Some(name)) = (value_source(ctx, v, &path), &name) {
-                        values.push(RuleValue { name: format!("{name}.{k}"), source: src });
+                        values.push(RuleValue {
+                            name: format!("{name}.{k}"),
+                            source: src,
+                        });
                     }
                 }
             }
@@ -1164,16 +1358,31 @@ fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<MetricRule> 
         (None, None) => {
             if kind == RuleKind::Info {
                 if let Some(name) = &name {
-                    values.push(RuleValue { name: name.clone(), source: ValueSource::Const(1.0) });
+                    values.push(RuleValue {
+                        name: name.clone(),
+                        source: ValueSource::Const(1.0),
+                    });
                 }
             } else {
-                ctx.err(node.mark, &m.path("path"), "missing (expected path: a JSONPath or a number, or values:)");
+                ctx.err(
+                    node.mark,
+                    &m.path("path"),
+                    "missing (expected path: a JSONPath or a number, or values:)",
+                );
             }
         }
     }
     if let RuleKind::StateSet(_) = kind {
-        if values.iter().any(|v| matches!(v.source, ValueSource::Const(_))) || values.len() > 1 {
-            ctx.err(node.mark, &m.path("path"), "a stateset reads one JSONPath (expected path: to the state string)");
+        if values
+            .iter()
+            .any(|v| matches!(v.source, ValueSource::Const(_)))
+            || values.len() > 1
+        {
+            ctx.err(
+                node.mark,
+                &m.path("path"),
+                "a stateset reads one JSONPath (expected path: to the state string)",
+            );
         }
     }
     let mut labels = Vec::new();
@@ -1186,13 +1395,21 @@ fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<MetricRule> 
                 continue;
             }
             if k == "target" || (k == "state" && matches!(kind, RuleKind::StateSet(_))) {
-                ctx.err(mark, &path, format!("label {k:?} is set by remora (expected another name)"));
+                ctx.err(
+                    mark,
+                    &path,
+                    format!("label {k:?} is set by remora (expected another name)"),
+                );
                 continue;
             }
             match parse_template(&v) {
                 Ok(t) => {
                     if each.is_none() && t.parts.iter().any(|p| matches!(p, TemplatePart::Key)) {
-                        ctx.err(mark, &path, "{@key} needs each: (expected an each: JSONPath on this rule)");
+                        ctx.err(
+                            mark,
+                            &path,
+                            "{@key} needs each: (expected an each: JSONPath on this rule)",
+                        );
                     }
                     labels.push((k, t));
                 }
@@ -1202,16 +1419,18 @@ fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<MetricRule> 
     }
     let scale = m.get("scale").and_then(|n| ctx.number(n, &m.path("scale")));
     let parse = match m.get("parse") {
-        Some(n) => match ctx.string(n, &m.path("parse")).as_deref() {
-            Some("auto") | None => Parse::Auto,
-            Some("duration") => Parse::Duration,
-            Some("timestamp") => Parse::Timestamp,
-            Some("bytes") => Parse::Bytes,
-            Some(other) => {
-                ctx.err(n.mark, &m.path("parse"), format!("{other:?} is not a parser (expected auto, duration, timestamp or bytes)"));
-                Parse::Auto
+        Some(n) => {
+            match ctx.string(n, &m.path("parse")).as_deref() {
+                Some("auto") | None => Parse::Auto,
+                Some("duration") => Parse::Duration,
+                Some("timestamp") => Parse::Timestamp,
+                Some("bytes") => Parse::Bytes,
+                Some(other) => {
+                    ctx.err(n.mark, &m.path("parse"), format!("{other:?} is not a parser (expected auto, duration, timestamp or bytes)"));
+                    Parse::Auto
+                }
             }
-        },
+        }
         None => Parse::Auto,
     };
     let mut map = BTreeMap::new();
@@ -1297,7 +1516,11 @@ pub fn parse_template(s: &str) -> Result<Template, String> {
                     parts.push(TemplatePart::Path(path));
                 }
             }
-            '}' => return Err(format!("unmatched '}}' in template {s:?} (write }}}} for a literal brace)")),
+            '}' => {
+                return Err(format!(
+                    "unmatched '}}' in template {s:?} (write }}}} for a literal brace)"
+                ))
+            }
             c => lit.push(c),
         }
     }

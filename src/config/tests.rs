@@ -19,7 +19,11 @@ fn parse(text: &str) -> Result<Config, Vec<ConfigError>> {
 }
 
 fn errors(text: &str) -> Vec<String> {
-    parse(text).unwrap_err().iter().map(|e| e.to_string()).collect()
+    parse(text)
+        .unwrap_err()
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
 }
 
 const GOOD: &str = r#"
@@ -77,18 +81,35 @@ fn good_config_loads() {
     assert_eq!(c.global.interval.as_secs(), 10);
     assert_eq!(c.resource["k8s.pod.name"], "checkout-7d9f");
     assert_eq!(c.limits.max_body_bytes, 1024 * 1024);
-    assert_eq!(c.host.collectors, vec![CollectorName::Cpu, CollectorName::Memory]);
+    assert_eq!(
+        c.host.collectors,
+        vec![CollectorName::Cpu, CollectorName::Memory]
+    );
     let app = c.host.app_container.as_ref().unwrap();
     assert_eq!(app.memory_limit, Some(512.0 * 1024.0 * 1024.0));
     assert_eq!(app.cpu_limit, Some(0.5));
     let t = &c.targets[0];
-    assert_eq!(t.headers, vec![("X-Api-Key".to_string(), "s3cret".to_string())]);
+    assert_eq!(
+        t.headers,
+        vec![("X-Api-Key".to_string(), "s3cret".to_string())]
+    );
     assert_eq!(t.timeout.as_secs(), 2);
     assert_eq!(t.accept_status, vec![200, 503]);
     assert_eq!(t.metrics.len(), 4);
-    assert_eq!(t.metrics[1].kind, RuleKind::StateSet(vec!["healthy".into(), "degraded".into(), "unhealthy".into()]));
+    assert_eq!(
+        t.metrics[1].kind,
+        RuleKind::StateSet(vec![
+            "healthy".into(),
+            "degraded".into(),
+            "unhealthy".into()
+        ])
+    );
     assert_eq!(t.metrics[2].values[0].name, "app.version");
-    let names: Vec<_> = t.metrics[3].values.iter().map(|v| v.name.as_str()).collect();
+    let names: Vec<_> = t.metrics[3]
+        .values
+        .iter()
+        .map(|v| v.name.as_str())
+        .collect();
     assert_eq!(names, ["app.queue.count", "app.queue.active"]);
     assert!(matches!(t.metrics[3].values[1].source, ValueSource::Const(v) if v == 1.0));
 }
@@ -111,7 +132,13 @@ fn empty_file_gives_defaults() {
 fn unknown_key_has_position_and_hint() {
     let e = errors("global:\n  intreval: 10s\n");
     assert_eq!(e.len(), 1);
-    assert!(e[0].starts_with("exporter.yaml:2:3: global.intreval: unknown key (did you mean \"interval\"?"), "{}", e[0]);
+    assert!(
+        e[0].starts_with(
+            "exporter.yaml:2:3: global.intreval: unknown key (did you mean \"interval\"?"
+        ),
+        "{}",
+        e[0]
+    );
 }
 
 #[test]
@@ -120,16 +147,28 @@ fn every_error_is_reported() {
         "global:\n  interval: 10x\n  timeout: 1s\ntargets:\n  - name: a\n    url: ftp://x\n    metrics:\n      - name: 9bad\n        path: $.[\n",
     );
     assert_eq!(e.len(), 4, "{e:#?}");
-    assert!(e[0].starts_with("exporter.yaml:2:13: global.interval: \"10x\" is not a duration"), "{}", e[0]);
+    assert!(
+        e[0].starts_with("exporter.yaml:2:13: global.interval: \"10x\" is not a duration"),
+        "{}",
+        e[0]
+    );
     assert!(e[1].contains("targets[0].url"), "{}", e[1]);
     assert!(e[2].contains("targets[0].metrics[0].name"), "{}", e[2]);
-    assert!(e[3].contains("targets[0].metrics[0].path: invalid JSONPath"), "{}", e[3]);
+    assert!(
+        e[3].contains("targets[0].metrics[0].path: invalid JSONPath"),
+        "{}",
+        e[3]
+    );
 }
 
 #[test]
 fn timeout_longer_than_interval() {
     let e = errors("global:\n  interval: 5s\n  timeout: 10s\n");
-    assert!(e[0].contains("global.timeout: 10s is longer than global.interval 5s"), "{}", e[0]);
+    assert!(
+        e[0].contains("global.timeout: 10s is longer than global.interval 5s"),
+        "{}",
+        e[0]
+    );
     let e = errors("targets:\n  - name: a\n    url: http://x/\n    interval: 1s\n    timeout: 2s\n    metrics: [{name: a, path: $.a}]\n");
     assert!(e[0].contains("targets[0].timeout"), "{}", e[0]);
     // A short interval alone pulls the default timeout down with it.
@@ -140,12 +179,21 @@ fn timeout_longer_than_interval() {
 #[test]
 fn missing_env_var_is_named() {
     let e = errors("resource:\n  k8s.node.name: ${NODE_NAME}\n");
-    assert!(e[0].starts_with("exporter.yaml:2:18: resource.k8s.node.name: environment variable NODE_NAME is not set"), "{}", e[0]);
+    assert!(
+        e[0].starts_with(
+            "exporter.yaml:2:18: resource.k8s.node.name: environment variable NODE_NAME is not set"
+        ),
+        "{}",
+        e[0]
+    );
 }
 
 #[test]
 fn env_expansion_rules() {
-    assert_eq!(expand_env("a-${POD_NAME}-b", &env).unwrap(), "a-checkout-7d9f-b");
+    assert_eq!(
+        expand_env("a-${POD_NAME}-b", &env).unwrap(),
+        "a-checkout-7d9f-b"
+    );
     assert_eq!(expand_env("${NOPE:-dflt}", &env).unwrap(), "dflt");
     assert_eq!(expand_env("${NOPE:-}", &env).unwrap(), "");
     assert_eq!(expand_env("${EMPTY:-x}", &env).unwrap(), "x");
@@ -159,8 +207,12 @@ fn env_expansion_rules() {
 fn duplicate_names_are_errors() {
     let e = errors("targets:\n  - {name: a, url: http://x/, metrics: [{name: m, path: $.a}, {name: m, path: $.b}]}\n  - {name: a, url: http://y/, metrics: [{name: n, path: $.a}]}\n");
     assert_eq!(e.len(), 2, "{e:#?}");
-    assert!(e.iter().any(|m| m.contains("instrument \"m\" is defined twice")));
-    assert!(e.iter().any(|m| m.contains("target name \"a\" is used twice")));
+    assert!(e
+        .iter()
+        .any(|m| m.contains("instrument \"m\" is defined twice")));
+    assert!(e
+        .iter()
+        .any(|m| m.contains("target name \"a\" is used twice")));
 }
 
 #[test]
@@ -173,22 +225,41 @@ fn conflicting_instruments_across_targets() {
 fn rule_checks() {
     let cases = [
         ("{name: m, kind: stateset, path: $.s}", "states"),
-        ("{name: m, path: $.a, values: {x: $.b}}", "path and values both set"),
+        (
+            "{name: m, path: $.a, values: {x: $.b}}",
+            "path and values both set",
+        ),
         ("{name: m}", "missing (expected path"),
-        ("{name: m, path: $.a, labels: {d: \"{@key}\"}}", "{@key} needs each"),
+        (
+            "{name: m, path: $.a, labels: {d: \"{@key}\"}}",
+            "{@key} needs each",
+        ),
         ("{name: m, path: $.a, labels: {target: x}}", "set by remora"),
-        ("{name: m, path: $.a, labels: {\"bad-name\": x}}", "not a valid label name"),
+        (
+            "{name: m, path: $.a, labels: {\"bad-name\": x}}",
+            "not a valid label name",
+        ),
         ("{name: m, path: $.a, kind: histogram}", "not a kind"),
         ("{name: m, path: $.a, parse: weird}", "not a parser"),
         ("{name: m, path: $.a, map: {up: yes}}", "not a number"),
-        ("{name: m, path: $.a, labels: {x: \"{$.[}\"}}", "invalid JSONPath"),
-        ("{name: remora.up, path: $.a}", "not a valid instrument name"),
+        (
+            "{name: m, path: $.a, labels: {x: \"{$.[}\"}}",
+            "invalid JSONPath",
+        ),
+        (
+            "{name: remora.up, path: $.a}",
+            "not a valid instrument name",
+        ),
         ("{name: m, path: $.a, optional: maybe}", "not a boolean"),
     ];
     for (rule, want) in cases {
-        let text = format!("targets:\n  - name: t\n    url: http://127.0.0.1/\n    metrics: [{rule}]\n");
+        let text =
+            format!("targets:\n  - name: t\n    url: http://127.0.0.1/\n    metrics: [{rule}]\n");
         let e = errors(&text);
-        assert!(e.iter().any(|m| m.contains(want)), "{rule}: want {want:?} in {e:#?}");
+        assert!(
+            e.iter().any(|m| m.contains(want)),
+            "{rule}: want {want:?} in {e:#?}"
+        );
         assert!(e[0].starts_with("exporter.yaml:4:"), "{}", e[0]);
     }
 }

@@ -127,8 +127,9 @@ async fn build_request(
     }
     if let Some(path) = &target.bearer_token_file {
         let token = read_secret(path, "bearer_token_file").await?;
-        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| "bearer_token_file holds characters not allowed in a header".to_string())?;
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+            "bearer_token_file holds characters not allowed in a header".to_string()
+        })?;
         value.set_sensitive(true);
         req = req.header(AUTHORIZATION, value);
     }
@@ -144,7 +145,11 @@ async fn build_request(
 }
 
 /// Fetches the body, enforcing the size limit while reading.
-async fn fetch(target: &Target, client: &reqwest::Client, max: u64) -> Result<(u16, Vec<u8>), Outcome> {
+async fn fetch(
+    target: &Target,
+    client: &reqwest::Client,
+    max: u64,
+) -> Result<(u16, Vec<u8>), Outcome> {
     let req = build_request(target, client)
         .await
         .map_err(|e| Outcome::failed(PollResult::ConnectError, 0, 0, e))?;
@@ -188,7 +193,9 @@ async fn fetch(target: &Target, client: &reqwest::Client, max: u64) -> Result<(u
                         PollResult::BodyTooLarge,
                         status,
                         body.len() as u64 + chunk.len() as u64,
-                        format!("body is larger than limits.max_body_bytes ({max}); reading stopped"),
+                        format!(
+                            "body is larger than limits.max_body_bytes ({max}); reading stopped"
+                        ),
                     ));
                 }
                 body.extend_from_slice(&chunk);
@@ -225,7 +232,8 @@ fn process_body(target: &Target, ctx: &PollContext, body: &[u8]) -> Result<Outco
             out.families = ex.families;
         }
         Format::Prometheus => {
-            let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8 text".to_string())?;
+            let text =
+                std::str::from_utf8(body).map_err(|_| "body is not UTF-8 text".to_string())?;
             let mut labels: Vec<(String, String)> = vec![("target".into(), target.name.clone())];
             labels.extend(target.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
             labels.extend(ctx.global_labels.iter().cloned());
@@ -245,15 +253,23 @@ fn process_body(target: &Target, ctx: &PollContext, body: &[u8]) -> Result<Outco
 }
 
 /// One poll of `target`, start to finish.
-pub async fn poll_once(target: &Arc<Target>, client: &reqwest::Client, ctx: &PollContext) -> Outcome {
+pub async fn poll_once(
+    target: &Arc<Target>,
+    client: &reqwest::Client,
+    ctx: &PollContext,
+) -> Outcome {
     let start = Instant::now();
-    let fetched = tokio::time::timeout(target.timeout, fetch(target, client, ctx.max_body_bytes)).await;
+    let fetched =
+        tokio::time::timeout(target.timeout, fetch(target, client, ctx.max_body_bytes)).await;
     let mut outcome = match fetched {
         Err(_) => Outcome::failed(
             PollResult::Timeout,
             0,
             0,
-            format!("no complete response within {}", humantime::format_duration(target.timeout)),
+            format!(
+                "no complete response within {}",
+                humantime::format_duration(target.timeout)
+            ),
         ),
         Ok(Err(failed)) => failed,
         Ok(Ok((status, body))) => {
@@ -328,9 +344,9 @@ pub fn redact(url: &reqwest::Url) -> String {
 
 /// A stable offset in `[0, interval/10)` so targets don't fire in step.
 fn jitter(name: &str, interval: Duration) -> Duration {
-    let hash = name
-        .bytes()
-        .fold(0xcbf29ce484222325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100000001b3));
+    let hash = name.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    });
     let span = (interval.as_millis() / 10).max(1) as u64;
     Duration::from_millis(hash % span)
 }
@@ -348,7 +364,8 @@ pub async fn run(
     let outcome = poll_once(&target, &client, &ctx).await;
     publish(&store, &target, outcome);
     first_done();
-    let start = tokio::time::Instant::now() + target.interval + jitter(&target.name, target.interval);
+    let start =
+        tokio::time::Instant::now() + target.interval + jitter(&target.name, target.interval);
     let mut ticks = tokio::time::interval_at(start, target.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
