@@ -588,3 +588,53 @@ async fn prometheus_format_target_passes_through() {
     );
     r.stop().await;
 }
+
+/// Ready is latched after the first poll round was attempted: a target that
+/// hangs keeps remora unready until its timeout, then never again.
+#[tokio::test]
+async fn ready_waits_for_the_first_round() {
+    let app = FakeTarget::start().await;
+    app.set("/hang", Reply::Hang);
+    let text = config(&app.url("/hang"), "").replace(
+        "global: {interval: 1s, timeout: 500ms}",
+        "global: {interval: 3s, timeout: 2s}",
+    );
+    let r = Remora::start_with(
+        &text,
+        Start {
+            no_wait: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut first = None;
+    for _ in 0..100 {
+        if let Ok(resp) = reqwest::get(r.url("/-/ready")).await {
+            first = Some(resp.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = reqwest::get(r.url("/-/status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        Some(503),
+        "not ready while the first poll is in flight: {status}"
+    );
+    assert_eq!(
+        reqwest::get(r.url("/-/healthy")).await.unwrap().status(),
+        200
+    );
+    r.wait_ready().await;
+    let m = r.metrics().await;
+    assert_eq!(sample(&m, "remora_target_up{target=\"app\"}"), Some(0.0));
+    // Later polls that hang again do not unready it.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(reqwest::get(r.url("/-/ready")).await.unwrap().status(), 200);
+    r.stop().await;
+}

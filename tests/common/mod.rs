@@ -134,8 +134,9 @@ pub struct Start {
     pub web_config: Option<String>,
     /// Put the config behind a Kubernetes-style `..data` symlink.
     pub configmap: bool,
+    /// Return at once instead of waiting for `/-/ready`.
+    pub no_wait: bool,
 }
-
 
 impl Remora {
     pub async fn start(config: &str) -> Self {
@@ -189,7 +190,9 @@ impl Remora {
             stop: Some(tx),
             task: Some(task),
         };
-        r.wait_ready().await;
+        if !opts.no_wait {
+            r.wait_ready().await;
+        }
         r
     }
 
