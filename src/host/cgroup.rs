@@ -1,0 +1,548 @@
+//! `container`: remora's own cgroup (v2 first, v1 as fallback).
+//!
+//! The cgroup is found from `<proc>/self/cgroup` relative to the cgroup mount.
+//! Inside a container with its own cgroup namespace the path is `/`, the mount
+//! itself; when the listed path does not exist under the mount (a container
+//! that sees its cgroup mounted at the root without a namespace), the mount
+//! itself is used too.
+//!
+//! | series | v2 | v1 |
+//! |---|---|---|
+//! | `container.cpu.time` | `cpu.stat` usage_usec | `cpuacct.usage` (ns) |
+//! | `container.cpu.throttled.time` | `cpu.stat` throttled_usec | `cpu.stat` throttled_time (ns) |
+//! | `container.cpu.limit` | `cpu.max` quota / period | `cpu.cfs_quota_us` / `cpu.cfs_period_us` |
+//! | `container.memory.usage` | `memory.current` | `memory.usage_in_bytes` |
+//! | `container.memory.limit` | `memory.max` | `memory.limit_in_bytes` |
+//! | `container.memory.working_set` | usage - `memory.stat` inactive_file | usage - total_inactive_file |
+//!
+//! No limit (`max`, a quota of -1, or v1's huge sentinel) means no limit series.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::read::{flat_keyed, parse_u64, series0, FileBuf, HostError};
+use super::{name, Collector};
+use crate::model::{Family, InstrumentKind, InstrumentSpec};
+
+pub(crate) const CPU_TIME: &str = "container.cpu.time";
+pub(crate) const CPU_THROTTLED: &str = "container.cpu.throttled.time";
+pub(crate) const CPU_LIMIT: &str = "container.cpu.limit";
+pub(crate) const MEM_USAGE: &str = "container.memory.usage";
+pub(crate) const MEM_LIMIT: &str = "container.memory.limit";
+pub(crate) const MEM_WORKING_SET: &str = "container.memory.working_set";
+
+/// v1 memory limits at or above this mean "no limit" (the kernel's sentinel is
+/// `PAGE_COUNTER_MAX` pages, 0x7FFFFFFFFFFFF000 with 4 KiB pages).
+const V1_UNLIMITED: u64 = 1 << 62;
+
+/// Where remora's cgroup files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Layout {
+    V2 {
+        dir: PathBuf,
+    },
+    V1 {
+        cpu: Option<PathBuf>,
+        cpuacct: PathBuf,
+        memory: PathBuf,
+    },
+}
+
+/// One reading of the cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct CgroupStats {
+    /// Seconds.
+    pub cpu_time: f64,
+    /// Seconds; `None` when the file does not have it.
+    pub throttled: Option<f64>,
+    /// Cores.
+    pub cpu_limit: Option<f64>,
+    pub mem_usage: u64,
+    pub mem_limit: Option<u64>,
+    pub working_set: u64,
+}
+
+/// `<mount>/<path>` when it exists, else the mount itself.
+fn resolve(mount: &Path, path: &str) -> PathBuf {
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty() || rel.split('/').any(|c| c == "..") {
+        return mount.to_path_buf();
+    }
+    let candidate = mount.join(rel);
+    if candidate.is_dir() {
+        candidate
+    } else {
+        mount.to_path_buf()
+    }
+}
+
+/// Finds remora's cgroup from `<proc>/self/cgroup` and the cgroup mount.
+pub(crate) fn detect(buf: &mut FileBuf, proc: &Path, root: &Path) -> Result<Layout, HostError> {
+    let self_cgroup = proc.join("self/cgroup");
+    let text = buf.read(&self_cgroup)?;
+    let mut v2_path = None;
+    let (mut cpu, mut cpuacct, mut memory) = (None, None, None);
+    for line in text.lines() {
+        let mut it = line.splitn(3, ':');
+        let (Some(id), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
+            continue;
+        };
+        if id == "0" && ctrls.is_empty() {
+            v2_path = Some(path.to_string());
+            continue;
+        }
+        for ctrl in ctrls.split(',') {
+            let slot = match ctrl {
+                "cpu" => &mut cpu,
+                "cpuacct" => &mut cpuacct,
+                "memory" => &mut memory,
+                _ => continue,
+            };
+            // The mount is named after the controller list ("cpu,cpuacct"), often with per-controller symlinks.
+            for mount in [root.join(ctrls), root.join(ctrl)] {
+                if mount.is_dir() {
+                    *slot = Some(resolve(&mount, path));
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(p) = &v2_path {
+        if root.join("cgroup.controllers").is_file() {
+            return Ok(Layout::V2 {
+                dir: resolve(root, p),
+            });
+        }
+    }
+    if let (Some(cpuacct), Some(memory)) = (cpuacct, memory) {
+        return Ok(Layout::V1 {
+            cpu,
+            cpuacct,
+            memory,
+        });
+    }
+    // Hybrid layout without v1 cpu/memory controllers.
+    if let Some(p) = &v2_path {
+        let unified = root.join("unified");
+        if unified.join("cgroup.controllers").is_file() {
+            return Ok(Layout::V2 {
+                dir: resolve(&unified, p),
+            });
+        }
+    }
+    Err(HostError::NotFound(format!(
+        "no cgroup v2 or v1 (cpuacct and memory) hierarchy for this process under {}",
+        root.display()
+    )))
+}
+
+/// Reads a file that may legitimately be absent (a limit file of the root cgroup).
+fn read_optional<'a>(buf: &'a mut FileBuf, path: &Path) -> Result<Option<&'a str>, HostError> {
+    match buf.read(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.is_gone() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Parses v2 `cpu.max` ("max 100000" or "50000 100000") into cores.
+pub(crate) fn parse_cpu_max(path: &Path, text: &str) -> Result<Option<f64>, HostError> {
+    let mut it = text.split_ascii_whitespace();
+    let quota = it.next().ok_or_else(|| HostError::parse(path, "empty"))?;
+    if quota == "max" {
+        return Ok(None);
+    }
+    let quota = parse_u64(path, quota, "quota")?;
+    let period = match it.next() {
+        Some(p) => parse_u64(path, p, "period")?,
+        None => 100_000,
+    };
+    if period == 0 {
+        return Ok(None);
+    }
+    Ok(Some(quota as f64 / period as f64))
+}
+
+/// Reads the stats of a cgroup.
+pub(crate) fn read_stats(buf: &mut FileBuf, layout: &Layout) -> Result<CgroupStats, HostError> {
+    let mut s = CgroupStats::default();
+    match layout {
+        Layout::V2 { dir } => {
+            let p = dir.join("cpu.stat");
+            let t = buf.read(&p)?;
+            let usage =
+                flat_keyed(t, "usage_usec").ok_or_else(|| HostError::parse(&p, "no usage_usec"))?;
+            s.cpu_time = usage as f64 / 1e6;
+            s.throttled = flat_keyed(t, "throttled_usec").map(|v| v as f64 / 1e6);
+
+            let p = dir.join("cpu.max");
+            if let Some(t) = read_optional(buf, &p)? {
+                s.cpu_limit = parse_cpu_max(&p, t)?;
+            }
+
+            let p = dir.join("memory.current");
+            s.mem_usage = parse_u64(&p, buf.read(&p)?, "memory.current")?;
+
+            let p = dir.join("memory.max");
+            if let Some(t) = read_optional(buf, &p)? {
+                let t = t.trim();
+                if t != "max" {
+                    s.mem_limit = Some(parse_u64(&p, t, "memory.max")?);
+                }
+            }
+
+            let p = dir.join("memory.stat");
+            let inactive = flat_keyed(buf.read(&p)?, "inactive_file").unwrap_or(0);
+            s.working_set = s.mem_usage.saturating_sub(inactive);
+        }
+        Layout::V1 {
+            cpu,
+            cpuacct,
+            memory,
+        } => {
+            let p = cpuacct.join("cpuacct.usage");
+            s.cpu_time = parse_u64(&p, buf.read(&p)?, "cpuacct.usage")? as f64 / 1e9;
+
+            if let Some(cpu) = cpu {
+                let p = cpu.join("cpu.stat");
+                if let Some(t) = read_optional(buf, &p)? {
+                    s.throttled = flat_keyed(t, "throttled_time").map(|v| v as f64 / 1e9);
+                }
+                let p = cpu.join("cpu.cfs_quota_us");
+                let quota = match read_optional(buf, &p)? {
+                    Some(t) => t
+                        .trim()
+                        .parse::<i64>()
+                        .map_err(|_| HostError::parse(&p, "not an integer"))?,
+                    None => -1,
+                };
+                if quota > 0 {
+                    let p = cpu.join("cpu.cfs_period_us");
+                    let period = parse_u64(&p, buf.read(&p)?, "cfs_period_us")?;
+                    if period > 0 {
+                        s.cpu_limit = Some(quota as f64 / period as f64);
+                    }
+                }
+            }
+
+            let p = memory.join("memory.usage_in_bytes");
+            s.mem_usage = parse_u64(&p, buf.read(&p)?, "memory.usage_in_bytes")?;
+
+            let p = memory.join("memory.limit_in_bytes");
+            if let Some(t) = read_optional(buf, &p)? {
+                let limit = parse_u64(&p, t, "memory.limit_in_bytes")?;
+                if limit < V1_UNLIMITED {
+                    s.mem_limit = Some(limit);
+                }
+            }
+
+            let p = memory.join("memory.stat");
+            let t = buf.read(&p)?;
+            let inactive = flat_keyed(t, "total_inactive_file")
+                .or_else(|| flat_keyed(t, "inactive_file"))
+                .unwrap_or(0);
+            s.working_set = s.mem_usage.saturating_sub(inactive);
+        }
+    }
+    Ok(s)
+}
+
+pub(crate) struct ContainerCollector {
+    proc: PathBuf,
+    root: PathBuf,
+    buf: FileBuf,
+    layout: Option<Layout>,
+    names: [Arc<str>; 6],
+}
+
+impl ContainerCollector {
+    pub(crate) fn new(proc: &Path, cgroup_root: &Path) -> Self {
+        ContainerCollector {
+            proc: proc.to_path_buf(),
+            root: cgroup_root.to_path_buf(),
+            buf: FileBuf::new(),
+            layout: None,
+            names: [
+                name(CPU_TIME),
+                name(CPU_THROTTLED),
+                name(CPU_LIMIT),
+                name(MEM_USAGE),
+                name(MEM_LIMIT),
+                name(MEM_WORKING_SET),
+            ],
+        }
+    }
+
+    /// The layout found (after the first successful poll).
+    #[cfg(test)]
+    pub(crate) fn layout(&self) -> Option<&Layout> {
+        self.layout.as_ref()
+    }
+}
+
+impl Collector for ContainerCollector {
+    fn name(&self) -> &'static str {
+        "container"
+    }
+
+    fn specs(&self) -> Vec<InstrumentSpec> {
+        vec![
+            InstrumentSpec::new(
+                CPU_TIME,
+                InstrumentKind::Counter,
+                "s",
+                "CPU time consumed by remora's container (its cgroup).",
+            ),
+            InstrumentSpec::new(
+                CPU_THROTTLED,
+                InstrumentKind::Counter,
+                "s",
+                "Time remora's container was throttled by its CPU limit.",
+            ),
+            InstrumentSpec::new(
+                CPU_LIMIT,
+                InstrumentKind::UpDownCounter,
+                "{cpu}",
+                "CPU limit of remora's container in cores (absent when unlimited).",
+            ),
+            InstrumentSpec::new(
+                MEM_USAGE,
+                InstrumentKind::UpDownCounter,
+                "By",
+                "Memory used by remora's container, page cache included.",
+            ),
+            InstrumentSpec::new(
+                MEM_LIMIT,
+                InstrumentKind::UpDownCounter,
+                "By",
+                "Memory limit of remora's container (absent when unlimited).",
+            ),
+            InstrumentSpec::new(
+                MEM_WORKING_SET,
+                InstrumentKind::UpDownCounter,
+                "By",
+                "Working set of remora's container: usage minus inactive file pages, as the kubelet computes it.",
+            ),
+        ]
+    }
+
+    fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), HostError> {
+        let layout = match self.layout.take() {
+            Some(l) => l,
+            None => detect(&mut self.buf, &self.proc, &self.root)?,
+        };
+        let s = read_stats(&mut self.buf, &layout)?;
+        // Keep the layout only while it works; a failure re-detects next time.
+        self.layout = Some(layout);
+        let [cpu_time, throttled, cpu_limit, usage, limit, ws] = &self.names;
+        let mut push = |n: &Arc<str>, v: f64| {
+            out.push(Family {
+                name: n.clone(),
+                series: vec![series0(v)],
+            })
+        };
+        push(cpu_time, s.cpu_time);
+        if let Some(t) = s.throttled {
+            push(throttled, t);
+        }
+        if let Some(l) = s.cpu_limit {
+            push(cpu_limit, l);
+        }
+        push(usage, s.mem_usage as f64);
+        if let Some(l) = s.mem_limit {
+            push(limit, l as f64);
+        }
+        push(ws, s.working_set as f64);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn write(p: &Path, content: &str) {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+
+    fn collect(c: &mut ContainerCollector) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        c.collect(&mut out).unwrap();
+        out.iter()
+            .map(|f| (f.name.to_string(), f.series[0].value))
+            .collect()
+    }
+
+    fn v2_tree(dir: &Path, cgpath: &str, cpu_max: &str, mem_max: &str) -> (PathBuf, PathBuf) {
+        let proc = dir.join("proc");
+        let cg = dir.join("cgroup");
+        write(&proc.join("self/cgroup"), &format!("0::{cgpath}\n"));
+        write(&cg.join("cgroup.controllers"), "cpu memory\n");
+        let d = cg.join(cgpath.trim_start_matches('/'));
+        write(
+            &d.join("cpu.stat"),
+            "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\nnr_periods 10\nnr_throttled 2\nthrottled_usec 1500000\n",
+        );
+        write(&d.join("cpu.max"), cpu_max);
+        write(&d.join("memory.current"), "104857600\n");
+        write(&d.join("memory.max"), mem_max);
+        write(
+            &d.join("memory.stat"),
+            "anon 50000000\nfile 40000000\nactive_file 10000000\ninactive_file 30000000\n",
+        );
+        (proc, cg)
+    }
+
+    #[test]
+    fn v2_namespaced_root_with_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (proc, cg) = v2_tree(dir.path(), "/", "50000 100000\n", "268435456\n");
+        let mut c = ContainerCollector::new(&proc, &cg);
+        let got = collect(&mut c);
+        assert_eq!(c.layout(), Some(&Layout::V2 { dir: cg.clone() }));
+        assert_eq!(
+            got,
+            vec![
+                (CPU_TIME.into(), 2.5),
+                (CPU_THROTTLED.into(), 1.5),
+                (CPU_LIMIT.into(), 0.5),
+                (MEM_USAGE.into(), 104857600.0),
+                (MEM_LIMIT.into(), 268435456.0),
+                (MEM_WORKING_SET.into(), 74857600.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn v2_nested_path_unlimited() {
+        let dir = tempfile::tempdir().unwrap();
+        let (proc, cg) = v2_tree(dir.path(), "/kubepods/pod1/abc", "max 100000\n", "max\n");
+        let mut c = ContainerCollector::new(&proc, &cg);
+        let got = collect(&mut c);
+        assert_eq!(
+            c.layout(),
+            Some(&Layout::V2 {
+                dir: cg.join("kubepods/pod1/abc")
+            })
+        );
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![CPU_TIME, CPU_THROTTLED, MEM_USAGE, MEM_WORKING_SET]
+        );
+    }
+
+    #[test]
+    fn v2_path_missing_under_mount_falls_back_to_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let (proc, cg) = v2_tree(dir.path(), "/", "max 100000\n", "max\n");
+        write(
+            &proc.join("self/cgroup"),
+            "0::/system.slice/docker-abc.scope\n",
+        );
+        let mut c = ContainerCollector::new(&proc, &cg);
+        collect(&mut c);
+        assert_eq!(c.layout(), Some(&Layout::V2 { dir: cg.clone() }));
+    }
+
+    fn v1_tree(dir: &Path, combined: bool, quota: &str, limit: &str) -> (PathBuf, PathBuf) {
+        let proc = dir.join("proc");
+        let cg = dir.join("cgroup");
+        let path = "/docker/abc";
+        write(
+            &proc.join("self/cgroup"),
+            &format!("12:memory:{path}\n11:cpu,cpuacct:{path}\n3:pids:{path}\n1:name=systemd:{path}\n0::/\n"),
+        );
+        let (cpu, acct) = if combined {
+            (
+                cg.join("cpu,cpuacct/docker/abc"),
+                cg.join("cpu,cpuacct/docker/abc"),
+            )
+        } else {
+            (cg.join("cpu/docker/abc"), cg.join("cpuacct/docker/abc"))
+        };
+        write(&acct.join("cpuacct.usage"), "3000000000\n");
+        write(
+            &cpu.join("cpu.stat"),
+            "nr_periods 5\nnr_throttled 1\nthrottled_time 250000000\n",
+        );
+        write(&cpu.join("cpu.cfs_quota_us"), quota);
+        write(&cpu.join("cpu.cfs_period_us"), "100000\n");
+        let mem = cg.join("memory/docker/abc");
+        write(&mem.join("memory.usage_in_bytes"), "2000000\n");
+        write(&mem.join("memory.limit_in_bytes"), limit);
+        write(
+            &mem.join("memory.stat"),
+            "cache 100\ninactive_file 999\ntotal_inactive_file 500000\ntotal_active_file 1\n",
+        );
+        (proc, cg)
+    }
+
+    #[test]
+    fn v1_combined_mount_with_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let (proc, cg) = v1_tree(dir.path(), true, "150000\n", "536870912\n");
+        let mut c = ContainerCollector::new(&proc, &cg);
+        let got = collect(&mut c);
+        assert_eq!(
+            got,
+            vec![
+                (CPU_TIME.into(), 3.0),
+                (CPU_THROTTLED.into(), 0.25),
+                (CPU_LIMIT.into(), 1.5),
+                (MEM_USAGE.into(), 2000000.0),
+                (MEM_LIMIT.into(), 536870912.0),
+                (MEM_WORKING_SET.into(), 1500000.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn v1_separate_mounts_unlimited() {
+        let dir = tempfile::tempdir().unwrap();
+        let (proc, cg) = v1_tree(dir.path(), false, "-1\n", "9223372036854771712\n");
+        let mut c = ContainerCollector::new(&proc, &cg);
+        let got = collect(&mut c);
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![CPU_TIME, CPU_THROTTLED, MEM_USAGE, MEM_WORKING_SET]
+        );
+        assert_eq!(
+            c.layout(),
+            Some(&Layout::V1 {
+                cpu: Some(cg.join("cpu/docker/abc")),
+                cpuacct: cg.join("cpuacct/docker/abc"),
+                memory: cg.join("memory/docker/abc"),
+            })
+        );
+    }
+
+    #[test]
+    fn missing_files_are_errors_and_redetect() {
+        let dir = tempfile::tempdir().unwrap();
+        let (proc, cg) = v2_tree(dir.path(), "/", "max\n", "max\n");
+        let mut c = ContainerCollector::new(&proc, &cg);
+        collect(&mut c);
+        fs::remove_file(cg.join("memory.current")).unwrap();
+        let err = c.collect(&mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("memory.current"), "{err}");
+        assert_eq!(c.layout(), None);
+        // No hierarchy at all.
+        let empty = tempfile::tempdir().unwrap();
+        write(&empty.path().join("proc/self/cgroup"), "0::/\n");
+        let mut c = ContainerCollector::new(&empty.path().join("proc"), &empty.path().join("cg"));
+        assert!(c.collect(&mut Vec::new()).is_err());
+    }
+
+    #[test]
+    fn cpu_max_parsing() {
+        let p = Path::new("cpu.max");
+        assert_eq!(parse_cpu_max(p, "max 100000").unwrap(), None);
+        assert_eq!(parse_cpu_max(p, "200000 100000\n").unwrap(), Some(2.0));
+        assert!(parse_cpu_max(p, "").is_err());
+        assert!(parse_cpu_max(p, "x 1").is_err());
+    }
+}

@@ -1,0 +1,616 @@
+//! `process`: the app's processes, matched by regex on their command line, and
+//! remora's own process metrics (the classic Prometheus client set).
+//!
+//! For each `host.processes` entry, every process whose command line
+//! (`<proc>/PID/cmdline`, arguments joined by spaces) matches the regex is
+//! summed: CPU time by mode, resident and virtual memory, threads, open file
+//! descriptors. `process.uptime` is the age of the oldest matching process and
+//! `process.count` the number of matches (0, always emitted, when the app is
+//! not running). Processes without a command line (kernel threads, zombies) and
+//! remora itself are never matched.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use opentelemetry::{Key, KeyValue, Value};
+
+use super::read::{clock_ticks, page_size, parse_u64, series0, FileBuf, HostError};
+use super::system::read_uptime;
+use super::{name, under, Collector};
+use crate::config::ProcessMatcher;
+use crate::model::{Family, InstrumentKind, InstrumentSpec, Series};
+
+pub(crate) const CPU_TIME: &str = "process.cpu.time";
+pub(crate) const MEM_USAGE: &str = "process.memory.usage";
+pub(crate) const MEM_VIRTUAL: &str = "process.memory.virtual";
+pub(crate) const THREADS: &str = "process.thread.count";
+pub(crate) const FDS: &str = "process.unix.file_descriptor.count";
+pub(crate) const UPTIME: &str = "process.uptime";
+pub(crate) const COUNT: &str = "process.count";
+
+/// The fields of `/proc/PID/stat` remora uses (ticks and pages as the kernel gives them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct PidStat {
+    pub utime: u64,
+    pub stime: u64,
+    pub threads: u64,
+    pub starttime: u64,
+    pub vsize: u64,
+}
+
+/// Parses `/proc/PID/stat`. The command name (field 2) may hold spaces and
+/// parentheses, so fields are counted from the last `)`.
+pub(crate) fn parse_pid_stat(path: &Path, text: &str) -> Result<PidStat, HostError> {
+    let close = text
+        .rfind(')')
+        .ok_or_else(|| HostError::parse(path, "no ')'"))?;
+    let mut f = [0u64; 22];
+    let mut n = 0;
+    for (i, field) in text[close + 1..]
+        .split_ascii_whitespace()
+        .take(22)
+        .enumerate()
+    {
+        // Fields 0 (state) and 5 (tpgid, may be -1) are not numbers we need.
+        if matches!(i, 11 | 12 | 17 | 19 | 20) {
+            f[i] = parse_u64(path, field, "stat field")?;
+        }
+        n += 1;
+    }
+    if n < 22 {
+        return Err(HostError::parse(path, "too few fields"));
+    }
+    Ok(PidStat {
+        utime: f[11],
+        stime: f[12],
+        threads: f[17],
+        starttime: f[19],
+        vsize: f[20],
+    })
+}
+
+/// Resident pages from `/proc/PID/statm`. (The rss field of `/proc/PID/stat`
+/// is an approximate per-CPU counter on recent kernels; `statm` is what
+/// `VmRSS` in `/proc/PID/status` shows.)
+pub(crate) fn parse_statm_resident(path: &Path, text: &str) -> Result<u64, HostError> {
+    let f = text
+        .split_ascii_whitespace()
+        .nth(1)
+        .ok_or_else(|| HostError::parse(path, "too few fields"))?;
+    parse_u64(path, f, "resident")
+}
+
+/// Turns a NUL-separated `cmdline` into one space-separated string in `out`.
+pub(crate) fn join_cmdline(raw: &[u8], out: &mut String) {
+    out.clear();
+    // Programs that rewrite their title (nginx, postgres) leave NUL padding.
+    let end = raw.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+    let raw = &raw[..end];
+    if raw.is_empty() {
+        return;
+    }
+    for (i, arg) in raw.split(|&b| b == 0).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(&String::from_utf8_lossy(arg));
+    }
+}
+
+/// Counts the entries of a directory (`<proc>/PID/fd`).
+fn count_dir(path: &Path) -> std::io::Result<u64> {
+    let mut n = 0;
+    for e in std::fs::read_dir(path)? {
+        if e.is_ok() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Sums over the processes matched by one matcher.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sum {
+    count: u64,
+    utime: u64,
+    stime: u64,
+    rss_pages: u64,
+    vsize: u64,
+    threads: u64,
+    fds: u64,
+    fds_unknown: bool,
+    oldest_start: Option<u64>,
+}
+
+struct Matcher {
+    label: Value,
+    name: String,
+    re: regex::Regex,
+    warned_fds: bool,
+}
+
+pub(crate) struct ProcessCollector {
+    proc: PathBuf,
+    uptime_path: PathBuf,
+    own_pid: u32,
+    ticks: f64,
+    page: f64,
+    buf: FileBuf,
+    path: PathBuf,
+    cmd: String,
+    matchers: Vec<Matcher>,
+    sums: Vec<Sum>,
+    hits: Vec<usize>,
+    names: [Arc<str>; 7],
+}
+
+impl ProcessCollector {
+    pub(crate) fn new(proc: &Path, matchers: &[ProcessMatcher]) -> Self {
+        ProcessCollector {
+            proc: proc.to_path_buf(),
+            uptime_path: under(proc, "uptime"),
+            own_pid: std::process::id(),
+            ticks: clock_ticks(),
+            page: page_size(),
+            buf: FileBuf::new(),
+            path: PathBuf::new(),
+            cmd: String::new(),
+            matchers: matchers
+                .iter()
+                .map(|m| Matcher {
+                    label: Value::from(Arc::<str>::from(m.name.as_str())),
+                    name: m.name.clone(),
+                    re: m.cmdline.clone(),
+                    warned_fds: false,
+                })
+                .collect(),
+            sums: Vec::new(),
+            hits: Vec::new(),
+            names: [
+                name(CPU_TIME),
+                name(MEM_USAGE),
+                name(MEM_VIRTUAL),
+                name(THREADS),
+                name(FDS),
+                name(UPTIME),
+                name(COUNT),
+            ],
+        }
+    }
+
+    /// Sets `self.path` to `<proc>/<pid>/<file>` without a new allocation.
+    fn set_path(&mut self, pid: &std::ffi::OsStr, file: &str) {
+        let s: &mut OsString = self.path.as_mut_os_string();
+        s.clear();
+        s.push(self.proc.as_os_str());
+        s.push("/");
+        s.push(pid);
+        s.push("/");
+        s.push(file);
+    }
+
+    /// Adds one process to the sums of the matchers in `self.hits`.
+    fn add_process(&mut self, pid: &std::ffi::OsStr) -> Result<(), HostError> {
+        self.set_path(pid, "stat");
+        let st = match self.buf.read(&self.path) {
+            Ok(t) => parse_pid_stat(&self.path, t)?,
+            Err(e) if e.is_gone() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        self.set_path(pid, "statm");
+        let rss_pages = match self.buf.read(&self.path) {
+            Ok(t) => parse_statm_resident(&self.path, t)?,
+            Err(e) if e.is_gone() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        self.set_path(pid, "fd");
+        let fds = match count_dir(&self.path) {
+            Ok(n) => Some(n),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(0),
+            Err(_) => None,
+        };
+        for &i in &self.hits {
+            let s = &mut self.sums[i];
+            s.count += 1;
+            s.utime += st.utime;
+            s.stime += st.stime;
+            s.rss_pages += rss_pages;
+            s.vsize += st.vsize;
+            s.threads += st.threads;
+            match fds {
+                Some(n) => s.fds += n,
+                None => s.fds_unknown = true,
+            }
+            s.oldest_start = Some(s.oldest_start.map_or(st.starttime, |o| o.min(st.starttime)));
+        }
+        Ok(())
+    }
+}
+
+impl Collector for ProcessCollector {
+    fn name(&self) -> &'static str {
+        "process"
+    }
+
+    fn specs(&self) -> Vec<InstrumentSpec> {
+        vec![
+            InstrumentSpec::new(
+                CPU_TIME,
+                InstrumentKind::Counter,
+                "s",
+                "CPU time of the app's matching processes by mode (summed).",
+            ),
+            InstrumentSpec::new(
+                MEM_USAGE,
+                InstrumentKind::UpDownCounter,
+                "By",
+                "Resident memory of the app's matching processes (summed).",
+            ),
+            InstrumentSpec::new(
+                MEM_VIRTUAL,
+                InstrumentKind::UpDownCounter,
+                "By",
+                "Virtual memory of the app's matching processes (summed).",
+            ),
+            InstrumentSpec::new(
+                THREADS,
+                InstrumentKind::UpDownCounter,
+                "{thread}",
+                "Threads of the app's matching processes (summed).",
+            ),
+            InstrumentSpec::new(
+                FDS,
+                InstrumentKind::UpDownCounter,
+                "{file_descriptor}",
+                "Open file descriptors of the app's matching processes (summed).",
+            ),
+            InstrumentSpec::new(
+                UPTIME,
+                InstrumentKind::Gauge,
+                "s",
+                "Age of the oldest of the app's matching processes.",
+            ),
+            InstrumentSpec::new(
+                COUNT,
+                InstrumentKind::UpDownCounter,
+                "{process}",
+                "Number of processes matching the command line (0: the app is not running).",
+            ),
+        ]
+    }
+
+    fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), HostError> {
+        let uptime = read_uptime(&mut self.buf, &self.uptime_path)?;
+        self.sums.clear();
+        self.sums.resize(self.matchers.len(), Sum::default());
+        let dir = std::fs::read_dir(&self.proc).map_err(|e| HostError::io(&self.proc, e))?;
+        for entry in dir {
+            let Ok(entry) = entry else { continue };
+            let pid_os = entry.file_name();
+            let Some(pid) = pid_os.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if pid == self.own_pid {
+                continue;
+            }
+            self.set_path(&pid_os, "cmdline");
+            let raw = match self.buf.read_bytes(&self.path) {
+                Ok(r) => r,
+                // Gone, or hidden from us: not a process we can match.
+                Err(_) => continue,
+            };
+            join_cmdline(raw, &mut self.cmd);
+            if self.cmd.is_empty() {
+                continue;
+            }
+            self.hits.clear();
+            for (i, m) in self.matchers.iter().enumerate() {
+                if m.re.is_match(&self.cmd) {
+                    self.hits.push(i);
+                }
+            }
+            if !self.hits.is_empty() {
+                self.add_process(&pid_os)?;
+            }
+        }
+
+        let n = self.matchers.len();
+        let mut fam: [Vec<Series>; 7] = Default::default();
+        fam[0].reserve(2 * n);
+        for (m, s) in self.matchers.iter_mut().zip(&self.sums) {
+            let lv = m.label.clone();
+            let label = || KeyValue::new(Key::from_static_str("process_name"), lv.clone());
+            let one = |v: f64| Series::new(vec![label()], v);
+            for (mode, t) in [("user", s.utime), ("system", s.stime)] {
+                fam[0].push(Series::new(
+                    vec![
+                        label(),
+                        KeyValue::new(Key::from_static_str("cpu.mode"), mode),
+                    ],
+                    t as f64 / self.ticks,
+                ));
+            }
+            fam[1].push(one(s.rss_pages as f64 * self.page));
+            fam[2].push(one(s.vsize as f64));
+            fam[3].push(one(s.threads as f64));
+            if s.fds_unknown {
+                if !m.warned_fds {
+                    tracing::warn!(
+                        process_name = %m.name,
+                        "cannot list the open files of a matching process (permission denied); \
+                         process.unix.file_descriptor.count is not exported for it"
+                    );
+                    m.warned_fds = true;
+                }
+            } else {
+                fam[4].push(one(s.fds as f64));
+            }
+            if let Some(start) = s.oldest_start {
+                fam[5].push(one((uptime - start as f64 / self.ticks).max(0.0)));
+            }
+            fam[6].push(one(s.count as f64));
+        }
+        for (name, series) in self.names.iter().zip(fam) {
+            out.push(Family {
+                name: name.clone(),
+                series,
+            });
+        }
+        Ok(())
+    }
+}
+
+const SELF_CPU: &str = "process.cpu";
+const SELF_RSS: &str = "process.resident_memory";
+const SELF_VSIZE: &str = "process.virtual_memory";
+const SELF_FDS: &str = "process.open_fds";
+const SELF_MAX_FDS: &str = "process.max_fds";
+const SELF_START: &str = "process.start_time";
+
+/// remora's own process metrics, named so that the Prometheus exporter serves
+/// the classic client set (`process_cpu_seconds_total`, ...).
+pub fn self_process_specs() -> Vec<InstrumentSpec> {
+    vec![
+        InstrumentSpec::new(
+            SELF_CPU,
+            InstrumentKind::Counter,
+            "s",
+            "Total user and system CPU time spent in seconds.",
+        ),
+        InstrumentSpec::new(
+            SELF_RSS,
+            InstrumentKind::Gauge,
+            "By",
+            "Resident memory size in bytes.",
+        ),
+        InstrumentSpec::new(
+            SELF_VSIZE,
+            InstrumentKind::Gauge,
+            "By",
+            "Virtual memory size in bytes.",
+        ),
+        InstrumentSpec::new(
+            SELF_FDS,
+            InstrumentKind::Gauge,
+            "",
+            "Number of open file descriptors.",
+        ),
+        InstrumentSpec::new(
+            SELF_MAX_FDS,
+            InstrumentKind::Gauge,
+            "",
+            "Maximum number of open file descriptors.",
+        ),
+        InstrumentSpec::new(
+            SELF_START,
+            InstrumentKind::Gauge,
+            "s",
+            "Start time of the process since unix epoch in seconds.",
+        ),
+    ]
+}
+
+/// Reads remora's own process metrics from `<proc>/self` (and the boot time
+/// from `<proc>/stat`).
+pub fn self_process_families(proc_root: &Path) -> Result<Vec<Family>, HostError> {
+    let mut buf = FileBuf::new();
+    let ticks = clock_ticks();
+
+    let p = proc_root.join("stat");
+    let text = buf.read(&p)?;
+    let btime = text
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .ok_or_else(|| HostError::parse(&p, "no btime"))?;
+    let btime = parse_u64(&p, btime, "btime")?;
+
+    let p = proc_root.join("self/stat");
+    let st = parse_pid_stat(&p, buf.read(&p)?)?;
+
+    let p = proc_root.join("self/statm");
+    let rss_pages = parse_statm_resident(&p, buf.read(&p)?)?;
+
+    let p = proc_root.join("self/fd");
+    let fds = count_dir(&p).map_err(|e| HostError::io(&p, e))?;
+
+    let p = proc_root.join("self/limits");
+    let max_fds = buf.read(&p)?.lines().find_map(|l| {
+        let rest = l.strip_prefix("Max open files")?;
+        rest.split_ascii_whitespace().next()?.parse::<u64>().ok()
+    });
+
+    let fam = |n: &'static str, v: f64| Family {
+        name: Arc::from(n),
+        series: vec![series0(v)],
+    };
+    let mut out = vec![
+        fam(SELF_CPU, (st.utime + st.stime) as f64 / ticks),
+        fam(SELF_RSS, rss_pages as f64 * page_size()),
+        fam(SELF_VSIZE, st.vsize as f64),
+        fam(SELF_FDS, fds as f64),
+    ];
+    if let Some(m) = max_fds {
+        out.push(fam(SELF_MAX_FDS, m as f64));
+    }
+    out.push(fam(SELF_START, btime as f64 + st.starttime as f64 / ticks));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regex::Regex;
+    use std::fs;
+
+    const STAT: &str = "4242 (my (odd) app) S 1 4242 4242 0 -1 4194560 500 0 0 0 250 50 0 0 20 0 3 0 1000 104857600 2560 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n";
+
+    #[test]
+    fn parses_stat_with_odd_comm() {
+        let s = parse_pid_stat(Path::new("stat"), STAT).unwrap();
+        assert_eq!(
+            s,
+            PidStat {
+                utime: 250,
+                stime: 50,
+                threads: 3,
+                starttime: 1000,
+                vsize: 104857600,
+            }
+        );
+        assert!(parse_pid_stat(Path::new("s"), "1 (x) S 1 2").is_err());
+        assert!(parse_pid_stat(Path::new("s"), "no paren").is_err());
+    }
+
+    #[test]
+    fn joins_cmdline() {
+        let mut s = String::new();
+        join_cmdline(b"uvicorn\0main:app\0--port\08000\0", &mut s);
+        assert_eq!(s, "uvicorn main:app --port 8000");
+        join_cmdline(b"nginx: worker process", &mut s);
+        assert_eq!(s, "nginx: worker process");
+        join_cmdline(
+            b"nginx: master process nginx -g daemon off;\0\0\0\0",
+            &mut s,
+        );
+        assert_eq!(s, "nginx: master process nginx -g daemon off;");
+        join_cmdline(b"a\0\0b\0", &mut s);
+        assert_eq!(s, "a  b");
+        join_cmdline(b"\0\0", &mut s);
+        assert_eq!(s, "");
+    }
+
+    fn fake_pid(proc: &Path, pid: u32, cmdline: &[u8], stat: &str, fds: usize) {
+        let d = proc.join(pid.to_string());
+        fs::create_dir_all(d.join("fd")).unwrap();
+        fs::write(d.join("cmdline"), cmdline).unwrap();
+        fs::write(d.join("stat"), stat).unwrap();
+        let rss = stat.split(' ').nth(25).unwrap();
+        fs::write(d.join("statm"), format!("9999 {rss} 5 1 0 10 0\n")).unwrap();
+        for i in 0..fds {
+            fs::write(d.join("fd").join(i.to_string()), "").unwrap();
+        }
+    }
+
+    #[test]
+    fn sums_matching_processes() {
+        let dir = tempfile::tempdir().unwrap();
+        let proc = dir.path();
+        fs::write(proc.join("uptime"), "2000.00 1.00\n").unwrap();
+        fs::create_dir(proc.join("self")).unwrap();
+        fake_pid(proc, 10, b"uvicorn\0main:app\0", STAT, 4);
+        let stat2 = STAT.replace(" 1000 104857600 2560", " 5000 4096 10");
+        fake_pid(proc, 11, b"uvicorn\0main:app\0--worker\0", &stat2, 2);
+        fake_pid(proc, 12, b"postgres\0", STAT, 1);
+        fake_pid(proc, 13, b"", STAT, 1); // kernel thread
+                                          // Remora itself matches the regex but is skipped.
+        fake_pid(proc, std::process::id(), b"uvicorn main:app\0", STAT, 1);
+
+        let matchers = vec![
+            ProcessMatcher {
+                name: "api".into(),
+                cmdline: Regex::new("^uvicorn .*main:app").unwrap(),
+            },
+            ProcessMatcher {
+                name: "none".into(),
+                cmdline: Regex::new("^nothing$").unwrap(),
+            },
+        ];
+        let mut c = ProcessCollector::new(proc, &matchers);
+        c.ticks = 100.0;
+        c.page = 4096.0;
+        let mut out = Vec::new();
+        c.collect(&mut out).unwrap();
+        let names: Vec<&str> = out.iter().map(|f| &*f.name).collect();
+        assert_eq!(
+            names,
+            vec![
+                CPU_TIME,
+                MEM_USAGE,
+                MEM_VIRTUAL,
+                THREADS,
+                FDS,
+                UPTIME,
+                COUNT
+            ]
+        );
+        let get = |f: usize, i: usize| {
+            let s = &out[f].series[i];
+            (s.attributes[0].value.as_str().to_string(), s.value)
+        };
+        // cpu: user 2 x 2.5 s, system 2 x 0.5 s.
+        assert_eq!(get(0, 0), ("api".into(), 5.0));
+        assert_eq!(out[0].series[0].attributes[1].value.as_str(), "user");
+        assert_eq!(get(0, 1), ("api".into(), 1.0));
+        assert_eq!(get(0, 2), ("none".into(), 0.0));
+        assert_eq!(get(1, 0), ("api".into(), (2560.0 + 10.0) * 4096.0));
+        assert_eq!(get(2, 0), ("api".into(), 104857600.0 + 4096.0));
+        assert_eq!(get(3, 0), ("api".into(), 6.0));
+        assert_eq!(get(4, 0), ("api".into(), 6.0));
+        // Oldest started at tick 1000 = 10 s after boot.
+        assert_eq!(out[5].series.len(), 1);
+        assert_eq!(get(5, 0), ("api".into(), 1990.0));
+        assert_eq!(get(6, 0), ("api".into(), 2.0));
+        assert_eq!(get(6, 1), ("none".into(), 0.0));
+    }
+
+    #[test]
+    fn self_process_from_fake_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let proc = dir.path();
+        fs::write(proc.join("stat"), "cpu 1 2 3 4\nbtime 1700000000\n").unwrap();
+        fs::create_dir_all(proc.join("self/fd")).unwrap();
+        for i in 0..3 {
+            fs::write(proc.join("self/fd").join(i.to_string()), "").unwrap();
+        }
+        fs::write(proc.join("self/stat"), STAT).unwrap();
+        fs::write(proc.join("self/statm"), "25600 2560 100 1 0 300 0\n").unwrap();
+        fs::write(
+            proc.join("self/limits"),
+            "Limit                     Soft Limit           Hard Limit           Units\n\
+Max open files            1024                 4096                 files\n",
+        )
+        .unwrap();
+        let fams = self_process_families(proc).unwrap();
+        let got: Vec<(&str, f64)> = fams.iter().map(|f| (&*f.name, f.series[0].value)).collect();
+        let t = clock_ticks();
+        assert_eq!(got[0], (SELF_CPU, 300.0 / t));
+        assert_eq!(got[1], (SELF_RSS, 2560.0 * page_size()));
+        assert_eq!(got[2], (SELF_VSIZE, 104857600.0));
+        assert_eq!(got[3], (SELF_FDS, 3.0));
+        assert_eq!(got[4], (SELF_MAX_FDS, 1024.0));
+        assert_eq!(got[5], (SELF_START, 1_700_000_000.0 + 1000.0 / t));
+        let spec_names: Vec<String> = self_process_specs().into_iter().map(|s| s.name).collect();
+        assert_eq!(
+            spec_names,
+            got.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn self_process_real() {
+        let fams = self_process_families(Path::new("/proc")).unwrap();
+        assert_eq!(fams.len(), 6);
+        assert!(fams[1].series[0].value > 0.0);
+    }
+}
