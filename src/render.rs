@@ -124,3 +124,54 @@ fn render_all(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, TelemetryEr
     );
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_str;
+
+    fn renderer() -> (Arc<Store>, Renderer) {
+        let store = Store::new();
+        let config = parse_str("", std::path::Path::new("t.yaml"), &|_| None).unwrap();
+        let pipeline = Pipeline::build(&config, &[], &Default::default(), store.clone()).unwrap();
+        (store.clone(), Renderer::new(store, pipeline))
+    }
+
+    #[tokio::test]
+    async fn renders_once_per_change_and_gzips_once() {
+        let (store, r) = renderer();
+        let a = r.get().await.unwrap();
+        let b = r.get().await.unwrap();
+        assert!(Arc::ptr_eq(&a, &b), "no change, no new render");
+        assert_eq!(
+            a.gzip().as_ptr(),
+            b.gzip().as_ptr(),
+            "gzip is compressed once"
+        );
+        store.write().reload.last_successful = true;
+        let c = r.get().await.unwrap();
+        assert!(!Arc::ptr_eq(&a, &c), "a change renders again");
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&c.gzip()[..]), &mut plain)
+            .unwrap();
+        assert_eq!(plain, c.text);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_gets_share_one_render() {
+        let (store, r) = renderer();
+        store.touch();
+        let r = Arc::new(r);
+        let handles: Vec<_> = (0..16)
+            .map(|_| {
+                let r = r.clone();
+                tokio::spawn(async move { r.get().await.unwrap() })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for h in handles {
+            results.push(h.await.unwrap());
+        }
+        assert!(results.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])));
+    }
+}

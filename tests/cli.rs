@@ -275,3 +275,35 @@ fn promtool_finds_nothing_to_complain_about() {
         .collect();
     assert!(complaints.is_empty(), "promtool: {complaints:#?}");
 }
+
+/// SIGHUP reloads even when the file did not change (the directory watch
+/// only reacts to changes, so this exercises the signal alone).
+#[test]
+fn sighup_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(&dir, "c.yaml", "host: {enabled: false}\n");
+    let (mut child, port) = spawn(&[format!("--config.file={}", cfg.display())]);
+    let stamp = || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).unwrap();
+        common::sample(&buf, "remora_config_last_reload_success_timestamp_seconds ").unwrap()
+    };
+    let before = stamp();
+    std::thread::sleep(Duration::from_millis(50));
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut after = stamp();
+    while after == before && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        after = stamp();
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let _ = child.wait();
+    assert!(
+        after > before,
+        "SIGHUP did not reload ({before} -> {after})"
+    );
+}
