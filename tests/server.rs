@@ -454,15 +454,23 @@ async fn tls_server() {
         key.display()
     );
     // wait_ready speaks plain HTTP, so start without it and probe over TLS.
-    let r = start_tls(web).await;
+    let r = Remora::start_with(
+        "host: {enabled: false}\n",
+        Start {
+            web_config: Some(web),
+            no_wait: true,
+            ..Default::default()
+        },
+    )
+    .await;
     let ca = reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap();
     remora::targets::client::install_crypto_provider();
     let c = reqwest::Client::builder()
         .add_root_certificate(ca)
-        .resolve("localhost", r.0)
+        .resolve("localhost", r.addr)
         .build()
         .unwrap();
-    let url = format!("https://localhost:{}/metrics", r.0.port());
+    let url = format!("https://localhost:{}/metrics", r.addr.port());
     let mut ok = false;
     for _ in 0..100 {
         if let Ok(resp) = c.get(&url).send().await {
@@ -474,37 +482,9 @@ async fn tls_server() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(ok, "no TLS answer");
-    let plain = reqwest::get(format!("http://127.0.0.1:{}/metrics", r.0.port())).await;
+    let plain = reqwest::get(format!("http://127.0.0.1:{}/metrics", r.addr.port())).await;
     assert!(plain.is_err() || plain.unwrap().status() != 200);
-    let _ = r.1.send(());
-}
-
-async fn start_tls(web: String) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
-    let dir = tempfile::tempdir().unwrap().keep();
-    let cfg_path = dir.join("exporter.yaml");
-    std::fs::write(&cfg_path, "host: {enabled: false}\n").unwrap();
-    let web_path = dir.join("web.yml");
-    std::fs::write(&web_path, web).unwrap();
-    let cfg = remora::config::load_file(&cfg_path, &|_| None).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let options = remora::app::Options {
-        config_file: cfg_path,
-        metrics_path: None,
-        web_config: Some(web_path),
-        lifecycle: false,
-        roots: remora::host::Roots::default(),
-        watch: false,
-    };
-    tokio::spawn(async move {
-        remora::app::run(cfg, options, listener, async move {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
-    (addr, tx)
+    r.stop().await;
 }
 
 #[tokio::test]
