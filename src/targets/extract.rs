@@ -1,1 +1,1770 @@
 //! Turning a parsed JSON document into series, following the compiled rules.
+//!
+//! [`extract`] walks a target's [`MetricRule`]s over one document (parsed once
+//! per poll, whatever the number of rules) and returns one [`Family`] per
+//! instrument of [`specs`] (same order, empty families included), the
+//! extraction errors, and how many series the cap dropped. It never fails as a
+//! whole: every problem is confined to the series it concerns.
+//!
+//! Semantics (SPEC section 4), with the choices the SPEC leaves open:
+//!
+//! - `each`: one evaluation per node matched; `$` in `path` and in label
+//!   templates then means that node (without `each`, the document root).
+//!   `{@key}` is the node's object key or array index (empty without `each`).
+//!   An `each` matching nothing gives no series and no error.
+//! - A `path` or template path matching several nodes uses the first.
+//! - Values, `parse: auto`: numbers as they are, `true`/`false` 1/0, numeric
+//!   strings as numbers; `duration`/`timestamp`/`bytes` read strings with
+//!   [`super::value`] and take numbers as seconds / epoch seconds / bytes
+//!   (booleans are `not_a_number` there).
+//! - `map` is looked up first, in every `parse` mode, with the value's text:
+//!   a string as is, a boolean as `true`/`false`, a number as the JSON wrote
+//!   it (so `{"true": 0}` inverts a flag, `{"200": 1}` maps a status code). A
+//!   string neither the map nor the parser accepts is `unmapped_value` when
+//!   the rule has a map, `not_a_number` otherwise; a number or boolean not in
+//!   the map keeps its natural value.
+//! - `scale` multiplies parsed values, not constants (`values: {active: 1}`).
+//! - A result that is NaN or infinite (e.g. `1e308` scaled by 10) is
+//!   `not_a_number` and gives no series.
+//! - `null` gives no series and no error; a missing node is `missing` unless
+//!   the rule is `optional`.
+//! - Labels: strings as is, numbers as the JSON wrote them (integers exactly;
+//!   floats in shortest round-trip form, so `1e3` becomes `1000.0`), booleans
+//!   `true`/`false`, `null` empty; an object or array is `invalid_label` and
+//!   drops the node's series. A missing label path is `missing` (the node's
+//!   series are dropped) unless the rule is `optional`, where it renders empty.
+//!   One label error per node, whatever the number of `values`.
+//! - `info`: value 1; a `path` only has to exist (missing: `missing` unless
+//!   optional; `null`: no series).
+//! - `stateset`: the current value's text is compared with `states`; one
+//!   series per state, label `state`, 1 for the current one. A current value
+//!   not in `states` is `unmapped_value`, and every state is served as 0.
+//! - Duplicates (same instrument and labels in one poll): the first is kept;
+//!   one `duplicate_series` error per node that produced any duplicate.
+//! - Cap: once `max_series` series are kept, further series are dropped and
+//!   counted in [`Extraction::dropped`] (duplicates are errors, not drops).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::sync::Arc;
+
+use opentelemetry::{Key, KeyValue, StringValue};
+use serde_json::Value;
+use serde_json_path::{JsonPath, PathElement};
+
+use super::value::{parse_bytes, parse_duration, parse_number, parse_timestamp};
+use crate::config::{MetricRule, Parse, RuleKind, Target, TemplatePart, ValueSource};
+use crate::model::{Family, InstrumentSpec, Series};
+
+/// Why a series could not be produced (`remora_extraction_errors_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorReason {
+    /// A value or label path matched nothing (and the rule is not optional).
+    Missing,
+    /// The value is not a number (nor parseable by the rule's `parse`).
+    NotANumber,
+    /// A string not in the rule's `map`, or a state not in `states`.
+    UnmappedValue,
+    /// Same instrument and labels as an earlier series of the poll.
+    DuplicateSeries,
+    /// A label path matched an object or an array.
+    InvalidLabel,
+}
+
+impl ErrorReason {
+    /// Every reason, in a fixed order.
+    pub const ALL: [ErrorReason; 5] = [
+        ErrorReason::Missing,
+        ErrorReason::NotANumber,
+        ErrorReason::UnmappedValue,
+        ErrorReason::DuplicateSeries,
+        ErrorReason::InvalidLabel,
+    ];
+
+    /// The `reason` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorReason::Missing => "missing",
+            ErrorReason::NotANumber => "not_a_number",
+            ErrorReason::UnmappedValue => "unmapped_value",
+            ErrorReason::DuplicateSeries => "duplicate_series",
+            ErrorReason::InvalidLabel => "invalid_label",
+        }
+    }
+}
+
+/// One extraction error (one increment of `remora_extraction_errors_total`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractionError {
+    /// The rule's name as written in the config.
+    pub metric: String,
+    pub reason: ErrorReason,
+}
+
+/// The result of one extraction.
+#[derive(Debug, Clone, Default)]
+pub struct Extraction {
+    /// One family per instrument of [`specs`], in the same order.
+    pub families: Vec<Family>,
+    pub errors: Vec<ExtractionError>,
+    /// Series over the cap.
+    pub dropped: u64,
+    /// Series kept.
+    pub series: usize,
+}
+
+/// One [`InstrumentSpec`] per instrument the target's rules produce, in rule
+/// order; a name produced by several rules appears once (the first rule's
+/// kind, unit and description).
+pub fn specs(target: &Target) -> Vec<InstrumentSpec> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for rule in &target.metrics {
+        for value in &rule.values {
+            if seen.insert(value.name.as_str()) {
+                out.push(InstrumentSpec::new(
+                    &value.name,
+                    rule.kind.instrument_kind(),
+                    &rule.unit,
+                    &rule.description,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Extracts every rule of `target` from `doc`. `base` (the `target` label and
+/// the target's labels) is prepended to every series; build it once per
+/// target with `Arc<str>` keys and values so that cloning it is cheap.
+pub fn extract(target: &Target, doc: &Value, max_series: usize, base: &[KeyValue]) -> Extraction {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut families = Vec::new();
+    for rule in &target.metrics {
+        for value in &rule.values {
+            index.entry(value.name.as_str()).or_insert_with(|| {
+                families.push(Family {
+                    name: Arc::from(value.name.as_str()),
+                    series: Vec::new(),
+                });
+                families.len() - 1
+            });
+        }
+    }
+    let mut sink = Sink {
+        families,
+        errors: Vec::new(),
+        dropped: 0,
+        kept: 0,
+        max_series,
+        base_len: base.len(),
+        seen: HashMap::default(),
+        hasher: foldhash::fast::RandomState::default(),
+    };
+    let mut buf = String::new();
+    for rule in &target.metrics {
+        let plan = Plan::new(rule, &index);
+        let Some(each) = &rule.each else {
+            plan.node(doc, NodeKey::None, base, &mut sink, &mut buf);
+            continue;
+        };
+        match SimplePath::parse(each, true) {
+            // `$.a.b.*` / `$.a[*]`: iterate the container, keys for free.
+            Some(fast) => match fast.get(doc) {
+                Some(Value::Object(members)) => {
+                    plan.reserve(members.len(), &mut sink);
+                    for (k, v) in members {
+                        plan.node(v, NodeKey::Name(k), base, &mut sink, &mut buf);
+                    }
+                }
+                Some(Value::Array(items)) => {
+                    plan.reserve(items.len(), &mut sink);
+                    for (i, v) in items.iter().enumerate() {
+                        plan.node(v, NodeKey::Index(i), base, &mut sink, &mut buf);
+                    }
+                }
+                _ => {}
+            },
+            None if plan.uses_key => {
+                let nodes = each.query_located(doc);
+                plan.reserve(nodes.len(), &mut sink);
+                for located in nodes {
+                    let key = match located.location().last() {
+                        Some(PathElement::Name(name)) => NodeKey::Name(name),
+                        Some(PathElement::Index(i)) => NodeKey::Index(*i),
+                        None => NodeKey::None,
+                    };
+                    plan.node(located.node(), key, base, &mut sink, &mut buf);
+                }
+            }
+            None => {
+                let nodes = each.query(doc);
+                plan.reserve(nodes.len(), &mut sink);
+                for node in nodes {
+                    plan.node(node, NodeKey::None, base, &mut sink, &mut buf);
+                }
+            }
+        }
+    }
+    Extraction {
+        families: sink.families,
+        errors: sink.errors,
+        dropped: sink.dropped,
+        series: sink.kept,
+    }
+}
+
+/// One step of a [`SimplePath`].
+enum Step {
+    Name(String),
+    /// Negative: from the end (RFC 9535).
+    Index(i64),
+}
+
+/// A JSONPath made only of `.name` and `[index]` segments (optionally ending
+/// in a wildcard), evaluated without the allocations of a general query.
+/// Recognised from the path's canonical display, where these segments are
+/// unambiguous (a shorthand name cannot contain `.`, `[` or quotes; a
+/// bracketed name is shown quoted and is left to the general query).
+struct SimplePath {
+    steps: Vec<Step>,
+}
+
+impl SimplePath {
+    /// With `wildcard`, the path must end in `.*` or `[*]` (left out of the
+    /// steps: the caller iterates the container); without, it must not.
+    fn parse(path: &JsonPath, wildcard: bool) -> Option<Self> {
+        let text = path.to_string();
+        let mut rest = text.strip_prefix('$')?;
+        if wildcard {
+            rest = rest
+                .strip_suffix(".*")
+                .or_else(|| rest.strip_suffix("[*]"))?;
+        }
+        let mut steps = Vec::new();
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix('.') {
+                let end = after.find(['.', '[']).unwrap_or(after.len());
+                let name = &after[..end];
+                if name.is_empty() || name == "*" {
+                    return None;
+                }
+                steps.push(Step::Name(name.to_string()));
+                rest = &after[end..];
+            } else if let Some(after) = rest.strip_prefix('[') {
+                let end = after.find(']')?;
+                let index = &after[..end];
+                let digits = index.strip_prefix('-').unwrap_or(index);
+                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                steps.push(Step::Index(index.parse().ok()?));
+                rest = &after[end + 1..];
+            } else {
+                return None;
+            }
+        }
+        Some(SimplePath { steps })
+    }
+
+    fn get<'v>(&self, mut v: &'v Value) -> Option<&'v Value> {
+        for step in &self.steps {
+            v = match step {
+                Step::Name(name) => v.as_object()?.get(name)?,
+                Step::Index(i) => {
+                    let items = v.as_array()?;
+                    let at = if *i < 0 {
+                        items
+                            .len()
+                            .checked_sub(usize::try_from(i.unsigned_abs()).ok()?)?
+                    } else {
+                        usize::try_from(*i).ok()?
+                    };
+                    items.get(at)?
+                }
+            };
+        }
+        Some(v)
+    }
+}
+
+/// A compiled JSONPath with, in rules evaluated per `each` node, its fast form.
+struct PathPlan<'r> {
+    path: &'r JsonPath,
+    fast: Option<SimplePath>,
+}
+
+impl<'r> PathPlan<'r> {
+    fn new(path: &'r JsonPath, repeated: bool) -> Self {
+        // Recognising the fast form costs about one evaluation: only worth it
+        // for paths evaluated once per `each` node.
+        let fast = if repeated {
+            SimplePath::parse(path, false)
+        } else {
+            None
+        };
+        PathPlan { path, fast }
+    }
+
+    /// The first node matched.
+    fn first<'v>(&self, node: &'v Value) -> Option<&'v Value> {
+        match &self.fast {
+            Some(fast) => fast.get(node),
+            None => self.path.query(node).first(),
+        }
+    }
+}
+
+/// The `{@key}` of the current node.
+#[derive(Clone, Copy)]
+enum NodeKey<'a> {
+    None,
+    Name(&'a str),
+    Index(usize),
+}
+
+enum Part<'r> {
+    Literal(&'r str),
+    Key,
+    Path(PathPlan<'r>),
+}
+
+/// A label value: fixed text, or a template evaluated per node.
+enum LabelPlan<'r> {
+    Const(StringValue),
+    Template(Vec<Part<'r>>),
+}
+
+enum SourcePlan<'r> {
+    Const(f64),
+    Path(PathPlan<'r>),
+}
+
+/// A rule made ready for one extraction: keys and constant label values built
+/// once (reference-counted, so cloning them per series does not allocate).
+struct Plan<'r> {
+    rule: &'r MetricRule,
+    labels: Vec<(Key, LabelPlan<'r>)>,
+    /// Per `rule.values`: its family index and value source.
+    values: Vec<(usize, SourcePlan<'r>)>,
+    /// Whether any template uses `{@key}` (then `each` is queried with locations).
+    uses_key: bool,
+    /// Label values of a stateset's states.
+    states: Vec<StringValue>,
+}
+
+const STATE: Key = Key::from_static_str("state");
+
+impl<'r> Plan<'r> {
+    fn new(rule: &'r MetricRule, index: &HashMap<&str, usize>) -> Self {
+        let repeated = rule.each.is_some();
+        let mut uses_key = false;
+        let labels = rule
+            .labels
+            .iter()
+            .map(|(name, template)| {
+                let key = Key::from(Arc::<str>::from(name.as_str()));
+                let constant = template
+                    .parts
+                    .iter()
+                    .all(|p| matches!(p, TemplatePart::Literal(_)));
+                let plan = if constant {
+                    let mut text = String::new();
+                    for part in &template.parts {
+                        if let TemplatePart::Literal(s) = part {
+                            text.push_str(s);
+                        }
+                    }
+                    LabelPlan::Const(arc_value(&text))
+                } else {
+                    let parts = template
+                        .parts
+                        .iter()
+                        .map(|part| match part {
+                            TemplatePart::Literal(s) => Part::Literal(s),
+                            TemplatePart::Key => {
+                                uses_key = true;
+                                Part::Key
+                            }
+                            TemplatePart::Path(p) => Part::Path(PathPlan::new(p, repeated)),
+                        })
+                        .collect();
+                    LabelPlan::Template(parts)
+                };
+                (key, plan)
+            })
+            .collect();
+        let states = match &rule.kind {
+            RuleKind::StateSet(states) => states.iter().map(|s| arc_value(s)).collect(),
+            _ => Vec::new(),
+        };
+        let values = rule
+            .values
+            .iter()
+            .map(|v| {
+                let family = index.get(v.name.as_str()).copied().unwrap_or(0);
+                let source = match &v.source {
+                    ValueSource::Const(c) => SourcePlan::Const(*c),
+                    ValueSource::Path(p) => SourcePlan::Path(PathPlan::new(p, repeated)),
+                };
+                (family, source)
+            })
+            .collect();
+        Plan {
+            rule,
+            labels,
+            values,
+            uses_key,
+            states,
+        }
+    }
+
+    /// Makes room for the series of `nodes` `each` matches.
+    fn reserve(&self, nodes: usize, sink: &mut Sink) {
+        let per_node = self.states.len().max(1);
+        let room = nodes.saturating_mul(per_node);
+        for (family, _) in &self.values {
+            sink.families[*family].series.reserve(room);
+        }
+        sink.seen.reserve(room.saturating_mul(self.values.len()));
+    }
+
+    /// Produces the series of one node (the document, or one `each` match).
+    fn node(
+        &self,
+        node: &Value,
+        key: NodeKey,
+        base: &[KeyValue],
+        sink: &mut Sink,
+        buf: &mut String,
+    ) {
+        let rule = self.rule;
+        let extra = usize::from(matches!(rule.kind, RuleKind::StateSet(_)));
+        let mut attrs = Vec::with_capacity(base.len() + self.labels.len() + extra);
+        attrs.extend_from_slice(base);
+        for (k, label) in &self.labels {
+            let value = match label {
+                LabelPlan::Const(v) => v.clone(),
+                LabelPlan::Template(parts) => match render(parts, node, key, rule.optional, buf) {
+                    Ok(v) => v,
+                    Err(reason) => return sink.error(rule, reason),
+                },
+            };
+            attrs.push(KeyValue::new(k.clone(), value));
+        }
+        let mut duplicate = false;
+        let last = self.values.len().saturating_sub(1);
+        for (i, (family, source)) in self.values.iter().enumerate() {
+            let family = *family;
+            // The last value takes the attributes, the others a copy.
+            let mut take = || {
+                if i == last {
+                    std::mem::take(&mut attrs)
+                } else {
+                    attrs.clone()
+                }
+            };
+            match &rule.kind {
+                RuleKind::Info => {
+                    let found = match source {
+                        SourcePlan::Const(_) => Some(&Value::Bool(true)),
+                        SourcePlan::Path(p) => p.first(node),
+                    };
+                    match found {
+                        None if !rule.optional => sink.error(rule, ErrorReason::Missing),
+                        None | Some(Value::Null) => {}
+                        Some(_) => duplicate |= !sink.push(family, take(), 1.0),
+                    }
+                }
+                RuleKind::StateSet(_) => {
+                    let current = match source {
+                        SourcePlan::Const(c) => {
+                            buf.clear();
+                            let _ = write!(buf, "{c}");
+                            Some(buf.as_str())
+                        }
+                        SourcePlan::Path(p) => match p.first(node) {
+                            None if rule.optional => continue,
+                            None => {
+                                sink.error(rule, ErrorReason::Missing);
+                                continue;
+                            }
+                            Some(Value::Null) => continue,
+                            Some(v) => {
+                                buf.clear();
+                                write_scalar(v, buf).ok().map(|()| buf.as_str())
+                            }
+                        },
+                    };
+                    let at = current.and_then(|c| self.states.iter().position(|s| s.as_str() == c));
+                    if at.is_none() {
+                        sink.error(rule, ErrorReason::UnmappedValue);
+                    }
+                    let base_attrs = take();
+                    for (j, state) in self.states.iter().enumerate() {
+                        let mut a = Vec::with_capacity(base_attrs.len() + 1);
+                        a.extend_from_slice(&base_attrs);
+                        a.push(KeyValue::new(STATE, state.clone()));
+                        let v = if at == Some(j) { 1.0 } else { 0.0 };
+                        duplicate |= !sink.push(family, a, v);
+                    }
+                }
+                RuleKind::Gauge | RuleKind::Counter | RuleKind::UpDownCounter => {
+                    match number(rule, source, node, buf) {
+                        Ok(Some(v)) => duplicate |= !sink.push(family, take(), v),
+                        Ok(None) => {}
+                        Err(reason) => sink.error(rule, reason),
+                    }
+                }
+            }
+        }
+        if duplicate {
+            sink.error(rule, ErrorReason::DuplicateSeries);
+        }
+    }
+}
+
+fn arc_value(s: &str) -> StringValue {
+    StringValue::from(Arc::<str>::from(s))
+}
+
+/// Renders a label template for one node.
+fn render(
+    parts: &[Part],
+    node: &Value,
+    key: NodeKey,
+    optional: bool,
+    buf: &mut String,
+) -> Result<StringValue, ErrorReason> {
+    buf.clear();
+    for part in parts {
+        match part {
+            Part::Literal(s) => buf.push_str(s),
+            Part::Key => match key {
+                NodeKey::None => {}
+                NodeKey::Name(name) => buf.push_str(name),
+                NodeKey::Index(i) => {
+                    let _ = write!(buf, "{i}");
+                }
+            },
+            Part::Path(p) => match p.first(node) {
+                Some(v) => write_scalar(v, buf)?,
+                None if optional => {}
+                None => return Err(ErrorReason::Missing),
+            },
+        }
+    }
+    Ok(arc_value(buf))
+}
+
+/// Appends a scalar's label text: strings as is, numbers as the JSON wrote
+/// them, booleans `true`/`false`, `null` nothing.
+fn write_scalar(v: &Value, buf: &mut String) -> Result<(), ErrorReason> {
+    match v {
+        Value::String(s) => buf.push_str(s),
+        Value::Number(n) => {
+            let _ = write!(buf, "{n}");
+        }
+        Value::Bool(true) => buf.push_str("true"),
+        Value::Bool(false) => buf.push_str("false"),
+        Value::Null => {}
+        Value::Array(_) | Value::Object(_) => return Err(ErrorReason::InvalidLabel),
+    }
+    Ok(())
+}
+
+/// The value of a gauge/counter/updowncounter: `None` for no series.
+fn number(
+    rule: &MetricRule,
+    source: &SourcePlan,
+    node: &Value,
+    buf: &mut String,
+) -> Result<Option<f64>, ErrorReason> {
+    let raw = match source {
+        SourcePlan::Const(c) => return Ok(Some(*c)),
+        SourcePlan::Path(p) => p.first(node),
+    };
+    let Some(raw) = raw else {
+        return if rule.optional {
+            Ok(None)
+        } else {
+            Err(ErrorReason::Missing)
+        };
+    };
+    let Some(v) = convert(raw, rule.parse, &rule.map, buf)? else {
+        return Ok(None);
+    };
+    let v = rule.scale.map_or(v, |s| v * s);
+    if v.is_finite() {
+        Ok(Some(v))
+    } else {
+        Err(ErrorReason::NotANumber)
+    }
+}
+
+/// One JSON value to a number under `parse` and `map` (see the module doc).
+fn convert(
+    v: &Value,
+    parse: Parse,
+    map: &BTreeMap<String, f64>,
+    buf: &mut String,
+) -> Result<Option<f64>, ErrorReason> {
+    let v = match v {
+        Value::Null => return Ok(None),
+        Value::String(s) => {
+            if let Some(m) = map.get(s.as_str()) {
+                return Ok(Some(*m));
+            }
+            let parsed = match parse {
+                Parse::Auto => parse_number(s),
+                Parse::Duration => parse_duration(s),
+                Parse::Timestamp => parse_timestamp(s),
+                Parse::Bytes => parse_bytes(s),
+            };
+            match parsed {
+                Some(v) => v,
+                None if map.is_empty() => return Err(ErrorReason::NotANumber),
+                None => return Err(ErrorReason::UnmappedValue),
+            }
+        }
+        Value::Bool(b) => {
+            if let Some(m) = map.get(if *b { "true" } else { "false" }) {
+                return Ok(Some(*m));
+            }
+            match parse {
+                Parse::Auto => f64::from(u8::from(*b)),
+                _ => return Err(ErrorReason::NotANumber),
+            }
+        }
+        Value::Number(n) => {
+            if !map.is_empty() {
+                buf.clear();
+                let _ = write!(buf, "{n}");
+                if let Some(m) = map.get(buf.as_str()) {
+                    return Ok(Some(*m));
+                }
+            }
+            n.as_f64().ok_or(ErrorReason::NotANumber)?
+        }
+        Value::Array(_) | Value::Object(_) => return Err(ErrorReason::NotANumber),
+    };
+    Ok(Some(v))
+}
+
+/// A `Hasher` for keys that already are hashes.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+/// Collects the series of one extraction.
+struct Sink {
+    families: Vec<Family>,
+    errors: Vec<ExtractionError>,
+    dropped: u64,
+    kept: usize,
+    max_series: usize,
+    /// Length of the base labels, identical on every series and left out of the hash.
+    base_len: usize,
+    /// Hash of (family, labels) -> (family, series index) of the first series with it.
+    seen: HashMap<u64, (usize, usize), BuildHasherDefault<IdentityHasher>>,
+    hasher: foldhash::fast::RandomState,
+}
+
+impl Sink {
+    fn error(&mut self, rule: &MetricRule, reason: ErrorReason) {
+        self.errors.push(ExtractionError {
+            metric: rule.name.clone(),
+            reason,
+        });
+    }
+
+    /// Keeps a series unless it duplicates an earlier one (then `false`) or
+    /// the cap is reached (then it is counted as dropped).
+    fn push(&mut self, family: usize, attrs: Vec<KeyValue>, value: f64) -> bool {
+        let hash = label_hash(&self.hasher, family, &attrs[self.base_len..]);
+        let mut remember = true;
+        if let Some(&(f, s)) = self.seen.get(&hash) {
+            if f == family && self.families[f].series[s].attributes == attrs {
+                return false;
+            }
+            // A hash collision: compare with every series of the family.
+            if self.families[family]
+                .series
+                .iter()
+                .any(|x| x.attributes == attrs)
+            {
+                return false;
+            }
+            remember = false;
+        }
+        if self.kept >= self.max_series {
+            self.dropped += 1;
+            return true;
+        }
+        let series = &mut self.families[family].series;
+        if remember {
+            self.seen.insert(hash, (family, series.len()));
+        }
+        series.push(Series::new(attrs, value));
+        self.kept += 1;
+        true
+    }
+}
+
+fn label_hash(state: &foldhash::fast::RandomState, family: usize, labels: &[KeyValue]) -> u64 {
+    let mut h = state.build_hasher();
+    family.hash(&mut h);
+    for kv in labels {
+        kv.key.as_str().hash(&mut h);
+        kv.value.as_str().hash(&mut h);
+    }
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use serde_json::json;
+    use serde_json_path::JsonPath;
+
+    use super::*;
+    use crate::config::{Format, Method, RuleValue, Template, TlsConfig};
+    use crate::model::InstrumentKind;
+
+    // ----- helpers: build compiled rules by hand -----
+
+    fn path(s: &str) -> JsonPath {
+        JsonPath::parse(s).unwrap()
+    }
+
+    /// A tiny stand-in for the loader's template compiler.
+    fn tmpl(s: &str) -> Template {
+        let mut parts = Vec::new();
+        let mut rest = s;
+        while let Some(open) = rest.find('{') {
+            if open > 0 {
+                parts.push(TemplatePart::Literal(rest[..open].to_string()));
+            }
+            let close = open + rest[open..].find('}').unwrap();
+            let inner = &rest[open + 1..close];
+            parts.push(if inner == "@key" {
+                TemplatePart::Key
+            } else {
+                TemplatePart::Path(path(inner))
+            });
+            rest = &rest[close + 1..];
+        }
+        if !rest.is_empty() {
+            parts.push(TemplatePart::Literal(rest.to_string()));
+        }
+        Template {
+            source: s.to_string(),
+            parts,
+        }
+    }
+
+    /// A number literal is a constant, anything else a JSONPath.
+    fn source(s: &str) -> ValueSource {
+        match s.parse::<f64>() {
+            Ok(c) => ValueSource::Const(c),
+            Err(_) => ValueSource::Path(path(s)),
+        }
+    }
+
+    /// A gauge rule `name` with `path:`.
+    fn rule(name: &str, value: &str) -> MetricRule {
+        MetricRule {
+            name: name.to_string(),
+            description: format!("{name} help"),
+            kind: RuleKind::Gauge,
+            unit: String::new(),
+            each: None,
+            values: vec![RuleValue {
+                name: name.to_string(),
+                source: source(value),
+            }],
+            labels: Vec::new(),
+            scale: None,
+            parse: Parse::Auto,
+            map: BTreeMap::new(),
+            optional: false,
+        }
+    }
+
+    /// A rule with `values:` (instrument names `NAME.KEY`).
+    fn values_rule(name: &str, values: &[(&str, &str)]) -> MetricRule {
+        let mut r = rule(name, "1");
+        r.values = values
+            .iter()
+            .map(|(k, v)| RuleValue {
+                name: format!("{name}.{k}"),
+                source: source(v),
+            })
+            .collect();
+        r
+    }
+
+    fn each(mut r: MetricRule, each: &str) -> MetricRule {
+        r.each = Some(path(each));
+        r
+    }
+
+    fn labels(mut r: MetricRule, labels: &[(&str, &str)]) -> MetricRule {
+        r.labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), tmpl(v)))
+            .collect();
+        r
+    }
+
+    fn map(mut r: MetricRule, entries: &[(&str, f64)]) -> MetricRule {
+        r.map = entries.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        r
+    }
+
+    fn target(rules: Vec<MetricRule>) -> Target {
+        Target {
+            name: "app".to_string(),
+            url: "http://127.0.0.1:8080/health".parse().unwrap(),
+            interval: Duration::from_secs(15),
+            timeout: Duration::from_secs(5),
+            method: Method::Get,
+            body: None,
+            headers: Vec::new(),
+            bearer_token_file: None,
+            basic_auth: None,
+            tls: TlsConfig::default(),
+            accept_status: Vec::new(),
+            format: Format::Json,
+            labels: BTreeMap::new(),
+            metrics: rules,
+        }
+    }
+
+    fn run(rules: Vec<MetricRule>, doc: &Value) -> Extraction {
+        extract(&target(rules), doc, 10_000, &[])
+    }
+
+    /// Every kept series as `name{k="v",...} value`, in output order.
+    fn samples(x: &Extraction) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in &x.families {
+            for s in &f.series {
+                let labels: Vec<String> = s
+                    .attributes
+                    .iter()
+                    .map(|kv| format!("{}=\"{}\"", kv.key, kv.value))
+                    .collect();
+                out.push(format!("{}{{{}}} {}", f.name, labels.join(","), s.value));
+            }
+        }
+        out
+    }
+
+    fn errors(x: &Extraction) -> Vec<(String, &'static str)> {
+        x.errors
+            .iter()
+            .map(|e| (e.metric.clone(), e.reason.as_str()))
+            .collect()
+    }
+
+    fn err(metric: &str, reason: &'static str) -> (String, &'static str) {
+        (metric.to_string(), reason)
+    }
+
+    /// A seed-like `/health/ready` document. Object members are written in key
+    /// order: serde_json iterates them so unless its `preserve_order` is on.
+    fn health() -> Value {
+        json!({
+            "status": "healthy",
+            "version": "1.0.0",
+            "uptime": "2h15m30s",
+            "region": "eu",
+            "checks": {
+                "clickhouse": {"status": "degraded", "latency_ms": 5.5, "healthy": false},
+                "postgres": {"status": "healthy", "latency_ms": 2, "healthy": true},
+                "redis": {"status": "healthy", "latency_ms": 1, "healthy": true}
+            },
+            "workers": [{"name": "a", "jobs": 3}, {"name": "b", "jobs": 4}]
+        })
+    }
+
+    // ----- rules -----
+
+    #[test]
+    fn path_from_root_and_constant() {
+        let x = run(
+            vec![rule("up", "1"), rule("jobs.first", "$.workers[0].jobs")],
+            &health(),
+        );
+        assert_eq!(samples(&x), ["up{} 1", "jobs.first{} 3"]);
+        assert!(x.errors.is_empty());
+        assert_eq!(x.series, 2);
+    }
+
+    #[test]
+    fn each_over_object_members_with_key() {
+        let r = labels(
+            each(rule("dep.latency", "$.latency_ms"), "$.checks.*"),
+            &[("dependency", "{@key}")],
+        );
+        let x = run(vec![r], &health());
+        assert_eq!(
+            samples(&x),
+            [
+                "dep.latency{dependency=\"clickhouse\"} 5.5",
+                "dep.latency{dependency=\"postgres\"} 2",
+                "dep.latency{dependency=\"redis\"} 1",
+            ]
+        );
+    }
+
+    #[test]
+    fn each_over_array_with_index_key() {
+        let r = labels(
+            each(rule("worker.jobs", "$.jobs"), "$.workers[*]"),
+            &[("index", "{@key}"), ("name", "{$.name}")],
+        );
+        let x = run(vec![r], &health());
+        assert_eq!(
+            samples(&x),
+            [
+                "worker.jobs{index=\"0\",name=\"a\"} 3",
+                "worker.jobs{index=\"1\",name=\"b\"} 4",
+            ]
+        );
+    }
+
+    #[test]
+    fn each_with_filter_and_relative_dollar() {
+        // `$` inside labels and path means the each node, not the document.
+        let r = labels(
+            each(
+                rule("dep.latency", "$.latency_ms"),
+                "$.checks[?@.status == 'healthy']",
+            ),
+            &[("status", "{$.status}")],
+        );
+        let x = run(vec![r], &health());
+        assert_eq!(samples(&x), ["dep.latency{status=\"healthy\"} 2"]);
+        // The second healthy check has the same labels: a duplicate.
+        assert_eq!(errors(&x), [err("dep.latency", "duplicate_series")]);
+    }
+
+    #[test]
+    fn each_matching_nothing_is_no_error() {
+        let r = each(rule("x", "$.v"), "$.nothing.*");
+        let x = run(vec![r], &health());
+        assert!(samples(&x).is_empty());
+        assert!(x.errors.is_empty());
+        assert_eq!(x.families.len(), 1, "the family is still reported, empty");
+    }
+
+    #[test]
+    fn templates_mix_literals_paths_and_key() {
+        let r = labels(
+            each(rule("dep.up", "$.healthy"), "$.checks.*"),
+            &[("id", "dep-{@key}/{$.status}!"), ("env", "prod")],
+        );
+        let x = run(vec![r], &health());
+        assert_eq!(
+            samples(&x)[0],
+            "dep.up{id=\"dep-clickhouse/degraded!\",env=\"prod\"} 0"
+        );
+    }
+
+    #[test]
+    fn labels_without_each_read_the_root_and_key_is_empty() {
+        let r = labels(
+            rule("app.up", "1"),
+            &[("region", "eu-{$.region}"), ("k", "{@key}")],
+        );
+        let x = run(vec![r], &health());
+        assert_eq!(samples(&x), ["app.up{region=\"eu-eu\",k=\"\"} 1"]);
+    }
+
+    #[test]
+    fn values_share_each_and_labels() {
+        let r = labels(
+            each(
+                values_rule("dep", &[("latency", "$.latency_ms"), ("checked", "1")]),
+                "$.checks.*",
+            ),
+            &[("dependency", "{@key}")],
+        );
+        let x = run(vec![r], &health());
+        assert_eq!(
+            samples(&x),
+            [
+                "dep.latency{dependency=\"clickhouse\"} 5.5",
+                "dep.latency{dependency=\"postgres\"} 2",
+                "dep.latency{dependency=\"redis\"} 1",
+                "dep.checked{dependency=\"clickhouse\"} 1",
+                "dep.checked{dependency=\"postgres\"} 1",
+                "dep.checked{dependency=\"redis\"} 1",
+            ]
+        );
+        assert_eq!(x.series, 6);
+    }
+
+    #[test]
+    fn specs_follow_values_kinds_and_dedupe_names() {
+        let mut c = values_rule("jobs", &[("done", "1"), ("running", "2")]);
+        c.kind = RuleKind::Counter;
+        c.unit = "{job}".into();
+        let mut u = rule("queue", "3");
+        u.kind = RuleKind::UpDownCounter;
+        let mut i = rule("build", "1");
+        i.kind = RuleKind::Info;
+        let mut s = rule("state", "$.status");
+        s.kind = RuleKind::StateSet(vec!["healthy".into()]);
+        let again = rule("queue", "4");
+        let t = target(vec![c, u, i, s, again]);
+        let specs = specs(&t);
+        let got: Vec<(&str, InstrumentKind, &str)> = specs
+            .iter()
+            .map(|s| (s.name.as_str(), s.kind, s.unit.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("jobs.done", InstrumentKind::Counter, "{job}"),
+                ("jobs.running", InstrumentKind::Counter, "{job}"),
+                ("queue", InstrumentKind::UpDownCounter, ""),
+                ("build", InstrumentKind::Gauge, ""),
+                ("state", InstrumentKind::Gauge, ""),
+            ]
+        );
+        assert_eq!(specs[0].description, "jobs help");
+        // Families line up with specs; two rules of one name share a family.
+        let x = extract(&t, &health(), 100, &[]);
+        let names: Vec<&str> = x.families.iter().map(|f| &*f.name).collect();
+        assert_eq!(
+            names,
+            ["jobs.done", "jobs.running", "queue", "build", "state"]
+        );
+        assert_eq!(
+            x.families[2].series.len(),
+            1,
+            "second `queue` is a duplicate"
+        );
+        assert_eq!(errors(&x), [err("queue", "duplicate_series")]);
+    }
+
+    #[test]
+    fn base_labels_come_first() {
+        let base = [KeyValue::new("target", "app"), KeyValue::new("team", "pay")];
+        let r = labels(rule("v", "1"), &[("a", "b")]);
+        let x = extract(&target(vec![r]), &health(), 100, &base);
+        assert_eq!(samples(&x), ["v{target=\"app\",team=\"pay\",a=\"b\"} 1"]);
+    }
+
+    #[test]
+    fn info_is_one_with_string_labels() {
+        let mut r = labels(rule("app.build", "1"), &[("version", "{$.version}")]);
+        r.kind = RuleKind::Info;
+        let x = run(vec![r.clone()], &health());
+        assert_eq!(samples(&x), ["app.build{version=\"1.0.0\"} 1"]);
+
+        // A path is only checked for presence.
+        r.values[0].source = source("$.status");
+        assert_eq!(
+            samples(&run(vec![r.clone()], &health())),
+            ["app.build{version=\"1.0.0\"} 1"]
+        );
+        r.values[0].source = source("$.nope");
+        let x = run(vec![r.clone()], &health());
+        assert!(samples(&x).is_empty());
+        assert_eq!(errors(&x), [err("app.build", "missing")]);
+    }
+
+    #[test]
+    fn missing_label_path_is_missing_unless_optional() {
+        let mut r = labels(
+            rule("app.build", "1"),
+            &[("version", "{$.version}"), ("commit", "{$.commit}")],
+        );
+        r.kind = RuleKind::Info;
+        let x = run(vec![r.clone()], &health());
+        assert!(samples(&x).is_empty());
+        assert_eq!(errors(&x), [err("app.build", "missing")]);
+
+        r.optional = true;
+        let x = run(vec![r], &health());
+        assert_eq!(samples(&x), ["app.build{version=\"1.0.0\",commit=\"\"} 1"]);
+        assert!(x.errors.is_empty());
+    }
+
+    #[test]
+    fn one_label_error_per_node_whatever_the_values() {
+        let r = labels(
+            each(values_rule("w", &[("a", "1"), ("b", "2")]), "$.workers[*]"),
+            &[("x", "{$.missing}")],
+        );
+        let x = run(vec![r], &health());
+        assert_eq!(errors(&x), [err("w", "missing"), err("w", "missing")]);
+    }
+
+    #[test]
+    fn stateset_one_series_per_state() {
+        let mut r = labels(
+            each(rule("dep.status", "$.status"), "$.checks.*"),
+            &[("dependency", "{@key}")],
+        );
+        r.kind = RuleKind::StateSet(vec!["healthy".into(), "degraded".into()]);
+        let x = run(vec![r], &health());
+        assert_eq!(
+            samples(&x),
+            [
+                "dep.status{dependency=\"clickhouse\",state=\"healthy\"} 0",
+                "dep.status{dependency=\"clickhouse\",state=\"degraded\"} 1",
+                "dep.status{dependency=\"postgres\",state=\"healthy\"} 1",
+                "dep.status{dependency=\"postgres\",state=\"degraded\"} 0",
+                "dep.status{dependency=\"redis\",state=\"healthy\"} 1",
+                "dep.status{dependency=\"redis\",state=\"degraded\"} 0",
+            ]
+        );
+        assert!(x.errors.is_empty());
+    }
+
+    #[test]
+    fn stateset_unknown_state_is_unmapped_and_all_zero() {
+        let mut r = rule("app.status", "$.status");
+        r.kind = RuleKind::StateSet(vec!["ok".into(), "down".into()]);
+        let x = run(vec![r.clone()], &health());
+        assert_eq!(
+            samples(&x),
+            ["app.status{state=\"ok\"} 0", "app.status{state=\"down\"} 0"]
+        );
+        assert_eq!(errors(&x), [err("app.status", "unmapped_value")]);
+
+        // Booleans and numbers compare by their text; missing and null as for values.
+        r.kind = RuleKind::StateSet(vec!["true".into(), "false".into()]);
+        let x = run(vec![r.clone()], &json!({"status": false}));
+        assert_eq!(
+            samples(&x),
+            [
+                "app.status{state=\"true\"} 0",
+                "app.status{state=\"false\"} 1"
+            ]
+        );
+        let x = run(vec![r.clone()], &json!({"status": null}));
+        assert!(samples(&x).is_empty() && x.errors.is_empty());
+        let x = run(vec![r.clone()], &json!({}));
+        assert_eq!(errors(&x), [err("app.status", "missing")]);
+        r.optional = true;
+        assert!(run(vec![r], &json!({})).errors.is_empty());
+    }
+
+    #[test]
+    fn auto_parse_rules() {
+        let doc = json!({
+            "int": 42, "float": -1.5, "t": true, "f": false,
+            "s_int": "42", "s_exp": "1.5e3", "s_ws": " 7 ",
+            "word": "healthy", "inf": "inf", "nan": "NaN",
+            "obj": {"a": 1}, "arr": [1], "null": null
+        });
+        let mut rules = Vec::new();
+        for key in [
+            "int", "float", "t", "f", "s_int", "s_exp", "s_ws", "word", "inf", "nan", "obj", "arr",
+            "null", "absent",
+        ] {
+            rules.push(rule(key, &format!("$.{key}")));
+        }
+        let x = run(rules, &doc);
+        assert_eq!(
+            samples(&x),
+            [
+                "int{} 42",
+                "float{} -1.5",
+                "t{} 1",
+                "f{} 0",
+                "s_int{} 42",
+                "s_exp{} 1500",
+                "s_ws{} 7",
+            ]
+        );
+        assert_eq!(
+            errors(&x),
+            [
+                err("word", "not_a_number"),
+                err("inf", "not_a_number"),
+                err("nan", "not_a_number"),
+                err("obj", "not_a_number"),
+                err("arr", "not_a_number"),
+                err("absent", "missing"),
+            ]
+        );
+    }
+
+    #[test]
+    fn optional_missing_is_silent_and_null_is_never_an_error() {
+        let mut r = rule("x", "$.absent");
+        r.optional = true;
+        let x = run(vec![r, rule("y", "$.n")], &json!({"n": null}));
+        assert!(samples(&x).is_empty());
+        assert!(x.errors.is_empty());
+    }
+
+    #[test]
+    fn map_strings_booleans_and_numbers() {
+        let m = [
+            ("healthy", 1.0),
+            ("degraded", 0.5),
+            ("true", 0.0),
+            ("200", 1.0),
+            ("7", 70.0),
+        ];
+        let doc = json!({
+            "a": "healthy", "b": "degraded", "c": "broken", "d": true, "e": false,
+            "f": 200, "g": 503, "h": "7", "i": "12"
+        });
+        let rules = ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
+            .iter()
+            .map(|k| map(rule(k, &format!("$.{k}")), &m))
+            .collect();
+        let x = run(rules, &doc);
+        assert_eq!(
+            samples(&x),
+            [
+                "a{} 1", "b{} 0.5", // strings through the map
+                "d{} 0", "e{} 0", // `true` mapped, `false` natural
+                "f{} 1", "g{} 503", // 200 mapped, 503 natural
+                "h{} 70", "i{} 12", // the map wins over numeric parsing
+            ]
+        );
+        assert_eq!(errors(&x), [err("c", "unmapped_value")]);
+    }
+
+    #[test]
+    fn map_applies_in_other_parse_modes() {
+        let mut r = map(rule("up", "$.uptime"), &[("never", -1.0)]);
+        r.parse = Parse::Duration;
+        let x = run(vec![r.clone()], &json!({"uptime": "never"}));
+        assert_eq!(samples(&x), ["up{} -1"]);
+        let x = run(vec![r], &json!({"uptime": "soon"}));
+        assert_eq!(errors(&x), [err("up", "unmapped_value")]);
+    }
+
+    #[test]
+    fn scale_multiplies_parsed_values_not_constants() {
+        let mut r = values_rule("dep", &[("latency", "$.latency_ms"), ("up", "1")]);
+        r.scale = Some(0.001);
+        let x = run(vec![r], &json!({"latency_ms": 250}));
+        assert_eq!(samples(&x), ["dep.latency{} 0.25", "dep.up{} 1"]);
+
+        let mut r = map(rule("m", "$.s"), &[("half", 0.5)]);
+        r.scale = Some(10.0);
+        assert_eq!(samples(&run(vec![r], &json!({"s": "half"}))), ["m{} 5"]);
+    }
+
+    #[test]
+    fn non_finite_results_are_not_a_number() {
+        let mut r = rule("big", "$.v");
+        r.scale = Some(1e10);
+        let x = run(vec![r], &json!({"v": 1e300}));
+        assert!(samples(&x).is_empty());
+        assert_eq!(errors(&x), [err("big", "not_a_number")]);
+    }
+
+    #[test]
+    fn parse_duration_timestamp_bytes() {
+        let doc = json!({
+            "uptime": "2h15m30s", "secs": 12, "ts": "2026-02-16T19:15:00.000Z",
+            "epoch": 1657568506, "free": "10.50GB", "mem": 1024, "bad": "soon", "flag": true
+        });
+        let with = |name: &str, p: Parse| {
+            let mut r = rule(name, &format!("$.{name}"));
+            r.parse = p;
+            r
+        };
+        let x = run(
+            vec![
+                with("uptime", Parse::Duration),
+                with("secs", Parse::Duration),
+                with("ts", Parse::Timestamp),
+                with("epoch", Parse::Timestamp),
+                with("free", Parse::Bytes),
+                with("mem", Parse::Bytes),
+                with("bad", Parse::Duration),
+                with("flag", Parse::Duration),
+            ],
+            &doc,
+        );
+        assert_eq!(
+            samples(&x),
+            [
+                "uptime{} 8130",
+                "secs{} 12",
+                "ts{} 1771269300",
+                "epoch{} 1657568506",
+                "free{} 10500000000",
+                "mem{} 1024",
+            ]
+        );
+        assert_eq!(
+            errors(&x),
+            [err("bad", "not_a_number"), err("flag", "not_a_number")]
+        );
+    }
+
+    #[test]
+    fn label_values_render_as_the_json_wrote_them() {
+        let doc: Value = serde_json::from_str(
+            r#"{"items": [
+                {"v": 1655371}, {"v": -3}, {"v": 18446744073709551615}, {"v": 1.5},
+                {"v": 1655371.0}, {"v": 0.1}, {"v": true}, {"v": false}, {"v": null},
+                {"v": "text with \"quotes\" and ünïcode"}
+            ]}"#,
+        )
+        .unwrap();
+        let r = labels(each(rule("x", "1"), "$.items[*]"), &[("v", "{$.v}")]);
+        let x = run(vec![r], &doc);
+        let got: Vec<String> = x.families[0]
+            .series
+            .iter()
+            .map(|s| s.attributes[0].value.to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "1655371",
+                "-3",
+                "18446744073709551615",
+                "1.5",
+                "1655371.0",
+                "0.1",
+                "true",
+                "false",
+                "",
+                "text with \"quotes\" and ünïcode",
+            ]
+        );
+    }
+
+    #[test]
+    fn object_or_array_label_is_invalid_label() {
+        let doc = json!({"items": [{"v": {"a": 1}}, {"v": [1]}, {"v": "ok"}]});
+        let r = labels(each(rule("x", "1"), "$.items[*]"), &[("v", "{$.v}")]);
+        let x = run(vec![r], &doc);
+        assert_eq!(samples(&x), ["x{v=\"ok\"} 1"]);
+        assert_eq!(
+            errors(&x),
+            [err("x", "invalid_label"), err("x", "invalid_label")]
+        );
+    }
+
+    #[test]
+    fn several_matches_use_the_first() {
+        let r = labels(
+            rule("x", "$.workers[*].jobs"),
+            &[("name", "{$.workers[*].name}")],
+        );
+        assert_eq!(samples(&run(vec![r], &health())), ["x{name=\"a\"} 3"]);
+    }
+
+    #[test]
+    fn duplicates_keep_the_first_and_count_once_per_node() {
+        let doc = json!({"items": [
+            {"id": "a", "n": 1, "m": 10},
+            {"id": "b", "n": 2, "m": 20},
+            {"id": "a", "n": 3, "m": 30},
+            {"id": "a", "n": 4, "m": 40}
+        ]});
+        let r = labels(
+            each(
+                values_rule("it", &[("n", "$.n"), ("m", "$.m")]),
+                "$.items[*]",
+            ),
+            &[("id", "{$.id}")],
+        );
+        let x = run(vec![r], &doc);
+        assert_eq!(
+            samples(&x),
+            [
+                "it.n{id=\"a\"} 1",
+                "it.n{id=\"b\"} 2",
+                "it.m{id=\"a\"} 10",
+                "it.m{id=\"b\"} 20",
+            ]
+        );
+        assert_eq!(
+            errors(&x),
+            [err("it", "duplicate_series"), err("it", "duplicate_series")]
+        );
+        assert_eq!(x.series, 4);
+        assert_eq!(x.dropped, 0);
+    }
+
+    #[test]
+    fn same_labels_in_different_instruments_are_not_duplicates() {
+        let x = run(vec![rule("a", "1"), rule("b", "2")], &json!({}));
+        assert_eq!(x.series, 2);
+        assert!(x.errors.is_empty());
+    }
+
+    #[test]
+    fn cap_drops_and_counts_the_rest() {
+        let doc = json!({"items": [1, 2, 3, 4, 5]});
+        let r = labels(each(rule("x", "$"), "$.items[*]"), &[("i", "{@key}")]);
+        let mut s = rule("s", "$.state");
+        s.kind = RuleKind::StateSet(vec!["a".into(), "b".into()]);
+        let t = target(vec![r, s, rule("x", "$.items[0]")]);
+        let x = extract(&t, &doc, 3, &[]);
+        assert_eq!(
+            samples(&x),
+            ["x{i=\"0\"} 1", "x{i=\"1\"} 2", "x{i=\"2\"} 3"]
+        );
+        assert_eq!(x.series, 3);
+        // 2 more items; the stateset's missing path is an error, not a drop;
+        // the last `x` is dropped, not a duplicate (its label set differs).
+        assert_eq!(x.dropped, 3);
+        assert_eq!(errors(&x), [err("s", "missing")]);
+
+        // Stateset series count one by one.
+        let mut s = rule("s", "$.state");
+        s.kind = RuleKind::StateSet(vec!["a".into(), "b".into(), "c".into()]);
+        let x = extract(&target(vec![s]), &json!({"state": "b"}), 2, &[]);
+        assert_eq!((x.series, x.dropped), (2, 1));
+
+        let x = extract(&target(vec![rule("x", "1")]), &doc, 0, &[]);
+        assert_eq!((x.series, x.dropped), (0, 1));
+    }
+
+    #[test]
+    fn duplicates_are_errors_even_at_the_cap() {
+        let r = labels(each(rule("x", "1"), "$.items[*]"), &[("k", "same")]);
+        let x = extract(&target(vec![r]), &json!({"items": [1, 2, 3]}), 1, &[]);
+        assert_eq!((x.series, x.dropped), (1, 0));
+        assert_eq!(x.errors.len(), 2);
+    }
+
+    #[test]
+    fn error_reason_names() {
+        let names: Vec<&str> = ErrorReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "missing",
+                "not_a_number",
+                "unmapped_value",
+                "duplicate_series",
+                "invalid_label"
+            ]
+        );
+    }
+
+    #[test]
+    fn hostile_documents_do_not_panic() {
+        let r = labels(
+            each(values_rule("x", &[("a", "$.a"), ("b", "$..b")]), "$..*"),
+            &[("k", "{@key}"), ("v", "{$.a}")],
+        );
+        let mut s = rule("s", "$.a");
+        s.kind = RuleKind::StateSet(vec![]);
+        let t = target(vec![r, s]);
+        for doc in [
+            json!(null),
+            json!([]),
+            json!("x"),
+            json!({"a": [[[[{"b": {"a": 1}}]]]]}),
+            json!([{"a": 1e308, "b": -0.0}, {"a": "1e999"}]),
+        ] {
+            let x = extract(&t, &doc, 50, &[]);
+            assert!(x.series <= 50);
+        }
+    }
+
+    #[test]
+    fn simple_paths_agree_with_the_general_query() {
+        let doc = json!({
+            "a": {"b": [10, 20, {"c": "x"}], "d.e": 1, "it's": 2, "']['": 3},
+            "x": null,
+            "": 4
+        });
+        for p in [
+            "$",
+            "$.a",
+            "$.a.b",
+            "$.a.b[0]",
+            "$.a.b[-1]",
+            "$.a.b[2].c",
+            "$.a.b[5]",
+            "$.a.b[-9]",
+            "$.a.nope",
+            "$.x",
+            "$.x.y",
+            "$.a.b.c",
+            "$[0]",
+        ] {
+            let jp = path(p);
+            let fast = SimplePath::parse(&jp, false).unwrap_or_else(|| panic!("{p}"));
+            assert_eq!(fast.get(&doc), jp.query(&doc).first(), "{p}");
+        }
+        for p in [
+            "$['a']",
+            "$.a['d.e']",
+            "$.a[\"it's\"]",
+            "$.a[\"']['\"]",
+            "$..c",
+            "$.a.*",
+            "$.a.b[*]",
+            "$.a.b[0,1]",
+            "$.a.b[0:1]",
+            "$.a.b[?@ > 10]",
+            "$['']",
+        ] {
+            assert!(SimplePath::parse(&path(p), false).is_none(), "{p}");
+        }
+        for (p, container) in [
+            ("$.a.*", "$.a"),
+            ("$.a.b[*]", "$.a.b"),
+            ("$.*", "$"),
+            ("$[*]", "$"),
+        ] {
+            let fast = SimplePath::parse(&path(p), true).unwrap_or_else(|| panic!("{p}"));
+            assert_eq!(fast.get(&doc), path(container).query(&doc).first(), "{p}");
+        }
+        for p in ["$.a", "$..*", "$.a[*].b", "$.a[?@.x]", "$.a.b[0:2]"] {
+            assert!(SimplePath::parse(&path(p), true).is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn fast_and_general_each_agree() {
+        let doc = health();
+        let rule_with = |each_path: &str| {
+            let mut r = labels(
+                each(
+                    values_rule("dep", &[("ms", "$.latency_ms"), ("up", "$.healthy")]),
+                    each_path,
+                ),
+                &[("dependency", "{@key}"), ("status", "s-{$.status}")],
+            );
+            r.kind = RuleKind::Gauge;
+            r
+        };
+        // `[?@]` matches every member but is not a plain wildcard.
+        let fast = run(vec![rule_with("$.checks.*")], &doc);
+        let general = run(vec![rule_with("$.checks[?@]")], &doc);
+        assert_eq!(samples(&fast), samples(&general));
+        assert_eq!(fast.series, 6);
+        let fast = run(vec![rule_with("$.workers[*]")], &doc);
+        let general = run(vec![rule_with("$.workers[?@]")], &doc);
+        assert_eq!(samples(&fast), samples(&general));
+    }
+
+    // ----- json_exporter's own cases, translated by hand -----
+
+    fn peer_dir() -> Option<PathBuf> {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/json_exporter");
+        if dir.is_dir() {
+            Some(dir)
+        } else {
+            eprintln!("skipped: {} is absent", dir.display());
+            None
+        }
+    }
+
+    fn read_json(dir: &std::path::Path, file: &str) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap()
+    }
+
+    /// Samples of a Prometheus text file, as `name{k="v",...} value` with sorted labels.
+    fn expected(dir: &std::path::Path, file: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        let mut out: Vec<String> = text
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').unwrap();
+                let (name, labels) = series.split_once('{').unwrap();
+                let mut labels: Vec<&str> = labels.trim_end_matches('}').split(',').collect();
+                labels.sort_unstable();
+                format!("{name}{{{}}} {value}", labels.join(","))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Our samples in the same form: dots as underscores, base labels left out, sorted.
+    fn normalized(x: &Extraction, base_len: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in &x.families {
+            for s in &f.series {
+                let mut labels: Vec<String> = s.attributes[base_len..]
+                    .iter()
+                    .map(|kv| format!("{}=\"{}\"", kv.key, kv.value))
+                    .collect();
+                labels.sort();
+                out.push(format!(
+                    "{}{{{}}} {}",
+                    f.name.replace('.', "_"),
+                    labels.join(","),
+                    s.value
+                ));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// test/config/good.yml, module `default`.
+    fn good_rules() -> Vec<MetricRule> {
+        let global = labels(
+            rule("example_global_value", "$.counter"),
+            &[("environment", "beta"), ("location", "planet-{$.location}")],
+        );
+        let mut value = labels(
+            each(
+                values_rule(
+                    "example_value",
+                    &[
+                        ("active", "1"),
+                        ("count", "$.count"),
+                        ("boolean", "$.some_boolean"),
+                    ],
+                ),
+                "$.values[?@.state == 'ACTIVE']",
+            ),
+            &[("environment", "beta"), ("id", "{$.id}")],
+        );
+        value.kind = RuleKind::Counter;
+        vec![global, value]
+    }
+
+    fn peer_extract(rules: Vec<MetricRule>, doc: &Value) -> Extraction {
+        let base = [KeyValue::new("target", "peer")];
+        let x = extract(&target(rules), doc, 2000, &base);
+        for f in &x.families {
+            for s in &f.series {
+                assert_eq!(s.attributes[0], base[0]);
+            }
+        }
+        x
+    }
+
+    #[test]
+    fn peer_json_exporter_good() {
+        let Some(dir) = peer_dir() else { return };
+        let x = peer_extract(good_rules(), &read_json(&dir, "test/serve/good.json"));
+        assert_eq!(normalized(&x, 1), expected(&dir, "test/response/good.txt"));
+        assert!(x.errors.is_empty());
+    }
+
+    #[test]
+    fn peer_json_exporter_repeat_metric_keeps_the_rest() {
+        let Some(dir) = peer_dir() else { return };
+        let x = peer_extract(
+            good_rules(),
+            &read_json(&dir, "test/serve/repeat-metric.json"),
+        );
+        // The first id-C (count 3, some_boolean true) is kept, the second counted.
+        let want: Vec<String> = expected(&dir, "test/response/good.txt")
+            .into_iter()
+            .map(|l| {
+                if l.starts_with("example_value_boolean") && l.contains("id-C") {
+                    l.replace("} 0", "} 1")
+                } else {
+                    l
+                }
+            })
+            .collect();
+        assert_eq!(normalized(&x, 1), want);
+        assert_eq!(errors(&x), [err("example_value", "duplicate_series")]);
+    }
+
+    #[test]
+    fn peer_json_exporter_readme_default_module() {
+        let Some(dir) = peer_dir() else { return };
+        let mut rules = good_rules();
+        // `epochTimestamp` has no equivalent: remora serves current values.
+        rules.insert(
+            1,
+            labels(
+                each(
+                    values_rule("example_timestamped_value", &[("count", "$.count")]),
+                    "$.values[?@.state == 'INACTIVE']",
+                ),
+                &[("environment", "beta")],
+            ),
+        );
+        let mut missing = rule("example_missing_key", "$.missing_key");
+        missing.optional = true;
+        rules.push(missing);
+        let x = peer_extract(rules, &read_json(&dir, "examples/data.json"));
+        assert_eq!(
+            normalized(&x, 1),
+            expected(
+                &dir,
+                "expected_from_readme/default_module__examples_data.json.txt"
+            )
+        );
+        assert!(x.errors.is_empty());
+    }
+
+    #[test]
+    fn peer_json_exporter_readme_animals_module() {
+        let Some(dir) = peer_dir() else { return };
+        let rules = vec![labels(
+            each(
+                values_rule("animal", &[("population", "$.population")]),
+                "$[*]",
+            ),
+            &[("name", "{$.noun}"), ("predator", "{$.predator}")],
+        )];
+        let x = peer_extract(rules, &read_json(&dir, "examples/animal-data.json"));
+        assert_eq!(
+            normalized(&x, 1),
+            expected(
+                &dir,
+                "expected_from_readme/animals_module__examples_animal-data.json.txt"
+            )
+        );
+    }
+
+    #[test]
+    fn peer_json_exporter_allow_missing_key() {
+        let Some(dir) = peer_dir() else { return };
+        let doc = read_json(&dir, "test/serve/good.json");
+        for optional in [true, false] {
+            let mut global = rule("example_global_value_missing", "$.missing_value");
+            global.optional = optional;
+            let mut object = each(
+                values_rule(
+                    "example_value_in_object_missing",
+                    &[("missing_value", "$.missing_value")],
+                ),
+                "$.values[0]",
+            );
+            object.optional = optional;
+            for r in [global, object] {
+                let name = r.name.clone();
+                let x = peer_extract(vec![r], &doc);
+                assert_eq!(x.series, 0);
+                if optional {
+                    assert!(x.errors.is_empty());
+                } else {
+                    assert_eq!(errors(&x), [err(&name, "missing")]);
+                }
+            }
+        }
+    }
+}
