@@ -1,10 +1,16 @@
 //! Turning a parsed JSON document into series, following the compiled rules.
 //!
-//! [`extract`] walks a target's [`MetricRule`]s over one document (parsed once
-//! per poll, whatever the number of rules) and returns one [`Family`] per
+//! [`Extractor::new`] compiles a target's [`MetricRule`]s once (per config
+//! load); [`Extractor::extract`] walks them over one document (parsed once per
+//! poll, whatever the number of rules) and returns one [`Family`] per
 //! instrument of [`specs`] (same order, empty families included), the
 //! extraction errors, and how many series the cap dropped. It never fails as a
-//! whole: every problem is confined to the series it concerns.
+//! whole: every problem is confined to the series it concerns. [`extract`]
+//! does both steps in one call.
+//!
+//! Series come out in rule order, then document order (object members in
+//! serde_json's map order: sorted by key unless its `preserve_order` feature
+//! is on).
 //!
 //! Semantics (SPEC section 4), with the choices the SPEC leaves open:
 //!
@@ -47,6 +53,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use opentelemetry::{Key, KeyValue, StringValue};
@@ -135,87 +142,135 @@ pub fn specs(target: &Target) -> Vec<InstrumentSpec> {
     out
 }
 
-/// Extracts every rule of `target` from `doc`. `base` (the `target` label and
-/// the target's labels) is prepended to every series; build it once per
-/// target with `Arc<str>` keys and values so that cloning it is cheap.
+/// Extracts every rule of `target` from `doc`: [`Extractor::new`] then
+/// [`Extractor::extract`]. A poller should keep the [`Extractor`] of each
+/// target instead, and compile the rules once per config load.
 pub fn extract(target: &Target, doc: &Value, max_series: usize, base: &[KeyValue]) -> Extraction {
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut families = Vec::new();
-    for rule in &target.metrics {
-        for value in &rule.values {
-            index.entry(value.name.as_str()).or_insert_with(|| {
-                families.push(Family {
-                    name: Arc::from(value.name.as_str()),
-                    series: Vec::new(),
+    Extractor::new(target).extract(doc, max_series, base)
+}
+
+/// A target's rules compiled for extraction: label keys, constant label
+/// values and instrument names as reference-counted strings (cloned per
+/// series without allocating), plain JSONPaths in a fast form. Owns what it
+/// needs (`Send + Sync`); build it when the config is loaded.
+pub struct Extractor {
+    /// Instrument names, in [`specs`] order.
+    names: Vec<Arc<str>>,
+    rules: Vec<RulePlan>,
+    /// Series kept by the last extraction, to size the next one's tables.
+    last_series: AtomicUsize,
+}
+
+impl std::fmt::Debug for Extractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extractor")
+            .field("instruments", &self.names)
+            .field("rules", &self.rules.len())
+            .finish()
+    }
+}
+
+impl Extractor {
+    /// Compiles `target`'s rules.
+    pub fn new(target: &Target) -> Self {
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut names = Vec::new();
+        for rule in &target.metrics {
+            for value in &rule.values {
+                index.entry(value.name.as_str()).or_insert_with(|| {
+                    names.push(Arc::from(value.name.as_str()));
+                    names.len() - 1
                 });
-                families.len() - 1
-            });
+            }
+        }
+        let rules = target
+            .metrics
+            .iter()
+            .map(|rule| RulePlan::new(rule, &index))
+            .collect();
+        Extractor {
+            names,
+            rules,
+            last_series: AtomicUsize::new(0),
         }
     }
-    let mut sink = Sink {
-        families,
-        errors: Vec::new(),
-        dropped: 0,
-        kept: 0,
-        max_series,
-        base_len: base.len(),
-        seen: HashMap::default(),
-        hasher: foldhash::fast::RandomState::default(),
-    };
-    let mut buf = String::new();
-    for rule in &target.metrics {
-        let plan = Plan::new(rule, &index);
-        let Some(each) = &rule.each else {
-            plan.node(doc, NodeKey::None, base, &mut sink, &mut buf);
-            continue;
+
+    /// Extracts every rule from `doc`. `base` (the `target` label and the
+    /// target's labels) is prepended to every series; build it once per
+    /// target with `Arc<str>` keys and values, so that cloning it per series
+    /// does not allocate.
+    pub fn extract(&self, doc: &Value, max_series: usize, base: &[KeyValue]) -> Extraction {
+        let expected = self.last_series.load(Ordering::Relaxed).min(max_series);
+        let mut sink = Sink {
+            families: self
+                .names
+                .iter()
+                .map(|name| Family {
+                    name: name.clone(),
+                    series: Vec::new(),
+                })
+                .collect(),
+            errors: Vec::new(),
+            dropped: 0,
+            kept: 0,
+            max_series,
+            base_len: base.len(),
+            seen: HashMap::with_capacity_and_hasher(expected, Default::default()),
+            hasher: foldhash::fast::RandomState::default(),
         };
-        match SimplePath::parse(each, true) {
-            // `$.a.b.*` / `$.a[*]`: iterate the container, keys for free.
-            Some(fast) => match fast.get(doc) {
-                Some(Value::Object(members)) => {
-                    plan.reserve(members.len(), &mut sink);
-                    for (k, v) in members {
-                        plan.node(v, NodeKey::Name(k), base, &mut sink, &mut buf);
+        let mut buf = String::new();
+        for rule in &self.rules {
+            match &rule.each {
+                None => rule.node(doc, NodeKey::None, base, &mut sink, &mut buf),
+                // `$.a.b.*` / `$.a[*]`: iterate the container, keys for free.
+                Some(EachPlan::Members(container)) => match container.get(doc) {
+                    Some(Value::Object(members)) => {
+                        rule.reserve(members.len(), &mut sink);
+                        for (k, v) in members {
+                            rule.node(v, NodeKey::Name(k), base, &mut sink, &mut buf);
+                        }
+                    }
+                    Some(Value::Array(items)) => {
+                        rule.reserve(items.len(), &mut sink);
+                        for (i, v) in items.iter().enumerate() {
+                            rule.node(v, NodeKey::Index(i), base, &mut sink, &mut buf);
+                        }
+                    }
+                    _ => {}
+                },
+                Some(EachPlan::Query(each)) if rule.uses_key => {
+                    let nodes = each.query_located(doc);
+                    rule.reserve(nodes.len(), &mut sink);
+                    for located in nodes {
+                        let key = match located.location().last() {
+                            Some(PathElement::Name(name)) => NodeKey::Name(name),
+                            Some(PathElement::Index(i)) => NodeKey::Index(*i),
+                            None => NodeKey::None,
+                        };
+                        rule.node(located.node(), key, base, &mut sink, &mut buf);
                     }
                 }
-                Some(Value::Array(items)) => {
-                    plan.reserve(items.len(), &mut sink);
-                    for (i, v) in items.iter().enumerate() {
-                        plan.node(v, NodeKey::Index(i), base, &mut sink, &mut buf);
+                Some(EachPlan::Query(each)) => {
+                    let nodes = each.query(doc);
+                    rule.reserve(nodes.len(), &mut sink);
+                    for node in nodes {
+                        rule.node(node, NodeKey::None, base, &mut sink, &mut buf);
                     }
-                }
-                _ => {}
-            },
-            None if plan.uses_key => {
-                let nodes = each.query_located(doc);
-                plan.reserve(nodes.len(), &mut sink);
-                for located in nodes {
-                    let key = match located.location().last() {
-                        Some(PathElement::Name(name)) => NodeKey::Name(name),
-                        Some(PathElement::Index(i)) => NodeKey::Index(*i),
-                        None => NodeKey::None,
-                    };
-                    plan.node(located.node(), key, base, &mut sink, &mut buf);
-                }
-            }
-            None => {
-                let nodes = each.query(doc);
-                plan.reserve(nodes.len(), &mut sink);
-                for node in nodes {
-                    plan.node(node, NodeKey::None, base, &mut sink, &mut buf);
                 }
             }
         }
-    }
-    Extraction {
-        families: sink.families,
-        errors: sink.errors,
-        dropped: sink.dropped,
-        series: sink.kept,
+        self.last_series.store(sink.kept, Ordering::Relaxed);
+        Extraction {
+            families: sink.families,
+            errors: sink.errors,
+            dropped: sink.dropped,
+            series: sink.kept,
+        }
     }
 }
 
 /// One step of a [`SimplePath`].
+#[derive(Debug, Clone, PartialEq)]
 enum Step {
     Name(String),
     /// Negative: from the end (RFC 9535).
@@ -227,6 +282,7 @@ enum Step {
 /// Recognised from the path's canonical display, where these segments are
 /// unambiguous (a shorthand name cannot contain `.`, `[` or quotes; a
 /// bracketed name is shown quoted and is left to the general query).
+#[derive(Debug, Clone, PartialEq)]
 struct SimplePath {
     steps: Vec<Step>,
 }
@@ -289,31 +345,33 @@ impl SimplePath {
     }
 }
 
-/// A compiled JSONPath with, in rules evaluated per `each` node, its fast form.
-struct PathPlan<'r> {
-    path: &'r JsonPath,
-    fast: Option<SimplePath>,
+/// A JSONPath whose first match is wanted.
+enum PathPlan {
+    Simple(SimplePath),
+    General(JsonPath),
 }
 
-impl<'r> PathPlan<'r> {
-    fn new(path: &'r JsonPath, repeated: bool) -> Self {
-        // Recognising the fast form costs about one evaluation: only worth it
-        // for paths evaluated once per `each` node.
-        let fast = if repeated {
-            SimplePath::parse(path, false)
-        } else {
-            None
-        };
-        PathPlan { path, fast }
+impl PathPlan {
+    fn new(path: &JsonPath) -> Self {
+        match SimplePath::parse(path, false) {
+            Some(simple) => PathPlan::Simple(simple),
+            None => PathPlan::General(path.clone()),
+        }
     }
 
     /// The first node matched.
     fn first<'v>(&self, node: &'v Value) -> Option<&'v Value> {
-        match &self.fast {
-            Some(fast) => fast.get(node),
-            None => self.path.query(node).first(),
+        match self {
+            PathPlan::Simple(simple) => simple.get(node),
+            PathPlan::General(path) => path.query(node).first(),
         }
     }
+}
+
+enum EachPlan {
+    /// `container.*` / `container[*]`.
+    Members(SimplePath),
+    Query(JsonPath),
 }
 
 /// The `{@key}` of the current node.
@@ -324,41 +382,52 @@ enum NodeKey<'a> {
     Index(usize),
 }
 
-enum Part<'r> {
-    Literal(&'r str),
+enum Part {
+    Literal(String),
     Key,
-    Path(PathPlan<'r>),
+    Path(PathPlan),
 }
 
 /// A label value: fixed text, or a template evaluated per node.
-enum LabelPlan<'r> {
+enum LabelPlan {
     Const(StringValue),
-    Template(Vec<Part<'r>>),
+    Template(Vec<Part>),
 }
 
-enum SourcePlan<'r> {
+enum SourcePlan {
     Const(f64),
-    Path(PathPlan<'r>),
+    Path(PathPlan),
 }
 
-/// A rule made ready for one extraction: keys and constant label values built
-/// once (reference-counted, so cloning them per series does not allocate).
-struct Plan<'r> {
-    rule: &'r MetricRule,
-    labels: Vec<(Key, LabelPlan<'r>)>,
-    /// Per `rule.values`: its family index and value source.
-    values: Vec<(usize, SourcePlan<'r>)>,
-    /// Whether any template uses `{@key}` (then `each` is queried with locations).
+enum KindPlan {
+    /// Gauge, counter, updowncounter.
+    Number,
+    Info,
+    /// The label values of the states.
+    StateSet(Vec<StringValue>),
+}
+
+/// One compiled rule.
+struct RulePlan {
+    /// The rule's name as written, for errors.
+    metric: String,
+    kind: KindPlan,
+    each: Option<EachPlan>,
+    labels: Vec<(Key, LabelPlan)>,
+    /// Per `values` entry: its family index and source.
+    values: Vec<(usize, SourcePlan)>,
+    /// Whether any template uses `{@key}` (then a general `each` is queried with locations).
     uses_key: bool,
-    /// Label values of a stateset's states.
-    states: Vec<StringValue>,
+    parse: Parse,
+    map: BTreeMap<String, f64>,
+    scale: Option<f64>,
+    optional: bool,
 }
 
 const STATE: Key = Key::from_static_str("state");
 
-impl<'r> Plan<'r> {
-    fn new(rule: &'r MetricRule, index: &HashMap<&str, usize>) -> Self {
-        let repeated = rule.each.is_some();
+impl RulePlan {
+    fn new(rule: &MetricRule, index: &HashMap<&str, usize>) -> Self {
         let mut uses_key = false;
         let labels = rule
             .labels
@@ -382,12 +451,12 @@ impl<'r> Plan<'r> {
                         .parts
                         .iter()
                         .map(|part| match part {
-                            TemplatePart::Literal(s) => Part::Literal(s),
+                            TemplatePart::Literal(s) => Part::Literal(s.clone()),
                             TemplatePart::Key => {
                                 uses_key = true;
                                 Part::Key
                             }
-                            TemplatePart::Path(p) => Part::Path(PathPlan::new(p, repeated)),
+                            TemplatePart::Path(p) => Part::Path(PathPlan::new(p)),
                         })
                         .collect();
                     LabelPlan::Template(parts)
@@ -395,10 +464,20 @@ impl<'r> Plan<'r> {
                 (key, plan)
             })
             .collect();
-        let states = match &rule.kind {
-            RuleKind::StateSet(states) => states.iter().map(|s| arc_value(s)).collect(),
-            _ => Vec::new(),
+        let kind = match &rule.kind {
+            RuleKind::Gauge | RuleKind::Counter | RuleKind::UpDownCounter => KindPlan::Number,
+            RuleKind::Info => KindPlan::Info,
+            RuleKind::StateSet(states) => {
+                KindPlan::StateSet(states.iter().map(|s| arc_value(s)).collect())
+            }
         };
+        let each = rule
+            .each
+            .as_ref()
+            .map(|each| match SimplePath::parse(each, true) {
+                Some(container) => EachPlan::Members(container),
+                None => EachPlan::Query(each.clone()),
+            });
         let values = rule
             .values
             .iter()
@@ -406,24 +485,34 @@ impl<'r> Plan<'r> {
                 let family = index.get(v.name.as_str()).copied().unwrap_or(0);
                 let source = match &v.source {
                     ValueSource::Const(c) => SourcePlan::Const(*c),
-                    ValueSource::Path(p) => SourcePlan::Path(PathPlan::new(p, repeated)),
+                    ValueSource::Path(p) => SourcePlan::Path(PathPlan::new(p)),
                 };
                 (family, source)
             })
             .collect();
-        Plan {
-            rule,
+        RulePlan {
+            metric: rule.name.clone(),
+            kind,
+            each,
             labels,
             values,
             uses_key,
-            states,
+            parse: rule.parse,
+            map: rule.map.clone(),
+            scale: rule.scale,
+            optional: rule.optional,
         }
     }
 
     /// Makes room for the series of `nodes` `each` matches.
     fn reserve(&self, nodes: usize, sink: &mut Sink) {
-        let per_node = self.states.len().max(1);
-        let room = nodes.saturating_mul(per_node);
+        let per_node = match &self.kind {
+            KindPlan::StateSet(states) => states.len(),
+            _ => 1,
+        };
+        let room = nodes
+            .saturating_mul(per_node)
+            .min(sink.max_series.saturating_sub(sink.kept));
         for (family, _) in &self.values {
             sink.families[*family].series.reserve(room);
         }
@@ -439,16 +528,15 @@ impl<'r> Plan<'r> {
         sink: &mut Sink,
         buf: &mut String,
     ) {
-        let rule = self.rule;
-        let extra = usize::from(matches!(rule.kind, RuleKind::StateSet(_)));
+        let extra = usize::from(matches!(self.kind, KindPlan::StateSet(_)));
         let mut attrs = Vec::with_capacity(base.len() + self.labels.len() + extra);
         attrs.extend_from_slice(base);
-        for (k, label) in &self.labels {
-            let value = match label {
+        for (k, plan) in &self.labels {
+            let value = match plan {
                 LabelPlan::Const(v) => v.clone(),
-                LabelPlan::Template(parts) => match render(parts, node, key, rule.optional, buf) {
+                LabelPlan::Template(parts) => match render(parts, node, key, self.optional, buf) {
                     Ok(v) => v,
-                    Err(reason) => return sink.error(rule, reason),
+                    Err(reason) => return sink.error(&self.metric, reason),
                 },
             };
             attrs.push(KeyValue::new(k.clone(), value));
@@ -465,19 +553,19 @@ impl<'r> Plan<'r> {
                     attrs.clone()
                 }
             };
-            match &rule.kind {
-                RuleKind::Info => {
+            match &self.kind {
+                KindPlan::Info => {
                     let found = match source {
                         SourcePlan::Const(_) => Some(&Value::Bool(true)),
                         SourcePlan::Path(p) => p.first(node),
                     };
                     match found {
-                        None if !rule.optional => sink.error(rule, ErrorReason::Missing),
+                        None if !self.optional => sink.error(&self.metric, ErrorReason::Missing),
                         None | Some(Value::Null) => {}
                         Some(_) => duplicate |= !sink.push(family, take(), 1.0),
                     }
                 }
-                RuleKind::StateSet(_) => {
+                KindPlan::StateSet(states) => {
                     let current = match source {
                         SourcePlan::Const(c) => {
                             buf.clear();
@@ -485,9 +573,9 @@ impl<'r> Plan<'r> {
                             Some(buf.as_str())
                         }
                         SourcePlan::Path(p) => match p.first(node) {
-                            None if rule.optional => continue,
+                            None if self.optional => continue,
                             None => {
-                                sink.error(rule, ErrorReason::Missing);
+                                sink.error(&self.metric, ErrorReason::Missing);
                                 continue;
                             }
                             Some(Value::Null) => continue,
@@ -497,12 +585,12 @@ impl<'r> Plan<'r> {
                             }
                         },
                     };
-                    let at = current.and_then(|c| self.states.iter().position(|s| s.as_str() == c));
+                    let at = current.and_then(|c| states.iter().position(|s| s.as_str() == c));
                     if at.is_none() {
-                        sink.error(rule, ErrorReason::UnmappedValue);
+                        sink.error(&self.metric, ErrorReason::UnmappedValue);
                     }
                     let base_attrs = take();
-                    for (j, state) in self.states.iter().enumerate() {
+                    for (j, state) in states.iter().enumerate() {
                         let mut a = Vec::with_capacity(base_attrs.len() + 1);
                         a.extend_from_slice(&base_attrs);
                         a.push(KeyValue::new(STATE, state.clone()));
@@ -510,17 +598,44 @@ impl<'r> Plan<'r> {
                         duplicate |= !sink.push(family, a, v);
                     }
                 }
-                RuleKind::Gauge | RuleKind::Counter | RuleKind::UpDownCounter => {
-                    match number(rule, source, node, buf) {
-                        Ok(Some(v)) => duplicate |= !sink.push(family, take(), v),
-                        Ok(None) => {}
-                        Err(reason) => sink.error(rule, reason),
-                    }
-                }
+                KindPlan::Number => match self.number(source, node, buf) {
+                    Ok(Some(v)) => duplicate |= !sink.push(family, take(), v),
+                    Ok(None) => {}
+                    Err(reason) => sink.error(&self.metric, reason),
+                },
             }
         }
         if duplicate {
-            sink.error(rule, ErrorReason::DuplicateSeries);
+            sink.error(&self.metric, ErrorReason::DuplicateSeries);
+        }
+    }
+
+    /// The value of a gauge/counter/updowncounter: `None` for no series.
+    fn number(
+        &self,
+        source: &SourcePlan,
+        node: &Value,
+        buf: &mut String,
+    ) -> Result<Option<f64>, ErrorReason> {
+        let raw = match source {
+            SourcePlan::Const(c) => return Ok(Some(*c)),
+            SourcePlan::Path(p) => p.first(node),
+        };
+        let Some(raw) = raw else {
+            return if self.optional {
+                Ok(None)
+            } else {
+                Err(ErrorReason::Missing)
+            };
+        };
+        let Some(v) = convert(raw, self.parse, &self.map, buf)? else {
+            return Ok(None);
+        };
+        let v = self.scale.map_or(v, |s| v * s);
+        if v.is_finite() {
+            Ok(Some(v))
+        } else {
+            Err(ErrorReason::NotANumber)
         }
     }
 }
@@ -572,35 +687,6 @@ fn write_scalar(v: &Value, buf: &mut String) -> Result<(), ErrorReason> {
         Value::Array(_) | Value::Object(_) => return Err(ErrorReason::InvalidLabel),
     }
     Ok(())
-}
-
-/// The value of a gauge/counter/updowncounter: `None` for no series.
-fn number(
-    rule: &MetricRule,
-    source: &SourcePlan,
-    node: &Value,
-    buf: &mut String,
-) -> Result<Option<f64>, ErrorReason> {
-    let raw = match source {
-        SourcePlan::Const(c) => return Ok(Some(*c)),
-        SourcePlan::Path(p) => p.first(node),
-    };
-    let Some(raw) = raw else {
-        return if rule.optional {
-            Ok(None)
-        } else {
-            Err(ErrorReason::Missing)
-        };
-    };
-    let Some(v) = convert(raw, rule.parse, &rule.map, buf)? else {
-        return Ok(None);
-    };
-    let v = rule.scale.map_or(v, |s| v * s);
-    if v.is_finite() {
-        Ok(Some(v))
-    } else {
-        Err(ErrorReason::NotANumber)
-    }
 }
 
 /// One JSON value to a number under `parse` and `map` (see the module doc).
@@ -685,9 +771,9 @@ struct Sink {
 }
 
 impl Sink {
-    fn error(&mut self, rule: &MetricRule, reason: ErrorReason) {
+    fn error(&mut self, metric: &str, reason: ErrorReason) {
         self.errors.push(ExtractionError {
-            metric: rule.name.clone(),
+            metric: metric.to_string(),
             reason,
         });
     }
@@ -1453,6 +1539,24 @@ mod tests {
         let x = extract(&target(vec![r]), &json!({"items": [1, 2, 3]}), 1, &[]);
         assert_eq!((x.series, x.dropped), (1, 0));
         assert_eq!(x.errors.len(), 2);
+    }
+
+    #[test]
+    fn an_extractor_is_reusable_and_shareable() {
+        fn shareable<T: Send + Sync>(_: &T) {}
+        let r = labels(
+            each(rule("dep.latency", "$.latency_ms"), "$.checks.*"),
+            &[("dependency", "{@key}")],
+        );
+        let t = target(vec![r]);
+        let extractor = Extractor::new(&t);
+        shareable(&extractor);
+        let first = extractor.extract(&health(), 100, &[]);
+        let second = extractor.extract(&health(), 100, &[]);
+        assert_eq!(samples(&first), samples(&second));
+        assert_eq!(samples(&first), samples(&extract(&t, &health(), 100, &[])));
+        let other = extractor.extract(&json!({"checks": {"x": {"latency_ms": 1}}}), 100, &[]);
+        assert_eq!(samples(&other), ["dep.latency{dependency=\"x\"} 1"]);
     }
 
     #[test]

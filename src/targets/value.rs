@@ -152,13 +152,23 @@ fn decimal_prefix_len(s: &str) -> Option<usize> {
     (digits > 0).then_some(i)
 }
 
+/// `s` with ASCII letters lowercased, in `buf` (no allocation); `None` when
+/// longer than any unit.
+fn ascii_lowercase<'b>(s: &str, buf: &'b mut [u8; 16]) -> Option<&'b str> {
+    let out = buf.get_mut(..s.len())?;
+    for (o, b) in out.iter_mut().zip(s.bytes()) {
+        *o = b.to_ascii_lowercase();
+    }
+    std::str::from_utf8(out).ok()
+}
+
 fn bytes_unit(unit: &str) -> Option<f64> {
     const K: f64 = 1024.0;
     if unit == "m" {
         return None;
     }
-    let lower = unit.to_ascii_lowercase();
-    let factor = match lower.as_str() {
+    let mut buf = [0; 16];
+    let factor = match ascii_lowercase(unit, &mut buf)? {
         "" | "b" | "byte" | "bytes" => 1.0,
         "k" | "kb" => 1e3,
         "m" | "mb" => 1e6,
@@ -178,8 +188,8 @@ fn bytes_unit(unit: &str) -> Option<f64> {
 }
 
 fn duration_unit(unit: &str) -> Option<f64> {
-    let lower = unit.to_lowercase();
-    let factor = match lower.as_str() {
+    let mut buf = [0; 16];
+    let factor = match ascii_lowercase(unit, &mut buf)? {
         "ns" | "nsec" | "nanosecond" | "nanoseconds" => 1e-9,
         "us" | "µs" | "μs" | "usec" | "microsecond" | "microseconds" => 1e-6,
         "ms" | "msec" | "millisecond" | "milliseconds" => 1e-3,
