@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{self, Config, Format, Target};
+use crate::config::{self, Config, Format};
 use crate::host::{self, HostCollectors, Roots};
 use crate::model::InstrumentSpec;
 use crate::render::Renderer;
@@ -83,21 +83,21 @@ pub struct Options {
 /// Everything a config needs, built but not started.
 struct Prepared {
     config: Arc<Config>,
-    clients: Vec<(Arc<Target>, reqwest::Client)>,
+    pollers: Vec<Arc<poller::Poller>>,
     host: Option<HostCollectors>,
     specs: Vec<InstrumentSpec>,
     limits: BTreeMap<String, usize>,
 }
 
 fn prepare(config: Config, roots: &Roots) -> Result<Prepared, String> {
-    let mut clients = Vec::new();
+    let mut pollers = Vec::new();
     let mut specs = Vec::new();
     let mut limits: BTreeMap<String, usize> = BTreeMap::new();
     let max = config.limits.max_series_per_target;
     let mut rules = 0;
     for t in &config.targets {
         let c = client::build(t).map_err(|e| format!("target {:?}: {e}", t.name))?;
-        clients.push((Arc::new(t.clone()), c));
+        pollers.push(Arc::new(poller::Poller::new(Arc::new(t.clone()), c)));
         if t.format == Format::Json {
             rules += t.metrics.len();
             for spec in extract::specs(t) {
@@ -119,7 +119,7 @@ fn prepare(config: Config, roots: &Roots) -> Result<Prepared, String> {
     specs.extend(host::self_process_specs());
     Ok(Prepared {
         config: Arc::new(config),
-        clients,
+        pollers,
         host,
         specs,
         limits,
@@ -242,10 +242,10 @@ impl Sources {
         let (stop, rx) = watch::channel(false);
         let ctx = poll_context(&p.config);
         let mut tasks = Vec::new();
-        for (target, client) in p.clients {
+        for poller in p.pollers {
             let (store, ready, rx, ctx) = (store.clone(), ready.clone(), rx.clone(), ctx.clone());
             tasks.push(tokio::spawn(async move {
-                poller::run(target, client, ctx, store, move || ready.one_done(), rx).await;
+                poller::run(poller, ctx, store, move || ready.one_done(), rx).await;
             }));
         }
         tasks.push(tokio::spawn(run_host(
@@ -496,11 +496,11 @@ pub async fn once(config: Config, roots: Roots) -> Result<(Vec<u8>, bool), AppEr
         store.clone(),
     )?;
     let mut set = tokio::task::JoinSet::new();
-    for (target, client) in prepared.clients {
+    for poller in prepared.pollers {
         let ctx = ctx.clone();
         set.spawn(async move {
-            let outcome = poller::poll_once(&target, &client, &ctx).await;
-            (target, outcome)
+            let outcome = poller::poll_once(&poller, &ctx).await;
+            (poller.target.clone(), outcome)
         });
     }
     let (_, reports, own) = host_round(prepared.host, roots.proc.clone()).await;

@@ -62,16 +62,40 @@ pub struct PollContext {
     pub reserved_names: Arc<Vec<String>>,
 }
 
-/// The labels every extracted series of `target` carries.
+/// The labels every extracted series of `target` carries. Built once per
+/// config: keys and values are shared strings, so copying them into each
+/// series does not allocate.
 pub fn base_labels(target: &Target) -> Vec<KeyValue> {
-    let mut v = vec![KeyValue::new("target", target.name.clone())];
-    v.extend(
-        target
-            .labels
-            .iter()
-            .map(|(k, val)| KeyValue::new(k.clone(), val.clone())),
-    );
-    v
+    let kv = |k: &str, v: &str| {
+        KeyValue::new(
+            opentelemetry::Key::from(Arc::<str>::from(k)),
+            opentelemetry::Value::from(Arc::<str>::from(v)),
+        )
+    };
+    let mut labels = vec![kv("target", &target.name)];
+    labels.extend(target.labels.iter().map(|(k, v)| kv(k, v)));
+    labels
+}
+
+/// One target with what its polls need, built once per (re)load.
+#[derive(Debug)]
+pub struct Poller {
+    pub target: Arc<Target>,
+    pub client: reqwest::Client,
+    /// The target's rules, compiled.
+    pub extractor: extract::Extractor,
+    pub base: Vec<KeyValue>,
+}
+
+impl Poller {
+    pub fn new(target: Arc<Target>, client: reqwest::Client) -> Self {
+        Poller {
+            extractor: extract::Extractor::new(&target),
+            base: base_labels(&target),
+            target,
+            client,
+        }
+    }
 }
 
 fn classify(e: &reqwest::Error) -> PollResult {
@@ -214,14 +238,15 @@ async fn fetch(
     Ok((status, body))
 }
 
-fn process_body(target: &Target, ctx: &PollContext, body: &[u8]) -> Result<Outcome, String> {
+fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, String> {
+    let target = &p.target;
     let mut out = Outcome::failed(PollResult::Success, 0, body.len() as u64, String::new());
     out.error = None;
     match target.format {
         Format::Json => {
             let doc: serde_json::Value =
                 serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-            let ex = extract::extract(target, &doc, ctx.max_series, &base_labels(target));
+            let ex = p.extractor.extract(&doc, ctx.max_series, &p.base);
             out.series = ex.series;
             out.dropped = ex.dropped;
             out.extraction_errors = ex
@@ -253,11 +278,8 @@ fn process_body(target: &Target, ctx: &PollContext, body: &[u8]) -> Result<Outco
 }
 
 /// One poll of `target`, start to finish.
-pub async fn poll_once(
-    target: &Arc<Target>,
-    client: &reqwest::Client,
-    ctx: &PollContext,
-) -> Outcome {
+pub async fn poll_once(p: &Arc<Poller>, ctx: &PollContext) -> Outcome {
+    let (target, client) = (&p.target, &p.client);
     let start = Instant::now();
     let fetched =
         tokio::time::timeout(target.timeout, fetch(target, client, ctx.max_body_bytes)).await;
@@ -275,12 +297,12 @@ pub async fn poll_once(
         Ok(Ok((status, body))) => {
             let size = body.len() as u64;
             let processed = if body.len() > INLINE_PARSE_LIMIT {
-                let (t, c) = (target.clone(), ctx.clone());
-                tokio::task::spawn_blocking(move || process_body(&t, &c, &body))
+                let (p, c) = (p.clone(), ctx.clone());
+                tokio::task::spawn_blocking(move || process_body(&p, &c, &body))
                     .await
                     .unwrap_or_else(|e| Err(format!("extraction task failed: {e}")))
             } else {
-                process_body(target, ctx, &body)
+                process_body(p, ctx, &body)
             };
             match processed {
                 Ok(mut o) => {
@@ -354,14 +376,14 @@ fn jitter(name: &str, interval: Duration) -> Duration {
 /// Polls `target` until `shutdown` changes; the first poll starts at once and
 /// calls `first_done` when finished (the readiness latch counts these).
 pub async fn run(
-    target: Arc<Target>,
-    client: reqwest::Client,
+    p: Arc<Poller>,
     ctx: PollContext,
     store: Arc<Store>,
     first_done: impl FnOnce(),
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let outcome = poll_once(&target, &client, &ctx).await;
+    let target = p.target.clone();
+    let outcome = poll_once(&p, &ctx).await;
     publish(&store, &target, outcome);
     first_done();
     let start =
@@ -374,7 +396,7 @@ pub async fn run(
             _ = shutdown.changed() => return,
         }
         tokio::select! {
-            outcome = poll_once(&target, &client, &ctx) => publish(&store, &target, outcome),
+            outcome = poll_once(&p, &ctx) => publish(&store, &target, outcome),
             _ = shutdown.changed() => return,
         }
     }
