@@ -319,7 +319,8 @@ fn telemetry_path_flag_moves_metrics() {
     let get = |path: &str| {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+            .unwrap();
         let mut buf = String::new();
         s.read_to_string(&mut buf).unwrap();
         buf
@@ -328,6 +329,9 @@ fn telemetry_path_flag_moves_metrics() {
     let old = get("/metrics");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
-    assert!(custom.starts_with("HTTP/1.0 200") && custom.contains("remora_build_info"), "{custom}");
+    assert!(
+        custom.starts_with("HTTP/1.0 200") && custom.contains("remora_build_info"),
+        "{custom}"
+    );
     assert!(old.starts_with("HTTP/1.0 404"), "{old}");
 }
