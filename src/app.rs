@@ -126,6 +126,23 @@ fn prepare(config: Config, roots: &Roots) -> Result<Prepared, String> {
     })
 }
 
+/// Prepares a config and builds its pipeline: everything a config needs, nothing started.
+fn build(
+    config: Config,
+    roots: &Roots,
+    store: &Arc<Store>,
+) -> Result<(Prepared, Pipeline), String> {
+    let prepared = prepare(config, roots)?;
+    let pipeline = Pipeline::build(
+        &prepared.config,
+        &prepared.specs,
+        &prepared.limits,
+        store.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((prepared, pipeline))
+}
+
 fn poll_context(config: &Config) -> poller::PollContext {
     let mut reserved = telemetry::own_prometheus_names();
     reserved.push("target_info".into());
@@ -350,15 +367,7 @@ impl Supervisor {
                 "server.listen changed; the new address takes effect at the next restart"
             );
         }
-        let prepared = prepare(config, &self.options.roots)?;
-        let pipeline = Pipeline::build(
-            &prepared.config,
-            &prepared.specs,
-            &prepared.limits,
-            self.state.store.clone(),
-        )
-        .map_err(|e| e.to_string())?;
-        Ok((prepared, pipeline))
+        build(config, &self.options.roots, &self.state.store)
     }
 }
 
@@ -413,13 +422,7 @@ pub async fn run(
         .unwrap_or_else(|| config.server.metrics_path.clone());
     let ready = Arc::new(Readiness::default());
     ready.arm(Sources::count(&config));
-    let prepared = prepare(config, &options.roots).map_err(AppError::Prepare)?;
-    let pipeline = Pipeline::build(
-        &prepared.config,
-        &prepared.specs,
-        &prepared.limits,
-        store.clone(),
-    )?;
+    let (prepared, pipeline) = build(config, &options.roots, &store).map_err(AppError::Prepare)?;
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {
         renderer: Renderer::new(store.clone(), pipeline),
@@ -488,13 +491,7 @@ pub async fn once(config: Config, roots: Roots) -> Result<(Vec<u8>, bool), AppEr
     client::install_crypto_provider();
     let store = Store::new();
     let ctx = poll_context(&config);
-    let prepared = prepare(config, &roots).map_err(AppError::Prepare)?;
-    let pipeline = Pipeline::build(
-        &prepared.config,
-        &prepared.specs,
-        &prepared.limits,
-        store.clone(),
-    )?;
+    let (prepared, pipeline) = build(config, &roots, &store).map_err(AppError::Prepare)?;
     let mut set = tokio::task::JoinSet::new();
     for poller in prepared.pollers {
         let ctx = ctx.clone();

@@ -144,30 +144,10 @@ pub fn expand_env(s: &str, env: Env<'_>) -> Result<String, String> {
     Ok(out)
 }
 
-/// Parses sizes such as `4MiB`, `10.5GB`, `512Mi`, `1024`.
+/// Parses sizes such as `4MiB`, `10.5GB`, `512Mi`, `1024` (the same rules as
+/// `parse: bytes`); negative sizes are refused.
 pub fn parse_size(s: &str) -> Option<f64> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| {
-            !(c.is_ascii_digit() || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-')
-        })
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let mult = match unit.trim() {
-        "" | "B" => 1.0,
-        "k" | "K" | "kB" | "KB" => 1e3,
-        "M" | "MB" => 1e6,
-        "G" | "GB" => 1e9,
-        "T" | "TB" => 1e12,
-        "Ki" | "KiB" => 1024.0,
-        "Mi" | "MiB" => 1024.0 * 1024.0,
-        "Gi" | "GiB" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" | "TiB" => 1024.0f64.powi(4),
-        _ => return None,
-    };
-    let v = n * mult;
-    (v.is_finite() && v >= 0.0).then_some(v)
+    crate::targets::value::parse_bytes(s).filter(|v| *v >= 0.0)
 }
 
 fn parse_duration(s: &str) -> Option<Duration> {
