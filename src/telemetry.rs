@@ -553,6 +553,46 @@ mod tests {
         );
     }
 
+    /// The hand-written list used to drop colliding pass-through families
+    /// must match what is really served.
+    #[test]
+    fn own_prometheus_names_match_the_exposition() {
+        let store = Store::new();
+        let c = config("");
+        let p = Pipeline::build(
+            &c,
+            &crate::host::self_process_specs(),
+            &BTreeMap::new(),
+            store.clone(),
+        )
+        .unwrap();
+        {
+            let mut w = store.write();
+            let mut t = TargetState {
+                polled: true,
+                last_success: Some(1.0),
+                dropped: 1,
+                ..Default::default()
+            };
+            t.extraction_errors.insert(("m".into(), "missing"), 1);
+            w.targets.insert("a".into(), t);
+            w.collectors.insert("cpu".into(), Default::default());
+            w.own_process = Arc::new(
+                crate::host::self_process_families(std::path::Path::new("/proc")).unwrap(),
+            );
+        }
+        let text = render(&p);
+        let served: std::collections::BTreeSet<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(String::from)
+            .collect();
+        let listed: std::collections::BTreeSet<String> =
+            own_prometheus_names().into_iter().collect();
+        assert_eq!(served, listed);
+    }
+
     #[test]
     fn counters_get_total_and_limits_do_not_fold() {
         let store = Store::new();

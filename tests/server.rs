@@ -281,7 +281,7 @@ async fn bad_targets_are_contained() {
         "app_dependency_latency_seconds{dependency=\"database\",target=\"app\"} 0.00523"
     ));
     // The redirect loop stopped after at most 5 redirects per poll.
-    let loops = *app.hits.lock().unwrap().get("/loop").unwrap();
+    let loops = app.hits("/loop");
     let polls = sample(
         &m,
         "remora_target_polls_total{result=\"http_status\",target=\"loop\"}",
@@ -616,5 +616,23 @@ async fn ready_waits_for_the_first_round() {
     // Later polls that hang again do not unready it.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(reqwest::get(r.url("/-/ready")).await.unwrap().status(), 200);
+    r.stop().await;
+}
+
+/// A client that never finishes its request headers is disconnected
+/// (HEADER_READ_TIMEOUT, 10 s), so idle or slow clients cannot pile up.
+#[tokio::test]
+async fn slow_clients_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let r = Remora::start("host: {enabled: false}\n").await;
+    let mut s = tokio::net::TcpStream::connect(r.addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was still open after 20 s");
+    // Other clients were served all along.
+    assert!(r.metrics().await.contains("remora_build_info"));
     r.stop().await;
 }

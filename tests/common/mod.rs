@@ -34,75 +34,147 @@ impl Reply {
     }
 }
 
-/// A local HTTP server whose routes can be changed while it runs.
+/// One request as the fake target saw it.
+#[derive(Clone, Debug, Default)]
+pub struct Seen {
+    pub method: String,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+type Routes = Arc<Mutex<HashMap<String, Reply>>>;
+type Log = Arc<Mutex<HashMap<String, Vec<Seen>>>>;
+
+/// A local HTTP (or HTTPS) server whose routes can be changed while it runs;
+/// it records every request by path.
 pub struct FakeTarget {
     pub addr: SocketAddr,
-    routes: Arc<Mutex<HashMap<String, Reply>>>,
-    pub hits: Arc<Mutex<HashMap<String, usize>>>,
+    routes: Routes,
+    seen: Log,
     task: tokio::task::JoinHandle<()>,
+}
+
+async fn answer(
+    req: Request<hyper::body::Incoming>,
+    routes: Routes,
+    seen: Log,
+) -> Response<Full<Bytes>> {
+    use http_body_util::BodyExt;
+    let path = req.uri().path().to_string();
+    let method = req.method().to_string();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    seen.lock()
+        .unwrap()
+        .entry(path.clone())
+        .or_default()
+        .push(Seen {
+            method,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        });
+    let reply = routes.lock().unwrap().get(&path).cloned();
+    match reply {
+        None => Response::builder()
+            .status(404)
+            .body(Full::new(Bytes::from("nope")))
+            .unwrap(),
+        Some(Reply::Body(status, ctype, body)) => Response::builder()
+            .status(StatusCode::from_u16(status).unwrap())
+            .header("content-type", ctype)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap(),
+        Some(Reply::Hang) => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            unreachable!()
+        }
+        Some(Reply::RedirectLoop) => Response::builder()
+            .status(302)
+            .header("location", path.as_str())
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+        Some(Reply::Huge(n)) => Response::builder()
+            .status(200)
+            .body(Full::new(Bytes::from(vec![b' '; n])))
+            .unwrap(),
+    }
+}
+
+async fn serve_one<S>(stream: S, routes: Routes, seen: Log)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let (r, s) = (routes.clone(), seen.clone());
+        async move { Ok::<_, Infallible>(answer(req, r, s).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), svc)
+        .await;
 }
 
 impl FakeTarget {
     pub async fn start() -> Self {
+        Self::start_with_tls(None).await
+    }
+
+    /// With `Some(config)`, serves HTTPS.
+    pub async fn start_with_tls(tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         remora::targets::client::install_crypto_provider();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let routes: Arc<Mutex<HashMap<String, Reply>>> = Arc::default();
-        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let (r, h) = (routes.clone(), hits.clone());
+        let routes: Routes = Arc::default();
+        let seen: Log = Arc::default();
+        let (r, s) = (routes.clone(), seen.clone());
+        let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let (r, h) = (r.clone(), h.clone());
+                let (r, s, acceptor) = (r.clone(), s.clone(), acceptor.clone());
                 tokio::spawn(async move {
-                    let svc =
-                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                            let (r, h) = (r.clone(), h.clone());
-                            async move {
-                                let path = req.uri().path().to_string();
-                                *h.lock().unwrap().entry(path.clone()).or_default() += 1;
-                                let reply = r.lock().unwrap().get(&path).cloned();
-                                let resp = match reply {
-                                    None => Response::builder()
-                                        .status(404)
-                                        .body(Full::new(Bytes::from("nope")))
-                                        .unwrap(),
-                                    Some(Reply::Body(status, ctype, body)) => Response::builder()
-                                        .status(StatusCode::from_u16(status).unwrap())
-                                        .header("content-type", ctype)
-                                        .body(Full::new(Bytes::from(body)))
-                                        .unwrap(),
-                                    Some(Reply::Hang) => {
-                                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                                        unreachable!()
-                                    }
-                                    Some(Reply::RedirectLoop) => Response::builder()
-                                        .status(302)
-                                        .header("location", path.as_str())
-                                        .body(Full::new(Bytes::new()))
-                                        .unwrap(),
-                                    Some(Reply::Huge(n)) => Response::builder()
-                                        .status(200)
-                                        .body(Full::new(Bytes::from(vec![b' '; n])))
-                                        .unwrap(),
-                                };
-                                Ok::<_, Infallible>(resp)
+                    match acceptor {
+                        None => serve_one(stream, r, s).await,
+                        Some(a) => {
+                            if let Ok(tls) = a.accept(stream).await {
+                                serve_one(tls, r, s).await;
                             }
-                        });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                        }
+                    }
                 });
             }
         });
         FakeTarget {
             addr,
             routes,
-            hits,
+            seen,
             task,
         }
+    }
+
+    /// Requests seen on `path`, oldest first.
+    pub fn seen(&self, path: &str) -> Vec<Seen> {
+        self.seen
+            .lock()
+            .unwrap()
+            .get(path)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// How many requests `path` got.
+    pub fn hits(&self, path: &str) -> usize {
+        self.seen(path).len()
     }
 
     pub fn set(&self, path: &str, reply: Reply) {
