@@ -354,7 +354,7 @@ pub fn tool(name: &str) -> Option<PathBuf> {
             .find(|p| p.is_file())
     });
     if found.is_none() {
-        if std::env::var_os("CI").is_some() {
+        if std::env::var_os("CI").is_some() || std::env::var_os("REMORA_TEST_STRICT").is_some() {
             panic!("{name} is not installed; the README's test command installs it");
         }
         eprintln!("SKIP: {name} not found; run the README's test command to install it");
