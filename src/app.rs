@@ -177,6 +177,9 @@ fn publish_host(
             });
         let was_up = state.up;
         state.duration = r.duration.as_secs_f64();
+        for (reason, n) in r.errors.nonzero() {
+            *state.errors.entry(reason.as_str()).or_default() += n;
+        }
         match r.result {
             Ok(()) => {
                 if !was_up {

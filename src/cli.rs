@@ -29,6 +29,15 @@ struct Cli {
     /// Enable POST /-/reload.
     #[arg(long = "web.enable-lifecycle")]
     lifecycle: bool,
+    /// Where procfs is mounted (host collectors, `once`).
+    #[arg(long = "path.procfs", default_value = "/proc", global = true)]
+    procfs: PathBuf,
+    /// Where sysfs is mounted; the cgroup tree is `<sysfs>/fs/cgroup`.
+    #[arg(long = "path.sysfs", default_value = "/sys", global = true)]
+    sysfs: PathBuf,
+    /// Root file system the mount points are resolved under (filesystem collector).
+    #[arg(long = "path.rootfs", default_value = "/", global = true)]
+    rootfs: PathBuf,
     /// Log level.
     #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"], global = true)]
     log_level: String,
@@ -132,7 +141,8 @@ pub fn main() -> ExitCode {
                 Ok(rt) => rt,
                 Err(code) => return code,
             };
-            match rt.block_on(app::once(config, Roots::default())) {
+            let roots = Roots::new(&cli.procfs, &cli.sysfs, &cli.rootfs);
+            match rt.block_on(app::once(config, roots)) {
                 Ok((text, ok)) => {
                     use std::io::Write;
                     let _ = std::io::stdout().write_all(&text);
@@ -167,7 +177,7 @@ pub fn main() -> ExitCode {
                 metrics_path: cli.metrics_path.clone(),
                 web_config: cli.web_config.clone(),
                 lifecycle: cli.lifecycle,
-                roots: Roots::default(),
+                roots: Roots::new(&cli.procfs, &cli.sysfs, &cli.rootfs),
                 watch: true,
             };
             let result: anyhow::Result<()> = rt.block_on(async move {

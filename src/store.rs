@@ -80,6 +80,9 @@ pub struct CollectorState {
     pub last_error: Option<String>,
     pub last_success: Option<f64>,
     pub families: Arc<Vec<Family>>,
+    /// Entries dropped since start (odd lines, stuck mounts), by reason
+    /// (`remora_collector_errors_total`).
+    pub errors: BTreeMap<&'static str, u64>,
 }
 
 /// Reload bookkeeping.

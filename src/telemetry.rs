@@ -268,6 +268,27 @@ fn own_instruments() -> Vec<(InstrumentSpec, OwnReader)> {
         ),
         (
             InstrumentSpec::new(
+                "remora.collector.errors",
+                Counter,
+                "",
+                "Entries a host collector dropped (odd lines, stuck mounts), by reason",
+            ),
+            |i, o| {
+                for (n, c) in &i.collectors {
+                    for (reason, count) in &c.errors {
+                        o(
+                            *count as f64,
+                            vec![
+                                KeyValue::new("collector", n.clone()),
+                                KeyValue::new("reason", *reason),
+                            ],
+                        );
+                    }
+                }
+            },
+        ),
+        (
+            InstrumentSpec::new(
                 "remora.config.last_reload_successful",
                 Gauge,
                 "",
@@ -303,6 +324,7 @@ pub fn own_prometheus_names() -> Vec<String> {
         "remora_series_dropped_total",
         "remora_collector_up",
         "remora_collector_duration_seconds",
+        "remora_collector_errors_total",
         "remora_config_last_reload_successful",
         "remora_config_last_reload_success_timestamp_seconds",
         "process_cpu_seconds_total",
@@ -576,7 +598,9 @@ mod tests {
             };
             t.extraction_errors.insert(("m".into(), "missing"), 1);
             w.targets.insert("a".into(), t);
-            w.collectors.insert("cpu".into(), Default::default());
+            let mut cpu = crate::store::CollectorState::default();
+            cpu.errors.insert("malformed_line", 1);
+            w.collectors.insert("cpu".into(), cpu);
             w.own_process = Arc::new(
                 crate::host::self_process_families(std::path::Path::new("/proc")).unwrap(),
             );

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use opentelemetry::Value;
 
-use super::read::{series1, HostError};
+use super::read::{series1, HostError, Tally};
 use super::{name, Collector};
 use crate::config::AppContainer;
 use crate::model::{Family, InstrumentKind, InstrumentSpec};
@@ -55,7 +55,7 @@ impl Collector for AppContainerCollector {
         ]
     }
 
-    fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), HostError> {
+    fn collect(&mut self, out: &mut Vec<Family>, _tally: &mut Tally) -> Result<(), HostError> {
         const KEY: &str = "k8s.container.name";
         if let Some(m) = self.memory_limit {
             out.push(Family {
@@ -85,7 +85,7 @@ mod tests {
             cpu_limit: None,
         });
         let mut out = Vec::new();
-        c.collect(&mut out).unwrap();
+        c.collect(&mut out, &mut Tally::default()).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(&*out[0].name, MEM_LIMIT);
         assert_eq!(out[0].series[0].value, 536870912.0);
@@ -101,7 +101,7 @@ mod tests {
             cpu_limit: Some(0.25),
         });
         out.clear();
-        c.collect(&mut out).unwrap();
+        c.collect(&mut out, &mut Tally::default()).unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(&*out[0].name, CPU_LIMIT);
         assert_eq!(out[0].series[0].value, 0.25);

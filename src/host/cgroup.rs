@@ -20,7 +20,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::read::{flat_keyed, parse_u64, series0, FileBuf, HostError};
+use super::read::{
+    flat_keyed, parse_u64, series0, u64_reason, utf8_lines, FileBuf, HostError, Reason, Tally,
+};
 use super::{name, Collector};
 use crate::model::{Family, InstrumentKind, InstrumentSpec};
 
@@ -48,18 +50,19 @@ pub(crate) enum Layout {
     },
 }
 
-/// One reading of the cgroup.
+/// One reading of the cgroup; `None` when the file does not have the value,
+/// or its line was odd (dropped and counted).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub(crate) struct CgroupStats {
     /// Seconds.
-    pub cpu_time: f64,
-    /// Seconds; `None` when the file does not have it.
+    pub cpu_time: Option<f64>,
+    /// Seconds.
     pub throttled: Option<f64>,
     /// Cores.
     pub cpu_limit: Option<f64>,
-    pub mem_usage: u64,
+    pub mem_usage: Option<u64>,
     pub mem_limit: Option<u64>,
-    pub working_set: u64,
+    pub working_set: Option<u64>,
 }
 
 /// `<mount>/<path>` when it exists, else the mount itself.
@@ -77,14 +80,25 @@ fn resolve(mount: &Path, path: &str) -> PathBuf {
 }
 
 /// Finds remora's cgroup from `<proc>/self/cgroup` and the cgroup mount.
-pub(crate) fn detect(buf: &mut FileBuf, proc: &Path, root: &Path) -> Result<Layout, HostError> {
+/// Odd lines are dropped and counted.
+pub(crate) fn detect(
+    buf: &mut FileBuf,
+    proc: &Path,
+    root: &Path,
+    tally: &mut Tally,
+) -> Result<Layout, HostError> {
     let self_cgroup = proc.join("self/cgroup");
-    let text = buf.read(&self_cgroup)?;
+    let text = buf.read_bytes(&self_cgroup)?;
     let mut v2_path = None;
     let (mut cpu, mut cpuacct, mut memory) = (None, None, None);
-    for line in text.lines() {
+    for line in utf8_lines(text) {
+        let Some(line) = line else {
+            tally.drop_entry(&self_cgroup, Reason::NonUtf8, "line");
+            continue;
+        };
         let mut it = line.splitn(3, ':');
         let (Some(id), Some(ctrls), Some(path)) = (it.next(), it.next(), it.next()) else {
+            tally.drop_entry(&self_cgroup, Reason::MalformedLine, line);
             continue;
         };
         if id == "0" && ctrls.is_empty() {
@@ -148,7 +162,9 @@ fn read_optional<'a>(buf: &'a mut FileBuf, path: &Path) -> Result<Option<&'a str
 /// Parses v2 `cpu.max` ("max 100000" or "50000 100000") into cores.
 pub(crate) fn parse_cpu_max(path: &Path, text: &str) -> Result<Option<f64>, HostError> {
     let mut it = text.split_ascii_whitespace();
-    let quota = it.next().ok_or_else(|| HostError::parse(path, "empty"))?;
+    let quota = it
+        .next()
+        .ok_or_else(|| HostError::entry(path, Reason::MissingColumn, "empty"))?;
     if quota == "max" {
         return Ok(None);
     }
@@ -163,37 +179,59 @@ pub(crate) fn parse_cpu_max(path: &Path, text: &str) -> Result<Option<f64>, Host
     Ok(Some(quota as f64 / period as f64))
 }
 
-/// Reads the stats of a cgroup.
-pub(crate) fn read_stats(buf: &mut FileBuf, layout: &Layout) -> Result<CgroupStats, HostError> {
+/// `usage - inactive` when both are known.
+fn working_set(usage: Option<u64>, inactive: Option<u64>) -> Option<u64> {
+    Some(usage?.saturating_sub(inactive?))
+}
+
+/// A limit file holding a byte count, or `max` (no limit).
+fn parse_limit(path: &Path, text: &str) -> Result<Option<u64>, HostError> {
+    let t = text.trim();
+    if t == "max" {
+        return Ok(None);
+    }
+    parse_u64(path, t, "limit").map(Some)
+}
+
+/// Reads the stats of a cgroup. A file that cannot be read is an error; an
+/// odd value drops that value (and what is computed from it) and is counted.
+pub(crate) fn read_stats(
+    buf: &mut FileBuf,
+    layout: &Layout,
+    tally: &mut Tally,
+) -> Result<CgroupStats, HostError> {
     let mut s = CgroupStats::default();
     match layout {
         Layout::V2 { dir } => {
             let p = dir.join("cpu.stat");
-            let t = buf.read(&p)?;
-            let usage =
-                flat_keyed(t, "usage_usec").ok_or_else(|| HostError::parse(&p, "no usage_usec"))?;
-            s.cpu_time = usage as f64 / 1e6;
-            s.throttled = flat_keyed(t, "throttled_usec").map(|v| v as f64 / 1e6);
+            let t = tally.keep(buf.read(&p))?.unwrap_or("");
+            let usage = flat_keyed(&p, t, "usage_usec");
+            let throttled = flat_keyed(&p, t, "throttled_usec");
+            s.cpu_time = tally.keep(usage)?.flatten().map(|v| v as f64 / 1e6);
+            s.throttled = tally.keep(throttled)?.flatten().map(|v| v as f64 / 1e6);
 
             let p = dir.join("cpu.max");
             if let Some(t) = read_optional(buf, &p)? {
-                s.cpu_limit = parse_cpu_max(&p, t)?;
+                let limit = parse_cpu_max(&p, t);
+                s.cpu_limit = tally.keep(limit)?.flatten();
             }
 
             let p = dir.join("memory.current");
-            s.mem_usage = parse_u64(&p, buf.read(&p)?, "memory.current")?;
+            let usage = buf.read(&p).and_then(|t| parse_u64(&p, t, "memory.current"));
+            s.mem_usage = tally.keep(usage)?;
 
             let p = dir.join("memory.max");
             if let Some(t) = read_optional(buf, &p)? {
-                let t = t.trim();
-                if t != "max" {
-                    s.mem_limit = Some(parse_u64(&p, t, "memory.max")?);
-                }
+                let limit = parse_limit(&p, t);
+                s.mem_limit = tally.keep(limit)?.flatten();
             }
 
             let p = dir.join("memory.stat");
-            let inactive = flat_keyed(buf.read(&p)?, "inactive_file").unwrap_or(0);
-            s.working_set = s.mem_usage.saturating_sub(inactive);
+            let inactive = buf
+                .read(&p)
+                .and_then(|t| flat_keyed(&p, t, "inactive_file"))
+                .map(|v| v.unwrap_or(0));
+            s.working_set = working_set(s.mem_usage, tally.keep(inactive)?);
         }
         Layout::V1 {
             cpu,
@@ -201,47 +239,55 @@ pub(crate) fn read_stats(buf: &mut FileBuf, layout: &Layout) -> Result<CgroupSta
             memory,
         } => {
             let p = cpuacct.join("cpuacct.usage");
-            s.cpu_time = parse_u64(&p, buf.read(&p)?, "cpuacct.usage")? as f64 / 1e9;
+            let usage = buf.read(&p).and_then(|t| parse_u64(&p, t, "cpuacct.usage"));
+            s.cpu_time = tally.keep(usage)?.map(|v| v as f64 / 1e9);
 
             if let Some(cpu) = cpu {
                 let p = cpu.join("cpu.stat");
                 if let Some(t) = read_optional(buf, &p)? {
-                    s.throttled = flat_keyed(t, "throttled_time").map(|v| v as f64 / 1e9);
+                    let throttled = flat_keyed(&p, t, "throttled_time");
+                    s.throttled = tally.keep(throttled)?.flatten().map(|v| v as f64 / 1e9);
                 }
                 let p = cpu.join("cpu.cfs_quota_us");
                 let quota = match read_optional(buf, &p)? {
-                    Some(t) => t
-                        .trim()
-                        .parse::<i64>()
-                        .map_err(|_| HostError::parse(&p, "not an integer"))?,
-                    None => -1,
+                    Some(t) => {
+                        let t = t.trim();
+                        let q = t.parse::<i64>().map_err(|_| {
+                            HostError::entry(&p, u64_reason(t.trim_start_matches('-')), t)
+                        });
+                        tally.keep(q)?
+                    }
+                    None => None,
                 };
-                if quota > 0 {
+                if let Some(quota) = quota.filter(|&q| q > 0) {
                     let p = cpu.join("cpu.cfs_period_us");
-                    let period = parse_u64(&p, buf.read(&p)?, "cfs_period_us")?;
-                    if period > 0 {
+                    let period = buf.read(&p).and_then(|t| parse_u64(&p, t, "cfs_period_us"));
+                    if let Some(period) = tally.keep(period)?.filter(|&p| p > 0) {
                         s.cpu_limit = Some(quota as f64 / period as f64);
                     }
                 }
             }
 
             let p = memory.join("memory.usage_in_bytes");
-            s.mem_usage = parse_u64(&p, buf.read(&p)?, "memory.usage_in_bytes")?;
+            let usage = buf
+                .read(&p)
+                .and_then(|t| parse_u64(&p, t, "memory.usage_in_bytes"));
+            s.mem_usage = tally.keep(usage)?;
 
             let p = memory.join("memory.limit_in_bytes");
             if let Some(t) = read_optional(buf, &p)? {
-                let limit = parse_u64(&p, t, "memory.limit_in_bytes")?;
-                if limit < V1_UNLIMITED {
-                    s.mem_limit = Some(limit);
-                }
+                let limit = parse_u64(&p, t, "memory.limit_in_bytes");
+                s.mem_limit = tally.keep(limit)?.filter(|&l| l < V1_UNLIMITED);
             }
 
             let p = memory.join("memory.stat");
-            let t = buf.read(&p)?;
-            let inactive = flat_keyed(t, "total_inactive_file")
-                .or_else(|| flat_keyed(t, "inactive_file"))
-                .unwrap_or(0);
-            s.working_set = s.mem_usage.saturating_sub(inactive);
+            let inactive = buf.read(&p).and_then(|t| {
+                Ok(match flat_keyed(&p, t, "total_inactive_file")? {
+                    Some(v) => v,
+                    None => flat_keyed(&p, t, "inactive_file")?.unwrap_or(0),
+                })
+            });
+            s.working_set = working_set(s.mem_usage, tally.keep(inactive)?);
         }
     }
     Ok(s)
@@ -326,12 +372,12 @@ impl Collector for ContainerCollector {
         ]
     }
 
-    fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), HostError> {
+    fn collect(&mut self, out: &mut Vec<Family>, tally: &mut Tally) -> Result<(), HostError> {
         let layout = match self.layout.take() {
             Some(l) => l,
-            None => detect(&mut self.buf, &self.proc, &self.root)?,
+            None => detect(&mut self.buf, &self.proc, &self.root, tally)?,
         };
-        let s = read_stats(&mut self.buf, &layout)?;
+        let s = read_stats(&mut self.buf, &layout, tally)?;
         // Keep the layout only while it works; a failure re-detects next time.
         self.layout = Some(layout);
         let [cpu_time, throttled, cpu_limit, usage, limit, ws] = &self.names;
@@ -341,18 +387,19 @@ impl Collector for ContainerCollector {
                 series: vec![series0(v)],
             })
         };
-        push(cpu_time, s.cpu_time);
-        if let Some(t) = s.throttled {
-            push(throttled, t);
+        let values = [
+            (cpu_time, s.cpu_time),
+            (throttled, s.throttled),
+            (cpu_limit, s.cpu_limit),
+            (usage, s.mem_usage.map(|v| v as f64)),
+            (limit, s.mem_limit.map(|v| v as f64)),
+            (ws, s.working_set.map(|v| v as f64)),
+        ];
+        for (n, v) in values {
+            if let Some(v) = v {
+                push(n, v);
+            }
         }
-        if let Some(l) = s.cpu_limit {
-            push(cpu_limit, l);
-        }
-        push(usage, s.mem_usage as f64);
-        if let Some(l) = s.mem_limit {
-            push(limit, l as f64);
-        }
-        push(ws, s.working_set as f64);
         Ok(())
     }
 }
@@ -362,14 +409,16 @@ mod tests {
     use super::*;
     use std::fs;
 
-    fn write(p: &Path, content: &str) {
+    fn write(p: &Path, content: impl AsRef<[u8]>) {
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, content).unwrap();
     }
 
     fn collect(c: &mut ContainerCollector) -> Vec<(String, f64)> {
         let mut out = Vec::new();
-        c.collect(&mut out).unwrap();
+        let mut t = Tally::default();
+        c.collect(&mut out, &mut t).unwrap();
+        assert!(t.is_empty(), "{t:?}");
         out.iter()
             .map(|f| (f.name.to_string(), f.series[0].value))
             .collect()
@@ -527,14 +576,63 @@ mod tests {
         let mut c = ContainerCollector::new(&proc, &cg);
         collect(&mut c);
         fs::remove_file(cg.join("memory.current")).unwrap();
-        let err = c.collect(&mut Vec::new()).unwrap_err();
+        let err = c.collect(&mut Vec::new(), &mut Tally::default()).unwrap_err();
         assert!(err.to_string().contains("memory.current"), "{err}");
         assert_eq!(c.layout(), None);
         // No hierarchy at all.
         let empty = tempfile::tempdir().unwrap();
         write(&empty.path().join("proc/self/cgroup"), "0::/\n");
         let mut c = ContainerCollector::new(&empty.path().join("proc"), &empty.path().join("cg"));
-        assert!(c.collect(&mut Vec::new()).is_err());
+        assert!(c.collect(&mut Vec::new(), &mut Tally::default()).is_err());
+    }
+
+    fn collect_odd(c: &mut ContainerCollector) -> (Vec<String>, Tally) {
+        let mut out = Vec::new();
+        let mut t = Tally::default();
+        c.collect(&mut out, &mut t).unwrap();
+        (out.iter().map(|f| f.name.to_string()).collect(), t)
+    }
+
+    #[test]
+    fn v2_odd_values_drop_their_series_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (proc, cg) = v2_tree(dir.path(), "/", "50000 x\n", "99999999999999999999\n");
+        write(
+            &proc.join("self/cgroup"),
+            "garbage\n0::/\n",
+        );
+        write(&cg.join("cpu.stat"), "usage_usec\nthrottled_usec 7\n");
+        write(&cg.join("memory.stat"), "inactive_file -3\n");
+        let mut c = ContainerCollector::new(&proc, &cg);
+        let (names, t) = collect_odd(&mut c);
+        // usage_usec truncated, cpu.max period invalid, memory.max too big,
+        // inactive_file invalid (so no working set).
+        assert_eq!(names, vec![CPU_THROTTLED, MEM_USAGE]);
+        assert_eq!(t.get(Reason::MalformedLine), 1);
+        assert_eq!(t.get(Reason::MissingColumn), 1);
+        assert_eq!(t.get(Reason::InvalidNumber), 2);
+        assert_eq!(t.get(Reason::Overflow), 1);
+        write(&cg.join("memory.current"), b"\xff\n".as_slice());
+        let (names, t) = collect_odd(&mut c);
+        assert_eq!(names, vec![CPU_THROTTLED]);
+        assert_eq!(t.get(Reason::NonUtf8), 1);
+    }
+
+    #[test]
+    fn v1_odd_values_drop_their_series_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (proc, cg) = v1_tree(dir.path(), true, "-99999999999999999999\n", "x\n");
+        let acct = cg.join("cpu,cpuacct/docker/abc");
+        write(&acct.join("cpuacct.usage"), "18446744073709551616\n");
+        write(&acct.join("cpu.stat"), "throttled_time\n");
+        let mem = cg.join("memory/docker/abc");
+        write(&mem.join("memory.stat"), "total_inactive_file 1x\n");
+        let mut c = ContainerCollector::new(&proc, &cg);
+        let (names, t) = collect_odd(&mut c);
+        assert_eq!(names, vec![MEM_USAGE]);
+        assert_eq!(t.get(Reason::Overflow), 2);
+        assert_eq!(t.get(Reason::InvalidNumber), 2);
+        assert_eq!(t.get(Reason::MissingColumn), 1);
     }
 
     #[test]

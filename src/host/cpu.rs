@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use opentelemetry::{Key, KeyValue, Value};
 
-use super::read::{clock_ticks, series0, FileBuf, HostError};
+use super::read::{clock_ticks, series0, u64_reason, utf8_lines, FileBuf, HostError, Reason, Tally};
 use super::{name, under, Collector};
 use crate::model::{Family, InstrumentKind, InstrumentSpec, Series};
 
@@ -32,34 +32,56 @@ pub(crate) const MODES: [&str; 7] = [
 /// Ticks per mode of one CPU, in the order of [`MODES`].
 pub(crate) type CpuTimes = [u64; 7];
 
-/// Parses the `cpuN` lines of `/proc/stat` into `out` as (N, times).
+/// Parses the `cpuN` lines of `/proc/stat` into `out` as (N, times). An odd
+/// `cpuN` line is dropped and counted in `tally`; no usable line at all is an error.
 pub(crate) fn parse_stat(
     path: &Path,
-    text: &str,
+    text: &[u8],
     out: &mut Vec<(u32, CpuTimes)>,
+    tally: &mut Tally,
 ) -> Result<(), HostError> {
     out.clear();
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("cpu") else {
+    for line in utf8_lines(text) {
+        let Some(line) = line else {
+            tally.drop_entry(path, Reason::NonUtf8, "line");
             continue;
         };
-        let Some((num, fields)) = rest.split_once(' ') else {
+        let mut fields = line.split_ascii_whitespace();
+        let Some(num) = fields.next().and_then(|f| f.strip_prefix("cpu")) else {
             continue;
         };
-        // "cpu " (the total) has an empty number.
+        // "cpu" (the total) has no number; other keys are not CPUs.
+        if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
         let Ok(n) = num.parse::<u32>() else {
+            tally.drop_entry(path, Reason::Overflow, line);
             continue;
         };
         let mut raw = [0u64; 8];
         let mut count = 0;
-        for (slot, f) in raw.iter_mut().zip(fields.split_ascii_whitespace()) {
-            *slot = f
-                .parse()
-                .map_err(|_| HostError::parse(path, format!("cpu{n}: {f:?} is not a number")))?;
+        let mut bad = None;
+        for (slot, f) in raw.iter_mut().zip(fields) {
+            match f.parse() {
+                Ok(v) => *slot = v,
+                Err(_) => {
+                    bad = Some(u64_reason(f));
+                    break;
+                }
+            }
             count += 1;
         }
+        if let Some(reason) = bad {
+            tally.drop_entry(path, reason, line);
+            continue;
+        }
         if count < 4 {
-            return Err(HostError::parse(path, format!("cpu{n}: too few fields")));
+            tally.drop_entry(path, Reason::MissingColumn, line);
+            continue;
+        }
+        if out.iter().any(|&(m, _)| m == n) {
+            tally.drop_entry(path, Reason::Duplicate, line);
+            continue;
         }
         // user nice system idle iowait irq softirq steal
         let t = [
@@ -68,13 +90,13 @@ pub(crate) fn parse_stat(
             raw[2],
             raw[3],
             raw[4],
-            raw[5] + raw[6],
+            raw[5].saturating_add(raw[6]),
             raw[7],
         ];
         out.push((n, t));
     }
     if out.is_empty() {
-        return Err(HostError::parse(path, "no cpuN lines"));
+        return Err(HostError::parse(path, "no usable cpuN line"));
     }
     Ok(())
 }
@@ -146,9 +168,9 @@ impl Collector for CpuCollector {
         ]
     }
 
-    fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), HostError> {
-        let text = self.buf.read(&self.stat)?;
-        parse_stat(&self.stat, text, &mut self.cur)?;
+    fn collect(&mut self, out: &mut Vec<Family>, tally: &mut Tally) -> Result<(), HostError> {
+        let text = self.buf.read_bytes(&self.stat)?;
+        parse_stat(&self.stat, text, &mut self.cur, tally)?;
 
         let mut time = Vec::with_capacity(self.cur.len() * MODES.len());
         let mut util = Vec::new();
@@ -226,16 +248,45 @@ intr 1 2 3\nctxt 5\nbtime 1700000000\n";
     #[test]
     fn parses_per_cpu_lines() {
         let mut out = Vec::new();
-        parse_stat(Path::new("stat"), STAT, &mut out).unwrap();
+        let p = Path::new("stat");
+        let mut t = Tally::default();
+        parse_stat(p, STAT.as_bytes(), &mut out, &mut t).unwrap();
         assert_eq!(
             out,
             vec![(0, [10, 0, 2, 10, 1, 1, 0]), (1, [20, 0, 4, 10, 1, 1, 0])]
         );
-        assert!(parse_stat(Path::new("stat"), "cpu0 x y\n", &mut out).is_err());
-        assert!(parse_stat(Path::new("stat"), "intr 1\n", &mut out).is_err());
+        assert!(t.is_empty());
+        assert!(parse_stat(p, b"cpu0 x y\n", &mut out, &mut t).is_err());
+        assert!(parse_stat(p, b"intr 1\n", &mut out, &mut t).is_err());
         // Old kernels: only four fields.
-        parse_stat(Path::new("stat"), "cpu0 1 2 3 4\n", &mut out).unwrap();
+        parse_stat(p, b"cpu0 1 2 3 4\n", &mut out, &mut t).unwrap();
         assert_eq!(out, vec![(0, [1, 2, 3, 4, 0, 0, 0])]);
+    }
+
+    #[test]
+    fn odd_lines_drop_one_cpu_each() {
+        let text: &[u8] = b"cpu  1 1 1 1\n\
+cpu0 10 0 2 10 1 1 0 0 0 0\n\
+cpu1 20 0\n\
+cpu2 1 2 x 4 5\n\
+cpu3 1 2 18446744073709551616 4\n\
+cpu99999999999 1 2 3 4\n\
+cpu0 9 9 9 9\n\
+cpu\xff4 1 2 3 4\n\
+cpu5 1 2 3 4 5 18446744073709551615 1 0\n\
+intr 1 2 3\n";
+        let mut out = Vec::new();
+        let mut t = Tally::default();
+        parse_stat(Path::new("stat"), text, &mut out, &mut t).unwrap();
+        let cpus: Vec<u32> = out.iter().map(|&(n, _)| n).collect();
+        assert_eq!(cpus, vec![0, 5]);
+        // irq + softirq saturate rather than wrap.
+        assert_eq!(out[1].1[5], u64::MAX);
+        assert_eq!(t.get(Reason::MissingColumn), 1);
+        assert_eq!(t.get(Reason::InvalidNumber), 1);
+        assert_eq!(t.get(Reason::Overflow), 2);
+        assert_eq!(t.get(Reason::Duplicate), 1);
+        assert_eq!(t.get(Reason::NonUtf8), 1);
     }
 
     #[test]
@@ -245,7 +296,7 @@ intr 1 2 3\nctxt 5\nbtime 1700000000\n";
         let mut c = CpuCollector::new(dir.path());
         c.ticks = 100.0;
         let mut out = Vec::new();
-        c.collect(&mut out).unwrap();
+        c.collect(&mut out, &mut Tally::default()).unwrap();
         let names: Vec<&str> = out.iter().map(|f| &*f.name).collect();
         assert_eq!(names, vec![TIME, LOGICAL_COUNT]);
         assert_eq!(out[0].series.len(), 14);
@@ -260,7 +311,7 @@ intr 1 2 3\nctxt 5\nbtime 1700000000\n";
         )
         .unwrap();
         out.clear();
-        c.collect(&mut out).unwrap();
+        c.collect(&mut out, &mut Tally::default()).unwrap();
         let names: Vec<&str> = out.iter().map(|f| &*f.name).collect();
         assert_eq!(names, vec![TIME, UTILIZATION, LOGICAL_COUNT]);
         assert_eq!(value(&out[1], 0, "user"), 0.25);

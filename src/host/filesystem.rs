@@ -7,24 +7,45 @@
 //! `system.filesystem.utilization` is used / (used + free), like `df`'s `Use%`:
 //! 1 means unprivileged writes fail.
 //!
+//! Mount points are resolved under the root file system (`--path.rootfs`, as
+//! node_exporter does): `/data` is sized at `<rootfs>/data` and labelled `/data`.
 //! Mount points matching `mount_points_exclude`, types matching
 //! `fs_types_exclude`, mount points that are not directories (files
 //! bind-mounted by container runtimes, such as `/etc/hosts`) and file systems
 //! of size 0 are skipped. When a mount point is mounted over, only the last
-//! mount is reported.
+//! mount is reported. An odd line of the mounts file (too few fields, a name
+//! that is not UTF-8) is dropped and counted.
+//!
+//! **Stuck mounts.** `stat`/`statvfs` of a hard-mounted network share whose
+//! server is gone blocks for ever. Mounts are probed in order on a worker
+//! thread; the collector waits at most [`MOUNT_DEADLINE`] for each answer. A
+//! mount that does not answer is abandoned with its thread, logged once, counted
+//! (reason `timeout`) and skipped, without a second thread, at every poll until
+//! its call returns; then it is probed again. A fresh worker carries on with the
+//! remaining mounts, and the whole pass never waits more than [`PASS_DEADLINE`].
 
-use std::ffi::{CStr, CString};
+use std::collections::HashSet;
+use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::mem::MaybeUninit;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use opentelemetry::{Key, KeyValue, Value};
 use regex::Regex;
 
-use super::read::{FileBuf, HostError};
+use super::read::{FileBuf, HostError, Reason, Tally};
 use super::{name, under, Collector};
 use crate::model::{Family, InstrumentKind, InstrumentSpec, Series};
+
+/// How long one mount may take to answer before it is treated as stuck.
+pub(crate) const MOUNT_DEADLINE: Duration = Duration::from_secs(1);
+/// The longest a whole pass over the mounts may wait.
+pub(crate) const PASS_DEADLINE: Duration = Duration::from_secs(5);
 
 pub(crate) const USAGE: &str = "system.filesystem.usage";
 pub(crate) const UTILIZATION: &str = "system.filesystem.utilization";
@@ -35,7 +56,160 @@ struct Mount {
     device: Value,
     mountpoint: Value,
     fstype: Value,
+    /// The mount point resolved under the root file system.
     cpath: CString,
+}
+
+/// Sizes one mount: `Ok(None)` when it is not to be reported (not a
+/// directory, size 0). Blocking; may block for ever on a stuck mount.
+pub(crate) type ProbeFn = Arc<dyn Fn(&CStr) -> io::Result<Option<FsSpace>> + Send + Sync>;
+
+/// The real probe: skips non-directories, then `statvfs`.
+pub(crate) fn probe(path: &CStr) -> io::Result<Option<FsSpace>> {
+    let p = Path::new(OsStr::from_bytes(path.to_bytes()));
+    if let Ok(meta) = std::fs::metadata(p) {
+        if !meta.is_dir() {
+            return Ok(None);
+        }
+    }
+    statvfs_space(path)
+}
+
+/// Paths whose probe has not returned yet. Process-wide: a reload builds a new
+/// collector, and a stuck thread outlives the collector that started it.
+fn in_flight() -> &'static Mutex<HashSet<CString>> {
+    static IN_FLIGHT: OnceLock<Mutex<HashSet<CString>>> = OnceLock::new();
+    IN_FLIGHT.get_or_init(Default::default)
+}
+
+fn in_flight_set() -> std::sync::MutexGuard<'static, HashSet<CString>> {
+    in_flight().lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// True while a probe of `path` has not returned.
+#[cfg(test)]
+pub(crate) fn is_stuck(path: &CStr) -> bool {
+    in_flight_set().contains(path)
+}
+
+type ProbeResult = io::Result<Option<FsSpace>>;
+
+/// Probes mounts with a deadline each, on threads that may be abandoned.
+pub(crate) struct Prober {
+    probe: ProbeFn,
+    deadline: Duration,
+    pass_deadline: Duration,
+    /// Stuck mounts already logged by this collector.
+    logged: HashSet<CString>,
+}
+
+impl Prober {
+    pub(crate) fn new(probe: ProbeFn, deadline: Duration, pass_deadline: Duration) -> Self {
+        Prober {
+            probe,
+            deadline,
+            pass_deadline,
+            logged: HashSet::new(),
+        }
+    }
+
+    /// Probes `paths` in order; `None` for a mount skipped (stuck, or the pass
+    /// ran out of time). Stuck mounts are counted in `tally`.
+    pub(crate) fn run(
+        &mut self,
+        paths: &[CString],
+        tally: &mut Tally,
+        file: &Path,
+    ) -> Vec<Option<ProbeResult>> {
+        let mut results: Vec<Option<ProbeResult>> = paths.iter().map(|_| None).collect();
+        let mut todo: Vec<usize> = Vec::with_capacity(paths.len());
+        {
+            let busy = in_flight_set();
+            self.logged.retain(|p| {
+                let still = busy.contains(p);
+                if !still {
+                    tracing::info!(mountpoint = %p.to_string_lossy(), "mount answers again");
+                }
+                still
+            });
+            for (i, p) in paths.iter().enumerate() {
+                if busy.contains(p) {
+                    self.stuck(p, tally, file);
+                } else {
+                    todo.push(i);
+                }
+            }
+        }
+        let start = Instant::now();
+        while !todo.is_empty() {
+            let left = self.pass_deadline.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                tracing::warn!(skipped = todo.len(), "file system pass out of time; mounts skipped this round");
+                break;
+            }
+            let (tx, rx) = mpsc::channel();
+            let abandoned = Arc::new(AtomicBool::new(false));
+            let items: Vec<(usize, CString)> = todo.iter().map(|&i| (i, paths[i].clone())).collect();
+            let (probe, stop) = (self.probe.clone(), abandoned.clone());
+            let spawned = std::thread::Builder::new()
+                .name("remora-statvfs".into())
+                .spawn(move || {
+                    for (i, path) in items {
+                        if stop.load(Ordering::Acquire) {
+                            return;
+                        }
+                        in_flight_set().insert(path.clone());
+                        let r = probe(&path);
+                        in_flight_set().remove(&path);
+                        if stop.load(Ordering::Acquire) || tx.send((i, r)).is_err() {
+                            return;
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start a statvfs thread");
+                break;
+            }
+            let mut done = 0;
+            let mut stuck = None;
+            while done < todo.len() {
+                let wait = self
+                    .deadline
+                    .min(self.pass_deadline.saturating_sub(start.elapsed()));
+                match rx.recv_timeout(wait) {
+                    Ok((i, r)) => {
+                        results[i] = Some(r);
+                        done += 1;
+                    }
+                    Err(RecvTimeoutError::Timeout) => {
+                        abandoned.store(true, Ordering::Release);
+                        stuck = Some(done);
+                        break;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
+            match stuck {
+                Some(k) => {
+                    self.stuck(&paths[todo[k]], tally, file);
+                    todo.drain(..=k);
+                }
+                None => break,
+            }
+        }
+        results
+    }
+
+    fn stuck(&mut self, path: &CStr, tally: &mut Tally, file: &Path) {
+        if self.logged.insert(path.to_owned()) {
+            tracing::warn!(
+                mountpoint = %path.to_string_lossy(),
+                deadline = ?self.deadline,
+                "mount does not answer statvfs; skipped until it does"
+            );
+        }
+        tally.drop_entry(file, Reason::Timeout, &path.to_string_lossy());
+    }
 }
 
 /// Sizes in bytes.
@@ -84,11 +258,8 @@ pub(crate) fn statvfs_space(path: &CStr) -> io::Result<Option<FsSpace>> {
 }
 
 /// Undoes the octal escapes of `/proc/mounts` (`\040` for a space, ...).
-pub(crate) fn unescape(field: &str) -> String {
-    if !field.contains('\\') {
-        return field.to_string();
-    }
-    let b = field.as_bytes();
+pub(crate) fn unescape(field: &[u8]) -> Vec<u8> {
+    let b = field;
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -108,59 +279,85 @@ pub(crate) fn unescape(field: &str) -> String {
         out.push(b[i]);
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 pub(crate) struct FilesystemCollector {
     path: PathBuf,
+    rootfs: PathBuf,
     buf: FileBuf,
     mount_points_exclude: Regex,
     fs_types_exclude: Regex,
-    /// The mounts file as last parsed, and what it gave.
+    /// The mounts file as last parsed, what it gave, and the odd lines it had.
     last: Vec<u8>,
     mounts: Vec<Mount>,
+    parse_tally: Tally,
+    prober: Prober,
     n_usage: Arc<str>,
     n_util: Arc<str>,
 }
 
 impl FilesystemCollector {
-    pub(crate) fn new(proc: &Path, mount_points_exclude: Regex, fs_types_exclude: Regex) -> Self {
+    pub(crate) fn new(
+        proc: &Path,
+        rootfs: &Path,
+        mount_points_exclude: Regex,
+        fs_types_exclude: Regex,
+    ) -> Self {
         FilesystemCollector {
             path: under(proc, "mounts"),
+            rootfs: rootfs.to_path_buf(),
             buf: FileBuf::new(),
             mount_points_exclude,
             fs_types_exclude,
             last: Vec::new(),
             mounts: Vec::new(),
+            parse_tally: Tally::default(),
+            prober: Prober::new(Arc::new(probe), MOUNT_DEADLINE, PASS_DEADLINE),
             n_usage: name(USAGE),
             n_util: name(UTILIZATION),
         }
     }
 
+    /// Replaces the probe and its deadline (tests).
+    #[cfg(test)]
+    pub(crate) fn with_probe(mut self, probe: ProbeFn, deadline: Duration) -> Self {
+        self.prober = Prober::new(probe, deadline, deadline * 5);
+        self
+    }
+
     fn parse_mounts(&mut self, text: &[u8]) {
         self.mounts.clear();
-        let text = String::from_utf8_lossy(text);
-        for line in text.lines() {
-            let mut it = line.split_ascii_whitespace();
+        self.parse_tally = Tally::default();
+        let t = &mut self.parse_tally;
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let mut it = line
+                .split(|b| b.is_ascii_whitespace())
+                .filter(|f| !f.is_empty());
             let (Some(dev), Some(mp), Some(fstype)) = (it.next(), it.next(), it.next()) else {
+                t.drop_entry(&self.path, Reason::MissingColumn, &String::from_utf8_lossy(line));
                 continue;
             };
-            let mp = unescape(mp);
+            let (Ok(dev), Ok(mp), Ok(fstype)) = (
+                String::from_utf8(unescape(dev)),
+                String::from_utf8(unescape(mp)),
+                std::str::from_utf8(fstype),
+            ) else {
+                t.drop_entry(&self.path, Reason::NonUtf8, &String::from_utf8_lossy(line));
+                continue;
+            };
             if self.fs_types_exclude.is_match(fstype) || self.mount_points_exclude.is_match(&mp) {
                 continue;
             }
-            if let Ok(meta) = std::fs::metadata(&mp) {
-                if !meta.is_dir() {
-                    continue;
-                }
-            }
-            let Ok(cpath) = CString::new(mp.as_bytes()) else {
+            let resolved = self.rootfs.join(mp.trim_start_matches('/'));
+            let Ok(cpath) = CString::new(resolved.into_os_string().into_vec()) else {
+                t.drop_entry(&self.path, Reason::MalformedLine, &mp);
                 continue;
             };
             // A later mount on the same point hides the earlier one.
             self.mounts.retain(|m| m.cpath != cpath);
             self.mounts.push(Mount {
-                device: Value::from(Arc::<str>::from(unescape(dev))),
+                device: Value::from(Arc::<str>::from(dev)),
                 mountpoint: Value::from(Arc::<str>::from(mp)),
                 fstype: Value::from(Arc::<str>::from(fstype)),
                 cpath,
@@ -214,22 +411,25 @@ impl Collector for FilesystemCollector {
         ]
     }
 
-    fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), HostError> {
+    fn collect(&mut self, out: &mut Vec<Family>, tally: &mut Tally) -> Result<(), HostError> {
         let text = self.buf.read_bytes(&self.path)?;
         if text != self.last.as_slice() || self.last.is_empty() {
             let text = text.to_vec();
             self.parse_mounts(&text);
             self.last = text;
         }
+        tally.add(&self.parse_tally);
+        let paths: Vec<CString> = self.mounts.iter().map(|m| m.cpath.clone()).collect();
+        let results = self.prober.run(&paths, tally, &self.path);
         let mut usage = Vec::with_capacity(self.mounts.len() * 3);
         let mut util = Vec::with_capacity(self.mounts.len());
         let mut first_err = None;
         let mut ok = 0usize;
-        for m in &self.mounts {
-            let space = match statvfs_space(&m.cpath) {
-                Ok(Some(s)) => s,
-                Ok(None) => continue,
-                Err(e) => {
+        for (m, r) in self.mounts.iter().zip(results) {
+            let space = match r {
+                Some(Ok(Some(s))) => s,
+                Some(Ok(None)) | None => continue,
+                Some(Err(e)) => {
                     tracing::debug!(mountpoint = %m.mountpoint, error = %e, "statvfs failed");
                     first_err.get_or_insert_with(|| {
                         HostError::io(Path::new(m.mountpoint.as_str().as_ref()), e)
@@ -284,11 +484,12 @@ mod tests {
 
     #[test]
     fn unescapes_octal() {
-        assert_eq!(unescape("/mnt/my\\040disk"), "/mnt/my disk");
-        assert_eq!(unescape("/a\\134b"), "/a\\b");
-        assert_eq!(unescape("/plain"), "/plain");
-        assert_eq!(unescape("/bad\\09"), "/bad\\09");
-        assert_eq!(unescape("/end\\"), "/end\\");
+        assert_eq!(unescape(b"/mnt/my\\040disk"), b"/mnt/my disk");
+        assert_eq!(unescape(b"/a\\134b"), b"/a\\b");
+        assert_eq!(unescape(b"/plain"), b"/plain");
+        assert_eq!(unescape(b"/bad\\09"), b"/bad\\09");
+        assert_eq!(unescape(b"/end\\"), b"/end\\");
+        assert_eq!(unescape(b"/x\\377"), b"/x\xff");
     }
 
     #[test]
@@ -315,11 +516,12 @@ garbage\n",
         std::fs::write(proc.join("mounts"), mounts).unwrap();
         let mut c = FilesystemCollector::new(
             &proc,
+            Path::new("/"),
             Regex::new("excluded$").unwrap(),
             Regex::new("^(proc|tmpfs)$").unwrap(),
         );
         let mut out = Vec::new();
-        c.collect(&mut out).unwrap();
+        c.collect(&mut out, &mut Tally::default()).unwrap();
         assert_eq!(&*out[0].name, USAGE);
         assert_eq!(out[0].series.len(), 3, "{:?}", out[0].series);
         let s = &out[0].series[0];
@@ -336,7 +538,7 @@ garbage\n",
 
         // Unchanged mounts are not parsed again; the results are the same.
         let mut again = Vec::new();
-        c.collect(&mut again).unwrap();
+        c.collect(&mut again, &mut Tally::default()).unwrap();
         assert_eq!(again[0].series.len(), 3);
     }
 
@@ -350,10 +552,11 @@ garbage\n",
         .unwrap();
         let mut c = FilesystemCollector::new(
             dir.path(),
+            Path::new("/"),
             Regex::new("^$").unwrap(),
             Regex::new("^$").unwrap(),
         );
-        let err = c.collect(&mut Vec::new()).unwrap_err();
+        let err = c.collect(&mut Vec::new(), &mut Tally::default()).unwrap_err();
         assert!(
             err.to_string().contains("/nonexistent/remora-test"),
             "{err}"

@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::read::{series0, series1, FileBuf, HostError};
+use super::read::{series0, series1, u64_reason, utf8_lines, FileBuf, HostError, Reason, Tally};
 use super::{name, under, Collector};
 use crate::model::{Family, InstrumentKind, InstrumentSpec};
 
@@ -18,65 +18,89 @@ pub(crate) const UTILIZATION: &str = "system.memory.utilization";
 pub(crate) const AVAILABLE: &str = "system.memory.linux.available";
 pub(crate) const PAGING_USAGE: &str = "system.paging.usage";
 
-/// The fields of `/proc/meminfo` remora uses, in bytes.
+/// The fields of `/proc/meminfo` remora uses, in bytes; `None` when the line
+/// is absent or was dropped as odd.
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 pub(crate) struct MemInfo {
     pub total: u64,
-    pub free: u64,
+    pub free: Option<u64>,
     pub available: Option<u64>,
-    pub buffers: u64,
-    pub cached: u64,
-    pub swap_total: u64,
-    pub swap_free: u64,
+    pub buffers: Option<u64>,
+    pub cached: Option<u64>,
+    pub swap_total: Option<u64>,
+    pub swap_free: Option<u64>,
 }
 
-/// Parses `/proc/meminfo`.
-pub(crate) fn parse_meminfo(path: &Path, text: &str) -> Result<MemInfo, HostError> {
+/// Parses `/proc/meminfo`. An odd line of a field remora uses is dropped and
+/// counted in `tally` (that field's series disappear); without `MemTotal`
+/// nothing can be reported, which is an error.
+pub(crate) fn parse_meminfo(
+    path: &Path,
+    text: &[u8],
+    tally: &mut Tally,
+) -> Result<MemInfo, HostError> {
     let mut m = MemInfo::default();
-    let mut have_total = false;
-    for line in text.lines() {
+    let mut total = None;
+    for line in utf8_lines(text) {
+        let Some(line) = line else {
+            tally.drop_entry(path, Reason::NonUtf8, "line");
+            continue;
+        };
         let Some((key, rest)) = line.split_once(':') else {
+            tally.drop_entry(path, Reason::MalformedLine, line);
             continue;
         };
         let slot = match key {
-            "MemTotal" => {
-                have_total = true;
-                &mut m.total
-            }
+            "MemTotal" => &mut total,
             "MemFree" => &mut m.free,
-            "MemAvailable" => m.available.insert(0),
+            "MemAvailable" => &mut m.available,
             "Buffers" => &mut m.buffers,
             "Cached" => &mut m.cached,
             "SwapTotal" => &mut m.swap_total,
             "SwapFree" => &mut m.swap_free,
             _ => continue,
         };
+        if slot.is_some() {
+            tally.drop_entry(path, Reason::Duplicate, line);
+            continue;
+        }
         let mut it = rest.split_ascii_whitespace();
-        let v: u64 = it
-            .next()
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| HostError::parse(path, format!("{key}: not a number")))?;
-        *slot = match it.next() {
-            Some("kB") => v.saturating_mul(1024),
-            _ => v,
+        let Some(v) = it.next() else {
+            tally.drop_entry(path, Reason::MissingColumn, line);
+            continue;
         };
+        let v: u64 = match v.parse() {
+            Ok(v) => v,
+            Err(_) => {
+                tally.drop_entry(path, u64_reason(v), line);
+                continue;
+            }
+        };
+        let bytes = match it.next() {
+            Some("kB") => v.checked_mul(1024),
+            _ => Some(v),
+        };
+        match bytes {
+            Some(b) => *slot = Some(b),
+            None => tally.drop_entry(path, Reason::Overflow, line),
+        }
     }
-    if !have_total {
-        return Err(HostError::parse(path, "no MemTotal"));
-    }
+    m.total = total.ok_or_else(|| HostError::parse(path, "no usable MemTotal line"))?;
     Ok(m)
 }
 
 impl MemInfo {
-    /// Bytes in use: `MemTotal - MemAvailable`.
-    pub(crate) fn used(&self) -> u64 {
+    /// Bytes in use: `MemTotal - MemAvailable` (without `MemAvailable`:
+    /// `MemTotal - MemFree - Buffers - Cached`).
+    pub(crate) fn used(&self) -> Option<u64> {
         match self.available {
-            Some(a) => self.total.saturating_sub(a),
-            None => self
-                .total
-                .saturating_sub(self.free)
-                .saturating_sub(self.buffers)
-                .saturating_sub(self.cached),
+            Some(a) => Some(self.total.saturating_sub(a)),
+            None => Some(
+                self.total
+                    .saturating_sub(self.free?)
+                    .saturating_sub(self.buffers?)
+                    .saturating_sub(self.cached?),
+            ),
         }
     }
 }
@@ -145,9 +169,9 @@ impl Collector for MemoryCollector {
         ]
     }
 
-    fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), HostError> {
-        let text = self.buf.read(&self.meminfo)?;
-        let m = parse_meminfo(&self.meminfo, text)?;
+    fn collect(&mut self, out: &mut Vec<Family>, tally: &mut Tally) -> Result<(), HostError> {
+        let text = self.buf.read_bytes(&self.meminfo)?;
+        let m = parse_meminfo(&self.meminfo, text, tally)?;
         let states = [
             ("used", m.used()),
             ("free", m.free),
@@ -159,7 +183,7 @@ impl Collector for MemoryCollector {
             name: self.n_usage.clone(),
             series: states
                 .iter()
-                .map(|&(s, v)| series1(KEY, s, v as f64))
+                .filter_map(|&(s, v)| Some(series1(KEY, s, v? as f64)))
                 .collect(),
         });
         out.push(Family {
@@ -172,7 +196,7 @@ impl Collector for MemoryCollector {
                 name: self.n_util.clone(),
                 series: states
                     .iter()
-                    .map(|&(s, v)| series1(KEY, s, v as f64 / total))
+                    .filter_map(|&(s, v)| Some(series1(KEY, s, v? as f64 / total)))
                     .collect(),
             });
         }
@@ -183,16 +207,16 @@ impl Collector for MemoryCollector {
             });
         }
         const PKEY: &str = "system.paging.state";
+        let mut paging = Vec::with_capacity(2);
+        if let (Some(t), Some(f)) = (m.swap_total, m.swap_free) {
+            paging.push(series1(PKEY, "used", t.saturating_sub(f) as f64));
+        }
+        if let Some(f) = m.swap_free {
+            paging.push(series1(PKEY, "free", f as f64));
+        }
         out.push(Family {
             name: self.n_paging.clone(),
-            series: vec![
-                series1(
-                    PKEY,
-                    "used",
-                    m.swap_total.saturating_sub(m.swap_free) as f64,
-                ),
-                series1(PKEY, "free", m.swap_free as f64),
-            ],
+            series: paging,
         });
         Ok(())
     }
@@ -214,23 +238,62 @@ HugePages_Total:    0\n";
 
     #[test]
     fn parses_kib() {
-        let m = parse_meminfo(Path::new("meminfo"), MEMINFO).unwrap();
+        let t = &mut Tally::default();
+        let m = parse_meminfo(Path::new("meminfo"), MEMINFO.as_bytes(), t).unwrap();
         assert_eq!(m.total, 1_024_000);
         assert_eq!(m.available, Some(614_400));
-        assert_eq!(m.used(), 400 * 1024);
-        assert_eq!(m.swap_free, 150 * 1024);
-        assert!(parse_meminfo(Path::new("m"), "MemFree: 1 kB\n").is_err());
-        assert!(parse_meminfo(Path::new("m"), "MemTotal: x kB\n").is_err());
+        assert_eq!(m.used(), Some(400 * 1024));
+        assert_eq!(m.swap_free, Some(150 * 1024));
+        assert!(t.is_empty());
+        assert!(parse_meminfo(Path::new("m"), b"MemFree: 1 kB\n", t).is_err());
+        assert!(parse_meminfo(Path::new("m"), b"MemTotal: x kB\n", t).is_err());
+    }
+
+    #[test]
+    fn odd_lines_drop_one_field_each() {
+        let text: &[u8] = b"MemTotal: 1000 kB\n\
+MemFree:\n\
+MemAvailable: 18014398509481984 kB\n\
+Buffers: 5x kB\n\
+Cached: 300 kB\n\
+Cached: 301 kB\n\
+garbage line\n\
+Swap\xffTotal: 1 kB\n\
+SwapTotal: 99999999999999999999 kB\n\
+SwapFree: 150 kB\n";
+        let mut t = Tally::default();
+        let m = parse_meminfo(Path::new("meminfo"), text, &mut t).unwrap();
+        assert_eq!(
+            m,
+            MemInfo {
+                total: 1_024_000,
+                free: None,
+                available: None,
+                buffers: None,
+                cached: Some(307_200),
+                swap_total: None,
+                swap_free: Some(153_600),
+            }
+        );
+        // Without MemFree and Buffers, "used" cannot be computed.
+        assert_eq!(m.used(), None);
+        assert_eq!(t.get(Reason::MissingColumn), 1);
+        assert_eq!(t.get(Reason::Overflow), 2);
+        assert_eq!(t.get(Reason::InvalidNumber), 1);
+        assert_eq!(t.get(Reason::Duplicate), 1);
+        assert_eq!(t.get(Reason::MalformedLine), 1);
+        assert_eq!(t.get(Reason::NonUtf8), 1);
     }
 
     #[test]
     fn used_without_memavailable() {
         let m = parse_meminfo(
             Path::new("m"),
-            "MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 300 kB\n",
+            b"MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 300 kB\n",
+            &mut Tally::default(),
         )
         .unwrap();
-        assert_eq!(m.used(), 550 * 1024);
+        assert_eq!(m.used(), Some(550 * 1024));
     }
 
     #[test]
@@ -239,7 +302,7 @@ HugePages_Total:    0\n";
         std::fs::write(dir.path().join("meminfo"), MEMINFO).unwrap();
         let mut c = MemoryCollector::new(dir.path());
         let mut out = Vec::new();
-        c.collect(&mut out).unwrap();
+        c.collect(&mut out, &mut Tally::default()).unwrap();
         let names: Vec<&str> = out.iter().map(|f| &*f.name).collect();
         assert_eq!(
             names,

@@ -35,26 +35,38 @@ use crate::config::{CollectorName, HostConfig};
 use crate::model::{Family, InstrumentSpec};
 
 pub use process::{self_process_families, self_process_specs};
-pub use read::HostError;
+pub use read::{HostError, Reason, Tally};
 
-/// Where the pseudo file systems are mounted.
+/// Where the pseudo file systems and the root file system are mounted
+/// (`--path.procfs`, `--path.sysfs`, `--path.rootfs`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Roots {
     /// procfs, normally `/proc`.
     pub proc: PathBuf,
     /// sysfs, normally `/sys`.
     pub sys: PathBuf,
-    /// The cgroup mount, normally `/sys/fs/cgroup`.
+    /// The cgroup mount, `<sysfs>/fs/cgroup`.
     pub cgroup: PathBuf,
+    /// The root file system the mount points of `<proc>/mounts` are resolved
+    /// under, normally `/` (node_exporter's `--path.rootfs`).
+    pub rootfs: PathBuf,
+}
+
+impl Roots {
+    /// Roots from the three command-line paths; the cgroup tree is `<sysfs>/fs/cgroup`.
+    pub fn new(procfs: &Path, sysfs: &Path, rootfs: &Path) -> Self {
+        Roots {
+            proc: procfs.to_path_buf(),
+            sys: sysfs.to_path_buf(),
+            cgroup: sysfs.join("fs/cgroup"),
+            rootfs: rootfs.to_path_buf(),
+        }
+    }
 }
 
 impl Default for Roots {
     fn default() -> Self {
-        Roots {
-            proc: PathBuf::from("/proc"),
-            sys: PathBuf::from("/sys"),
-            cgroup: PathBuf::from("/sys/fs/cgroup"),
-        }
+        Roots::new(Path::new("/proc"), Path::new("/sys"), Path::new("/"))
     }
 }
 
@@ -70,14 +82,17 @@ pub struct CollectorReport {
     pub duration: Duration,
     /// The latest series of each instrument the collector produced.
     pub families: Vec<Family>,
+    /// Entries dropped in this poll (odd lines, stuck mounts), by reason.
+    pub errors: Tally,
 }
 
 /// One collector: declares its instruments and reads them on demand.
 trait Collector: Send {
     fn name(&self) -> &'static str;
     fn specs(&self) -> Vec<InstrumentSpec>;
-    /// Appends this poll's families to `out`.
-    fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), HostError>;
+    /// Appends this poll's families to `out`, counting dropped entries in
+    /// `tally`. An error means the collector had nothing usable to report.
+    fn collect(&mut self, out: &mut Vec<Family>, tally: &mut Tally) -> Result<(), HostError>;
 }
 
 /// Every enabled host collector, with the state kept between polls.
@@ -115,6 +130,7 @@ impl HostCollectors {
                 CollectorName::Load => Box::new(system::LoadCollector::new(&roots.proc)),
                 CollectorName::Filesystem => Box::new(filesystem::FilesystemCollector::new(
                     &roots.proc,
+                    &roots.rootfs,
                     cfg.mount_points_exclude.clone(),
                     cfg.fs_types_exclude.clone(),
                 )),
@@ -159,7 +175,10 @@ impl HostCollectors {
         for c in &mut self.collectors {
             let start = Instant::now();
             let mut families = Vec::new();
-            let result = c.collect(&mut families).map_err(|e| e.to_string());
+            let mut errors = Tally::default();
+            let result = c
+                .collect(&mut families, &mut errors)
+                .map_err(|e| e.to_string());
             if result.is_err() {
                 families.clear();
             }
@@ -168,6 +187,7 @@ impl HostCollectors {
                 result,
                 duration: start.elapsed(),
                 families,
+                errors,
             });
         }
         reports
@@ -260,11 +280,7 @@ mod tests {
     fn a_failing_collector_does_not_stop_the_others() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("loadavg"), "0.50 0.25 0.10 1/100 42\n").unwrap();
-        let roots = Roots {
-            proc: dir.path().to_path_buf(),
-            sys: dir.path().join("sys"),
-            cgroup: dir.path().join("cgroup"),
-        };
+        let roots = Roots::new(dir.path(), &dir.path().join("sys"), Path::new("/"));
         let cfg = host_config(vec![CollectorName::Memory, CollectorName::Load]);
         let mut h = HostCollectors::new(&cfg, roots);
         let reports = h.poll();

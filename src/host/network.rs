@@ -12,7 +12,7 @@ use std::sync::Arc;
 use opentelemetry::{Key, KeyValue, Value};
 use regex::Regex;
 
-use super::read::{FileBuf, HostError};
+use super::read::{u64_reason, utf8_lines, FileBuf, HostError, Reason, Tally};
 use super::{name, under, Collector};
 use crate::model::{Family, InstrumentKind, InstrumentSpec, Series};
 
@@ -28,25 +28,38 @@ pub(crate) struct IfStats {
     pub tx: [u64; 4],
 }
 
-/// Parses one interface line of `/proc/net/dev`; `None` for header lines.
+/// Parses one interface line of `/proc/net/dev`; `None` for the header lines
+/// (they hold `|`). The name ends at the LAST colon: older kernels list
+/// aliases such as `ibr10:30:`, and a counter may touch the colon (`eth0:123`).
+/// An odd line is a [`HostError::Entry`].
 pub(crate) fn parse_line<'a>(
     path: &Path,
     line: &'a str,
 ) -> Result<Option<(&'a str, IfStats)>, HostError> {
-    let Some((iface, rest)) = line.split_once(':') else {
+    if line.contains('|') {
         return Ok(None);
+    }
+    let Some((iface, rest)) = line.rsplit_once(':') else {
+        return Err(HostError::entry(path, Reason::MalformedLine, line));
     };
     let iface = iface.trim();
+    if iface.is_empty() {
+        return Err(HostError::entry(path, Reason::MalformedLine, line));
+    }
     let mut f = [0u64; 16];
     let mut n = 0;
     for (slot, v) in f.iter_mut().zip(rest.split_ascii_whitespace()) {
-        *slot = v
-            .parse()
-            .map_err(|_| HostError::parse(path, format!("{iface}: {v:?} is not a number")))?;
+        *slot = v.parse().map_err(|_| {
+            HostError::entry(path, u64_reason(v), format!("{iface}: {v:?} is not a counter"))
+        })?;
         n += 1;
     }
     if n < 12 {
-        return Err(HostError::parse(path, format!("{iface}: too few fields")));
+        return Err(HostError::entry(
+            path,
+            Reason::MissingColumn,
+            format!("{iface}: {n} fields"),
+        ));
     }
     // rx: bytes packets errs drop fifo frame compressed multicast, then tx: bytes packets errs drop ...
     Ok(Some((
@@ -113,18 +126,31 @@ impl Collector for NetworkCollector {
         ]
     }
 
-    fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), HostError> {
-        let text = self.buf.read(&self.path)?;
+    fn collect(&mut self, out: &mut Vec<Family>, tally: &mut Tally) -> Result<(), HostError> {
+        let text = self.buf.read_bytes(&self.path)?;
         let mut series: [Vec<Series>; 4] = Default::default();
-        let mut seen = 0usize;
-        for line in text.lines() {
-            let Some((iface, st)) = parse_line(&self.path, line)? else {
+        let mut seen: Vec<&str> = Vec::new();
+        for line in utf8_lines(text) {
+            let Some(line) = line else {
+                tally.drop_entry(&self.path, Reason::NonUtf8, "line");
                 continue;
+            };
+            let (iface, st) = match parse_line(&self.path, line) {
+                Ok(Some(entry)) => entry,
+                Ok(None) => continue,
+                Err(e) => {
+                    tally.absorb(e)?;
+                    continue;
+                }
             };
             if self.devices_exclude.is_match(iface) {
                 continue;
             }
-            seen += 1;
+            if seen.contains(&iface) {
+                tally.drop_entry(&self.path, Reason::Duplicate, iface);
+                continue;
+            }
+            seen.push(iface);
             let value = match self.names.get(iface) {
                 Some(v) => v.clone(),
                 None => {
@@ -149,7 +175,7 @@ impl Collector for NetworkCollector {
             }
         }
         // Interfaces come and go (veth pairs): forget names no longer seen.
-        if self.names.len() > 2 * seen + 16 {
+        if self.names.len() > 2 * seen.len() + 16 {
             self.names.clear();
         }
         for (n, s) in self.families.iter().zip(series) {
@@ -179,8 +205,64 @@ eth0: 306504844   15457    1    2    0     0          0         0  1089615   125
         assert_eq!(i, "eth0");
         assert_eq!(s.rx, [306504844, 15457, 1, 2]);
         assert_eq!(s.tx, [1089615, 12599, 3, 4]);
-        assert!(parse_line(p, "eth0: 1 2 3").is_err());
-        assert!(parse_line(p, "eth0: 1 2 3 x 5 6 7 8 9 10 11 12").is_err());
+        let reason = |line| match parse_line(p, line).unwrap_err() {
+            HostError::Entry { reason, .. } => reason,
+            e => panic!("{e}"),
+        };
+        assert_eq!(reason("eth0: 1 2 3"), Reason::MissingColumn);
+        assert_eq!(
+            reason("eth0: 1 2 3 x 5 6 7 8 9 10 11 12"),
+            Reason::InvalidNumber
+        );
+        assert_eq!(
+            reason("eth0: 1 2 3 18446744073709551616 5 6 7 8 9 10 11 12"),
+            Reason::Overflow
+        );
+        assert_eq!(reason("  eth0"), Reason::MalformedLine);
+        assert_eq!(reason("  : 1 2 3 4 5 6 7 8 9 10 11 12"), Reason::MalformedLine);
+        // An alias line of older kernels: the name ends at the last colon.
+        let (i, s) = parse_line(p, "ibr10:30: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16")
+            .unwrap()
+            .unwrap();
+        assert_eq!(i, "ibr10:30");
+        assert_eq!(s.tx, [9, 10, 11, 12]);
+        // A counter touching the colon.
+        let (i, s) = parse_line(p, "eth0:123 2 3 4 5 6 7 8 9 10 11 12").unwrap().unwrap();
+        assert_eq!((i, s.rx[0]), ("eth0", 123));
+    }
+
+    #[test]
+    fn odd_lines_drop_one_interface_each() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("net")).unwrap();
+        let mut text = DEV.as_bytes().to_vec();
+        text.extend_from_slice(
+            b"ibr10:30: 5 6 7 8 0 0 0 0 9 10 11 12 0 0 0 0\n\
+  eth1: 1 2 3\n\
+  eth2: 18446744073709551616 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n\
+  eth\xff3: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16\n\
+  eth0: 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1\n\
+  eth4\n",
+        );
+        std::fs::write(dir.path().join("net/dev"), text).unwrap();
+        let mut c = NetworkCollector::new(dir.path(), Regex::new("^lo$").unwrap());
+        let mut out = Vec::new();
+        let mut t = Tally::default();
+        c.collect(&mut out, &mut t).unwrap();
+        let ifaces: Vec<String> = out[0]
+            .series
+            .iter()
+            .map(|s| s.attributes[0].value.as_str().into_owned())
+            .collect();
+        assert_eq!(ifaces, ["eth0", "eth0", "ibr10:30", "ibr10:30"]);
+        assert_eq!(out[0].series[0].value, 306504844.0);
+        assert_eq!(out[0].series[2].value, 5.0);
+        assert_eq!(out[3].series[3].value, 12.0);
+        assert_eq!(t.get(Reason::MissingColumn), 1);
+        assert_eq!(t.get(Reason::Overflow), 1);
+        assert_eq!(t.get(Reason::NonUtf8), 1);
+        assert_eq!(t.get(Reason::Duplicate), 1);
+        assert_eq!(t.get(Reason::MalformedLine), 1);
     }
 
     #[test]
@@ -190,7 +272,7 @@ eth0: 306504844   15457    1    2    0     0          0         0  1089615   125
         std::fs::write(dir.path().join("net/dev"), DEV).unwrap();
         let mut c = NetworkCollector::new(dir.path(), Regex::new("^lo$").unwrap());
         let mut out = Vec::new();
-        c.collect(&mut out).unwrap();
+        c.collect(&mut out, &mut Tally::default()).unwrap();
         let names: Vec<&str> = out.iter().map(|f| &*f.name).collect();
         assert_eq!(names, vec![IO, PACKETS, ERRORS, DROPPED]);
         for f in &out {

@@ -15,7 +15,9 @@ use std::sync::Arc;
 
 use opentelemetry::{Key, KeyValue, Value};
 
-use super::read::{clock_ticks, page_size, parse_u64, series0, FileBuf, HostError};
+use super::read::{
+    clock_ticks, page_size, parse_u64, series0, FileBuf, HostError, Reason, Tally,
+};
 use super::system::read_uptime;
 use super::{name, under, Collector};
 use crate::config::ProcessMatcher;
@@ -39,15 +41,19 @@ pub(crate) struct PidStat {
     pub vsize: u64,
 }
 
-/// Parses `/proc/PID/stat`. The command name (field 2) may hold spaces and
-/// parentheses, so fields are counted from the last `)`.
-pub(crate) fn parse_pid_stat(path: &Path, text: &str) -> Result<PidStat, HostError> {
+/// Parses `/proc/PID/stat`. The command name (field 2) may hold spaces,
+/// parentheses and any byte, so fields are counted from the last `)`. An odd
+/// file is a [`HostError::Entry`].
+pub(crate) fn parse_pid_stat(path: &Path, text: &[u8]) -> Result<PidStat, HostError> {
     let close = text
-        .rfind(')')
-        .ok_or_else(|| HostError::parse(path, "no ')'"))?;
+        .iter()
+        .rposition(|&b| b == b')')
+        .ok_or_else(|| HostError::entry(path, Reason::MalformedLine, "no ')'"))?;
+    let rest = std::str::from_utf8(&text[close + 1..])
+        .map_err(|_| HostError::entry(path, Reason::NonUtf8, "fields"))?;
     let mut f = [0u64; 22];
     let mut n = 0;
-    for (i, field) in text[close + 1..]
+    for (i, field) in rest
         .split_ascii_whitespace()
         .take(22)
         .enumerate()
@@ -59,7 +65,7 @@ pub(crate) fn parse_pid_stat(path: &Path, text: &str) -> Result<PidStat, HostErr
         n += 1;
     }
     if n < 22 {
-        return Err(HostError::parse(path, "too few fields"));
+        return Err(HostError::entry(path, Reason::MissingColumn, "too few fields"));
     }
     Ok(PidStat {
         utime: f[11],
@@ -77,7 +83,7 @@ pub(crate) fn parse_statm_resident(path: &Path, text: &str) -> Result<u64, HostE
     let f = text
         .split_ascii_whitespace()
         .nth(1)
-        .ok_or_else(|| HostError::parse(path, "too few fields"))?;
+        .ok_or_else(|| HostError::entry(path, Reason::MissingColumn, "too few fields"))?;
     parse_u64(path, f, "resident")
 }
 
@@ -190,19 +196,26 @@ impl ProcessCollector {
         s.push(file);
     }
 
-    /// Adds one process to the sums of the matchers in `self.hits`.
-    fn add_process(&mut self, pid: &std::ffi::OsStr) -> Result<(), HostError> {
+    /// Adds one process to the sums of the matchers in `self.hits`. A process
+    /// with an odd `stat` or `statm` is left out and counted.
+    fn add_process(&mut self, pid: &std::ffi::OsStr, tally: &mut Tally) -> Result<(), HostError> {
         self.set_path(pid, "stat");
-        let st = match self.buf.read(&self.path) {
-            Ok(t) => parse_pid_stat(&self.path, t)?,
+        let st = match self.buf.read_bytes(&self.path) {
+            Ok(t) => parse_pid_stat(&self.path, t),
             Err(e) if e.is_gone() => return Ok(()),
             Err(e) => return Err(e),
         };
+        let Some(st) = tally.keep(st)? else {
+            return Ok(());
+        };
         self.set_path(pid, "statm");
         let rss_pages = match self.buf.read(&self.path) {
-            Ok(t) => parse_statm_resident(&self.path, t)?,
+            Ok(t) => parse_statm_resident(&self.path, t),
             Err(e) if e.is_gone() => return Ok(()),
-            Err(e) => return Err(e),
+            Err(e) => Err(e),
+        };
+        let Some(rss_pages) = tally.keep(rss_pages)? else {
+            return Ok(());
         };
         self.set_path(pid, "fd");
         let fds = match count_dir(&self.path) {
@@ -280,8 +293,9 @@ impl Collector for ProcessCollector {
         ]
     }
 
-    fn collect(&mut self, out: &mut Vec<Family>) -> Result<(), HostError> {
-        let uptime = read_uptime(&mut self.buf, &self.uptime_path)?;
+    fn collect(&mut self, out: &mut Vec<Family>, tally: &mut Tally) -> Result<(), HostError> {
+        let uptime = read_uptime(&mut self.buf, &self.uptime_path);
+        let uptime = tally.keep(uptime)?;
         self.sums.clear();
         self.sums.resize(self.matchers.len(), Sum::default());
         let dir = std::fs::read_dir(&self.proc).map_err(|e| HostError::io(&self.proc, e))?;
@@ -311,7 +325,7 @@ impl Collector for ProcessCollector {
                 }
             }
             if !self.hits.is_empty() {
-                self.add_process(&pid_os)?;
+                self.add_process(&pid_os, tally)?;
             }
         }
 
@@ -346,7 +360,7 @@ impl Collector for ProcessCollector {
             } else {
                 fam[4].push(one(s.fds as f64));
             }
-            if let Some(start) = s.oldest_start {
+            if let (Some(start), Some(uptime)) = (s.oldest_start, uptime) {
                 fam[5].push(one((uptime - start as f64 / self.ticks).max(0.0)));
             }
             fam[6].push(one(s.count as f64));
@@ -426,7 +440,7 @@ pub fn self_process_families(proc_root: &Path) -> Result<Vec<Family>, HostError>
     let btime = parse_u64(&p, btime, "btime")?;
 
     let p = proc_root.join("self/stat");
-    let st = parse_pid_stat(&p, buf.read(&p)?)?;
+    let st = parse_pid_stat(&p, buf.read_bytes(&p)?)?;
 
     let p = proc_root.join("self/statm");
     let rss_pages = parse_statm_resident(&p, buf.read(&p)?)?;
@@ -467,7 +481,7 @@ mod tests {
 
     #[test]
     fn parses_stat_with_odd_comm() {
-        let s = parse_pid_stat(Path::new("stat"), STAT).unwrap();
+        let s = parse_pid_stat(Path::new("stat"), STAT.as_bytes()).unwrap();
         assert_eq!(
             s,
             PidStat {
@@ -478,8 +492,21 @@ mod tests {
                 vsize: 104857600,
             }
         );
-        assert!(parse_pid_stat(Path::new("s"), "1 (x) S 1 2").is_err());
-        assert!(parse_pid_stat(Path::new("s"), "no paren").is_err());
+        let reason = |text: &[u8]| match parse_pid_stat(Path::new("s"), text).unwrap_err() {
+            HostError::Entry { reason, .. } => reason,
+            e => panic!("{e}"),
+        };
+        assert_eq!(reason(b"1 (x) S 1 2"), Reason::MissingColumn);
+        assert_eq!(reason(b"no paren"), Reason::MalformedLine);
+        let huge = STAT.replace(" 250 50 ", " 18446744073709551616 50 ");
+        assert_eq!(reason(huge.as_bytes()), Reason::Overflow);
+        let bad = STAT.replace(" 250 50 ", " 25x 50 ");
+        assert_eq!(reason(bad.as_bytes()), Reason::InvalidNumber);
+        assert_eq!(reason(b"1 (x) S 1 \xff"), Reason::NonUtf8);
+        // A command name that is not UTF-8 is fine.
+        let mut raw = b"4242 (caf\xe9".to_vec();
+        raw.extend_from_slice(&STAT.as_bytes()[STAT.find(')').unwrap()..]);
+        assert_eq!(parse_pid_stat(Path::new("s"), &raw).unwrap().utime, 250);
     }
 
     #[test]
@@ -505,7 +532,7 @@ mod tests {
         fs::create_dir_all(d.join("fd")).unwrap();
         fs::write(d.join("cmdline"), cmdline).unwrap();
         fs::write(d.join("stat"), stat).unwrap();
-        let rss = stat.split(' ').nth(25).unwrap();
+        let rss = stat.split(' ').nth(25).unwrap_or("0");
         fs::write(d.join("statm"), format!("9999 {rss} 5 1 0 10 0\n")).unwrap();
         for i in 0..fds {
             fs::write(d.join("fd").join(i.to_string()), "").unwrap();
@@ -523,6 +550,7 @@ mod tests {
         fake_pid(proc, 11, b"uvicorn\0main:app\0--worker\0", &stat2, 2);
         fake_pid(proc, 12, b"postgres\0", STAT, 1);
         fake_pid(proc, 13, b"", STAT, 1); // kernel thread
+        fake_pid(proc, 14, b"uvicorn\0main:app\0", "14 (uvicorn) S 1 2 3", 1); // truncated
                                           // Remora itself matches the regex but is skipped.
         fake_pid(proc, std::process::id(), b"uvicorn main:app\0", STAT, 1);
 
@@ -540,7 +568,9 @@ mod tests {
         c.ticks = 100.0;
         c.page = 4096.0;
         let mut out = Vec::new();
-        c.collect(&mut out).unwrap();
+        let mut t = Tally::default();
+        c.collect(&mut out, &mut t).unwrap();
+        assert_eq!(t.get(Reason::MissingColumn), 1);
         let names: Vec<&str> = out.iter().map(|f| &*f.name).collect();
         assert_eq!(
             names,

@@ -21,6 +21,14 @@ pub enum HostError {
     /// A file did not have the expected format.
     #[error("cannot parse {}: {what}", path.display())]
     Parse { path: PathBuf, what: String },
+    /// One entry of a file is unusable (counted in a [`Tally`], never fatal
+    /// when the caller can go on without it).
+    #[error("cannot parse {}: {what} ({})", path.display(), reason.as_str())]
+    Entry {
+        path: PathBuf,
+        reason: Reason,
+        what: String,
+    },
     /// Nothing usable was found (e.g. no cgroup hierarchy).
     #[error("{0}")]
     NotFound(String),
@@ -41,6 +49,14 @@ impl HostError {
         }
     }
 
+    pub(crate) fn entry(path: &Path, reason: Reason, what: impl Into<String>) -> Self {
+        HostError::Entry {
+            path: path.to_path_buf(),
+            reason,
+            what: what.into(),
+        }
+    }
+
     /// True when the file is gone (a process that exited between listing and reading).
     pub(crate) fn is_gone(&self) -> bool {
         match self {
@@ -50,6 +66,109 @@ impl HostError {
             }
             _ => false,
         }
+    }
+}
+
+/// Why one entry (a line, a field, a mount) was dropped: the label `reason` of
+/// `remora_collector_errors_total{collector,reason}`. A fixed vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// The line lacks the shape of its file (no `:` where one is expected,
+    /// no `)` after a process name, an empty file).
+    MalformedLine,
+    /// The line ends before a column remora needs (a truncated line).
+    MissingColumn,
+    /// A field that should be a number is not one.
+    InvalidNumber,
+    /// A number too large for 64 bits.
+    Overflow,
+    /// A name (interface, mount point) that is not UTF-8, so it cannot be a label value.
+    NonUtf8,
+    /// A second line for an entry already read (the first one is kept).
+    Duplicate,
+    /// A mount whose `statvfs` did not answer within its deadline.
+    Timeout,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 7] = [
+        Reason::MalformedLine,
+        Reason::MissingColumn,
+        Reason::InvalidNumber,
+        Reason::Overflow,
+        Reason::NonUtf8,
+        Reason::Duplicate,
+        Reason::Timeout,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::MalformedLine => "malformed_line",
+            Reason::MissingColumn => "missing_column",
+            Reason::InvalidNumber => "invalid_number",
+            Reason::Overflow => "overflow",
+            Reason::NonUtf8 => "non_utf8",
+            Reason::Duplicate => "duplicate",
+            Reason::Timeout => "timeout",
+        }
+    }
+}
+
+/// Entries a collector dropped in one poll, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    counts: [u64; Reason::ALL.len()],
+}
+
+impl Tally {
+    /// Counts one dropped entry (and logs it at debug level).
+    pub(crate) fn drop_entry(&mut self, path: &Path, reason: Reason, what: &str) {
+        tracing::debug!(file = %path.display(), reason = reason.as_str(), entry = what, "entry dropped");
+        self.counts[reason as usize] += 1;
+    }
+
+    /// Counts `err` if it is a per-entry problem; returns it back otherwise.
+    pub(crate) fn absorb(&mut self, err: HostError) -> Result<(), HostError> {
+        match err {
+            HostError::Entry { path, reason, what } => {
+                self.drop_entry(&path, reason, &what);
+                Ok(())
+            }
+            other => Err(other),
+        }
+    }
+
+    /// `Some(v)` for `Ok(v)`; `None` for an entry error, counted; other errors pass.
+    pub(crate) fn keep<T>(&mut self, r: Result<T, HostError>) -> Result<Option<T>, HostError> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(e) => self.absorb(e).map(|()| None),
+        }
+    }
+
+    /// Adds the counts of `other`.
+    pub(crate) fn add(&mut self, other: &Tally) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts) {
+            *a += b;
+        }
+    }
+
+    /// The count for one reason.
+    pub fn get(&self, reason: Reason) -> u64 {
+        self.counts[reason as usize]
+    }
+
+    /// The reasons with a non-zero count.
+    pub fn nonzero(&self) -> impl Iterator<Item = (Reason, u64)> + '_ {
+        Reason::ALL
+            .iter()
+            .map(|&r| (r, self.get(r)))
+            .filter(|&(_, n)| n > 0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.iter().all(|&n| n == 0)
     }
 }
 
@@ -79,34 +198,65 @@ impl FileBuf {
     /// an error rather than a lossy copy.
     pub(crate) fn read(&mut self, path: &Path) -> Result<&str, HostError> {
         self.read_bytes(path)?;
-        std::str::from_utf8(&self.buf).map_err(|_| HostError::parse(path, "not UTF-8"))
+        std::str::from_utf8(&self.buf)
+            .map_err(|_| HostError::entry(path, Reason::NonUtf8, "file is not UTF-8"))
     }
 }
 
-/// Parses an unsigned integer field.
+/// The lines of a pseudo file; `None` for a line that is not UTF-8 (the
+/// caller drops it as [`Reason::NonUtf8`]), so one odd line never hides the others.
+pub(crate) fn utf8_lines(bytes: &[u8]) -> impl Iterator<Item = Option<&str>> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| std::str::from_utf8(l).ok())
+}
+
+/// Why `s` is not a u64: [`Reason::Overflow`] for a run of digits too long,
+/// [`Reason::InvalidNumber`] otherwise.
+pub(crate) fn u64_reason(s: &str) -> Reason {
+    let s = s.trim();
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        Reason::Overflow
+    } else {
+        Reason::InvalidNumber
+    }
+}
+
+/// Parses an unsigned integer field; an error is a [`HostError::Entry`].
 pub(crate) fn parse_u64(path: &Path, s: &str, what: &str) -> Result<u64, HostError> {
-    s.trim()
-        .parse::<u64>()
-        .map_err(|_| HostError::parse(path, format!("{what}: {s:?} is not an unsigned integer")))
-}
-
-/// Parses a float field.
-pub(crate) fn parse_f64(path: &Path, s: &str, what: &str) -> Result<f64, HostError> {
-    s.trim()
-        .parse::<f64>()
-        .map_err(|_| HostError::parse(path, format!("{what}: {s:?} is not a number")))
-}
-
-/// Looks up `key` in a "key value" per line file (`memory.stat`, `cpu.stat`).
-pub(crate) fn flat_keyed(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let mut it = line.split_ascii_whitespace();
-        if it.next()? == key {
-            it.next()?.parse().ok()
-        } else {
-            None
-        }
+    s.trim().parse::<u64>().map_err(|_| {
+        HostError::entry(path, u64_reason(s), format!("{what}: {s:?} is not an unsigned integer"))
     })
+}
+
+/// Parses a finite float field; an error is a [`HostError::Entry`]
+/// (`inf`, `NaN` and numbers beyond f64 are [`Reason::Overflow`] or invalid).
+pub(crate) fn parse_f64(path: &Path, s: &str, what: &str) -> Result<f64, HostError> {
+    let bad = |r| HostError::entry(path, r, format!("{what}: {s:?} is not a number"));
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) if v.is_infinite() && s.trim().bytes().any(|b| b.is_ascii_digit()) => {
+            Err(bad(Reason::Overflow))
+        }
+        _ => Err(bad(Reason::InvalidNumber)),
+    }
+}
+
+/// Looks up `key` in a "key value" per line file (`memory.stat`, `cpu.stat`):
+/// `Ok(None)` when absent, an entry error when its value is not a u64.
+pub(crate) fn flat_keyed(path: &Path, text: &str, key: &str) -> Result<Option<u64>, HostError> {
+    for line in text.lines() {
+        let mut it = line.split_ascii_whitespace();
+        if it.next() != Some(key) {
+            continue;
+        }
+        return match it.next() {
+            Some(v) => parse_u64(path, v, key).map(Some),
+            None => Err(HostError::entry(path, Reason::MissingColumn, key)),
+        };
+    }
+    Ok(None)
 }
 
 /// A series with one attribute.
@@ -161,9 +311,18 @@ mod tests {
     #[test]
     fn flat_keyed_finds_exact_keys() {
         let t = "usage_usec 10\nuser_usec 7\nthrottled_usec 3\n";
-        assert_eq!(flat_keyed(t, "usage_usec"), Some(10));
-        assert_eq!(flat_keyed(t, "throttled_usec"), Some(3));
-        assert_eq!(flat_keyed(t, "usage"), None);
+        let p = Path::new("cpu.stat");
+        assert_eq!(flat_keyed(p, t, "usage_usec").unwrap(), Some(10));
+        assert_eq!(flat_keyed(p, t, "throttled_usec").unwrap(), Some(3));
+        assert_eq!(flat_keyed(p, t, "usage").unwrap(), None);
+        let odd = "usage_usec\nuser_usec x\nsystem_usec 99999999999999999999999\n";
+        let reason = |k| match flat_keyed(p, odd, k).unwrap_err() {
+            HostError::Entry { reason, .. } => reason,
+            e => panic!("{e}"),
+        };
+        assert_eq!(reason("usage_usec"), Reason::MissingColumn);
+        assert_eq!(reason("user_usec"), Reason::InvalidNumber);
+        assert_eq!(reason("system_usec"), Reason::Overflow);
     }
 
     #[test]
@@ -171,5 +330,19 @@ mod tests {
         let e = parse_u64(Path::new("/x/y"), "abc", "field").unwrap_err();
         assert!(e.to_string().contains("/x/y"));
         assert!(parse_f64(Path::new("/x"), " 1.5 ", "f").unwrap() == 1.5);
+        let mut t = Tally::default();
+        for (s, r) in [
+            ("18446744073709551616", Reason::Overflow),
+            ("-1", Reason::InvalidNumber),
+            ("", Reason::InvalidNumber),
+        ] {
+            t.absorb(parse_u64(Path::new("/x"), s, "f").unwrap_err()).unwrap();
+            assert_eq!(u64_reason(s), r);
+        }
+        t.absorb(parse_f64(Path::new("/x"), "1e999", "f").unwrap_err()).unwrap();
+        t.absorb(parse_f64(Path::new("/x"), "nan", "f").unwrap_err()).unwrap();
+        assert_eq!(t.get(Reason::Overflow), 2);
+        assert_eq!(t.get(Reason::InvalidNumber), 3);
+        assert!(t.absorb(HostError::NotFound("x".into())).is_err());
     }
 }
