@@ -661,7 +661,7 @@ fn check_instrument_conflicts(ctx: &mut Ctx<'_>, targets_node: Option<&Node>, ta
 }
 
 /// Pseudo file systems, as node_exporter excludes them by default.
-pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs|nfs4?|cifs|smb3)$";
+pub const DEFAULT_FS_TYPES_EXCLUDE: &str = "^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs|erofs|sysfs|tracefs)$";
 /// Kernel and runtime mount points.
 pub const DEFAULT_MOUNT_POINTS_EXCLUDE: &str =
     "^/(dev|proc|sys|run|var/lib/docker/.+|var/lib/kubelet/.+)($|/)";

@@ -562,4 +562,138 @@ garbage\n",
             "{err}"
         );
     }
+
+    /// A probe that blocks on one path until released, and counts its calls there.
+    struct Gate {
+        path: CString,
+        calls: std::sync::atomic::AtomicUsize,
+        open: Mutex<bool>,
+        cv: std::sync::Condvar,
+    }
+
+    fn gated_probe(gate: Arc<Gate>) -> ProbeFn {
+        Arc::new(move |p: &CStr| {
+            if p == gate.path.as_c_str() {
+                gate.calls.fetch_add(1, Ordering::SeqCst);
+                let mut open = gate.open.lock().unwrap();
+                while !*open {
+                    open = gate.cv.wait(open).unwrap();
+                }
+            }
+            probe(p)
+        })
+    }
+
+    fn mountpoints(out: &[Family]) -> Vec<String> {
+        let mut v: Vec<String> = out[0]
+            .series
+            .iter()
+            .map(|s| get(s, "system.filesystem.mountpoint").into_owned())
+            .collect();
+        v.dedup();
+        v
+    }
+
+    #[test]
+    fn a_stuck_mount_is_skipped_until_it_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let names = ["a", "b", "c"];
+        let mut mounts = String::new();
+        for n in names {
+            std::fs::create_dir(dir.path().join(n)).unwrap();
+            mounts += &format!("/dev/{n} {} ext4 rw 0 0\n", dir.path().join(n).display());
+        }
+        std::fs::write(dir.path().join("mounts"), mounts).unwrap();
+        let b = dir.path().join("b");
+        let gate = Arc::new(Gate {
+            path: CString::new(b.to_str().unwrap()).unwrap(),
+            calls: Default::default(),
+            open: Mutex::new(false),
+            cv: Default::default(),
+        });
+        let new = || {
+            FilesystemCollector::new(
+                dir.path(),
+                Path::new("/"),
+                Regex::new("^$").unwrap(),
+                Regex::new("^$").unwrap(),
+            )
+            .with_probe(gated_probe(gate.clone()), Duration::from_millis(100))
+        };
+        let a_c = vec![
+            dir.path().join("a").display().to_string(),
+            dir.path().join("c").display().to_string(),
+        ];
+        let mut c = new();
+
+        // The round finishes; a and c are served, b is skipped and counted.
+        let (mut out, mut t) = (Vec::new(), Tally::default());
+        c.collect(&mut out, &mut t).unwrap();
+        assert_eq!(mountpoints(&out), a_c);
+        assert_eq!(t.get(Reason::Timeout), 1);
+        assert!(is_stuck(&gate.path));
+
+        // Still stuck: skipped at once, without a second call, even by a new
+        // collector (a reload).
+        for c in [&mut c, &mut new()] {
+            let (mut out, mut t) = (Vec::new(), Tally::default());
+            c.collect(&mut out, &mut t).unwrap();
+            assert_eq!(mountpoints(&out), a_c);
+            assert_eq!(t.get(Reason::Timeout), 1);
+        }
+        assert_eq!(gate.calls.load(Ordering::SeqCst), 1);
+
+        // It answers: probed again and served.
+        *gate.open.lock().unwrap() = true;
+        gate.cv.notify_all();
+        let until = Instant::now() + Duration::from_secs(10);
+        while is_stuck(&gate.path) {
+            assert!(Instant::now() < until, "the stuck call never returned");
+            std::thread::yield_now();
+        }
+        let (mut out, mut t) = (Vec::new(), Tally::default());
+        c.collect(&mut out, &mut t).unwrap();
+        assert_eq!(mountpoints(&out).len(), 3);
+        assert!(t.is_empty());
+        assert_eq!(gate.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn odd_mount_lines_are_dropped_and_counted_at_every_poll() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a");
+        std::fs::create_dir(&a).unwrap();
+        let mut mounts = format!("/dev/a {} ext4 rw 0 0\n/dev/short\n", a.display()).into_bytes();
+        mounts.extend_from_slice(b"/dev/x /mnt/caf\xe9 ext4 rw 0 0\n/dev/y /mnt/caf\\351 ext4 rw 0 0\n");
+        std::fs::write(dir.path().join("mounts"), mounts).unwrap();
+        let mut c = FilesystemCollector::new(
+            dir.path(),
+            Path::new("/"),
+            Regex::new("^$").unwrap(),
+            Regex::new("^$").unwrap(),
+        );
+        for _ in 0..2 {
+            let (mut out, mut t) = (Vec::new(), Tally::default());
+            c.collect(&mut out, &mut t).unwrap();
+            assert_eq!(mountpoints(&out), vec![a.display().to_string()]);
+            assert_eq!(t.get(Reason::MissingColumn), 1);
+            assert_eq!(t.get(Reason::NonUtf8), 2);
+        }
+    }
+
+    #[test]
+    fn mount_points_are_resolved_under_rootfs() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(root.path().join("data/x")).unwrap();
+        std::fs::write(root.path().join("mounts"), "/dev/d /data/x ext4 rw 0 0\n/dev/e /nothere ext4 rw 0 0\n").unwrap();
+        let mut c = FilesystemCollector::new(
+            root.path(),
+            root.path(),
+            Regex::new("^$").unwrap(),
+            Regex::new("^$").unwrap(),
+        );
+        let (mut out, mut t) = (Vec::new(), Tally::default());
+        c.collect(&mut out, &mut t).unwrap();
+        assert_eq!(mountpoints(&out), vec!["/data/x".to_string()]);
+    }
 }
