@@ -24,7 +24,10 @@ type Exposition = BTreeMap<(String, Labels), f64>;
 /// served twice is an error.
 fn parse_exposition(text: &str) -> Exposition {
     let mut out = Exposition::new();
-    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let (series, value) = line.rsplit_once(' ').expect(line);
         let value: f64 = match value {
             "+Inf" => f64::INFINITY,
@@ -169,8 +172,16 @@ fn expected_common() -> Exposition {
             [306504844.0, 15457.0, 1.0, 2.0],
             [1089615.0, 12599.0, 3.0, 4.0],
         ),
-        ("ibr10:30", [5000.0, 50.0, 5.0, 6.0], [7000.0, 70.0, 7.0, 8.0]),
-        ("eth4", [12345678901.0, 99.0, 0.0, 0.0], [42.0, 43.0, 0.0, 0.0]),
+        (
+            "ibr10:30",
+            [5000.0, 50.0, 5.0, 6.0],
+            [7000.0, 70.0, 7.0, 8.0],
+        ),
+        (
+            "eth4",
+            [12345678901.0, 99.0, 0.0, 0.0],
+            [42.0, 43.0, 0.0, 0.0],
+        ),
     ];
     let names = [
         "system_network_io_bytes_total",
@@ -377,14 +388,19 @@ fn once_on_a_cgroup_v2_tree_with_memavailable_serves_what_the_files_imply() {
     };
     // meminfo with MemAvailable: used = MemTotal - MemAvailable.
     let kib = 1024.0;
-    let (total, free, avail, buffers, cached) = (8e6 * kib, 1e6 * kib, 5e6 * kib, 2e5 * kib, 3e6 * kib);
+    let (total, free, avail, buffers, cached) =
+        (8e6 * kib, 1e6 * kib, 5e6 * kib, 2e5 * kib, 3e6 * kib);
     for (state, v) in [
         ("used", total - avail),
         ("free", free),
         ("buffers", buffers),
         ("cached", cached),
     ] {
-        put("system_memory_usage_bytes", &[("system_memory_state", state)], v);
+        put(
+            "system_memory_usage_bytes",
+            &[("system_memory_state", state)],
+            v,
+        );
         put(
             "system_memory_utilization_ratio",
             &[("system_memory_state", state)],
@@ -393,15 +409,27 @@ fn once_on_a_cgroup_v2_tree_with_memavailable_serves_what_the_files_imply() {
     }
     put("system_memory_limit_bytes", &[], total);
     put("system_memory_linux_available_bytes", &[], avail);
-    put("system_paging_usage_bytes", &[("system_paging_state", "used")], 5e5 * kib);
-    put("system_paging_usage_bytes", &[("system_paging_state", "free")], 1.5e6 * kib);
+    put(
+        "system_paging_usage_bytes",
+        &[("system_paging_state", "used")],
+        5e5 * kib,
+    );
+    put(
+        "system_paging_usage_bytes",
+        &[("system_paging_state", "free")],
+        1.5e6 * kib,
+    );
     // cgroup v2 at <sysfs>/fs/cgroup/kubepods/pod1/abc.
     put("container_cpu_time_seconds_total", &[], 2.5);
     put("container_cpu_throttled_time_seconds_total", &[], 1.5);
     put("container_cpu_limit", &[], 0.5);
     put("container_memory_usage_bytes", &[], 104857600.0);
     put("container_memory_limit_bytes", &[], 268435456.0);
-    put("container_memory_working_set_bytes", &[], 104857600.0 - 30000000.0);
+    put(
+        "container_memory_working_set_bytes",
+        &[],
+        104857600.0 - 30000000.0,
+    );
     // The odd line of <procfs>/self/cgroup.
     put(
         "remora_collector_errors_total",
@@ -427,7 +455,11 @@ fn once_on_a_cgroup_v1_tree_without_memavailable_serves_what_the_files_imply() {
         ("buffers", buffers),
         ("cached", cached),
     ] {
-        put("system_memory_usage_bytes", &[("system_memory_state", state)], v);
+        put(
+            "system_memory_usage_bytes",
+            &[("system_memory_state", state)],
+            v,
+        );
         put(
             "system_memory_utilization_ratio",
             &[("system_memory_state", state)],
@@ -435,8 +467,16 @@ fn once_on_a_cgroup_v1_tree_without_memavailable_serves_what_the_files_imply() {
         );
     }
     put("system_memory_limit_bytes", &[], total);
-    put("system_paging_usage_bytes", &[("system_paging_state", "used")], 0.0);
-    put("system_paging_usage_bytes", &[("system_paging_state", "free")], 0.0);
+    put(
+        "system_paging_usage_bytes",
+        &[("system_paging_state", "used")],
+        0.0,
+    );
+    put(
+        "system_paging_usage_bytes",
+        &[("system_paging_state", "free")],
+        0.0,
+    );
     for reason in ["malformed_line", "duplicate"] {
         put(
             "remora_collector_errors_total",
@@ -462,4 +502,80 @@ fn exposition_parser_reads_names_labels_and_values() {
     assert_eq!(e[&key("x", &[])], 1.0);
     assert_eq!(e[&key("y", &[("a", "1"), ("b", "q\"uote\\ \n")])], 2.5e9);
     assert_eq!(e[&key("z", &[("k", "a,b=c")])], f64::INFINITY);
+}
+
+/// The server with the same flags: every host poll reads the fixture tree,
+/// and `remora_collector_errors_total` is cumulative (it grows at each poll
+/// that meets the same odd lines).
+#[test]
+fn the_server_reads_the_roots_and_counts_odd_lines_cumulatively() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    let tree = fixture("v2");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        "global: {interval: 1s}\nhost: {collectors: [network, container]}\n",
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let arg = |flag: &str, p: &Path| format!("--{flag}={}", p.display());
+    let mut child = Command::new(BIN)
+        .arg(arg("config.file", &cfg))
+        .arg(arg("path.procfs", &tree.join("proc")))
+        .arg(arg("path.sysfs", &tree.join("sys")))
+        .arg(arg("path.rootfs", &tree.join("root")))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let scrape = || -> Option<Exposition> {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).ok()?;
+        let (head, body) = buf.split_once("\r\n\r\n")?;
+        head.contains(" 200 ").then(|| parse_exposition(body))
+    };
+    let overflow = key(
+        "remora_collector_errors_total",
+        &[("collector", "network"), ("reason", "overflow")],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = None;
+    let result = loop {
+        if let Some(e) = scrape() {
+            if e.get(&overflow).copied().unwrap_or(0.0) >= 3.0 {
+                break Ok(e);
+            }
+            last = Some(e);
+        }
+        if Instant::now() > deadline {
+            break Err(last);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let e = result.unwrap_or_else(|last| panic!("the counter never reached 3: {last:?}"));
+    let eth4 = key(
+        "system_network_io_bytes_total",
+        &[
+            ("network_interface_name", "eth4"),
+            ("network_io_direction", "receive"),
+        ],
+    );
+    assert_eq!(e[&eth4], 12345678901.0);
+    assert_eq!(e[&key("container_cpu_limit", &[])], 0.5);
+    assert_eq!(
+        e[&key("remora_collector_up", &[("collector", "network")])],
+        1.0
+    );
 }

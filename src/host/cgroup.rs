@@ -217,7 +217,9 @@ pub(crate) fn read_stats(
             }
 
             let p = dir.join("memory.current");
-            let usage = buf.read(&p).and_then(|t| parse_u64(&p, t, "memory.current"));
+            let usage = buf
+                .read(&p)
+                .and_then(|t| parse_u64(&p, t, "memory.current"));
             s.mem_usage = tally.keep(usage)?;
 
             let p = dir.join("memory.max");
@@ -427,7 +429,7 @@ mod tests {
     fn v2_tree(dir: &Path, cgpath: &str, cpu_max: &str, mem_max: &str) -> (PathBuf, PathBuf) {
         let proc = dir.join("proc");
         let cg = dir.join("cgroup");
-        write(&proc.join("self/cgroup"), &format!("0::{cgpath}\n"));
+        write(&proc.join("self/cgroup"), format!("0::{cgpath}\n"));
         write(&cg.join("cgroup.controllers"), "cpu memory\n");
         let d = cg.join(cgpath.trim_start_matches('/'));
         write(
@@ -502,7 +504,7 @@ mod tests {
         let path = "/docker/abc";
         write(
             &proc.join("self/cgroup"),
-            &format!("12:memory:{path}\n11:cpu,cpuacct:{path}\n3:pids:{path}\n1:name=systemd:{path}\n0::/\n"),
+            format!("12:memory:{path}\n11:cpu,cpuacct:{path}\n3:pids:{path}\n1:name=systemd:{path}\n0::/\n"),
         );
         let (cpu, acct) = if combined {
             (
@@ -576,7 +578,9 @@ mod tests {
         let mut c = ContainerCollector::new(&proc, &cg);
         collect(&mut c);
         fs::remove_file(cg.join("memory.current")).unwrap();
-        let err = c.collect(&mut Vec::new(), &mut Tally::default()).unwrap_err();
+        let err = c
+            .collect(&mut Vec::new(), &mut Tally::default())
+            .unwrap_err();
         assert!(err.to_string().contains("memory.current"), "{err}");
         assert_eq!(c.layout(), None);
         // No hierarchy at all.
@@ -597,10 +601,7 @@ mod tests {
     fn v2_odd_values_drop_their_series_only() {
         let dir = tempfile::tempdir().unwrap();
         let (proc, cg) = v2_tree(dir.path(), "/", "50000 x\n", "99999999999999999999\n");
-        write(
-            &proc.join("self/cgroup"),
-            "garbage\n0::/\n",
-        );
+        write(&proc.join("self/cgroup"), "garbage\n0::/\n");
         write(&cg.join("cpu.stat"), "usage_usec\nthrottled_usec 7\n");
         write(&cg.join("memory.stat"), "inactive_file -3\n");
         let mut c = ContainerCollector::new(&proc, &cg);

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use opentelemetry::{Key, KeyValue, Value};
 
-use super::read::{clock_ticks, series0, u64_reason, utf8_lines, FileBuf, HostError, Reason, Tally};
+use super::read::{
+    clock_ticks, series0, u64_reason, utf8_lines, FileBuf, HostError, Reason, Tally,
+};
 use super::{name, under, Collector};
 use crate::model::{Family, InstrumentKind, InstrumentSpec, Series};
 

@@ -144,12 +144,16 @@ impl Prober {
         while !todo.is_empty() {
             let left = self.pass_deadline.saturating_sub(start.elapsed());
             if left.is_zero() {
-                tracing::warn!(skipped = todo.len(), "file system pass out of time; mounts skipped this round");
+                tracing::warn!(
+                    skipped = todo.len(),
+                    "file system pass out of time; mounts skipped this round"
+                );
                 break;
             }
             let (tx, rx) = mpsc::channel();
             let abandoned = Arc::new(AtomicBool::new(false));
-            let items: Vec<(usize, CString)> = todo.iter().map(|&i| (i, paths[i].clone())).collect();
+            let items: Vec<(usize, CString)> =
+                todo.iter().map(|&i| (i, paths[i].clone())).collect();
             let (probe, stop) = (self.probe.clone(), abandoned.clone());
             let spawned = std::thread::Builder::new()
                 .name("remora-statvfs".into())
@@ -335,7 +339,11 @@ impl FilesystemCollector {
                 .split(|b| b.is_ascii_whitespace())
                 .filter(|f| !f.is_empty());
             let (Some(dev), Some(mp), Some(fstype)) = (it.next(), it.next(), it.next()) else {
-                t.drop_entry(&self.path, Reason::MissingColumn, &String::from_utf8_lossy(line));
+                t.drop_entry(
+                    &self.path,
+                    Reason::MissingColumn,
+                    &String::from_utf8_lossy(line),
+                );
                 continue;
             };
             let (Ok(dev), Ok(mp), Ok(fstype)) = (
@@ -556,7 +564,9 @@ garbage\n",
             Regex::new("^$").unwrap(),
             Regex::new("^$").unwrap(),
         );
-        let err = c.collect(&mut Vec::new(), &mut Tally::default()).unwrap_err();
+        let err = c
+            .collect(&mut Vec::new(), &mut Tally::default())
+            .unwrap_err();
         assert!(
             err.to_string().contains("/nonexistent/remora-test"),
             "{err}"
@@ -675,7 +685,9 @@ garbage\n",
         let a = dir.path().join("a");
         std::fs::create_dir(&a).unwrap();
         let mut mounts = format!("/dev/a {} ext4 rw 0 0\n/dev/short\n", a.display()).into_bytes();
-        mounts.extend_from_slice(b"/dev/x /mnt/caf\xe9 ext4 rw 0 0\n/dev/y /mnt/caf\\351 ext4 rw 0 0\n");
+        mounts.extend_from_slice(
+            b"/dev/x /mnt/caf\xe9 ext4 rw 0 0\n/dev/y /mnt/caf\\351 ext4 rw 0 0\n",
+        );
         std::fs::write(dir.path().join("mounts"), mounts).unwrap();
         let mut c = FilesystemCollector::new(
             dir.path(),
@@ -696,7 +708,11 @@ garbage\n",
     fn mount_points_are_resolved_under_rootfs() {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(root.path().join("data/x")).unwrap();
-        std::fs::write(root.path().join("mounts"), "/dev/d /data/x ext4 rw 0 0\n/dev/e /nothere ext4 rw 0 0\n").unwrap();
+        std::fs::write(
+            root.path().join("mounts"),
+            "/dev/d /data/x ext4 rw 0 0\n/dev/e /nothere ext4 rw 0 0\n",
+        )
+        .unwrap();
         let mut c = FilesystemCollector::new(
             root.path(),
             root.path(),

@@ -50,7 +50,11 @@ pub(crate) fn parse_line<'a>(
     let mut n = 0;
     for (slot, v) in f.iter_mut().zip(rest.split_ascii_whitespace()) {
         *slot = v.parse().map_err(|_| {
-            HostError::entry(path, u64_reason(v), format!("{iface}: {v:?} is not a counter"))
+            HostError::entry(
+                path,
+                u64_reason(v),
+                format!("{iface}: {v:?} is not a counter"),
+            )
         })?;
         n += 1;
     }
@@ -219,7 +223,10 @@ eth0: 306504844   15457    1    2    0     0          0         0  1089615   125
             Reason::Overflow
         );
         assert_eq!(reason("  eth0"), Reason::MalformedLine);
-        assert_eq!(reason("  : 1 2 3 4 5 6 7 8 9 10 11 12"), Reason::MalformedLine);
+        assert_eq!(
+            reason("  : 1 2 3 4 5 6 7 8 9 10 11 12"),
+            Reason::MalformedLine
+        );
         // An alias line of older kernels: the name ends at the last colon.
         let (i, s) = parse_line(p, "ibr10:30: 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16")
             .unwrap()
@@ -227,7 +234,9 @@ eth0: 306504844   15457    1    2    0     0          0         0  1089615   125
         assert_eq!(i, "ibr10:30");
         assert_eq!(s.tx, [9, 10, 11, 12]);
         // A counter touching the colon.
-        let (i, s) = parse_line(p, "eth0:123 2 3 4 5 6 7 8 9 10 11 12").unwrap().unwrap();
+        let (i, s) = parse_line(p, "eth0:123 2 3 4 5 6 7 8 9 10 11 12")
+            .unwrap()
+            .unwrap();
         assert_eq!((i, s.rx[0]), ("eth0", 123));
     }
 

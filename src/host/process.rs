@@ -15,9 +15,7 @@ use std::sync::Arc;
 
 use opentelemetry::{Key, KeyValue, Value};
 
-use super::read::{
-    clock_ticks, page_size, parse_u64, series0, FileBuf, HostError, Reason, Tally,
-};
+use super::read::{clock_ticks, page_size, parse_u64, series0, FileBuf, HostError, Reason, Tally};
 use super::system::read_uptime;
 use super::{name, under, Collector};
 use crate::config::ProcessMatcher;
@@ -53,11 +51,7 @@ pub(crate) fn parse_pid_stat(path: &Path, text: &[u8]) -> Result<PidStat, HostEr
         .map_err(|_| HostError::entry(path, Reason::NonUtf8, "fields"))?;
     let mut f = [0u64; 22];
     let mut n = 0;
-    for (i, field) in rest
-        .split_ascii_whitespace()
-        .take(22)
-        .enumerate()
-    {
+    for (i, field) in rest.split_ascii_whitespace().take(22).enumerate() {
         // Fields 0 (state) and 5 (tpgid, may be -1) are not numbers we need.
         if matches!(i, 11 | 12 | 17 | 19 | 20) {
             f[i] = parse_u64(path, field, "stat field")?;
@@ -65,7 +59,11 @@ pub(crate) fn parse_pid_stat(path: &Path, text: &[u8]) -> Result<PidStat, HostEr
         n += 1;
     }
     if n < 22 {
-        return Err(HostError::entry(path, Reason::MissingColumn, "too few fields"));
+        return Err(HostError::entry(
+            path,
+            Reason::MissingColumn,
+            "too few fields",
+        ));
     }
     Ok(PidStat {
         utime: f[11],
@@ -551,7 +549,7 @@ mod tests {
         fake_pid(proc, 12, b"postgres\0", STAT, 1);
         fake_pid(proc, 13, b"", STAT, 1); // kernel thread
         fake_pid(proc, 14, b"uvicorn\0main:app\0", "14 (uvicorn) S 1 2 3", 1); // truncated
-                                          // Remora itself matches the regex but is skipped.
+                                                                               // Remora itself matches the regex but is skipped.
         fake_pid(proc, std::process::id(), b"uvicorn main:app\0", STAT, 1);
 
         let matchers = vec![

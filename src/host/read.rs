@@ -226,7 +226,11 @@ pub(crate) fn u64_reason(s: &str) -> Reason {
 /// Parses an unsigned integer field; an error is a [`HostError::Entry`].
 pub(crate) fn parse_u64(path: &Path, s: &str, what: &str) -> Result<u64, HostError> {
     s.trim().parse::<u64>().map_err(|_| {
-        HostError::entry(path, u64_reason(s), format!("{what}: {s:?} is not an unsigned integer"))
+        HostError::entry(
+            path,
+            u64_reason(s),
+            format!("{what}: {s:?} is not an unsigned integer"),
+        )
     })
 }
 
@@ -336,11 +340,14 @@ mod tests {
             ("-1", Reason::InvalidNumber),
             ("", Reason::InvalidNumber),
         ] {
-            t.absorb(parse_u64(Path::new("/x"), s, "f").unwrap_err()).unwrap();
+            t.absorb(parse_u64(Path::new("/x"), s, "f").unwrap_err())
+                .unwrap();
             assert_eq!(u64_reason(s), r);
         }
-        t.absorb(parse_f64(Path::new("/x"), "1e999", "f").unwrap_err()).unwrap();
-        t.absorb(parse_f64(Path::new("/x"), "nan", "f").unwrap_err()).unwrap();
+        t.absorb(parse_f64(Path::new("/x"), "1e999", "f").unwrap_err())
+            .unwrap();
+        t.absorb(parse_f64(Path::new("/x"), "nan", "f").unwrap_err())
+            .unwrap();
         assert_eq!(t.get(Reason::Overflow), 2);
         assert_eq!(t.get(Reason::InvalidNumber), 3);
         assert!(t.absorb(HostError::NotFound("x".into())).is_err());

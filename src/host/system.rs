@@ -151,7 +151,9 @@ mod tests {
         let mut out = Vec::new();
         let t = &mut Tally::default();
         LoadCollector::new(dir.path()).collect(&mut out, t).unwrap();
-        UptimeCollector::new(dir.path()).collect(&mut out, t).unwrap();
+        UptimeCollector::new(dir.path())
+            .collect(&mut out, t)
+            .unwrap();
         assert!(t.is_empty());
         let got: Vec<(&str, f64)> = out.iter().map(|f| (&*f.name, f.series[0].value)).collect();
         assert_eq!(
@@ -173,7 +175,9 @@ mod tests {
         let mut out = Vec::new();
         let mut t = Tally::default();
         // One usable average out of three: reported, the others counted.
-        LoadCollector::new(dir.path()).collect(&mut out, &mut t).unwrap();
+        LoadCollector::new(dir.path())
+            .collect(&mut out, &mut t)
+            .unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!((&*out[0].name, out[0].series[0].value), (LOAD_1M, 1.5));
         assert_eq!(t.get(Reason::MissingColumn), 2);
@@ -186,7 +190,9 @@ mod tests {
         std::fs::write(dir.path().join("uptime"), b"\xff 1\n").unwrap();
         let mut out = Vec::new();
         let mut t = Tally::default();
-        LoadCollector::new(dir.path()).collect(&mut out, &mut t).unwrap();
+        LoadCollector::new(dir.path())
+            .collect(&mut out, &mut t)
+            .unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!((&*out[0].name, out[0].series[0].value), (LOAD_15M, 0.25));
         assert_eq!(t.get(Reason::InvalidNumber), 1);
