@@ -782,19 +782,14 @@ mod tests {
         );
     }
 
-    /// The hand-written list used to drop colliding pass-through families
-    /// must match what is really served.
+    /// The served names probed from the exporter are exactly the families
+    /// (names and types) the real pipeline serves, `target_info` included.
     #[test]
-    fn own_prometheus_names_match_the_exposition() {
+    fn served_names_match_the_exposition() {
         let store = Store::new();
-        let c = config("");
-        let p = Pipeline::build(
-            &c,
-            &crate::host::self_process_specs(),
-            &BTreeMap::new(),
-            store.clone(),
-        )
-        .unwrap();
+        let c = config("resource:\n  service.name: checkout\n");
+        let specs = crate::host::self_process_specs();
+        let p = Pipeline::build(&c, &specs, &BTreeMap::new(), store.clone()).unwrap();
         {
             let mut w = store.write();
             let mut t = TargetState {
@@ -811,15 +806,63 @@ mod tests {
             );
         }
         let text = render(&p);
-        let served: std::collections::BTreeSet<String> = text
+        let served: BTreeMap<String, String> = text
             .lines()
             .filter_map(|l| l.strip_prefix("# TYPE "))
-            .filter_map(|l| l.split_whitespace().next())
-            .map(String::from)
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, k)| (n.to_string(), k.to_string()))
             .collect();
-        let listed: std::collections::BTreeSet<String> =
-            own_prometheus_names().into_iter().collect();
-        assert_eq!(served, listed);
+        let probed: BTreeMap<String, String> = served_names(&c, &specs)
+            .unwrap()
+            .into_iter()
+            .map(|(n, s)| (n, s.kind.as_str().to_string()))
+            .collect();
+        assert_eq!(served, probed);
+        assert_eq!(probed["target_info"], "gauge");
+        assert_eq!(probed["process_cpu_seconds_total"], "counter");
+        assert_eq!(probed["remora_target_poll_duration_seconds"], "gauge");
+    }
+
+    /// Each spec's served name: unit suffix, `_total`, dots sanitised; two
+    /// instruments of one served name and different types are both found.
+    #[test]
+    fn served_as_follows_the_exporter() {
+        let specs = [
+            InstrumentSpec::new("app.requests", InstrumentKind::Counter, "", ""),
+            InstrumentSpec::new("app.latency", InstrumentKind::Gauge, "ms", ""),
+            InstrumentSpec::new("app.queue", InstrumentKind::UpDownCounter, "{item}", ""),
+            InstrumentSpec::new("app.requests.total", InstrumentKind::Gauge, "", ""),
+            InstrumentSpec::new("app.requests", InstrumentKind::Counter, "", ""),
+        ];
+        let found = served_as(&BTreeMap::new(), &specs).unwrap();
+        let names: Vec<(String, Kind)> = found
+            .specs
+            .into_iter()
+            .map(|f| f.map(|(n, s)| (n, s.kind)).unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("app_requests_total".to_string(), Kind::Counter),
+                ("app_latency_milliseconds".to_string(), Kind::Gauge),
+                ("app_queue".to_string(), Kind::Gauge),
+                ("app_requests_total".to_string(), Kind::Gauge),
+                ("app_requests_total".to_string(), Kind::Counter),
+            ]
+        );
+        assert!(found.extra.is_empty());
+    }
+
+    #[test]
+    fn rule_named_like_remoras_own_is_an_error_at_its_name() {
+        let c = config(
+            "targets:\n  - name: a\n    url: http://127.0.0.1:1/\n    metrics:\n      - name: app.ok\n        path: $.a\n      - name: process.cpu\n        kind: counter\n        unit: s\n        path: $.b\n      - name: app.x\n        kind: counter\n        path: $.c\n      - name: app.x.total\n        path: $.d\n",
+        );
+        let errors = check_rule_names(&c, &crate::host::self_process_specs()).unwrap_err();
+        let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:#?}");
+        assert!(text[0].starts_with("t.yaml:7:15: targets[0].metrics[1].name: \"process.cpu\" is served as process_cpu_seconds_total"), "{text:#?}");
+        assert!(text[1].starts_with("t.yaml:14:15: targets[0].metrics[3].name: \"app.x.total\" is served as app_x_total (gauge), like \"app.x\" (counter)"), "{text:#?}");
     }
 
     #[test]
