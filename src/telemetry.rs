@@ -480,7 +480,10 @@ pub fn served_names(
     config: &Config,
     specs: &[InstrumentSpec],
 ) -> Result<ServedNames, TelemetryError> {
-    let all: Vec<InstrumentSpec> = own_specs().into_iter().chain(specs.iter().cloned()).collect();
+    let all: Vec<InstrumentSpec> = own_specs()
+        .into_iter()
+        .chain(specs.iter().cloned())
+        .collect();
     let found = served_as(&config.resource, &all)?;
     let mut names = ServedNames::new();
     for (name, served) in found.specs.into_iter().flatten().chain(found.extra) {
@@ -506,12 +509,17 @@ pub fn check_rule_names(
             problem,
         }]
     };
-    let own: Vec<InstrumentSpec> = own_specs().into_iter().chain(reserved.iter().cloned()).collect();
+    let own: Vec<InstrumentSpec> = own_specs()
+        .into_iter()
+        .chain(reserved.iter().cloned())
+        .collect();
     let own_found = served_as(&config.resource, &own).map_err(|e| fail(e.to_string()))?;
     let mut taken: BTreeMap<String, String> = BTreeMap::new();
     for (spec, found) in own.iter().zip(&own_found.specs) {
         if let Some((name, _)) = found {
-            taken.entry(name.clone()).or_insert_with(|| spec.name.clone());
+            taken
+                .entry(name.clone())
+                .or_insert_with(|| spec.name.clone());
         }
     }
     for (name, _) in &own_found.extra {
@@ -567,7 +575,10 @@ pub fn check_rule_names(
         };
         let (mark, key) = match config.rule_names_at.get(&(ti, ri)) {
             Some(l) => (l.mark, l.key.clone()),
-            None => (Default::default(), format!("targets[{ti}].metrics[{ri}].name")),
+            None => (
+                Default::default(),
+                format!("targets[{ti}].metrics[{ri}].name"),
+            ),
         };
         errors.push(ConfigError {
             file: config.path.display().to_string(),

@@ -192,18 +192,16 @@ fn python_parses(text: &str) -> Option<Vec<PyFamily>> {
     Some(serde_json::from_slice(&out.stdout).unwrap())
 }
 
-fn py_sample(
-    families: &[PyFamily],
-    name: &str,
-    labels: &[(&str, &str)],
-) -> Option<f64> {
+fn py_sample(families: &[PyFamily], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     families
         .iter()
         .flat_map(|f| &f.2)
         .find(|(n, l, _)| {
             n == name
                 && l.len() == labels.len()
-                && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
         })
         .and_then(|(_, _, v)| v.parse().ok())
 }
@@ -263,6 +261,34 @@ async fn odd_apps_give_one_valid_exposition() {
     );
     assert!(m.contains("# HELP odd_help A \\\\d in HELP text.\n"), "{m}");
     assert_eq!(sample(&m, "remora_target_up{target=\"odd\"}"), Some(1.0));
+
+    promtool_parses(&m);
+    if let Some(families) = python_parses(&m) {
+        assert_eq!(
+            py_sample(
+                &families,
+                "odd_labels",
+                &[
+                    ("exported_target", "outer"),
+                    ("exported_exported_target", "inner"),
+                    ("target", "odd")
+                ]
+            ),
+            Some(1.0)
+        );
+        assert_eq!(
+            py_sample(&families, "process_cpu_seconds_total", &[("target", "odd")]),
+            Some(4.5)
+        );
+    }
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_bodies_take_the_target_down_never_the_response() {
+    let app = odd_app().await;
+    let r = Remora::start(&config(&app)).await;
+    let m = polled(&r).await;
     // Bad escapes and a label named twice: the target is down, never the response.
     for t in ["bad-escape", "dup-labels"] {
         assert_eq!(
@@ -280,30 +306,8 @@ async fn odd_apps_give_one_valid_exposition() {
         );
     }
     assert!(!m.contains("esc{") && !m.contains("dup{"), "{m}");
-
     promtool_parses(&m);
-    if let Some(families) = python_parses(&m) {
-        assert_eq!(
-            py_sample(
-                &families,
-                "odd_labels",
-                &[
-                    ("exported_target", "outer"),
-                    ("exported_exported_target", "inner"),
-                    ("target", "odd")
-                ]
-            ),
-            Some(1.0)
-        );
-        assert_eq!(
-            py_sample(
-                &families,
-                "process_cpu_seconds_total",
-                &[("target", "odd")]
-            ),
-            Some(4.5)
-        );
-    }
+    python_parses(&m);
     r.stop().await;
 }
 
@@ -403,7 +407,13 @@ async fn prometheus_keeps_scraping_remora_beside_an_odd_app() {
     )
     .await;
     assert_eq!(s[0]["metric"]["target"], "odd");
-    let s = wait_for(&client, &prom, "process_cpu_seconds_total{target=\"odd\"}", 10).await;
+    let s = wait_for(
+        &client,
+        &prom,
+        "process_cpu_seconds_total{target=\"odd\"}",
+        10,
+    )
+    .await;
     assert_eq!(s[0]["value"][1], "4.5");
     wait_for(&client, &prom, "app_jobs_total{target=\"odd\"}", 10).await;
     // ...and the scrape of remora is up.
@@ -473,7 +483,9 @@ targets:
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains(":7:16: targets[0].metrics[1].name: \"remora_target_up\" is served as remora_target_up"),
+        err.contains(
+            ":7:16: targets[0].metrics[1].name: \"remora_target_up\" is served as remora_target_up"
+        ),
         "{err}"
     );
 }
@@ -504,9 +516,6 @@ async fn a_reload_to_a_rule_named_like_remoras_own_fails_with_its_position() {
         .unwrap();
     assert_eq!(resp.status(), 500);
     let body = resp.text().await.unwrap();
-    assert!(
-        body.contains("targets[3].metrics[2].name"),
-        "{body}"
-    );
+    assert!(body.contains("targets[3].metrics[2].name"), "{body}");
     r.stop().await;
 }

@@ -539,7 +539,7 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
             None => config.global.timeout = config.global.interval,
         }
     }
-    for reserved in ["target", "state", "process_name"] {
+    for reserved in RESERVED_LABELS {
         if config.global.labels.contains_key(reserved) {
             ctx.err(
                 root.mark,
@@ -637,6 +637,10 @@ fn node_of<'n>(root: &'n Node, key: &str) -> Option<&'n Node> {
         _ => None,
     }
 }
+
+/// Labels remora sets itself, and `le` and `quantile`, which a
+/// pass-through histogram or summary needs as the app wrote them.
+const RESERVED_LABELS: [&str; 5] = ["target", "state", "process_name", "le", "quantile"];
 
 /// Where `targets[i].metrics[j].name` is written, for errors found after
 /// loading (a served name taken by remora, checked where the names are known).
@@ -1132,7 +1136,7 @@ fn decode_target(
         Some(n) => {
             let lkey = m.path("labels");
             let labels = ctx.labels(n, &lkey);
-            for reserved in ["target", "state", "process_name"] {
+            for reserved in RESERVED_LABELS {
                 if labels.contains_key(reserved) {
                     ctx.err(
                         n.mark,

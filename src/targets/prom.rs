@@ -481,8 +481,8 @@ pub fn relabel(
         let value = fields
             .next()
             .ok_or(format!("line {lineno}: missing value"))?;
-        let value = value_text(value)
-            .ok_or_else(|| format!("line {lineno}: invalid value {value:?}"))?;
+        let value =
+            value_text(value).ok_or_else(|| format!("line {lineno}: invalid value {value:?}"))?;
         let timestamp = match fields.next() {
             Some(ts) => Some(
                 ts.parse::<i64>()
@@ -782,8 +782,20 @@ untyped_thing{target="app-own"} NaN
 
     #[test]
     fn merges_families_of_two_targets_and_leaves_out_a_clash() {
-        let a = relabel(APP, &[("target".into(), "a".into())], &ServedNames::new(), 100).unwrap();
-        let b = relabel(APP, &[("target".into(), "b".into())], &ServedNames::new(), 100).unwrap();
+        let a = relabel(
+            APP,
+            &[("target".into(), "a".into())],
+            &ServedNames::new(),
+            100,
+        )
+        .unwrap();
+        let b = relabel(
+            APP,
+            &[("target".into(), "b".into())],
+            &ServedNames::new(),
+            100,
+        )
+        .unwrap();
         let c = relabel(
             "# TYPE http_requests_total gauge\nhttp_requests_total 1\n# TYPE request_seconds_count gauge\nrequest_seconds_count 1\n",
             &[("target".into(), "c".into())],
