@@ -87,6 +87,8 @@ struct Prepared {
     host: Option<HostCollectors>,
     specs: Vec<InstrumentSpec>,
     limits: BTreeMap<String, usize>,
+    /// Every family name the config's pipeline serves.
+    served: Arc<crate::targets::prom::ServedNames>,
 }
 
 fn prepare(config: Config, roots: &Roots) -> Result<Prepared, String> {
@@ -113,17 +115,38 @@ fn prepare(config: Config, roots: &Roots) -> Result<Prepared, String> {
         .host
         .enabled
         .then(|| HostCollectors::new(&config.host, roots.clone()));
-    if let Some(h) = &host {
-        specs.extend(h.specs());
-    }
-    specs.extend(host::self_process_specs());
+    let mut reserved = host.as_ref().map(HostCollectors::specs).unwrap_or_default();
+    reserved.extend(host::self_process_specs());
+    telemetry::check_rule_names(&config, &reserved).map_err(|errors| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    specs.extend(reserved);
+    let served = telemetry::served_names(&config, &specs).map_err(|e| e.to_string())?;
     Ok(Prepared {
         config: Arc::new(config),
         pollers,
         host,
         specs,
         limits,
+        served: Arc::new(served),
     })
+}
+
+/// The config's JSON rules against the names remora serves itself (host
+/// collectors, its own process and instruments, `target_info`): `remora
+/// check` and start-up report these with the loader's errors.
+pub fn check_served_names(config: &Config) -> Result<(), Vec<config::ConfigError>> {
+    let mut reserved = if config.host.enabled {
+        HostCollectors::new(&config.host, Roots::default()).specs()
+    } else {
+        Vec::new()
+    };
+    reserved.extend(host::self_process_specs());
+    telemetry::check_rule_names(config, &reserved)
 }
 
 /// Prepares a config and builds its pipeline: everything a config needs, nothing started.
@@ -143,9 +166,8 @@ fn build(
     Ok((prepared, pipeline))
 }
 
-fn poll_context(config: &Config) -> poller::PollContext {
-    let mut reserved = telemetry::own_prometheus_names();
-    reserved.push("target_info".into());
+fn poll_context(p: &Prepared) -> poller::PollContext {
+    let config = &p.config;
     poller::PollContext {
         max_body_bytes: config.limits.max_body_bytes,
         max_series: config.limits.max_series_per_target,
@@ -155,7 +177,7 @@ fn poll_context(config: &Config) -> poller::PollContext {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
-        reserved_names: Arc::new(reserved),
+        served: p.served.clone(),
     }
 }
 
@@ -260,7 +282,7 @@ struct Sources {
 impl Sources {
     fn launch(p: Prepared, roots: &Roots, store: &Arc<Store>, ready: &Arc<Readiness>) -> Self {
         let (stop, rx) = watch::channel(false);
-        let ctx = poll_context(&p.config);
+        let ctx = poll_context(&p);
         let mut tasks = Vec::new();
         for poller in p.pollers {
             let (store, ready, rx, ctx) = (store.clone(), ready.clone(), rx.clone(), ctx.clone());
@@ -493,8 +515,8 @@ pub async fn run(
 pub async fn once(config: Config, roots: Roots) -> Result<(Vec<u8>, bool), AppError> {
     client::install_crypto_provider();
     let store = Store::new();
-    let ctx = poll_context(&config);
     let (prepared, pipeline) = build(config, &roots, &store).map_err(AppError::Prepare)?;
+    let ctx = poll_context(&prepared);
     let mut set = tokio::task::JoinSet::new();
     for poller in prepared.pollers {
         let ctx = ctx.clone();

@@ -57,10 +57,17 @@ enum Command {
 }
 
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
-    config::load_file(path, &config::process_env).map_err(|e| {
+    let config = config::load_file(path, &config::process_env).map_err(|e| {
         eprintln!("{e}");
         ExitCode::FAILURE
-    })
+    })?;
+    app::check_served_names(&config).map_err(|errors| {
+        for e in errors {
+            eprintln!("{e}");
+        }
+        ExitCode::FAILURE
+    })?;
+    Ok(config)
 }
 
 fn summary(c: &Config) -> String {

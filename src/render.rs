@@ -111,18 +111,18 @@ impl Renderer {
     }
 }
 
-/// The pipeline's text followed by the families of `format: prometheus` targets.
+/// The pipeline's families merged with those of `format: prometheus` targets.
 fn render_all(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, TelemetryError> {
-    let mut out = pipeline.render()?;
+    // Gathering runs the callbacks, which read the store: not under the lock.
+    let own = pipeline.gather();
     let inner = store.read();
-    crate::targets::prom::render(
-        &mut out,
+    pipeline.encode(
+        own,
         inner
             .targets
             .values()
             .filter_map(|t| t.passthrough.as_deref().map(Vec::as_slice)),
-    );
-    Ok(out)
+    )
 }
 
 #[cfg(test)]

@@ -558,9 +558,15 @@ async fn prometheus_format_target_passes_through() {
         m.lines()
             .filter(|l| l.starts_with("process_cpu_seconds_total"))
             .count(),
-        1,
-        "the app copy is dropped: {m}"
+        2,
+        "the app copy joins remora's own family: {m}"
     );
+    assert_eq!(
+        sample(&m, "process_cpu_seconds_total{target=\"app\",team=\"pay\"}"),
+        Some(1.0),
+        "{m}"
+    );
+    assert_eq!(m.matches("# TYPE process_cpu_seconds_total").count(), 1);
     assert_eq!(sample(&m, "remora_target_up{target=\"bad\"}"), Some(0.0));
     assert!(
         m.contains("remora_target_polls_total{result=\"invalid_body\",target=\"bad\"} 1"),

@@ -3,16 +3,22 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use remora::targets::prom::{relabel, render};
+use remora::targets::prom::{relabel, render, Kind, Served, ServedNames};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let labels = [("target".to_string(), "fuzz".to_string())];
-    if let Ok(r) = relabel(text, &labels, &["process_cpu_seconds_total".into()], 1000) {
+    let served: ServedNames = [(
+        "process_cpu_seconds_total".to_string(),
+        Served { kind: Kind::Counter, help: "CPU".into() },
+    )]
+    .into_iter()
+    .collect();
+    if let Ok(r) = relabel(text, &labels, &served, 1000) {
         let mut out = Vec::new();
         render(&mut out, std::iter::once(r.families.as_slice()));
         let again = std::str::from_utf8(&out).expect("rendered text is UTF-8");
-        let r2 = relabel(again, &[], &[], 1000).expect("re-rendered text parses");
+        let r2 = relabel(again, &[], &ServedNames::new(), 1000).expect("re-rendered text parses");
         assert_eq!(r2.series, r.series);
     }
 });

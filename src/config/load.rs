@@ -470,6 +470,7 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
         },
         host: default_host(Duration::from_secs(15)),
         targets: Vec::new(),
+        rule_names_at: BTreeMap::new(),
     };
     let Some(mut top) = MapReader::new(ctx, root, "") else {
         return config;
@@ -538,7 +539,7 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
             None => config.global.timeout = config.global.interval,
         }
     }
-    for reserved in ["target", "state", "process_name"] {
+    for reserved in RESERVED_LABELS {
         if config.global.labels.contains_key(reserved) {
             ctx.err(
                 root.mark,
@@ -618,6 +619,7 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
         }
     }
     check_instrument_conflicts(ctx, node_of(root, "targets"), &config.targets);
+    config.rule_names_at = rule_name_positions(node_of(root, "targets"));
 
     top.finish(
         ctx,
@@ -634,6 +636,36 @@ fn node_of<'n>(root: &'n Node, key: &str) -> Option<&'n Node> {
             .map(|(_, v)| v),
         _ => None,
     }
+}
+
+/// Labels remora sets itself, and `le` and `quantile`, which a
+/// pass-through histogram or summary needs as the app wrote them.
+const RESERVED_LABELS: [&str; 5] = ["target", "state", "process_name", "le", "quantile"];
+
+/// Where `targets[i].metrics[j].name` is written, for errors found after
+/// loading (a served name taken by remora, checked where the names are known).
+fn rule_name_positions(targets: Option<&Node>) -> BTreeMap<(usize, usize), Located> {
+    fn items(node: Option<&Node>) -> &[Node] {
+        match node.map(|n| &n.kind) {
+            Some(NodeKind::Seq(items)) => items,
+            _ => &[],
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (ti, t) in items(targets).iter().enumerate() {
+        for (ri, r) in items(node_of(t, "metrics")).iter().enumerate() {
+            if let Some(name) = node_of(r, "name") {
+                out.insert(
+                    (ti, ri),
+                    Located {
+                        mark: name.mark,
+                        key: format!("targets[{ti}].metrics[{ri}].name"),
+                    },
+                );
+            }
+        }
+    }
+    out
 }
 
 /// The same instrument name in two targets must mean the same instrument.
@@ -1104,7 +1136,7 @@ fn decode_target(
         Some(n) => {
             let lkey = m.path("labels");
             let labels = ctx.labels(n, &lkey);
-            for reserved in ["target", "state", "process_name"] {
+            for reserved in RESERVED_LABELS {
                 if labels.contains_key(reserved) {
                     ctx.err(
                         n.mark,

@@ -336,3 +336,25 @@ fn repository_config_is_valid() {
         assert!(c.is_ok(), "{}", c.unwrap_err());
     }
 }
+
+#[test]
+fn le_and_quantile_are_reserved_labels() {
+    let e = errors("global:\n  labels: {le: x}\n");
+    assert!(e[0].contains("label \"le\" is reserved"), "{e:?}");
+    let e = errors(
+        "targets:\n  - name: a\n    url: http://127.0.0.1:1/\n    format: prometheus\n    labels: {quantile: x}\n",
+    );
+    assert!(e[0].contains("label \"quantile\" is reserved"), "{e:?}");
+}
+
+#[test]
+fn rule_name_positions_are_kept() {
+    let c = parse("targets:\n  - name: a\n    url: http://127.0.0.1:1/\n    metrics:\n      - name: app.a\n        path: $.a\n      - {name: app.b, path: $.b}\n").unwrap();
+    let at = |t, r| {
+        c.rule_names_at
+            .get(&(t, r))
+            .map(|l| (l.mark.line, l.mark.column, l.key.clone()))
+    };
+    assert_eq!(at(0, 0), Some((5, 15, "targets[0].metrics[0].name".into())));
+    assert_eq!(at(0, 1), Some((7, 16, "targets[0].metrics[1].name".into())));
+}

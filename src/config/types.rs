@@ -8,6 +8,7 @@ use std::time::Duration;
 use regex::Regex;
 use serde_json_path::JsonPath;
 
+use super::yaml::Mark;
 use crate::model::InstrumentKind;
 
 /// The whole, validated exporter.yaml.
@@ -22,6 +23,17 @@ pub struct Config {
     pub limits: Limits,
     pub host: HostConfig,
     pub targets: Vec<Target>,
+    /// Where each rule's `name:` is written, by (target, rule) index, for
+    /// problems found after loading (served-name collisions).
+    pub rule_names_at: BTreeMap<(usize, usize), Located>,
+}
+
+/// A position in the config file and the key written there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located {
+    pub mark: Mark,
+    /// Dotted key path, e.g. `targets[0].metrics[2].name`.
+    pub key: String,
 }
 
 #[derive(Debug, Clone)]

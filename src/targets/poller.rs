@@ -58,8 +58,9 @@ pub struct PollContext {
     pub max_series: usize,
     /// Labels added to passed-through Prometheus families (global labels).
     pub global_labels: Vec<(String, String)>,
-    /// Names a passed-through family may not take.
-    pub reserved_names: Arc<Vec<String>>,
+    /// Every family name remora's pipeline serves: a passed-through family
+    /// of one of these names is merged when its type agrees, else dropped.
+    pub served: Arc<prom::ServedNames>,
 }
 
 /// The labels every extracted series of `target` carries. Built once per
@@ -262,7 +263,7 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, S
             let mut labels: Vec<(String, String)> = vec![("target".into(), target.name.clone())];
             labels.extend(target.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
             labels.extend(ctx.global_labels.iter().cloned());
-            let relabeled = prom::relabel(text, &labels, &ctx.reserved_names, ctx.max_series)
+            let relabeled = prom::relabel(text, &labels, &ctx.served, ctx.max_series)
                 .map_err(|e| format!("invalid Prometheus text: {e}"))?;
             out.series = relabeled.series;
             out.dropped = relabeled.dropped;
