@@ -286,13 +286,22 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok());
-            if !auth.check(header).await {
-                let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Basic realm=\"remora\""),
-                );
-                return Ok(r);
+            match auth.check(header).await {
+                crate::web::AuthResult::Allowed => {}
+                crate::web::AuthResult::Busy => {
+                    let mut r = text(StatusCode::TOO_MANY_REQUESTS, "Too many logins at once\n");
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    return Ok(r);
+                }
+                crate::web::AuthResult::Denied => {
+                    let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"remora\""),
+                    );
+                    return Ok(r);
+                }
             }
         }
     }

@@ -1109,7 +1109,10 @@ fn decode_target(
                     ctx.err(
                         n.mark,
                         &fkey,
-                        format!("{s:?} is not a redirect policy (expected {})", FollowRedirects::NAMES),
+                        format!(
+                            "{s:?} is not a redirect policy (expected {})",
+                            FollowRedirects::NAMES
+                        ),
                     );
                     FollowRedirects::default()
                 }),

@@ -351,7 +351,12 @@ pub async fn send(
 fn hop_headers(headers: &HeaderMap, payload_dropped: bool) -> HeaderMap {
     let mut h = headers.clone();
     if payload_dropped {
-        for name in [CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING, TRANSFER_ENCODING] {
+        for name in [
+            CONTENT_TYPE,
+            CONTENT_LENGTH,
+            CONTENT_ENCODING,
+            TRANSFER_ENCODING,
+        ] {
             h.remove(name);
         }
     }
