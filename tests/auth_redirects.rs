@@ -79,6 +79,8 @@ async fn any_keeps_headers_and_credentials_on_the_target_origin() {
         for s in seen {
             assert!(!s.headers.contains_key("x-api-key"), "{path}: {s:?}");
             assert!(!s.headers.contains_key("authorization"), "{path}: {s:?}");
+            // Nor the target's URL (its query may hold a token).
+            assert!(!s.headers.contains_key("referer"), "{path}: {s:?}");
             assert!(s.headers["user-agent"].starts_with("remora/"));
         }
     }
@@ -323,6 +325,51 @@ async fn repeated_pairs_cost_one_bcrypt_check() {
     }
     assert_eq!(auth.verifications(), 3);
     assert_eq!(auth.cached(), (1, 2));
+}
+
+/// Ten checks are admitted at once (two running, eight waiting); the other
+/// requests of a burst are answered `Busy` (429) without a bcrypt check.
+#[tokio::test]
+async fn bcrypt_queue_is_bounded() {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::Poll;
+    let dir = tempfile::tempdir().unwrap();
+    let auth = load_auth(dir.path());
+    let burst = 25;
+    let headers: Vec<String> = (0..burst)
+        .map(|i| basic("prom", &format!("g{i}")))
+        .collect();
+    let mut checks: Vec<Pin<Box<dyn Future<Output = AuthResult> + '_>>> = headers
+        .iter()
+        .map(|h| Box::pin(auth.check(Some(h))) as Pin<Box<dyn Future<Output = AuthResult>>>)
+        .collect();
+    // Every check is polled once before any can finish: admission happens
+    // in the first poll, and a bcrypt check takes far longer than this pass.
+    let mut results: Vec<Option<AuthResult>> = vec![None; burst];
+    std::future::poll_fn(|cx| {
+        for (check, result) in checks.iter_mut().zip(results.iter_mut()) {
+            if result.is_none() {
+                if let Poll::Ready(r) = check.as_mut().poll(cx) {
+                    *result = Some(r);
+                }
+            }
+        }
+        if results.iter().all(Option::is_some) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    let admitted = remora::web::MAX_RUNNING + remora::web::MAX_WAITING;
+    let busy = results
+        .iter()
+        .filter(|r| **r == Some(AuthResult::Busy))
+        .count();
+    assert_eq!(admitted, 10);
+    assert_eq!(busy, burst - admitted, "{results:?}");
+    assert_eq!(auth.verifications(), admitted as u64);
 }
 
 /// A flood of bad logins (each a new pair, known and unknown users) gets 429s
