@@ -265,7 +265,7 @@ fn redirect_target(response: &reqwest::Response, url: &Url) -> Option<Url> {
     if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
         return None;
     }
-    let location = response.headers().get(LOCATION)?.to_str().ok()?;
+    let location = std::str::from_utf8(response.headers().get(LOCATION)?.as_bytes()).ok()?;
     url.join(location).ok()
 }
 

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::config::{Format, Method, Target};
 use crate::model::Family;
 use crate::store::{unix_now, PollResult, Store};
-use crate::targets::{client, extract, prom};
+use crate::targets::{extract, prom};
 
 /// Documents larger than this are parsed and extracted on the blocking pool.
 const INLINE_PARSE_LIMIT: usize = 64 * 1024;
@@ -180,10 +180,11 @@ async fn fetch(
     let req = req
         .build()
         .map_err(|e| Outcome::failed(classify(&e), 0, 0, describe(e)))?;
-    let mut resp = client::send(client, req, target.follow_redirects)
+    use crate::targets::client::{send, ClientError};
+    let mut resp = send(client, req, target.follow_redirects)
         .await
         .map_err(|e| match e {
-            client::ClientError::Http(e) => Outcome::failed(classify(&e), 0, 0, describe(e)),
+            ClientError::Http(e) => Outcome::failed(classify(&e), 0, 0, describe(e)),
             other => Outcome::failed(PollResult::HttpStatus, other.status(), 0, other.to_string()),
         })?;
     let status = resp.status().as_u16();
