@@ -285,6 +285,7 @@ fn target() -> Target {
         tls: TlsConfig::default(),
         accept_status: Vec::new(),
         format: Format::Json,
+        follow_redirects: Default::default(),
         labels: BTreeMap::new(),
         metrics: rules(),
     }

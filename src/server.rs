@@ -286,7 +286,14 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
                 .headers()
                 .get(header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok());
-            if !auth.check(header).await {
+            let verdict = auth.check(header).await;
+            if verdict == crate::web::AuthResult::Busy {
+                let mut r = text(StatusCode::TOO_MANY_REQUESTS, "Too many logins at once\n");
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return Ok(r);
+            }
+            if verdict != crate::web::AuthResult::Allowed {
                 let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
                 r.headers_mut().insert(
                     header::WWW_AUTHENTICATE,

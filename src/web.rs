@@ -10,20 +10,51 @@
 //!   alice: $2y$10$...                # bcrypt hash
 //! ```
 //!
-//! Every endpoint but `/-/healthy` and `/-/ready` is protected. bcrypt is slow
-//! by design, so a verified (user, password) pair is cached (as a hash of the
-//! pair, never the password) and checked off the async threads.
+//! Every endpoint but `/-/healthy` and `/-/ready` is protected. bcrypt is
+//! slow by design (about 90 ms at cost 10), which makes it a lever against
+//! remora itself, so [`BasicAuth::check`] bounds it:
+//!
+//! - at most [`MAX_RUNNING`] bcrypt checks run at once, off the async
+//!   threads; at most [`MAX_WAITING`] more wait for a turn, and any request
+//!   beyond that is answered 429 at once, without a bcrypt check;
+//! - a verified (user, password) pair is remembered ([`VERIFIED_CAPACITY`]
+//!   pairs, oldest forgotten first), so a scraper pays bcrypt once; a failed
+//!   pair is remembered for [`FAILED_TTL`] ([`FAILED_CAPACITY`] pairs), so a
+//!   client repeating a wrong password pays nothing more. Both caches hold an
+//!   HMAC-SHA256 of the pair under a key drawn at start, never a password;
+//! - an unknown user is checked against a dummy hash of the highest cost in
+//!   the file, so it costs what a wrong password costs and user names cannot
+//!   be told apart by timing.
 
-use std::collections::{BTreeMap, HashSet};
-use std::hash::{Hash, Hasher};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use ring::hmac;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
+use tokio::sync::Semaphore;
 
 use crate::config::yaml::{self, Node, NodeKind};
+
+/// bcrypt checks that run at once, at most.
+pub const MAX_RUNNING: usize = 2;
+/// Requests that wait for a bcrypt turn, at most; more are answered 429. With
+/// two running, the last waiter starts after about four checks (0.4 s at cost 10).
+pub const MAX_WAITING: usize = 8;
+/// How long a failed pair is answered 401 without a bcrypt check.
+pub const FAILED_TTL: Duration = Duration::from_secs(30);
+/// Failed pairs remembered, at most.
+pub const FAILED_CAPACITY: usize = 4096;
+/// Verified pairs remembered, at most.
+pub const VERIFIED_CAPACITY: usize = 1024;
+
+/// A bcrypt hash (cost 4, of a random password) whose cost digits are
+/// replaced to build the dummy hash that unknown users are checked against.
+const DUMMY_HASH: &str = "$2b$04$ZCWnb5wlnz/wOdv/yU90ge/J6LW4kWEcp.oTubBCFxoTJOARWSjUO";
 
 /// Why the web config could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -53,57 +84,200 @@ pub struct WebConfig {
     pub auth: Option<Arc<BasicAuth>>,
 }
 
-/// bcrypt-protected users.
+/// What a request's `Authorization` header is worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthResult {
+    Allowed,
+    Denied,
+    /// Too many bcrypt checks running and waiting: answer 429.
+    Busy,
+}
+
+type PairKey = [u8; 32];
+
+/// A bounded set of pair keys, oldest out first, each kept at most `ttl`.
 #[derive(Debug)]
-pub struct BasicAuth {
-    users: BTreeMap<String, String>,
-    verified: Mutex<HashSet<u64>>,
+struct PairCache {
+    capacity: usize,
+    ttl: Option<Duration>,
+    order: VecDeque<(PairKey, Instant)>,
+    members: HashMap<PairKey, Instant>,
 }
 
-fn pair_key(user: &str, password: &str) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    user.hash(&mut h);
-    password.hash(&mut h);
-    h.finish()
-}
-
-impl BasicAuth {
-    pub fn new(users: BTreeMap<String, String>) -> Self {
-        BasicAuth {
-            users,
-            verified: Mutex::new(HashSet::new()),
+impl PairCache {
+    fn new(capacity: usize, ttl: Option<Duration>) -> Self {
+        PairCache {
+            capacity,
+            ttl,
+            order: VecDeque::new(),
+            members: HashMap::new(),
         }
     }
 
+    fn fresh(&self, added: Instant, now: Instant) -> bool {
+        self.ttl
+            .is_none_or(|ttl| now.saturating_duration_since(added) < ttl)
+    }
+
+    fn contains(&self, key: &PairKey, now: Instant) -> bool {
+        self.members
+            .get(key)
+            .is_some_and(|added| self.fresh(*added, now))
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some((key, added)) = self.order.pop_front() {
+            if self.members.get(&key) == Some(&added) {
+                self.members.remove(&key);
+            }
+        }
+    }
+
+    fn insert(&mut self, key: PairKey, now: Instant) {
+        while let Some((_, added)) = self.order.front() {
+            if self.fresh(*added, now) && self.order.len() < self.capacity {
+                break;
+            }
+            self.pop_oldest();
+        }
+        self.members.insert(key, now);
+        self.order.push_back((key, now));
+    }
+
+    fn len(&self) -> usize {
+        self.members.len()
+    }
+}
+
+/// bcrypt-protected users.
+pub struct BasicAuth {
+    users: BTreeMap<String, String>,
+    /// Checked for unknown users: same cost as the costliest configured hash.
+    dummy: String,
+    /// Keys the cached pairs (HMAC-SHA256), drawn at start.
+    key: hmac::Key,
+    verified: Mutex<PairCache>,
+    failed: Mutex<PairCache>,
+    /// Permits for running and waiting checks together.
+    admitted: Arc<Semaphore>,
+    /// Permits for running checks.
+    running: Arc<Semaphore>,
+    verifications: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("users", &self.users.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The bcrypt cost of a hash, `None` when it is not a bcrypt hash.
+fn bcrypt_cost(hash: &str) -> Option<u32> {
+    hash.parse::<bcrypt::HashParts>().ok().map(|p| p.get_cost())
+}
+
+impl BasicAuth {
+    /// `users` maps names to bcrypt hashes (checked by [`load`]).
+    pub fn new(users: BTreeMap<String, String>) -> Self {
+        let cost = users
+            .values()
+            .filter_map(|h| bcrypt_cost(h))
+            .max()
+            .unwrap_or(bcrypt::DEFAULT_COST);
+        let dummy = format!("$2b${cost:02}{}", &DUMMY_HASH[6..]);
+        let rng = ring::rand::SystemRandom::new();
+        // Without a random key, a fixed one is no weaker than the old plain hash.
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
+            .unwrap_or_else(|_| hmac::Key::new(hmac::HMAC_SHA256, b"remora"));
+        BasicAuth {
+            users,
+            dummy,
+            key,
+            verified: Mutex::new(PairCache::new(VERIFIED_CAPACITY, None)),
+            failed: Mutex::new(PairCache::new(FAILED_CAPACITY, Some(FAILED_TTL))),
+            admitted: Arc::new(Semaphore::new(MAX_RUNNING + MAX_WAITING)),
+            running: Arc::new(Semaphore::new(MAX_RUNNING)),
+            verifications: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// bcrypt checks run so far (a test and measurement hook).
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
+    }
+
+    /// Pairs in the (verified, failed) caches.
+    pub fn cached(&self) -> (usize, usize) {
+        (
+            self.verified
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .len(),
+            self.failed.lock().unwrap_or_else(|e| e.into_inner()).len(),
+        )
+    }
+
+    fn pair_key(&self, user: &str, password: &str) -> PairKey {
+        let mut ctx = hmac::Context::with_key(&self.key);
+        ctx.update(&(user.len() as u64).to_be_bytes());
+        ctx.update(user.as_bytes());
+        ctx.update(password.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(ctx.sign().as_ref());
+        out
+    }
+
     /// Checks an `Authorization` header value.
-    pub async fn check(self: &Arc<Self>, header: Option<&str>) -> bool {
+    pub async fn check(self: &Arc<Self>, header: Option<&str>) -> AuthResult {
         let Some((user, password)) = header.and_then(decode_basic) else {
-            return false;
+            return AuthResult::Denied;
         };
-        let Some(hash) = self.users.get(&user).cloned() else {
-            return false;
+        let key = self.pair_key(&user, &password);
+        let now = Instant::now();
+        let lock = |m: &Mutex<PairCache>| -> bool {
+            m.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&key, now)
         };
-        let key = pair_key(&user, &password);
-        if self
-            .verified
+        if lock(&self.verified) {
+            return AuthResult::Allowed;
+        }
+        if lock(&self.failed) {
+            return AuthResult::Denied;
+        }
+        let Ok(admitted) = self.admitted.clone().try_acquire_owned() else {
+            return AuthResult::Busy;
+        };
+        let Ok(running) = self.running.clone().acquire_owned().await else {
+            return AuthResult::Busy;
+        };
+        let (hash, known) = match self.users.get(&user) {
+            Some(hash) => (hash.clone(), true),
+            None => (self.dummy.clone(), false),
+        };
+        let counter = self.verifications.clone();
+        // The permits go with the check, so a client that hangs up does not
+        // free a slot while its bcrypt still runs.
+        let matched = tokio::task::spawn_blocking(move || {
+            let _permits = (admitted, running);
+            counter.fetch_add(1, Ordering::Relaxed);
+            bcrypt::verify(password, &hash).unwrap_or(false)
+        })
+        .await
+        .unwrap_or(false);
+        let ok = matched && known;
+        let cache = if ok { &self.verified } else { &self.failed };
+        cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(&key)
-        {
-            return true;
-        }
-        let ok =
-            tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false);
+            .insert(key, Instant::now());
         if ok {
-            let mut cache = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-            if cache.len() > 1024 {
-                cache.clear();
-            }
-            cache.insert(key);
+            AuthResult::Allowed
+        } else {
+            AuthResult::Denied
         }
-        ok
     }
 }
 
@@ -230,7 +404,7 @@ pub fn load(path: &Path) -> Result<WebConfig, WebError> {
                 for (uk, uv) in entries(path, v, key)? {
                     let user = scalar(path, uk, key)?.to_string();
                     let hash = scalar(path, uv, &format!("{key}.{user}"))?.to_string();
-                    if !hash.starts_with("$2") {
+                    if bcrypt_cost(&hash).is_none() {
                         return Err(invalid(
                             path,
                             uv,
@@ -322,11 +496,57 @@ mod tests {
     async fn basic_auth_checks_bcrypt_and_caches() {
         let hash = bcrypt::hash("secret", 4).unwrap();
         let auth = Arc::new(BasicAuth::new([("alice".to_string(), hash)].into()));
-        assert!(auth.check(Some("Basic YWxpY2U6c2VjcmV0")).await);
-        assert!(auth.check(Some("Basic YWxpY2U6c2VjcmV0")).await);
-        assert!(!auth.check(Some("Basic YWxpY2U6d3Jvbmc=")).await);
-        assert!(!auth.check(None).await);
-        assert!(!auth.check(Some("Bearer x")).await);
+        let good = Some("Basic YWxpY2U6c2VjcmV0");
+        assert_eq!(auth.check(good).await, AuthResult::Allowed);
+        assert_eq!(auth.check(good).await, AuthResult::Allowed);
+        assert_eq!(auth.verifications(), 1);
+        let wrong = Some("Basic YWxpY2U6d3Jvbmc=");
+        assert_eq!(auth.check(wrong).await, AuthResult::Denied);
+        assert_eq!(auth.check(wrong).await, AuthResult::Denied);
+        assert_eq!(auth.verifications(), 2);
+        assert_eq!(auth.check(None).await, AuthResult::Denied);
+        assert_eq!(auth.check(Some("Bearer x")).await, AuthResult::Denied);
+        assert_eq!(auth.cached(), (1, 1));
+    }
+
+    #[test]
+    fn dummy_hash_is_a_bcrypt_hash_of_the_highest_cost() {
+        let users = [
+            ("a".to_string(), bcrypt::hash("x", 4).unwrap()),
+            ("b".to_string(), bcrypt::hash("y", 5).unwrap()),
+        ];
+        let auth = BasicAuth::new(users.into());
+        assert_eq!(bcrypt_cost(&auth.dummy), Some(5));
+        assert!(!bcrypt::verify("x", &auth.dummy).unwrap());
+    }
+
+    #[test]
+    fn pair_caches_are_bounded_and_expire() {
+        let t0 = Instant::now();
+        let mut c = PairCache::new(3, Some(Duration::from_secs(30)));
+        for i in 0..10u8 {
+            c.insert([i; 32], t0);
+        }
+        assert_eq!(c.len(), 3);
+        assert!(c.contains(&[9; 32], t0) && !c.contains(&[6; 32], t0));
+        assert!(!c.contains(&[9; 32], t0 + Duration::from_secs(30)));
+        c.insert([1; 32], t0 + Duration::from_secs(31));
+        assert_eq!(c.len(), 1);
+        // A pair inserted again stays after its older entry goes.
+        let mut c = PairCache::new(2, None);
+        c.insert([1; 32], t0);
+        c.insert([1; 32], t0 + Duration::from_secs(1));
+        c.insert([2; 32], t0 + Duration::from_secs(2));
+        assert!(c.contains(&[1; 32], t0 + Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn pair_keys_hold_no_password_and_separate_users() {
+        let auth = BasicAuth::new(BTreeMap::new());
+        let k = auth.pair_key("ab", "c");
+        assert_ne!(k, auth.pair_key("a", "bc"));
+        assert_eq!(k, auth.pair_key("ab", "c"));
+        assert!(!k.windows(1).all(|w| w[0] == 0));
     }
 
     #[test]

@@ -122,6 +122,7 @@ fn target() -> Target {
         tls: TlsConfig::default(),
         accept_status: Vec::new(),
         format: Format::Json,
+        follow_redirects: Default::default(),
         labels: BTreeMap::new(),
         metrics: vec![up, uptime, started, free, dep, state, build, deep, again],
     }

@@ -910,6 +910,7 @@ const TARGET_KEYS: &[&str] = &[
     "tls",
     "accept_status",
     "format",
+    "follow_redirects",
     "labels",
     "metrics",
 ];
@@ -1132,6 +1133,26 @@ fn decode_target(
         },
         None => Format::Json,
     };
+    let follow_redirects = match m.get("follow_redirects") {
+        Some(n) => {
+            let fkey = m.path("follow_redirects");
+            match ctx.string(n, &fkey) {
+                Some(s) => FollowRedirects::parse(&s).unwrap_or_else(|| {
+                    ctx.err(
+                        n.mark,
+                        &fkey,
+                        format!(
+                            "{s:?} is not a redirect policy (expected {})",
+                            FollowRedirects::NAMES
+                        ),
+                    );
+                    FollowRedirects::default()
+                }),
+                None => FollowRedirects::default(),
+            }
+        }
+        None => FollowRedirects::default(),
+    };
     let labels = match m.get("labels") {
         Some(n) => {
             let lkey = m.path("labels");
@@ -1204,6 +1225,7 @@ fn decode_target(
         tls,
         accept_status,
         format,
+        follow_redirects,
         labels,
         metrics,
     })

@@ -141,6 +141,34 @@ pub enum Format {
     Prometheus,
 }
 
+/// Which redirects a target's polls follow (`follow_redirects`). Configured
+/// headers and credentials only ever go to the target's own origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FollowRedirects {
+    /// Follow redirects within the target's origin (scheme, host, port); a
+    /// redirect elsewhere fails the poll.
+    #[default]
+    SameOrigin,
+    /// Follow any redirect; headers and credentials are sent to the target's
+    /// origin only.
+    Any,
+    /// Never follow: the 3xx is the response (`accept_status` decides).
+    None,
+}
+
+impl FollowRedirects {
+    pub const NAMES: &'static str = "same_origin, any or none";
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "same_origin" => Some(FollowRedirects::SameOrigin),
+            "any" => Some(FollowRedirects::Any),
+            "none" => Some(FollowRedirects::None),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct TlsConfig {
     pub ca_file: Option<PathBuf>,
@@ -174,6 +202,7 @@ pub struct Target {
     /// Statuses whose body is read; empty means any 2xx.
     pub accept_status: Vec<u16>,
     pub format: Format,
+    pub follow_redirects: FollowRedirects,
     /// Constant labels of this target (the `target` label comes on top).
     pub labels: BTreeMap<String, String>,
     pub metrics: Vec<MetricRule>,

@@ -1,5 +1,13 @@
 //! The HTTP client of one target: TLS settings (CA, client certificate,
-//! server name, skip-verify), at most 5 redirects, connection reuse.
+//! server name, skip-verify), redirects, connection reuse.
+//!
+//! reqwest's own redirect handling is off: [`send`] follows redirects itself
+//! (at most [`MAX_REDIRECTS`], per `follow_redirects`) so that the request's
+//! headers and credentials are sent to the target's origin only (scheme,
+//! host and port of the configured URL), never to a host or port a redirect
+//! names. Methods and bodies change as in browsers and reqwest: POST becomes
+//! GET without a body on 301 and 302, everything but HEAD becomes GET on 303,
+//! 307 and 308 repeat the request as it was.
 
 use std::sync::{Arc, OnceLock};
 
@@ -9,7 +17,16 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use crate::config::{Target, TlsConfig};
+use bytes::Bytes;
+use reqwest::header::{
+    HeaderMap, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, TRANSFER_ENCODING,
+};
+use reqwest::{Method, StatusCode, Url};
+
+use crate::config::{FollowRedirects, Target, TlsConfig};
+
+/// Redirects followed per poll at most; the next one fails the poll.
+pub const MAX_REDIRECTS: usize = 5;
 
 /// Why a target's client could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +41,24 @@ pub enum ClientError {
     Tls(String),
     #[error("http client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("HTTP status {status} redirects to another origin ({origin}); follow_redirects: same_origin does not follow it")]
+    CrossOrigin { status: u16, origin: String },
+    #[error("HTTP status {status}: too many redirects (more than {MAX_REDIRECTS})")]
+    TooManyRedirects { status: u16 },
+    #[error("HTTP status {status} redirects to a {scheme}: URL (expected http or https)")]
+    RedirectScheme { status: u16, scheme: String },
+}
+
+impl ClientError {
+    /// The HTTP status of the response that caused the error (0 when none).
+    pub fn status(&self) -> u16 {
+        match self {
+            ClientError::CrossOrigin { status, .. }
+            | ClientError::TooManyRedirects { status }
+            | ClientError::RedirectScheme { status, .. } => *status,
+            _ => 0,
+        }
+    }
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -211,7 +246,7 @@ pub fn build(target: &Target) -> Result<reqwest::Client, ClientError> {
     install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("remora/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::limited(5))
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(target.timeout)
         .connect_timeout(target.timeout)
         .pool_max_idle_per_host(1)
@@ -221,4 +256,109 @@ pub fn build(target: &Target) -> Result<reqwest::Client, ClientError> {
         builder = builder.tls_backend_preconfigured(tls_config(&target.tls)?);
     }
     Ok(builder.build()?)
+}
+
+/// Where a redirect response points, resolved against the URL it answered.
+/// `None` when it is not a redirect or has no usable `Location` (then it is
+/// the response, as in reqwest).
+fn redirect_target(response: &reqwest::Response, url: &Url) -> Option<Url> {
+    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return None;
+    }
+    let location = std::str::from_utf8(response.headers().get(LOCATION)?.as_bytes()).ok()?;
+    url.join(location).ok()
+}
+
+/// Sends `request` and follows redirects as `follow` says. The request's
+/// headers (configured headers, basic auth, bearer token) go with a hop only
+/// when its origin is the origin of `request`'s URL.
+pub async fn send(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    follow: FollowRedirects,
+) -> Result<reqwest::Response, ClientError> {
+    let origin = request.url().origin();
+    let headers = request.headers().clone();
+    let timeout = request.timeout().copied();
+    let mut body = match request.body() {
+        None => None,
+        Some(b) => match b.as_bytes() {
+            Some(bytes) => Some(Bytes::copy_from_slice(bytes)),
+            // A streamed body cannot be sent twice: no redirects then.
+            None => return Ok(client.execute(request).await?),
+        },
+    };
+    let mut method = request.method().clone();
+    let mut url = request.url().clone();
+    let mut payload_dropped = false;
+    let mut response = client.execute(request).await?;
+    let mut redirects = 0;
+    loop {
+        if follow == FollowRedirects::None {
+            return Ok(response);
+        }
+        let Some(next) = redirect_target(&response, &url) else {
+            return Ok(response);
+        };
+        let status = response.status();
+        if !matches!(next.scheme(), "http" | "https") {
+            return Err(ClientError::RedirectScheme {
+                status: status.as_u16(),
+                scheme: next.scheme().to_string(),
+            });
+        }
+        let same_origin = next.origin() == origin;
+        if !same_origin && follow == FollowRedirects::SameOrigin {
+            return Err(ClientError::CrossOrigin {
+                status: status.as_u16(),
+                origin: next.origin().ascii_serialization(),
+            });
+        }
+        if redirects == MAX_REDIRECTS {
+            return Err(ClientError::TooManyRedirects {
+                status: status.as_u16(),
+            });
+        }
+        redirects += 1;
+        match status {
+            StatusCode::MOVED_PERMANENTLY | StatusCode::FOUND if method == Method::POST => {
+                method = Method::GET;
+                body = None;
+                payload_dropped = true;
+            }
+            StatusCode::SEE_OTHER => {
+                if method != Method::HEAD {
+                    method = Method::GET;
+                }
+                body = None;
+                payload_dropped = true;
+            }
+            _ => {}
+        }
+        let mut hop = reqwest::Request::new(method.clone(), next.clone());
+        *hop.timeout_mut() = timeout;
+        if same_origin {
+            *hop.headers_mut() = hop_headers(&headers, payload_dropped);
+        }
+        *hop.body_mut() = body.clone().map(reqwest::Body::from);
+        url = next;
+        response = client.execute(hop).await?;
+    }
+}
+
+/// The request's headers for a same-origin hop, without the payload's
+/// description once the body was dropped.
+fn hop_headers(headers: &HeaderMap, payload_dropped: bool) -> HeaderMap {
+    let mut h = headers.clone();
+    if payload_dropped {
+        for name in [
+            CONTENT_TYPE,
+            CONTENT_LENGTH,
+            CONTENT_ENCODING,
+            TRANSFER_ENCODING,
+        ] {
+            h.remove(name);
+        }
+    }
+    h
 }

@@ -938,6 +938,7 @@ mod tests {
             tls: TlsConfig::default(),
             accept_status: Vec::new(),
             format: Format::Json,
+            follow_redirects: Default::default(),
             labels: BTreeMap::new(),
             metrics: rules,
         }

@@ -178,10 +178,16 @@ async fn fetch(
     let req = build_request(target, client)
         .await
         .map_err(|e| Outcome::failed(PollResult::ConnectError, 0, 0, e))?;
-    let mut resp = req
-        .send()
-        .await
+    let req = req
+        .build()
         .map_err(|e| Outcome::failed(classify(&e), 0, 0, describe(e)))?;
+    use crate::targets::client::{send, ClientError};
+    let mut resp = send(client, req, target.follow_redirects)
+        .await
+        .map_err(|e| match e {
+            ClientError::Http(e) => Outcome::failed(classify(&e), 0, 0, describe(e)),
+            other => Outcome::failed(PollResult::HttpStatus, other.status(), 0, other.to_string()),
+        })?;
     let status = resp.status().as_u16();
     let accepted = if target.accept_status.is_empty() {
         resp.status().is_success()

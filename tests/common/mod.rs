@@ -26,6 +26,8 @@ pub enum Reply {
     RedirectLoop,
     /// A body of N bytes streamed without Content-Length.
     Huge(usize),
+    /// Status (3xx) and Location.
+    Redirect(u16, String),
 }
 
 impl Reply {
@@ -105,6 +107,11 @@ async fn answer(
         Some(Reply::Huge(n)) => Response::builder()
             .status(200)
             .body(Full::new(Bytes::from(vec![b' '; n])))
+            .unwrap(),
+        Some(Reply::Redirect(status, location)) => Response::builder()
+            .status(status)
+            .header("location", location)
+            .body(Full::new(Bytes::new()))
             .unwrap(),
     }
 }
