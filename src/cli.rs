@@ -106,20 +106,19 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers at once (a signal that arrives
+/// before the returned future is first polled is still seen) and returns the
+/// future that completes on the first of them.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = int.recv() => tracing::info!("SIGINT received"),
-            }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
         }
-        _ => std::future::pending().await,
-    }
+    })
 }
 
 /// Entry point of the binary.
@@ -188,11 +187,13 @@ pub fn main() -> ExitCode {
                 watch: true,
             };
             let result: anyhow::Result<()> = rt.block_on(async move {
+                let shutdown = shutdown_signal()
+                    .map_err(|e| anyhow::anyhow!("cannot install signal handlers: {e}"))?;
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
                 tracing::info!(address = %listener.local_addr()?, config = %options.config_file.display(), version = crate::telemetry::VERSION, "remora listening");
-                app::run(config, options, listener, shutdown_signal()).await?;
+                app::run(config, options, listener, shutdown).await?;
                 Ok(())
             });
             match result {
