@@ -90,12 +90,24 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-async fn shutdown_signal() {
+/// Completes at SIGTERM or SIGINT. The handlers are installed at the call,
+/// not at the first poll, so a signal that comes early is not fatal.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
+    let signals = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) {
+    );
+    async move { wait_for(signals).await }
+}
+
+async fn wait_for(
+    signals: (
+        std::io::Result<tokio::signal::unix::Signal>,
+        std::io::Result<tokio::signal::unix::Signal>,
+    ),
+) {
+    match signals {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => tracing::info!("SIGTERM received"),
