@@ -599,7 +599,10 @@ pub async fn run(
     let _ = server_stop_tx.send(());
     let mut server = server;
     let drain = async {
-        if tokio::time::timeout_at(deadline, &mut server).await.is_err() {
+        if tokio::time::timeout_at(deadline, &mut server)
+            .await
+            .is_err()
+        {
             tracing::warn!("the server did not drain in time; closed");
             server.abort();
         }
@@ -743,7 +746,9 @@ mod tests {
         let targets: String = (0..5)
             .map(|i| format!("  - {{name: t{i}, url: 'http://{addr}/{i}', interval: 1h, timeout: 1h, metrics: [{{name: m, path: $.a}}]}}\n"))
             .collect();
-        let cfg = config(&format!("host: {{collectors: [load]}}\ntargets:\n{targets}"));
+        let cfg = config(&format!(
+            "host: {{collectors: [load]}}\ntargets:\n{targets}"
+        ));
         let store = Store::new();
         let ready = Arc::new(Readiness::default());
         let prepared = prepare(cfg, &roots).unwrap();

@@ -283,13 +283,13 @@ mod tests {
     fn dropping_a_slot_removes_it_and_stale_writers_cannot_publish() {
         let store = Store::new();
         let a = store.claim(target("a"));
-        let b = store.claim(vec![
-            SlotKey::Collector("cpu".into()),
-            SlotKey::OwnProcess,
-        ]);
+        let b = store.claim(vec![SlotKey::Collector("cpu".into()), SlotKey::OwnProcess]);
         let (wa, wb) = (a.writer(), b.writer());
         assert!(count_poll(&wa, "a"));
-        wb.write().unwrap().collectors.insert("cpu".into(), CollectorState::default());
+        wb.write()
+            .unwrap()
+            .collectors
+            .insert("cpu".into(), CollectorState::default());
         drop(a);
         drop(b);
         assert!(store.read().targets.is_empty());

@@ -97,7 +97,8 @@ fn eventually(mut attempt: impl FnMut() -> Result<(), String>) {
 /// Inside an [`eventually`] attempt: fails the attempt unless `cond` holds.
 macro_rules! check {
     ($cond:expr, $($msg:tt)+) => {
-        if !$cond {
+        let holds: bool = $cond;
+        if !holds {
             return Err(format!($($msg)+));
         }
     };
@@ -252,7 +253,11 @@ fn memory_matches_meminfo() {
             );
         }
         let limit = only(&fams, "system.memory.limit")?;
-        check!(limit == a["MemTotal"], "limit {limit} vs MemTotal {}", a["MemTotal"]);
+        check!(
+            limit == a["MemTotal"],
+            "limit {limit} vs MemTotal {}",
+            a["MemTotal"]
+        );
         let avail = only(&fams, "system.memory.linux.available")?;
         check!(
             within(avail, b["MemAvailable"], a["MemAvailable"], MIB),
@@ -584,7 +589,10 @@ fn status_kib(pid: u32, key: &str) -> Result<f64, String> {
         .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix(key).map(|r| r.trim_start_matches(':').trim()))
+        .find_map(|l| {
+            l.strip_prefix(key)
+                .map(|r| r.trim_start_matches(':').trim())
+        })
         .and_then(|r| r.split_whitespace().next())
         .and_then(|v| v.parse::<f64>().ok())
         .map(|v| v * 1024.0)
@@ -668,7 +676,10 @@ fn process_found_by_cmdline_and_gone_after_kill() {
         let threads = val(fam(&fams, "process.thread.count")?, &p)?;
         check!(threads == 1.0, "threads {threads}");
         let fds = val(fam(&fams, "process.unix.file_descriptor.count")?, &p)?;
-        check!(within(fds, fds_b, fds_a, 0.0), "fds {fds} vs [{fds_b}, {fds_a}]");
+        check!(
+            within(fds, fds_b, fds_a, 0.0),
+            "fds {fds} vs [{fds_b}, {fds_a}]"
+        );
         let up = val(fam(&fams, "process.uptime")?, &p)?;
         check!((0.0..60.0).contains(&up), "uptime {up}");
         let cpu = fam(&fams, "process.cpu.time")?;
@@ -701,7 +712,11 @@ fn self_process_matches_proc_self() {
         };
         // SAFETY: valid out-pointer.
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-        check!(max == lim.rlim_cur as f64, "max fds {max} vs {}", lim.rlim_cur);
+        check!(
+            max == lim.rlim_cur as f64,
+            "max fds {max} vs {}",
+            lim.rlim_cur
+        );
         let start = only(&fams, "process.start_time")?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

@@ -194,7 +194,9 @@ async fn post_reload_of_a_missing_unreadable_or_empty_file_fails() {
             std::fs::remove_file(p).unwrap();
             std::fs::create_dir(p).unwrap();
         }),
-        ("not UTF-8", |p| std::fs::write(p, b"targets: \xff\xfe\n").unwrap()),
+        ("not UTF-8", |p| {
+            std::fs::write(p, b"targets: \xff\xfe\n").unwrap()
+        }),
         ("empty", |p| std::fs::write(p, "").unwrap()),
         ("only comments", |p| {
             std::fs::write(p, "# all commented out\n\n   # targets:\n").unwrap()
@@ -217,9 +219,7 @@ async fn post_reload_of_a_missing_unreadable_or_empty_file_fails() {
         assert_eq!(s["last_reload"]["successful"], false, "{what}: {s}");
         assert!(s["last_reload"]["error"].is_string(), "{what}: {s}");
         // The old config keeps running: the target is still polled.
-        let m = r
-            .metrics_until(10, |m| successes(m, "app") > polls)
-            .await;
+        let m = r.metrics_until(10, |m| successes(m, "app") > polls).await;
         assert!(successes(&m, "app") > polls, "{what}: {m}");
         assert!(m.contains("app_value{target=\"app\"} 7"), "{what}: {m}");
         polls = successes(&m, "app");
@@ -236,7 +236,10 @@ async fn post_reload_of_a_missing_unreadable_or_empty_file_fails() {
             Some(1.0),
             "{what}"
         );
-        assert_eq!(status(&r).await["last_reload"]["error"], serde_json::Value::Null);
+        assert_eq!(
+            status(&r).await["last_reload"]["error"],
+            serde_json::Value::Null
+        );
         // A kept target keeps its counters across a reload.
         assert!(successes(&m, "app") >= polls, "{what}: counter reset: {m}");
     }
@@ -267,9 +270,7 @@ async fn truncated_file_fails_the_reload_and_restoring_it_clears_the_failure() {
     assert_eq!(s["last_reload"]["successful"], false, "{s}");
     let error = s["last_reload"]["error"].as_str().unwrap_or_default();
     assert!(error.contains("empty"), "{s}");
-    let m = r
-        .metrics_until(10, |m| successes(m, "app") > polls)
-        .await;
+    let m = r.metrics_until(10, |m| successes(m, "app") > polls).await;
     assert_eq!(
         sample(&m, "remora_config_last_reload_successful"),
         Some(0.0)
@@ -479,10 +480,17 @@ async fn target_removed_while_its_first_poll_hangs_never_comes_back() {
         .metrics_until(10, |m| successes(m, "app") >= polls + 2.0)
         .await;
     assert!(successes(&m, "app") >= polls + 2.0, "{m}");
-    assert!(!m.contains("target=\"gone\""), "the removed target is back: {m}");
+    assert!(
+        !m.contains("target=\"gone\""),
+        "the removed target is back: {m}"
+    );
     let s = status(&r).await;
     assert!(s["targets"].get("gone").is_none(), "{s}");
-    assert_eq!(gated.answered(), 0, "the removed target's poll was not cancelled");
+    assert_eq!(
+        gated.answered(),
+        0,
+        "the removed target's poll was not cancelled"
+    );
     r.stop().await;
 }
 
@@ -514,7 +522,10 @@ async fn reload_cancels_every_hanging_poll_of_removed_targets() {
         },
     )
     .await;
-    assert!(until(10, || gated.received() == 10).await, "polls not all in flight");
+    assert!(
+        until(10, || gated.received() == 10).await,
+        "polls not all in flight"
+    );
     std::fs::write(&r.config_path, &text).unwrap();
     let resp = reqwest::Client::new()
         .post(r.url("/-/reload"))
@@ -549,7 +560,10 @@ async fn shutdown_cancels_every_hanging_first_poll() {
         },
     )
     .await;
-    assert!(until(10, || gated.received() == 10).await, "polls not all in flight");
+    assert!(
+        until(10, || gated.received() == 10).await,
+        "polls not all in flight"
+    );
     r.stop().await;
     assert!(
         until(5, || gated.abandoned() == 10).await,
