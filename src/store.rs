@@ -4,6 +4,13 @@
 //! Each write bumps a generation number; the render cache re-renders only when
 //! it changed. Counters here are cumulative over the life of the process and
 //! survive reloads, so Prometheus sees no resets when the config changes.
+//!
+//! Every running source owns its part of the store through a [`Slot`]: only
+//! the current owner can publish (a [`SlotWriter`] checks the owner under the
+//! write lock), and dropping the slot removes what it owned. A source kept
+//! across a reload is claimed again by its new poller: its state (and its
+//! counters) stays, only the ownership moves, and the old slot's drop leaves
+//! it alone.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,6 +108,34 @@ pub struct Inner {
     /// remora's own `process_*` families.
     pub own_process: Arc<Vec<Family>>,
     pub reload: ReloadState,
+    /// The current owner of each claimed part of the store.
+    owners: BTreeMap<SlotKey, u64>,
+}
+
+impl Inner {
+    /// Forgets what `key` holds (the counters of a removed target included).
+    fn remove(&mut self, key: &SlotKey) {
+        match key {
+            SlotKey::Target(name) => {
+                self.targets.remove(name);
+            }
+            SlotKey::Collector(name) => {
+                self.collectors.remove(name);
+            }
+            SlotKey::OwnProcess => self.own_process = Arc::new(Vec::new()),
+        }
+    }
+}
+
+/// A part of the store that one source writes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SlotKey {
+    /// A target's state, by name.
+    Target(String),
+    /// A host collector's state, by name.
+    Collector(String),
+    /// remora's own `process_*` families.
+    OwnProcess,
 }
 
 /// The shared state.
@@ -108,6 +143,56 @@ pub struct Inner {
 pub struct Store {
     inner: RwLock<Inner>,
     generation: AtomicU64,
+    next_owner: AtomicU64,
+}
+
+/// Ownership of some keys of the store by one running source. Dropping it
+/// removes every key it still owns; keys claimed since by another slot are
+/// left alone.
+#[derive(Debug)]
+pub struct Slot {
+    writer: SlotWriter,
+}
+
+/// What a source publishes through: writes only while its [`Slot`] still
+/// owns every one of its keys.
+#[derive(Debug, Clone)]
+pub struct SlotWriter {
+    store: Arc<Store>,
+    keys: Arc<[SlotKey]>,
+    owner: u64,
+}
+
+impl Slot {
+    /// The writer handed to the source's task.
+    pub fn writer(&self) -> SlotWriter {
+        self.writer.clone()
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let w = &self.writer;
+        let mut inner = w.store.write();
+        for key in w.keys.iter() {
+            if inner.owners.get(key) == Some(&w.owner) {
+                inner.owners.remove(key);
+                inner.remove(key);
+            }
+        }
+    }
+}
+
+impl SlotWriter {
+    /// Write access, or None once the slot was dropped or its keys claimed
+    /// by another slot (the check and the write happen under one lock).
+    pub fn write(&self) -> Option<RwLockWriteGuard<'_, Inner>> {
+        let inner = self.store.write();
+        self.keys
+            .iter()
+            .all(|k| inner.owners.get(k) == Some(&self.owner))
+            .then_some(inner)
+    }
 }
 
 impl Store {
@@ -138,11 +223,23 @@ impl Store {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    /// Keeps only the targets and collectors named, dropping state of removed ones.
-    pub fn retain_sources(&self, targets: &[String], collectors: &[String]) {
+    /// Claims `keys` for a new source: what they hold stays (a target kept
+    /// across a reload keeps its counters), earlier owners can no longer
+    /// publish to them, and their slots' drop no longer removes them.
+    pub fn claim(self: &Arc<Self>, keys: Vec<SlotKey>) -> Slot {
+        let owner = self.next_owner.fetch_add(1, Ordering::Relaxed) + 1;
         let mut inner = self.write();
-        inner.targets.retain(|k, _| targets.contains(k));
-        inner.collectors.retain(|k, _| collectors.contains(k));
+        for key in &keys {
+            inner.owners.insert(key.clone(), owner);
+        }
+        drop(inner);
+        Slot {
+            writer: SlotWriter {
+                store: self.clone(),
+                keys: keys.into(),
+                owner,
+            },
+        }
     }
 }
 
@@ -172,18 +269,52 @@ mod tests {
         assert_eq!(store.generation(), g1);
     }
 
+    fn target(name: &str) -> Vec<SlotKey> {
+        vec![SlotKey::Target(name.into())]
+    }
+
+    fn count_poll(w: &SlotWriter, name: &str) -> bool {
+        let Some(mut inner) = w.write() else {
+            return false;
+        };
+        let state = inner.targets.entry(name.into()).or_default();
+        *state.polls.entry(PollResult::Success).or_default() += 1;
+        true
+    }
+
     #[test]
-    fn retain_drops_removed_sources() {
+    fn dropping_a_slot_removes_it_and_stale_writers_cannot_publish() {
         let store = Store::new();
-        {
-            let mut w = store.write();
-            w.targets.insert("a".into(), TargetState::default());
-            w.targets.insert("b".into(), TargetState::default());
-            w.collectors.insert("cpu".into(), CollectorState::default());
-        }
-        store.retain_sources(&["b".into()], &[]);
-        let r = store.read();
-        assert_eq!(r.targets.keys().collect::<Vec<_>>(), ["b"]);
-        assert!(r.collectors.is_empty());
+        let a = store.claim(target("a"));
+        let b = store.claim(vec![SlotKey::Collector("cpu".into()), SlotKey::OwnProcess]);
+        let (wa, wb) = (a.writer(), b.writer());
+        assert!(count_poll(&wa, "a"));
+        wb.write()
+            .unwrap()
+            .collectors
+            .insert("cpu".into(), CollectorState::default());
+        drop(a);
+        drop(b);
+        assert!(store.read().targets.is_empty());
+        assert!(store.read().collectors.is_empty());
+        assert!(!count_poll(&wa, "a"), "published through a dropped slot");
+        assert!(wb.write().is_none());
+        assert!(store.read().targets.is_empty());
+    }
+
+    #[test]
+    fn a_claimed_again_slot_keeps_its_counters_and_only_the_new_owner_writes() {
+        let store = Store::new();
+        let old = store.claim(target("a"));
+        let w_old = old.writer();
+        assert!(count_poll(&w_old, "a"));
+        let new = store.claim(target("a"));
+        assert!(!count_poll(&w_old, "a"), "the old owner still publishes");
+        drop(old);
+        assert!(count_poll(&new.writer(), "a"));
+        let polls = store.read().targets["a"].polls[&PollResult::Success];
+        assert_eq!(polls, 2, "counters survive the change of owner");
+        drop(new);
+        assert!(store.read().targets.is_empty());
     }
 }

@@ -3,13 +3,14 @@
 //!
 //! Counters are bracketed exactly (kernel value read before <= reported <=
 //! kernel value read after). Gauges are bracketed the same way with a small
-//! slack, and retried a few times when the machine is busy.
+//! slack, and retried while the machine is busy: a check inside [`eventually`]
+//! fails by returning an error, never by panicking, so every check is retried.
 
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use regex::Regex;
 use remora::config::{CollectorName, HostConfig, ProcessMatcher};
@@ -74,17 +75,64 @@ fn within(v: f64, a: f64, b: f64, slack: f64) -> bool {
     v >= a.min(b) - slack && v <= a.max(b) + slack
 }
 
-/// Runs `attempt` up to 5 times; it returns None on success or a message.
-fn eventually(mut attempt: impl FnMut() -> Option<String>) {
-    let mut last = String::new();
-    for _ in 0..5 {
-        match attempt() {
-            None => return,
-            Some(m) => last = m,
+/// Runs `attempt` until it returns Ok, for at least 5 tries and 10 s; then
+/// panics with the last failure. `attempt` reports a failed check as an Err
+/// (see [`check!`]), so every check is retried, none panics halfway.
+fn eventually(mut attempt: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut tries = 0;
+    loop {
+        let err = match attempt() {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        tries += 1;
+        if tries >= 5 && Instant::now() >= deadline {
+            panic!("still failing after {tries} tries: {err}");
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    panic!("{last}");
+}
+
+/// Inside an [`eventually`] attempt: fails the attempt unless `cond` holds.
+macro_rules! check {
+    ($cond:expr, $($msg:tt)+) => {
+        let holds: bool = $cond;
+        if !holds {
+            return Err(format!($($msg)+));
+        }
+    };
+}
+
+/// [`family`] for an attempt.
+fn fam<'a>(fams: &'a [Family], name: &str) -> Result<&'a Family, String> {
+    maybe_family(fams, name).ok_or_else(|| format!("no family {name}"))
+}
+
+/// [`value`] for an attempt.
+fn val(f: &Family, attrs: &[(&str, &str)]) -> Result<f64, String> {
+    value(f, attrs).ok_or_else(|| format!("no {} series with {attrs:?}", f.name))
+}
+
+/// The value of a family's only series, for an attempt.
+fn only(fams: &[Family], name: &str) -> Result<f64, String> {
+    fam(fams, name)?
+        .series
+        .first()
+        .map(|s| s.value)
+        .ok_or_else(|| format!("{name} has no series"))
+}
+
+/// [`poll_one`] for an attempt.
+fn try_poll_one(h: &mut HostCollectors, collector: &str) -> Result<Vec<Family>, String> {
+    let r = h
+        .poll()
+        .into_iter()
+        .find(|r| r.collector == collector)
+        .ok_or_else(|| format!("no report for {collector}"))?;
+    r.result
+        .map(|()| r.families)
+        .map_err(|e| format!("collector {collector} failed: {e}"))
 }
 
 fn clk_tck() -> f64 {
@@ -184,9 +232,9 @@ fn memory_matches_meminfo() {
     let mut h = HostCollectors::new(&config(vec![CollectorName::Memory]), Roots::default());
     eventually(|| {
         let b = meminfo();
-        let fams = poll_one(&mut h, "memory");
+        let fams = try_poll_one(&mut h, "memory")?;
         let a = meminfo();
-        let usage = family(&fams, "system.memory.usage");
+        let usage = fam(&fams, "system.memory.usage")?;
         let checks = [
             (
                 "used",
@@ -198,33 +246,40 @@ fn memory_matches_meminfo() {
             ("cached", b["Cached"], a["Cached"]),
         ];
         for (state, vb, va) in checks {
-            let got = value(usage, &[("system.memory.state", state)]).unwrap();
-            if !within(got, vb, va, MIB) {
-                return Some(format!(
-                    "memory {state}: {got} not within [{vb}, {va}] +- 1 MiB"
-                ));
-            }
+            let got = val(usage, &[("system.memory.state", state)])?;
+            check!(
+                within(got, vb, va, MIB),
+                "memory {state}: {got} not within [{vb}, {va}] +- 1 MiB"
+            );
         }
-        assert_eq!(
-            family(&fams, "system.memory.limit").series[0].value,
+        let limit = only(&fams, "system.memory.limit")?;
+        check!(
+            limit == a["MemTotal"],
+            "limit {limit} vs MemTotal {}",
             a["MemTotal"]
         );
-        let avail = family(&fams, "system.memory.linux.available").series[0].value;
-        if !within(avail, b["MemAvailable"], a["MemAvailable"], MIB) {
-            return Some(format!("available {avail}"));
-        }
-        let util = family(&fams, "system.memory.utilization");
-        let used = value(usage, &[("system.memory.state", "used")]).unwrap();
-        let u = value(util, &[("system.memory.state", "used")]).unwrap();
-        assert!((u - used / a["MemTotal"]).abs() < 1e-12);
-        let paging = family(&fams, "system.paging.usage");
-        let free = value(paging, &[("system.paging.state", "free")]).unwrap();
-        let pused = value(paging, &[("system.paging.state", "used")]).unwrap();
-        assert_eq!(free + pused, a["SwapTotal"]);
-        if !within(free, b["SwapFree"], a["SwapFree"], MIB) {
-            return Some(format!("swap free {free}"));
-        }
-        None
+        let avail = only(&fams, "system.memory.linux.available")?;
+        check!(
+            within(avail, b["MemAvailable"], a["MemAvailable"], MIB),
+            "available {avail}"
+        );
+        let util = fam(&fams, "system.memory.utilization")?;
+        let used = val(usage, &[("system.memory.state", "used")])?;
+        let u = val(util, &[("system.memory.state", "used")])?;
+        check!((u - used / a["MemTotal"]).abs() < 1e-12, "utilization {u}");
+        let paging = fam(&fams, "system.paging.usage")?;
+        let free = val(paging, &[("system.paging.state", "free")])?;
+        let pused = val(paging, &[("system.paging.state", "used")])?;
+        check!(
+            free + pused == a["SwapTotal"],
+            "swap {free} + {pused} vs SwapTotal {}",
+            a["SwapTotal"]
+        );
+        check!(
+            within(free, b["SwapFree"], a["SwapFree"], MIB),
+            "swap free {free}"
+        );
+        Ok(())
     });
 }
 
@@ -253,14 +308,17 @@ fn load_and_uptime_match_proc() {
         let (la, ua) = (loadavg(), uptime());
         let fams: Vec<Family> = reports.into_iter().flat_map(|r| r.families).collect();
         for (i, n) in ["1m", "5m", "15m"].iter().enumerate() {
-            let got = family(&fams, &format!("system.cpu.load_average.{n}")).series[0].value;
-            if !within(got, lb[i], la[i], 0.0) {
-                return Some(format!("load {n}: {got} not in [{}, {}]", lb[i], la[i]));
-            }
+            let got = only(&fams, &format!("system.cpu.load_average.{n}"))?;
+            check!(
+                within(got, lb[i], la[i], 0.0),
+                "load {n}: {got} not in [{}, {}]",
+                lb[i],
+                la[i]
+            );
         }
-        let up = family(&fams, "system.uptime").series[0].value;
-        assert!(ub <= up && up <= ua, "uptime {up} not in [{ub}, {ua}]");
-        None
+        let up = only(&fams, "system.uptime")?;
+        check!(ub <= up && up <= ua, "uptime {up} not in [{ub}, {ua}]");
+        Ok(())
     });
 }
 
@@ -289,9 +347,9 @@ fn filesystem_matches_statvfs() {
     let cfg = config(vec![CollectorName::Filesystem]);
     let mut h = HostCollectors::new(&cfg, Roots::default());
     eventually(|| {
-        let fams = poll_one(&mut h, "filesystem");
-        let usage = family(&fams, "system.filesystem.usage");
-        let util = family(&fams, "system.filesystem.utilization");
+        let fams = try_poll_one(&mut h, "filesystem")?;
+        let usage = fam(&fams, "system.filesystem.usage")?;
+        let util = fam(&fams, "system.filesystem.utilization")?;
         let mut mps: Vec<String> = usage
             .series
             .iter()
@@ -306,32 +364,30 @@ fn filesystem_matches_statvfs() {
             })
             .collect();
         mps.dedup();
-        assert!(mps.iter().any(|m| m == "/"), "/ not reported: {mps:?}");
+        check!(mps.iter().any(|m| m == "/"), "/ not reported: {mps:?}");
         for mp in &mps {
-            assert!(
+            check!(
                 !cfg.mount_points_exclude.is_match(mp),
                 "{mp} should be excluded"
             );
             let s = statvfs(mp);
             let a = [("used", s.0), ("free", s.1), ("reserved", s.2)];
             for (state, want) in a {
-                let got = value(
+                let got = val(
                     usage,
                     &[
                         ("system.filesystem.mountpoint", mp),
                         ("system.filesystem.state", state),
                     ],
-                )
-                .unwrap();
-                if (got - want).abs() > MIB {
-                    return Some(format!("{mp} {state}: {got} vs statvfs {want}"));
-                }
+                )?;
+                check!(
+                    (got - want).abs() <= MIB,
+                    "{mp} {state}: {got} vs statvfs {want}"
+                );
             }
-            let u = value(util, &[("system.filesystem.mountpoint", mp)]).unwrap();
+            let u = val(util, &[("system.filesystem.mountpoint", mp)])?;
             let want = s.0 / (s.0 + s.1);
-            if (u - want).abs() > 1e-3 {
-                return Some(format!("{mp} utilization {u} vs {want}"));
-            }
+            check!((u - want).abs() <= 1e-3, "{mp} utilization {u} vs {want}");
         }
         for s in &usage.series {
             let t = s
@@ -339,9 +395,13 @@ fn filesystem_matches_statvfs() {
                 .iter()
                 .find(|kv| kv.key.as_str() == "system.filesystem.type")
                 .unwrap();
-            assert!(!cfg.fs_types_exclude.is_match(&t.value.as_str()));
+            check!(
+                !cfg.fs_types_exclude.is_match(&t.value.as_str()),
+                "{} should be excluded",
+                t.value
+            );
         }
-        None
+        Ok(())
     });
 }
 
@@ -487,27 +547,29 @@ fn container_matches_cgroup_files() {
     let mut h = HostCollectors::new(&config(vec![CollectorName::Container]), Roots::default());
     eventually(|| {
         let (cb, mb) = (cpu(), mem());
-        let fams = poll_one(&mut h, "container");
+        let fams = try_poll_one(&mut h, "container")?;
         let (ca, ma) = (cpu(), mem());
-        let got_cpu = family(&fams, "container.cpu.time").series[0].value;
-        assert!(
+        let got_cpu = only(&fams, "container.cpu.time")?;
+        check!(
             cb <= got_cpu + 1e-9 && got_cpu <= ca + 1e-9,
             "cpu {got_cpu} not in [{cb}, {ca}]"
         );
-        let got_mem = family(&fams, "container.memory.usage").series[0].value;
-        if !within(got_mem, mb, ma, MIB) {
-            return Some(format!(
-                "memory usage {got_mem} not within [{mb}, {ma}] +- 1 MiB"
-            ));
-        }
-        let ws = family(&fams, "container.memory.working_set").series[0].value;
-        assert!(ws <= got_mem);
-        match (limit, maybe_family(&fams, "container.memory.limit")) {
-            (Some(l), Some(f)) => assert_eq!(f.series[0].value, l),
-            (None, None) => {}
-            (l, f) => panic!("memory limit {l:?} vs reported {f:?}"),
-        }
-        None
+        let got_mem = only(&fams, "container.memory.usage")?;
+        check!(
+            within(got_mem, mb, ma, MIB),
+            "memory usage {got_mem} not within [{mb}, {ma}] +- 1 MiB"
+        );
+        let ws = only(&fams, "container.memory.working_set")?;
+        check!(ws <= got_mem, "working set {ws} > usage {got_mem}");
+        let reported = match maybe_family(&fams, "container.memory.limit") {
+            Some(_) => Some(only(&fams, "container.memory.limit")?),
+            None => None,
+        };
+        check!(
+            reported == limit,
+            "memory limit {limit:?} vs reported {reported:?}"
+        );
+        Ok(())
     });
 }
 
@@ -521,8 +583,11 @@ impl Drop for Child {
     }
 }
 
-fn status_kib(pid: u32, key: &str) -> f64 {
-    read(format!("/proc/{pid}/status"))
+/// A `kB` field of `/proc/PID/status`, in bytes.
+fn status_kib(pid: u32, key: &str) -> Result<f64, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    status
         .lines()
         .find_map(|l| {
             l.strip_prefix(key)
@@ -530,8 +595,14 @@ fn status_kib(pid: u32, key: &str) -> f64 {
         })
         .and_then(|r| r.split_whitespace().next())
         .and_then(|v| v.parse::<f64>().ok())
-        .unwrap()
-        * 1024.0
+        .map(|v| v * 1024.0)
+        .ok_or_else(|| format!("no {key} in /proc/{pid}/status"))
+}
+
+/// The state letter of `/proc/PID/stat` (`S` for a process asleep).
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 #[test]
@@ -584,32 +655,38 @@ fn process_found_by_cmdline_and_gone_after_kill() {
     let p = [("process_name", "sleeper")];
     assert_eq!(value(family(&fams, "process.count"), &p), Some(1.0));
 
-    // sleep's memory is stable once it runs: compare with a fresh poll bracketed by status reads.
+    // The child has exec'd, but the dynamic loader may still be mapping
+    // libraries (VmSize and VmRSS move): compare once it sleeps, with a
+    // fresh poll bracketed by status reads that agree with each other.
     eventually(|| {
-        let rb = status_kib(pid, "VmRSS");
-        let fams = poll_one(&mut h, "process");
-        let ra = status_kib(pid, "VmRSS");
-        let rss = value(family(&fams, "process.memory.usage"), &p).unwrap();
-        if !within(rss, rb, ra, 0.0) {
-            return Some(format!("rss {rss} vs VmRSS [{rb}, {ra}]"));
-        }
-        let vsz = value(family(&fams, "process.memory.virtual"), &p).unwrap();
-        assert_eq!(vsz, status_kib(pid, "VmSize"));
-        assert_eq!(value(family(&fams, "process.thread.count"), &p), Some(1.0));
-        let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .unwrap()
+        check!(proc_state(pid) == Some('S'), "child not asleep yet");
+        let (rb, vb) = (status_kib(pid, "VmRSS")?, status_kib(pid, "VmSize")?);
+        let fds_b = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map_err(|e| e.to_string())?
             .count() as f64;
-        assert_eq!(
-            value(family(&fams, "process.unix.file_descriptor.count"), &p),
-            Some(fds)
+        let fams = try_poll_one(&mut h, "process")?;
+        let (ra, va) = (status_kib(pid, "VmRSS")?, status_kib(pid, "VmSize")?);
+        let fds_a = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map_err(|e| e.to_string())?
+            .count() as f64;
+        let rss = val(fam(&fams, "process.memory.usage")?, &p)?;
+        check!(within(rss, rb, ra, 0.0), "rss {rss} vs VmRSS [{rb}, {ra}]");
+        let vsz = val(fam(&fams, "process.memory.virtual")?, &p)?;
+        check!(within(vsz, vb, va, 0.0), "vsz {vsz} vs VmSize [{vb}, {va}]");
+        let threads = val(fam(&fams, "process.thread.count")?, &p)?;
+        check!(threads == 1.0, "threads {threads}");
+        let fds = val(fam(&fams, "process.unix.file_descriptor.count")?, &p)?;
+        check!(
+            within(fds, fds_b, fds_a, 0.0),
+            "fds {fds} vs [{fds_b}, {fds_a}]"
         );
-        let up = value(family(&fams, "process.uptime"), &p).unwrap();
-        assert!((0.0..60.0).contains(&up), "uptime {up}");
-        let cpu = family(&fams, "process.cpu.time");
-        let user = value(cpu, &[("process_name", "sleeper"), ("cpu.mode", "user")]).unwrap();
-        let sys = value(cpu, &[("process_name", "sleeper"), ("cpu.mode", "system")]).unwrap();
-        assert!((0.0..1.0).contains(&(user + sys)));
-        None
+        let up = val(fam(&fams, "process.uptime")?, &p)?;
+        check!((0.0..60.0).contains(&up), "uptime {up}");
+        let cpu = fam(&fams, "process.cpu.time")?;
+        let user = val(cpu, &[("process_name", "sleeper"), ("cpu.mode", "user")])?;
+        let sys = val(cpu, &[("process_name", "sleeper"), ("cpu.mode", "system")])?;
+        check!((0.0..1.0).contains(&(user + sys)), "cpu {user} + {sys}");
+        Ok(())
     });
 
     drop(child);
@@ -623,32 +700,35 @@ fn process_found_by_cmdline_and_gone_after_kill() {
 fn self_process_matches_proc_self() {
     let pid = std::process::id();
     eventually(|| {
-        let rb = status_kib(pid, "VmRSS");
-        let fams = host::self_process_families(Path::new("/proc")).unwrap();
-        let ra = status_kib(pid, "VmRSS");
-        let rss = family(&fams, "process.resident_memory").series[0].value;
-        if !within(rss, rb, ra, MIB) {
-            return Some(format!("rss {rss} vs VmRSS [{rb}, {ra}]"));
-        }
-        let max = family(&fams, "process.max_fds").series[0].value;
+        let rb = status_kib(pid, "VmRSS")?;
+        let fams = host::self_process_families(Path::new("/proc")).map_err(|e| e.to_string())?;
+        let ra = status_kib(pid, "VmRSS")?;
+        let rss = only(&fams, "process.resident_memory")?;
+        check!(within(rss, rb, ra, MIB), "rss {rss} vs VmRSS [{rb}, {ra}]");
+        let max = only(&fams, "process.max_fds")?;
         let mut lim = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
         };
         // SAFETY: valid out-pointer.
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
-        assert_eq!(max, lim.rlim_cur as f64);
-        let start = family(&fams, "process.start_time").series[0].value;
+        check!(
+            max == lim.rlim_cur as f64,
+            "max fds {max} vs {}",
+            lim.rlim_cur
+        );
+        let start = only(&fams, "process.start_time")?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs_f64();
-        assert!(
+        check!(
             start <= now + 1.0 && start > now - 3600.0,
             "start {start} now {now}"
         );
-        assert!(family(&fams, "process.open_fds").series[0].value >= 3.0);
-        None
+        let fds = only(&fams, "process.open_fds")?;
+        check!(fds >= 3.0, "open fds {fds}");
+        Ok(())
     });
 }
 

@@ -42,6 +42,8 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path}: the config file is empty (expected a mapping, e.g. `targets:`)")]
+    Empty { path: String },
     #[error("{}", join_errors(.0))]
     Invalid(Vec<ConfigError>),
 }
@@ -68,7 +70,20 @@ pub fn load_file(path: &Path, env: Env<'_>) -> Result<Config, LoadError> {
         path: path.display().to_string(),
         source,
     })?;
-    parse_str(&text, path, env).map_err(LoadError::Invalid)
+    load_text(&text, path, env)
+}
+
+/// Validates the text of the config file `path`; a file with nothing but
+/// blank lines, comments and document markers is an error (a truncated or
+/// half-written file must not become an empty config).
+pub fn load_text(text: &str, path: &Path, env: Env<'_>) -> Result<Config, LoadError> {
+    let blank = |l: &str| l.is_empty() || l.starts_with('#') || l == "---" || l == "...";
+    if text.lines().map(str::trim).all(blank) {
+        return Err(LoadError::Empty {
+            path: path.display().to_string(),
+        });
+    }
+    parse_str(text, path, env).map_err(LoadError::Invalid)
 }
 
 /// Validates config text; `path` is used in messages and kept in the result.

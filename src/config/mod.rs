@@ -12,5 +12,5 @@ pub mod yaml;
 #[cfg(test)]
 mod tests;
 
-pub use load::{load_file, parse_str, process_env, ConfigError, LoadError};
+pub use load::{load_file, load_text, parse_str, process_env, ConfigError, LoadError};
 pub use types::*;

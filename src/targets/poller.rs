@@ -1,5 +1,5 @@
 //! One poll loop per target: fetch with the target's timeout, auth and body
-//! limit, parse once, extract, and publish the result to the [`Store`].
+//! limit, parse once, extract, and publish the result to the [`Store`](crate::store::Store).
 //!
 //! Polls of one target never overlap (the loop awaits each poll before the
 //! next tick); a scrape only ever reads what the last poll published.
@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use crate::config::{Format, Method, Target};
 use crate::model::Family;
-use crate::store::{unix_now, PollResult, Store};
+use crate::store::{unix_now, PollResult, SlotWriter};
 use crate::targets::{extract, prom};
 
 /// Documents larger than this are parsed and extracted on the blocking pool.
@@ -324,9 +324,14 @@ pub async fn poll_once(p: &Arc<Poller>, ctx: &PollContext) -> Outcome {
     outcome
 }
 
-/// Publishes a poll's outcome; logs only when the target goes down or recovers.
-pub fn publish(store: &Store, target: &Target, outcome: Outcome) {
-    let mut inner = store.write();
+/// Publishes a poll's outcome through the target's slot; logs only when the
+/// target goes down or recovers. Returns false (and publishes nothing) when
+/// the slot is no longer the target's owner: the target was removed or
+/// handed to a newer poller by a reload.
+pub fn publish(slot: &SlotWriter, target: &Target, outcome: Outcome) -> bool {
+    let Some(mut inner) = slot.write() else {
+        return false;
+    };
     let state = inner.targets.entry(target.name.clone()).or_default();
     let was_up = state.up;
     let first = !state.polled;
@@ -361,6 +366,7 @@ pub fn publish(store: &Store, target: &Target, outcome: Outcome) {
         }
         state.last_error = Some(error);
     }
+    true
 }
 
 /// The URL as shown on `/` and `/-/status`: no user info.
@@ -380,30 +386,37 @@ fn jitter(name: &str, interval: Duration) -> Duration {
     Duration::from_millis(hash % span)
 }
 
-/// Polls `target` until `shutdown` changes; the first poll starts at once and
-/// calls `first_done` when finished (the readiness latch counts these).
+/// Polls `target` through `slot` until `shutdown` changes (or its sender is
+/// gone); the first poll starts at once and calls `first_done` when finished
+/// (the readiness latch counts these). Every poll, the first one included,
+/// is given up as soon as `shutdown` changes.
 pub async fn run(
     p: Arc<Poller>,
     ctx: PollContext,
-    store: Arc<Store>,
+    slot: SlotWriter,
     first_done: impl FnOnce(),
     mut shutdown: watch::Receiver<bool>,
 ) {
     let target = p.target.clone();
-    let outcome = poll_once(&p, &ctx).await;
-    publish(&store, &target, outcome);
-    first_done();
     let start =
         tokio::time::Instant::now() + target.interval + jitter(&target.name, target.interval);
     let mut ticks = tokio::time::interval_at(start, target.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first_done = Some(first_done);
     loop {
         tokio::select! {
-            _ = ticks.tick() => {}
+            outcome = poll_once(&p, &ctx) => {
+                if !publish(&slot, &target, outcome) {
+                    return;
+                }
+            }
             _ = shutdown.changed() => return,
         }
+        if let Some(done) = first_done.take() {
+            done();
+        }
         tokio::select! {
-            outcome = poll_once(&p, &ctx) => publish(&store, &target, outcome),
+            _ = ticks.tick() => {}
             _ = shutdown.changed() => return,
         }
     }
