@@ -78,6 +78,8 @@ pub struct Options {
     pub roots: Roots,
     /// Watch the config file's directory for changes.
     pub watch: bool,
+    /// `--web.max-connections`.
+    pub max_connections: usize,
 }
 
 /// Everything a config needs, built but not started.
@@ -425,7 +427,7 @@ pub async fn run(
     let (prepared, pipeline) = build(config, &options.roots, &store).map_err(AppError::Prepare)?;
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {
-        renderer: Renderer::new(store.clone(), pipeline),
+        renderer: Renderer::start(store.clone(), pipeline),
         store: store.clone(),
         ready: ready.clone(),
         config: ArcSwap::new(prepared.config.clone()),
@@ -434,6 +436,10 @@ pub async fn run(
         lifecycle: options.lifecycle,
         reload: reload_tx,
         web,
+        limits: server::ServeLimits {
+            max_connections: options.max_connections,
+            ..Default::default()
+        },
     });
     let sources = Sources::launch(prepared, &options.roots, &store, &ready);
 
@@ -482,6 +488,7 @@ pub async fn run(
     if let Some(s) = sup.sources.take() {
         s.stop().await;
     }
+    sup.state.renderer.stop();
     Ok(())
 }
 
@@ -509,6 +516,5 @@ pub async fn once(config: Config, roots: Roots) -> Result<(Vec<u8>, bool), AppEr
             poller::publish(&store, &target, outcome);
         }
     }
-    let renderer = Renderer::new(store, pipeline);
-    Ok((renderer.render_now()?, ok))
+    Ok((crate::render::render_once(&pipeline, &store)?, ok))
 }
