@@ -386,8 +386,8 @@ struct Slot {
 struct Conns {
     max: usize,
     open: Mutex<BTreeMap<u64, (Arc<Slot>, Option<AbortHandle>)>>,
-    /// Signalled whenever a connection closes.
-    closed: Notify,
+    /// Signalled whenever a connection closes or finishes a request.
+    changed: Notify,
 }
 
 /// Removes its connection from [`Conns`] when the connection's task ends.
@@ -399,7 +399,7 @@ struct SlotGuard {
 impl Drop for SlotGuard {
     fn drop(&mut self) {
         self.conns.lock().remove(&self.id);
-        self.conns.closed.notify_one();
+        self.conns.changed.notify_one();
     }
 }
 
@@ -445,7 +445,7 @@ impl Conns {
                     }
                 }
             }
-            self.closed.notified().await;
+            self.changed.notified().await;
         }
     }
 
@@ -472,7 +472,7 @@ impl Conns {
     /// Waits until every connection closed.
     async fn drained(&self) {
         while !self.lock().is_empty() {
-            self.closed.notified().await;
+            self.changed.notified().await;
         }
     }
 
@@ -528,21 +528,23 @@ async fn connection(
     guard: SlotGuard,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    // Dropped when this future ends or its task is aborted: frees the slot.
-    let _guard = guard;
     let handshake_timeout = state.limits.header_read_timeout;
     let service = {
-        let slot = slot.clone();
+        let (slot, conns) = (slot.clone(), guard.conns.clone());
         hyper::service::service_fn(move |req| {
-            let (state, slot) = (state.clone(), slot.clone());
+            let (state, slot, conns) = (state.clone(), slot.clone(), conns.clone());
             async move {
                 slot.state.store(BUSY, Ordering::Release);
                 let resp = handle(state, req).await;
                 slot.state.store(KEPT, Ordering::Release);
+                // A client waiting for room may now take this connection's.
+                conns.changed.notify_one();
                 resp
             }
         })
     };
+    // Dropped when this future ends or its task is aborted: frees the slot.
+    let _guard = guard;
     match tls {
         None => {
             let conn = http.serve_connection(TokioIo::new(stream), service);
@@ -587,7 +589,7 @@ pub async fn serve(
     let conns = Arc::new(Conns {
         max: state.limits.max_connections.max(1),
         open: Mutex::new(BTreeMap::new()),
-        closed: Notify::new(),
+        changed: Notify::new(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let tls = state.web.tls.clone().map(tokio_rustls::TlsAcceptor::from);
