@@ -190,11 +190,7 @@ impl Renderer {
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::Release);
         self.shared.store.notify_change();
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(t) = thread {
             let _ = t.join();
         }
@@ -254,7 +250,10 @@ mod tests {
             if latest.as_ref().as_ref().unwrap().generation >= generation {
                 return latest;
             }
-            assert!(Instant::now() < deadline, "generation {generation} never rendered");
+            assert!(
+                Instant::now() < deadline,
+                "generation {generation} never rendered"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }

@@ -5,10 +5,10 @@
 //! port 0. On shutdown it stops accepting, lets in-flight requests finish for
 //! at most 5 seconds, and returns.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::future::Future;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
