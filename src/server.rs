@@ -382,10 +382,13 @@ struct Slot {
     evict: Notify,
 }
 
-/// The open connections, oldest first, and the cap on them.
+/// Open connections by id (oldest first), with their tasks' abort handles.
+type Open = BTreeMap<u64, (Arc<Slot>, Option<AbortHandle>)>;
+
+/// The open connections and the cap on them.
 struct Conns {
     max: usize,
-    open: Mutex<BTreeMap<u64, (Arc<Slot>, Option<AbortHandle>)>>,
+    open: Mutex<Open>,
     /// Signalled whenever a connection closes or finishes a request.
     changed: Notify,
 }
@@ -404,7 +407,7 @@ impl Drop for SlotGuard {
 }
 
 impl Conns {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, (Arc<Slot>, Option<AbortHandle>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
         self.open.lock().unwrap_or_else(|e| e.into_inner())
     }
 
