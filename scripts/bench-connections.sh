@@ -30,7 +30,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 pid=$!
 
 python3 - "$pid" "$port" "$CONNS" "$BURST" <<'EOF'
-import http.client, socket, sys, time
+import http.client, selectors, socket, sys, time
 
 pid, port, conns, burst = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 
@@ -77,16 +77,30 @@ report("before")
 socks, failed = [], 0
 start = time.time()
 while len(socks) + failed < conns:
+    # One burst: non-blocking connects all at once, then wait for them.
+    pending = []
     for _ in range(min(burst, conns - len(socks) - failed)):
         s = socket.socket()
-        s.settimeout(5)
-        try:
-            s.connect(("127.0.0.1", port))
-            s.setblocking(False)
-            socks.append(s)
-        except OSError:
-            failed += 1
-            s.close()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        pending.append(s)
+    sel = selectors.DefaultSelector()
+    for s in pending:
+        sel.register(s, selectors.EVENT_WRITE)
+    left, until = len(pending), time.time() + 10
+    while left and time.time() < until:
+        for key, _ in sel.select(timeout=max(0.0, until - time.time())):
+            sel.unregister(key.fileobj)
+            left -= 1
+            if key.fileobj.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0:
+                socks.append(key.fileobj)
+            else:
+                failed += 1
+                key.fileobj.close()
+    for key in list(sel.get_map().values()):
+        failed += 1
+        key.fileobj.close()
+    sel.close()
     time.sleep(0.1)
 opened = time.time() - start
 print(f"opened {len(socks)} idle connections in {opened:.2f} s ({failed} failed to connect)")

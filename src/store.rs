@@ -1,8 +1,8 @@
 //! The latest state of every source, shared between pollers (writers), the
 //! telemetry callbacks and the HTTP server (readers).
 //!
-//! Each write bumps a generation number; the render cache re-renders only when
-//! it changed. Counters here are cumulative over the life of the process and
+//! Each write bumps a generation number and wakes the render thread, which
+//! re-renders only when it changed. Counters here are cumulative over the life of the process and
 //! survive reloads, so Prometheus sees no resets when the config changes.
 
 use std::collections::BTreeMap;
