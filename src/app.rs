@@ -100,6 +100,8 @@ pub struct Options {
     pub roots: Roots,
     /// Watch the config file's directory for changes.
     pub watch: bool,
+    /// `--web.max-connections`.
+    pub max_connections: usize,
 }
 
 /// Everything a config needs, built but not started.
@@ -567,7 +569,7 @@ pub async fn run(
     let (prepared, pipeline) = build(config, &options.roots, &store).map_err(AppError::Prepare)?;
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {
-        renderer: Renderer::new(store.clone(), pipeline),
+        renderer: Renderer::start(store.clone(), pipeline),
         store: store.clone(),
         ready: ready.clone(),
         config: ArcSwap::new(prepared.config.clone()),
@@ -576,6 +578,10 @@ pub async fn run(
         lifecycle: options.lifecycle,
         reload: reload_tx,
         web,
+        limits: server::ServeLimits {
+            max_connections: options.max_connections,
+            ..Default::default()
+        },
     });
     let sources = Sources::launch(prepared, &options.roots, &store, &ready);
 
@@ -638,6 +644,7 @@ pub async fn run(
         }
     };
     tokio::join!(drain, sources);
+    sup.state.renderer.stop();
     Ok(())
 }
 
@@ -682,8 +689,7 @@ pub async fn once(config: Config, roots: Roots) -> Result<(Vec<u8>, bool), AppEr
             poller::publish(&writer, &target, outcome);
         }
     }
-    let renderer = Renderer::new(store, pipeline);
-    let text = renderer.render_now()?;
+    let text = crate::render::render_once(&pipeline, &store)?;
     drop(slot);
     Ok((text, ok))
 }

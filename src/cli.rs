@@ -38,6 +38,10 @@ struct Cli {
     /// Root file system the mount points are resolved under (filesystem collector).
     #[arg(long = "path.rootfs", default_value = "/", global = true)]
     rootfs: PathBuf,
+    /// Open connections at most; when full, the oldest one that never sent a
+    /// request is closed to admit a new one.
+    #[arg(long = "web.max-connections", default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS, value_parser = max_connections)]
+    max_connections: usize,
     /// Log level.
     #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"], global = true)]
     log_level: String,
@@ -54,6 +58,13 @@ enum Command {
     Check,
     /// Poll every source once, print the exposition, exit 1 if any source failed.
     Once,
+}
+
+fn max_connections(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err("expected a number of connections, at least 1".into()),
+    }
 }
 
 fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
@@ -185,6 +196,7 @@ pub fn main() -> ExitCode {
                 lifecycle: cli.lifecycle,
                 roots: Roots::new(&cli.procfs, &cli.sysfs, &cli.rootfs),
                 watch: true,
+                max_connections: cli.max_connections,
             };
             let result: anyhow::Result<()> = rt.block_on(async move {
                 let shutdown = shutdown_signal()

@@ -1,13 +1,19 @@
-//! The render cache: the exposition is rendered at most once per change of
-//! state and shared by every concurrent scrape; its gzip form is compressed
-//! once, on first demand.
+//! The render thread: the exposition is rendered once per change of state, on
+//! a thread of its own, and published for every scrape to share.
 //!
-//! Rendering (collecting the instruments, encoding, gzip) is CPU work and
-//! runs off the async threads. A scrape only ever waits for a render of the
-//! latest snapshot, never for a target.
+//! A dedicated `std::thread` sleeps until the store's generation changes (any
+//! write, or a pipeline swap after a reload; a burst of writes wakes it once),
+//! renders the text, compresses it with gzip once, and publishes both with a
+//! lock-free swap. A scrape only loads the latest complete render: it never
+//! renders, never waits for a render, and never touches the async workers'
+//! blocking pool, so nothing queued there (bcrypt checks, host collectors,
+//! large JSON bodies) can hold a scrape.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -15,38 +21,97 @@ use bytes::Bytes;
 use crate::store::Store;
 use crate::telemetry::{Pipeline, TelemetryError};
 
-/// One rendered exposition.
-#[derive(Debug)]
-pub struct Rendered {
-    pub generation: u64,
-    pub text: Bytes,
-    gzip: OnceLock<Bytes>,
+/// Why the latest render has no text.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot render metrics: {0}")]
+    Render(#[from] TelemetryError),
+    #[error("cannot compress metrics: {0}")]
+    Gzip(#[from] std::io::Error),
 }
 
-impl Rendered {
-    /// The gzip-compressed text, compressed once and shared.
-    pub fn gzip(&self) -> Bytes {
-        self.gzip
-            .get_or_init(|| {
-                let mut enc = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(self.text.len() / 4),
-                    flate2::Compression::fast(),
-                );
-                // Writing to a Vec cannot fail.
-                let _ = enc.write_all(&self.text);
-                Bytes::from(enc.finish().unwrap_or_default())
-            })
-            .clone()
+/// One rendered exposition, plain and gzip-compressed.
+#[derive(Debug)]
+pub struct Rendered {
+    /// The store generation this render includes (every write up to it).
+    pub generation: u64,
+    pub text: Bytes,
+    pub gzip: Bytes,
+}
+
+/// The latest render: the exposition, or why it could not be rendered.
+pub type Latest = Result<Rendered, RenderError>;
+
+struct Shared {
+    store: Arc<Store>,
+    pipeline: ArcSwap<Pipeline>,
+    latest: ArcSwap<Latest>,
+    /// The generation of the latest published render, for the few callers
+    /// that wait for one (readiness, `POST /-/reload`), never for a scrape.
+    published: tokio::sync::watch::Sender<u64>,
+    renders: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    /// Renders the current state and publishes it; returns its generation.
+    fn render_and_publish(&self) -> u64 {
+        let (generation, latest) = render_latest(&self.pipeline.load(), &self.store);
+        self.latest.store(Arc::new(latest));
+        self.renders.fetch_add(1, Ordering::Relaxed);
+        self.published.send_replace(generation);
+        generation
+    }
+
+    fn run(&self) {
+        let mut seen = self.published.borrow().to_owned();
+        loop {
+            self.store
+                .wait_change(seen, || self.stop.load(Ordering::Acquire));
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            seen = self.render_and_publish();
+        }
     }
 }
 
-/// Renders and caches the exposition of the current pipeline.
+/// Renders and compresses the current state; returns the generation rendered.
+fn render_latest(pipeline: &Pipeline, store: &Store) -> (u64, Latest) {
+    // Read before rendering: every write up to it is complete once the
+    // render has the store's lock, so the render includes them all.
+    let generation = store.generation();
+    let latest = render_all(pipeline, store)
+        .map_err(RenderError::from)
+        .and_then(|text| {
+            let gzip = gzip(&text)?;
+            Ok(Rendered {
+                generation,
+                text: Bytes::from(text),
+                gzip,
+            })
+        });
+    if let Err(e) = &latest {
+        tracing::error!(error = %e, "cannot render metrics");
+    }
+    (generation, latest)
+}
+
+fn gzip(text: &[u8]) -> std::io::Result<Bytes> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(text.len() / 4),
+        flate2::Compression::fast(),
+    );
+    enc.write_all(text)?;
+    Ok(Bytes::from(enc.finish()?))
+}
+
+/// Owns the render thread and the latest render of the current pipeline.
 pub struct Renderer {
-    store: Arc<Store>,
-    pipeline: ArcSwap<Pipeline>,
-    cache: Mutex<Option<Arc<Rendered>>>,
-    /// Serialises renders so concurrent scrapes share one.
-    render_lock: tokio::sync::Mutex<()>,
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// Set once readiness saw a render that includes the first poll round.
+    ready_rendered: AtomicBool,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -56,59 +121,91 @@ impl std::fmt::Debug for Renderer {
 }
 
 impl Renderer {
-    pub fn new(store: Arc<Store>, pipeline: Pipeline) -> Self {
-        Renderer {
+    /// Renders the current state once (so the very first scrape has a
+    /// complete render), then starts the render thread.
+    pub fn start(store: Arc<Store>, pipeline: Pipeline) -> Self {
+        let (generation, first) = render_latest(&pipeline, &store);
+        let (published, _) = tokio::sync::watch::channel(generation);
+        let shared = Arc::new(Shared {
             store,
             pipeline: ArcSwap::from_pointee(pipeline),
-            cache: Mutex::new(None),
-            render_lock: tokio::sync::Mutex::new(()),
-        }
-    }
-
-    /// Replaces the pipeline (after a reload) and invalidates the cache.
-    pub fn swap_pipeline(&self, pipeline: Pipeline) {
-        self.pipeline.store(Arc::new(pipeline));
-        self.store.touch();
-    }
-
-    fn cached(&self, generation: u64) -> Option<Arc<Rendered>> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .as_ref()
-            .filter(|r| r.generation == generation)
-            .cloned()
-    }
-
-    /// The exposition of the latest state, rendered if it changed.
-    pub async fn get(&self) -> Result<Arc<Rendered>, TelemetryError> {
-        let generation = self.store.generation();
-        if let Some(r) = self.cached(generation) {
-            return Ok(r);
-        }
-        let _guard = self.render_lock.lock().await;
-        // Another scrape may have rendered while this one waited.
-        let generation = self.store.generation();
-        if let Some(r) = self.cached(generation) {
-            return Ok(r);
-        }
-        let pipeline = self.pipeline.load_full();
-        let store = self.store.clone();
-        let text = tokio::task::spawn_blocking(move || render_all(&pipeline, &store))
-            .await
-            .map_err(|e| TelemetryError::Exporter(format!("render task failed: {e}")))??;
-        let rendered = Arc::new(Rendered {
-            generation,
-            text: Bytes::from(text),
-            gzip: OnceLock::new(),
+            latest: ArcSwap::from_pointee(first),
+            published,
+            renders: AtomicU64::new(1),
+            stop: AtomicBool::new(false),
         });
-        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = Some(rendered.clone());
-        Ok(rendered)
+        let worker = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("remora-render".into())
+            .spawn(move || worker.run())
+            .map_err(|e| tracing::error!(error = %e, "cannot start the render thread; metrics stay at the first render"))
+            .ok();
+        Renderer {
+            shared,
+            thread: Mutex::new(thread),
+            ready_rendered: AtomicBool::new(false),
+        }
     }
 
-    /// Renders without the cache (for `remora once`).
-    pub fn render_now(&self) -> Result<Vec<u8>, TelemetryError> {
-        render_all(&self.pipeline.load(), &self.store)
+    /// The latest complete render; lock-free, never waits.
+    pub fn latest(&self) -> Arc<Latest> {
+        self.shared.latest.load_full()
     }
+
+    /// Replaces the pipeline (after a reload); the render thread renders it.
+    pub fn swap_pipeline(&self, pipeline: Pipeline) {
+        self.shared.pipeline.store(Arc::new(pipeline));
+        self.shared.store.touch();
+    }
+
+    /// How many renders were made (tests count them).
+    pub fn renders(&self) -> u64 {
+        self.shared.renders.load(Ordering::Relaxed)
+    }
+
+    /// Waits at most `limit` until a render of `generation` or later is
+    /// published. For readiness and `POST /-/reload`, never for a scrape.
+    pub async fn wait_rendered(&self, generation: u64, limit: Duration) -> bool {
+        let mut rx = self.shared.published.subscribe();
+        let done = tokio::time::timeout(limit, rx.wait_for(|g| *g >= generation)).await;
+        matches!(done, Ok(Ok(_)))
+    }
+
+    /// Readiness: whether a render of the current state was seen once (latched,
+    /// so readiness never flaps when a later render is slow).
+    pub async fn ready(&self, limit: Duration) -> bool {
+        if self.ready_rendered.load(Ordering::Acquire) {
+            return true;
+        }
+        let ok = self
+            .wait_rendered(self.shared.store.generation(), limit)
+            .await;
+        if ok {
+            self.ready_rendered.store(true, Ordering::Release);
+        }
+        ok
+    }
+
+    /// Stops the render thread and waits for it (at most one render in progress).
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.store.notify_change();
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Renderer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Renders synchronously, without a thread (for `remora once`).
+pub fn render_once(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, TelemetryError> {
+    render_all(pipeline, store)
 }
 
 /// The pipeline's families merged with those of `format: prometheus` targets.
@@ -129,49 +226,83 @@ fn render_all(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, TelemetryEr
 mod tests {
     use super::*;
     use crate::config::parse_str;
+    use std::time::Instant;
 
     fn renderer() -> (Arc<Store>, Renderer) {
         let store = Store::new();
         let config = parse_str("", std::path::Path::new("t.yaml"), &|_| None).unwrap();
         let pipeline = Pipeline::build(&config, &[], &Default::default(), store.clone()).unwrap();
-        (store.clone(), Renderer::new(store, pipeline))
+        (store.clone(), Renderer::start(store, pipeline))
     }
 
-    #[tokio::test]
-    async fn renders_once_per_change_and_gzips_once() {
+    fn text(r: &Renderer) -> String {
+        match &*r.latest() {
+            Ok(r) => String::from_utf8(r.text.to_vec()).unwrap(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Waits for the render thread to publish `generation`.
+    fn wait_generation(r: &Renderer, generation: u64) -> Arc<Latest> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let latest = r.latest();
+            if latest.as_ref().as_ref().unwrap().generation >= generation {
+                return latest;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "generation {generation} never rendered"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn first_render_is_ready_before_start_returns() {
+        let (_, r) = renderer();
+        assert_eq!(r.renders(), 1);
+        assert!(text(&r).contains("remora_build_info"));
+    }
+
+    #[test]
+    fn renders_once_per_change_and_gzips_once() {
         let (store, r) = renderer();
-        let a = r.get().await.unwrap();
-        let b = r.get().await.unwrap();
+        let a = r.latest();
+        let b = r.latest();
         assert!(Arc::ptr_eq(&a, &b), "no change, no new render");
-        assert_eq!(
-            a.gzip().as_ptr(),
-            b.gzip().as_ptr(),
-            "gzip is compressed once"
-        );
         store.write().reload.last_successful = true;
-        let c = r.get().await.unwrap();
+        let c = wait_generation(&r, store.generation());
         assert!(!Arc::ptr_eq(&a, &c), "a change renders again");
+        let c = c.as_ref().as_ref().unwrap();
+        assert!(String::from_utf8_lossy(&c.text).contains("remora_config_last_reload_successful 1"));
         let mut plain = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&c.gzip()[..]), &mut plain)
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&c.gzip[..]), &mut plain)
             .unwrap();
         assert_eq!(plain, c.text);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_gets_share_one_render() {
+    #[test]
+    fn a_burst_of_writes_is_coalesced() {
         let (store, r) = renderer();
-        store.touch();
-        let r = Arc::new(r);
-        let handles: Vec<_> = (0..16)
-            .map(|_| {
-                let r = r.clone();
-                tokio::spawn(async move { r.get().await.unwrap() })
-            })
-            .collect();
-        let mut results = Vec::new();
-        for h in handles {
-            results.push(h.await.unwrap());
+        // Hold the store: the render thread wakes and waits for the writer.
+        let mut w = store.write();
+        for _ in 0..100 {
+            store.touch();
         }
-        assert!(results.windows(2).all(|w| Arc::ptr_eq(&w[0], &w[1])));
+        w.reload.last_successful = true;
+        drop(w);
+        wait_generation(&r, store.generation());
+        assert!(r.renders() <= 3, "{} renders for one burst", r.renders());
+    }
+
+    #[test]
+    fn stop_ends_the_thread() {
+        let (store, r) = renderer();
+        r.stop();
+        assert!(r.thread.lock().unwrap().is_none(), "joined");
+        let n = r.renders();
+        store.touch();
+        assert_eq!(r.renders(), n);
     }
 }

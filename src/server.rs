@@ -5,10 +5,12 @@
 //! port 0. On shutdown it stops accepting, lets in-flight requests finish for
 //! at most 5 seconds, and returns.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::fmt::Write as _;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -18,8 +20,9 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tokio::task::AbortHandle;
 
 use crate::config::Config;
 use crate::render::Renderer;
@@ -29,8 +32,13 @@ use crate::web::WebConfig;
 
 /// How long in-flight requests may take after shutdown starts.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a client may take to send its request headers (and TLS handshake).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of [`ServeLimits::header_read_timeout`] (kubert's admin server uses 2 s too).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default of `--web.max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
+/// How long readiness and `POST /-/reload` wait for the render of the state
+/// they report (a scrape never waits).
+const RENDER_WAIT: Duration = Duration::from_secs(2);
 
 /// A reload request: answered with Ok or the error text.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
@@ -47,6 +55,27 @@ pub struct AppState {
     pub lifecycle: bool,
     pub reload: mpsc::Sender<ReloadRequest>,
     pub web: WebConfig,
+    /// Connection limits (see [`serve`]).
+    pub limits: ServeLimits,
+}
+
+/// How many connections, and how long a client may idle.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// `--web.max-connections`: open connections at most.
+    pub max_connections: usize,
+    /// How long a client may take to send its request headers (and, before
+    /// that, its TLS handshake), and how long a kept-alive connection may idle.
+    pub header_read_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: HEADER_READ_TIMEOUT,
+        }
+    }
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -87,20 +116,15 @@ fn accepts_gzip(req: &Request<Incoming>) -> bool {
         })
 }
 
-async fn metrics(state: &AppState, req: &Request<Incoming>) -> Resp {
-    let rendered = match state.renderer.get().await {
+fn metrics(state: &AppState, req: &Request<Incoming>) -> Resp {
+    let latest = state.renderer.latest();
+    let rendered = match &*latest {
         Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot render metrics");
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("cannot render metrics: {e}\n"),
-            );
-        }
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     };
     let gzip = accepts_gzip(req);
     let body = if gzip {
-        rendered.gzip()
+        rendered.gzip.clone()
     } else {
         rendered.text.clone()
     };
@@ -268,7 +292,13 @@ async fn reload(state: &AppState) -> Resp {
     if state.reload.send(tx).await.is_err() {
         return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
     }
-    match rx.await {
+    let result = rx.await;
+    // Answer once the render shows the outcome (the reload flag, new targets).
+    let _ = state
+        .renderer
+        .wait_rendered(state.store.generation(), RENDER_WAIT)
+        .await;
+    match result {
         Ok(Ok(())) => text(StatusCode::OK, "config reloaded\n"),
         Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
         Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
@@ -305,7 +335,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
     }
     let resp = if path == state.metrics_path {
         if read_only {
-            metrics(&state, &req).await
+            metrics(&state, &req)
         } else {
             method_not_allowed("GET, HEAD")
         }
@@ -314,12 +344,17 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
             ("/", true) => index(&state),
             ("/-/healthy", true) => text(StatusCode::OK, "Healthy\n"),
             ("/-/ready", true) => {
-                if state.ready.is_ready() {
+                if !state.ready.is_ready() {
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "Not ready: first poll round not finished\n",
+                    )
+                } else if state.renderer.ready(RENDER_WAIT).await {
                     text(StatusCode::OK, "Ready\n")
                 } else {
                     text(
                         StatusCode::SERVICE_UNAVAILABLE,
-                        "Not ready: first poll round not finished\n",
+                        "Not ready: first poll round not rendered yet\n",
                     )
                 }
             }
@@ -341,19 +376,239 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
     Ok(resp)
 }
 
+/// What a connection is doing, for choosing which one to shed.
+const FRESH: u8 = 0; // no request yet (TLS handshake, or waiting for headers)
+const BUSY: u8 = 1; // a request in flight
+const KEPT: u8 = 2; // answered, kept alive for the next request
+
+/// One open connection.
+struct Slot {
+    state: AtomicU8,
+    /// Set when the connection was asked to close to make room.
+    evicting: AtomicBool,
+    evict: Notify,
+}
+
+/// Open connections by id (oldest first), with their tasks' abort handles.
+type Open = BTreeMap<u64, (Arc<Slot>, Option<AbortHandle>)>;
+
+/// The open connections and the cap on them.
+struct Conns {
+    max: usize,
+    open: Mutex<Open>,
+    /// Signalled whenever a connection closes or finishes a request.
+    changed: Notify,
+}
+
+/// Removes its connection from [`Conns`] when the connection's task ends.
+struct SlotGuard {
+    conns: Arc<Conns>,
+    id: u64,
+}
+
+impl Drop for SlotGuard {
+    fn drop(&mut self) {
+        self.conns.lock().remove(&self.id);
+        self.conns.changed.notify_one();
+    }
+}
+
+impl Conns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
+        self.open.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns once a new connection fits under the cap. When full, asks the
+    /// oldest connection that never sent a request to close (else the oldest
+    /// kept-alive one between requests); when every connection has a request
+    /// in flight, waits for one to close.
+    async fn make_room(&self) {
+        loop {
+            {
+                let open = self.lock();
+                if open.len() < self.max {
+                    return;
+                }
+                let closing = open
+                    .values()
+                    .filter(|(s, _)| s.evicting.load(Ordering::Acquire))
+                    .count();
+                if open.len() - closing >= self.max {
+                    let idle = |want: u8| {
+                        open.values().map(|(s, _)| s).find(|s| {
+                            !s.evicting.load(Ordering::Acquire)
+                                && s.state.load(Ordering::Acquire) == want
+                        })
+                    };
+                    if let Some(victim) = idle(FRESH).or_else(|| idle(KEPT)) {
+                        tracing::debug!(
+                            max = self.max,
+                            "connection limit reached; closing the oldest idle connection"
+                        );
+                        victim.evicting.store(true, Ordering::Release);
+                        victim.evict.notify_one();
+                    } else {
+                        tracing::debug!(
+                            max = self.max,
+                            "connection limit reached, every connection busy; the new one waits"
+                        );
+                    }
+                }
+            }
+            self.changed.notified().await;
+        }
+    }
+
+    fn admit(self: &Arc<Self>, id: u64) -> (Arc<Slot>, SlotGuard) {
+        let slot = Arc::new(Slot {
+            state: AtomicU8::new(FRESH),
+            evicting: AtomicBool::new(false),
+            evict: Notify::new(),
+        });
+        self.lock().insert(id, (slot.clone(), None));
+        let guard = SlotGuard {
+            conns: self.clone(),
+            id,
+        };
+        (slot, guard)
+    }
+
+    fn set_abort(&self, id: u64, handle: AbortHandle) {
+        if let Some(entry) = self.lock().get_mut(&id) {
+            entry.1 = Some(handle);
+        }
+    }
+
+    /// Waits until every connection closed.
+    async fn drained(&self) {
+        while !self.lock().is_empty() {
+            self.changed.notified().await;
+        }
+    }
+
+    fn abort_all(&self) {
+        for (_, abort) in self.lock().values() {
+            if let Some(a) = abort {
+                a.abort();
+            }
+        }
+    }
+}
+
+/// Why a connection stops before its client closes it.
+enum Stop {
+    Evicted,
+    Shutdown,
+}
+
+/// Serves one connection until it ends, it is evicted, or the server stops.
+/// An evicted connection that never sent a request is dropped at once; any
+/// other is closed gracefully (a request in flight is answered first).
+async fn drive<I, S, B>(
+    conn: hyper::server::conn::http1::Connection<I, S>,
+    slot: &Slot,
+    shutdown: &mut watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + 'static,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(conn);
+    let stop = tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = slot.evict.notified() => Stop::Evicted,
+        _ = shutdown.wait_for(|s| *s) => Stop::Shutdown,
+    };
+    if matches!(stop, Stop::Evicted) && slot.state.load(Ordering::Acquire) == FRESH {
+        return;
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
+}
+
+/// One accepted connection: TLS handshake if configured, then HTTP/1.
+async fn connection(
+    stream: TcpStream,
+    state: Arc<AppState>,
+    http: hyper::server::conn::http1::Builder,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    slot: Arc<Slot>,
+    guard: SlotGuard,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let handshake_timeout = state.limits.header_read_timeout;
+    let service = {
+        let (slot, conns) = (slot.clone(), guard.conns.clone());
+        hyper::service::service_fn(move |req| {
+            let (state, slot, conns) = (state.clone(), slot.clone(), conns.clone());
+            async move {
+                slot.state.store(BUSY, Ordering::Release);
+                let resp = handle(state, req).await;
+                slot.state.store(KEPT, Ordering::Release);
+                // A client waiting for room may now take this connection's.
+                conns.changed.notify_one();
+                resp
+            }
+        })
+    };
+    // Dropped when this future ends or its task is aborted: frees the slot.
+    let _guard = guard;
+    match tls {
+        None => {
+            let conn = http.serve_connection(TokioIo::new(stream), service);
+            drive(conn, &slot, &mut shutdown).await;
+        }
+        Some(acceptor) => {
+            // The handshake counts as idle: evictable, and bounded by the
+            // header-read timeout.
+            let stream = tokio::select! {
+                done = tokio::time::timeout(handshake_timeout, acceptor.accept(stream)) => match done {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                },
+                _ = slot.evict.notified() => return,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            let conn = http.serve_connection(TokioIo::new(stream), service);
+            drive(conn, &slot, &mut shutdown).await;
+        }
+    }
+}
+
 /// Serves until `shutdown` completes, then drains for at most [`DRAIN_TIMEOUT`].
+///
+/// At most `state.limits.max_connections` connections are open at once. A
+/// client must send its request headers (after its TLS handshake) within the
+/// header-read timeout (2 s), and a kept-alive connection is closed after
+/// idling as long. When the cap is reached, a new connection is admitted by closing
+/// the oldest one that never sent a request (else the oldest kept-alive one
+/// between requests); a connection with a request in flight is never closed
+/// for room. When every connection has a request in flight, the new one waits
+/// (accepted, not served, and nothing more is accepted) until one ends.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let conns = Arc::new(Conns {
+        max: state.limits.max_connections.max(1),
+        open: Mutex::new(BTreeMap::new()),
+        changed: Notify::new(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
     let tls = state.web.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(state.limits.header_read_timeout)
         .keep_alive(true);
     tokio::pin!(shutdown);
+    let mut next_id: u64 = 0;
     loop {
         let (stream, _peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -367,44 +622,31 @@ pub async fn serve(
             },
             _ = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
-        let st = state.clone();
-        let service = hyper::service::service_fn(move |req| handle(st.clone(), req));
-        match &tls {
-            None => {
-                let conn = http.serve_connection(TokioIo::new(stream), service);
-                let fut = graceful.watch(conn);
-                tokio::spawn(async move {
-                    let _ = fut.await;
-                });
-            }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let http = http.clone();
-                let watcher = graceful.watcher();
-                tokio::spawn(async move {
-                    let stream =
-                        match tokio::time::timeout(HEADER_READ_TIMEOUT, acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(s)) => s,
-                            Ok(Err(e)) => {
-                                tracing::debug!(error = %e, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => return,
-                        };
-                    let conn = http.serve_connection(TokioIo::new(stream), service);
-                    let _ = watcher.watch(conn).await;
-                });
-            }
+        tokio::select! {
+            _ = conns.make_room() => {}
+            _ = &mut shutdown => break,
         }
+        let _ = stream.set_nodelay(true);
+        next_id += 1;
+        let (slot, guard) = conns.admit(next_id);
+        let task = tokio::spawn(connection(
+            stream,
+            state.clone(),
+            http.clone(),
+            tls.clone(),
+            slot,
+            guard,
+            stop_rx.clone(),
+        ));
+        conns.set_abort(next_id, task.abort_handle());
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(DRAIN_TIMEOUT, conns.drained())
         .await
         .is_err()
     {
         tracing::warn!("in-flight requests did not finish within 5s; closing them");
+        conns.abort_all();
     }
 }

@@ -1,8 +1,8 @@
 //! The latest state of every source, shared between pollers (writers), the
 //! telemetry callbacks and the HTTP server (readers).
 //!
-//! Each write bumps a generation number; the render cache re-renders only when
-//! it changed. Counters here are cumulative over the life of the process and
+//! Each write bumps a generation number and wakes the render thread, which
+//! re-renders only when it changed. Counters here are cumulative over the life of the process and
 //! survive reloads, so Prometheus sees no resets when the config changes.
 //!
 //! Every running source owns its part of the store through a [`Slot`]: only
@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::model::Family;
@@ -144,6 +144,8 @@ pub struct Store {
     inner: RwLock<Inner>,
     generation: AtomicU64,
     next_owner: AtomicU64,
+    /// Wakes the render thread when the generation changes.
+    changed: (Mutex<()>, Condvar),
 }
 
 /// Ownership of some keys of the store by one running source. Dropping it
@@ -210,6 +212,7 @@ impl Store {
     pub fn write(&self) -> RwLockWriteGuard<'_, Inner> {
         let guard = self.inner.write().unwrap_or_else(|e| e.into_inner());
         self.generation.fetch_add(1, Ordering::Release);
+        self.notify_change();
         guard
     }
 
@@ -221,6 +224,27 @@ impl Store {
     /// Forces a re-render (after a reload swapped the pipeline).
     pub fn touch(&self) {
         self.generation.fetch_add(1, Ordering::Release);
+        self.notify_change();
+    }
+
+    /// Wakes every thread in [`Store::wait_change`] (to re-check its stop flag too).
+    pub fn notify_change(&self) {
+        // Taking the lock orders this wake-up after a waiter's check.
+        drop(self.changed.0.lock().unwrap_or_else(|e| e.into_inner()));
+        self.changed.1.notify_all();
+    }
+
+    /// Blocks the calling thread until the generation differs from `seen` or
+    /// `stop()` holds; returns the generation. A burst of writes wakes it once.
+    pub fn wait_change(&self, seen: u64, stop: impl Fn() -> bool) -> u64 {
+        let mut lock = self.changed.0.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let now = self.generation();
+            if now != seen || stop() {
+                return now;
+            }
+            lock = self.changed.1.wait(lock).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// Claims `keys` for a new source: what they hold stays (a target kept

@@ -273,6 +273,7 @@ async fn a_missing_tls_file_is_a_startup_error() {
         lifecycle: false,
         roots: remora::host::Roots::default(),
         watch: false,
+        max_connections: 512,
     };
     let err = remora::app::run(cfg, options, listener, async {})
         .await

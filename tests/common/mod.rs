@@ -215,6 +215,8 @@ pub struct Start {
     pub configmap: bool,
     /// Return at once instead of waiting for `/-/ready`.
     pub no_wait: bool,
+    /// `--web.max-connections` (default 512).
+    pub max_connections: Option<usize>,
 }
 
 impl Remora {
@@ -253,6 +255,7 @@ impl Remora {
             lifecycle: opts.lifecycle,
             roots: remora::host::Roots::default(),
             watch: opts.watch,
+            max_connections: opts.max_connections.unwrap_or(512),
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
