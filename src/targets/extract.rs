@@ -54,9 +54,10 @@
 //!   the same memory whatever the number of nodes that fail.
 //!
 //! Memory ([`Extractor::extract_body`]): the body is parsed into only what
-//! the rules can reach ([`reach`]), and the parsed values reached in bulk
-//! plus the label text of the series made share one budget (the body limit,
-//! `limits.max_body_bytes`). Past it, the rest of the bulk is not read and a
+//! the rules can reach ([`reach`]), and the parsed values plus the label
+//! text of the series made share one budget (the body limit,
+//! `limits.max_body_bytes`; the parse may take three quarters of it, the
+//! labels the rest). Past it, the rest of the bulk is not read and a
 //! node whose labels do not fit gives no series: both count in
 //! [`Extraction::dropped`] (per member of an `each` container, one per series
 //! the rule makes from a node) and in [`Extraction::unread`].
@@ -250,8 +251,11 @@ impl Extractor {
         limits: Limits,
         base: &[KeyValue],
     ) -> Result<Extraction, serde_json::Error> {
-        let parsed = reach::parse(body, &self.reach, self.rules.len(), limits.max_bytes)?;
-        let mut x = self.extract_within(&parsed.root, limits.max_series, parsed.budget, base);
+        // A quarter is kept for the label text.
+        let for_parse = limits.max_bytes - limits.max_bytes / 4;
+        let parsed = reach::parse(body, &self.reach, self.rules.len(), for_parse)?;
+        let for_labels = limits.max_bytes - (for_parse - parsed.budget);
+        let mut x = self.extract_within(&parsed.root, limits.max_series, for_labels, base);
         for (rule, n) in self.rules.iter().zip(&parsed.unread_members) {
             x.dropped = x.dropped.saturating_add(n.saturating_mul(rule.per_node()));
             x.unread += n;
@@ -2022,6 +2026,172 @@ mod tests {
         let fast = run(vec![rule_with("$.workers[*]")], &doc);
         let general = run(vec![rule_with("$.workers[?@]")], &doc);
         assert_eq!(samples(&fast), samples(&general));
+    }
+
+    // ----- memory: errors counted, the parse keeps what the rules reach -----
+
+    #[test]
+    fn errors_are_counted_per_rule_and_reason_with_one_example() {
+        let long = "é".repeat(200);
+        let items: Vec<Value> = (0..10_000)
+            .map(|i| if i == 0 { json!(long) } else { json!("bad") })
+            .collect();
+        let doc = json!({"items": items, "o": {"k": [1]}});
+        let r = each(rule("x", "$"), "$.items[*]");
+        let x = run(vec![r, rule("o", "$.o"), rule("m", "$.nope")], &doc);
+        let got: Vec<(&str, &str, u64)> = x
+            .errors
+            .iter()
+            .map(|e| (e.metric.as_str(), e.reason.as_str(), e.count))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("x", "not_a_number", 10_000),
+                ("o", "not_a_number", 1),
+                ("m", "missing", 1)
+            ]
+        );
+        let first = x.errors[0].example.as_deref().unwrap();
+        assert_eq!(first.chars().count(), EXAMPLE_CHARS);
+        assert!(first.starts_with("éé") && first.ends_with('…'), "{first}");
+        assert_eq!(x.errors[1].example.as_deref(), Some("{…}"));
+        assert_eq!(x.errors[2].example, None);
+    }
+
+    #[test]
+    fn a_duplicate_example_is_its_labels() {
+        let doc = json!({"items": [{"id": "a"}, {"id": "a"}, {"id": "a"}]});
+        let r = labels(each(rule("x", "1"), "$.items[*]"), &[("id", "{$.id}")]);
+        let x = run(vec![r], &doc);
+        assert_eq!(x.errors.len(), 1);
+        assert_eq!(x.errors[0].count, 2);
+        assert_eq!(x.errors[0].example.as_deref(), Some("id=\"a\""));
+    }
+
+    #[test]
+    fn the_parse_keeps_only_what_the_rules_reach() {
+        let rules = vec![
+            rule("b", "$.a.b"),
+            labels(each(rule("v", "$.v"), "$.items[*]"), &[("n", "{$.name}")]),
+            rule("third", "$.arr[2]"),
+            rule("obj", "$.o"),
+        ];
+        let t = target(rules);
+        let ex = Extractor::new(&t);
+        let body = r#"{
+            "a": {"b": 1, "c": [1, 2, 3]},
+            "items": [{"v": 1, "name": "n", "junk": [1, 2]}, {"v": "2", "other": {}}],
+            "arr": [10, 11, 12, 13, 14],
+            "o": {"deep": {"deeper": [1, 2, 3]}},
+            "other": {"x": "y"}
+        }"#;
+        let parsed = reach::parse(body.as_bytes(), &ex.reach, 4, usize::MAX).unwrap();
+        assert_eq!(
+            parsed.root,
+            json!({
+                "a": {"b": 1},
+                "items": [{"v": 1, "name": "n"}, {"v": "2"}],
+                "arr": [null, null, 12],
+                "o": {}
+            })
+        );
+        // General paths keep everything below their plain steps; a filter
+        // reading the root keeps the whole document.
+        let t = target(vec![
+            rule("g", "$.a..b"),
+            each(rule("f", "$.v"), "$.items[?@.v == 1]"),
+        ]);
+        let ex = Extractor::new(&t);
+        let parsed = reach::parse(body.as_bytes(), &ex.reach, 2, usize::MAX).unwrap();
+        let full: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(parsed.root["a"], full["a"]);
+        assert_eq!(parsed.root["items"], full["items"]);
+        assert_eq!(parsed.root.get("other"), None);
+        let t = target(vec![each(rule("f", "$.v"), "$.items[?@.v == $.arr[0]]")]);
+        let ex = Extractor::new(&t);
+        let parsed = reach::parse(body.as_bytes(), &ex.reach, 1, usize::MAX).unwrap();
+        assert_eq!(parsed.root, full);
+    }
+
+    #[test]
+    fn the_parse_agrees_on_tricky_paths() {
+        let doc = json!({
+            "a": [1, 2, 3],
+            "g": [[1, 2], [3], []],
+            "want": 2,
+            "items": [{"v": 1}, {"v": 2}, {"v": 2, "w": 1}],
+            "m": {"x": {"b": {"c": 1}}, "y": 5}
+        });
+        let mut rules = vec![
+            rule("last", "$.a[-1]"),
+            rule("second", "$.a[1]"),
+            rule("none", "$.a[5]"),
+            labels(
+                each(values_rule("g", &[("first", "$[0]"), ("last", "$[-1]")]), "$.g[*]"),
+                &[("i", "{@key}")],
+            ),
+            labels(each(rule("f", "$.v"), "$.items[?@.v == $.want]"), &[("i", "{@key}")]),
+            labels(each(rule("k", "$.b.c"), "$.m.*"), &[("k", "{@key}"), ("y", "{$.b}")]),
+            labels(each(rule("d", "$"), "$..c"), &[("k", "{@key}")]),
+            rule("y", "$.m.y"),
+            rule("root", "$"),
+        ];
+        rules[3].optional = true;
+        let x = run(rules, &doc);
+        assert!(x.series > 5, "{:?}", samples(&x));
+        // Duplicate keys: the last value wins, as serde_json reads them.
+        let t = target(vec![rule("a", "$.a")]);
+        let x = Extractor::new(&t)
+            .extract_body(br#"{"a": 1, "a": 2}"#, Limits { max_series: 10, max_bytes: 1 << 20 }, &[])
+            .unwrap();
+        assert_eq!(samples(&x), ["a{} 2"]);
+        // Invalid JSON is still refused, trailing bytes included.
+        for bad in [&br#"{"a": 1"#[..], br#"{"a": 1} x"#, br#"[1,]"#] {
+            let limits = Limits { max_series: 10, max_bytes: 1 << 20 };
+            assert!(Extractor::new(&t).extract_body(bad, limits, &[]).is_err());
+        }
+    }
+
+    #[test]
+    fn past_the_budget_the_rest_is_dropped_and_counted() {
+        let body = format!("[{}]", vec!["0"; 10_000].join(","));
+        let r = labels(each(rule("x", "$"), "$[*]"), &[("i", "{@key}")]);
+        let t = target(vec![r, rule("n", "$[9999]")]);
+        let limits = Limits { max_series: 1_000_000, max_bytes: 20_000 };
+        let x = Extractor::new(&t)
+            .extract_body(body.as_bytes(), limits, &[])
+            .unwrap();
+        // Every node is either a series or counted as dropped; the array
+        // ends where the budget did, so its last element is missing.
+        assert!(x.series > 100 && x.series < 1_000, "{}", x.series);
+        assert_eq!(x.series as u64 + x.dropped, 10_000);
+        assert!(x.unread > 9_000);
+        assert_eq!(errors(&x), [err("n", "missing")]);
+        // Within the budget, the same rules see everything.
+        let limits = Limits { max_series: 1_000_000, max_bytes: 10 << 20 };
+        let x = Extractor::new(&t)
+            .extract_body(body.as_bytes(), limits, &[])
+            .unwrap();
+        assert_eq!((x.series, x.dropped, x.unread), (10_001, 0, 0));
+    }
+
+    #[test]
+    fn label_text_shares_the_budget() {
+        let doc = json!({"s": "x".repeat(1000)});
+        let rules = vec![
+            labels(rule("y", "1"), &[("s", "{$.s}")]),
+            labels(rule("z", "1"), &[("s", "{$.s}")]),
+        ];
+        let t = target(rules);
+        // The parsed string (~1.1 kB) and one label (~1 kB) fit, not two.
+        let limits = Limits { max_series: 10, max_bytes: 3_000 };
+        let x = Extractor::new(&t)
+            .extract_body(doc.to_string().as_bytes(), limits, &[])
+            .unwrap();
+        assert_eq!((x.series, x.dropped, x.unread), (1, 1, 1));
+        assert_eq!(x.families[0].series.len(), 1);
+        assert!(x.errors.is_empty());
     }
 
     // ----- json_exporter's own cases, translated by hand -----
