@@ -154,8 +154,8 @@ pub struct Extraction {
 pub struct Limits {
     /// `limits.max_series_per_target`.
     pub max_series: usize,
-    /// Bytes the parsed document and the label text may take together
-    /// (`limits.max_body_bytes`).
+    /// The body limit (`limits.max_body_bytes`): the parsed document, the
+    /// label text and the body take at most about twice this together.
     pub max_bytes: usize,
 }
 
@@ -251,10 +251,16 @@ impl Extractor {
         limits: Limits,
         base: &[KeyValue],
     ) -> Result<Extraction, serde_json::Error> {
-        // A quarter is kept for the label text.
-        let for_parse = limits.max_bytes - limits.max_bytes / 4;
+        // Twice the limit less the body (which is in memory too); a quarter
+        // is kept for the label text and the results of general queries.
+        let budget = limits
+            .max_bytes
+            .saturating_mul(2)
+            .saturating_sub(body.len())
+            .max(limits.max_bytes);
+        let for_parse = budget - budget / 4;
         let parsed = reach::parse(body, &self.reach, self.rules.len(), for_parse)?;
-        let for_labels = limits.max_bytes - (for_parse - parsed.budget);
+        let for_labels = budget - (for_parse - parsed.budget);
         let mut x = self.extract_within(&parsed.root, limits.max_series, for_labels, base);
         for (rule, n) in self.rules.iter().zip(&parsed.unread_members) {
             x.dropped = x.dropped.saturating_add(n.saturating_mul(rule.per_node()));
@@ -323,7 +329,9 @@ impl Extractor {
                     _ => {}
                 },
                 Some(EachPlan::Query(each)) if rule.uses_key => {
-                    let nodes = each.query(doc).all();
+                    let mut nodes = each.query(doc).all();
+                    // The list and the map of keys.
+                    sink.fit_nodes(rule, &mut nodes, 56);
                     rule.reserve(nodes.len(), &mut sink);
                     let keys = keys_of(doc, &nodes);
                     for node in nodes {
@@ -335,7 +343,8 @@ impl Extractor {
                     }
                 }
                 Some(EachPlan::Query(each)) => {
-                    let nodes = each.query(doc);
+                    let mut nodes = each.query(doc).all();
+                    sink.fit_nodes(rule, &mut nodes, 8);
                     rule.reserve(nodes.len(), &mut sink);
                     for node in nodes {
                         rule.node(node, NodeKey::None, base, &mut sink, &mut buf);
@@ -736,7 +745,14 @@ impl RulePlan {
         for (k, plan) in &self.labels {
             let value = match plan {
                 LabelPlan::Const(v) => v.clone(),
-                LabelPlan::Template(parts) => match render(parts, node, key, self.optional, buf) {
+                LabelPlan::Template(parts) => match render(
+                    parts,
+                    node,
+                    key,
+                    self.optional,
+                    sink.label_budget,
+                    buf,
+                ) {
                     Ok(()) => {
                         // The text and the `Arc` it goes into.
                         if !sink.take_label(buf.len() + 32) {
@@ -746,8 +762,13 @@ impl RulePlan {
                         }
                         arc_value(buf)
                     }
-                    Err((reason, offending)) => {
+                    Err(Some((reason, offending))) => {
                         return sink.error(self, reason, || offending.map(example))
+                    }
+                    Err(None) => {
+                        sink.dropped = sink.dropped.saturating_add(self.per_node());
+                        sink.unread += 1;
+                        return;
                     }
                 },
             };
@@ -884,14 +905,15 @@ fn arc_value(s: &str) -> StringValue {
 }
 
 /// Renders a label template for one node into `buf`; an error comes with
-/// the offending value.
+/// the offending value, `None` when the text would pass `limit` bytes.
 fn render<'v>(
     parts: &[Part],
     node: &'v Value,
     key: NodeKey,
     optional: bool,
+    limit: usize,
     buf: &mut String,
-) -> Result<(), (ErrorReason, Option<&'v Value>)> {
+) -> Result<(), Option<(ErrorReason, Option<&'v Value>)>> {
     buf.clear();
     for part in parts {
         match part {
@@ -904,10 +926,16 @@ fn render<'v>(
                 }
             },
             Part::Path(p) => match p.first(node) {
-                Some(v) => write_scalar(v, buf).map_err(|r| (r, Some(v)))?,
+                Some(Value::String(s)) if buf.len().saturating_add(s.len()) > limit => {
+                    return Err(None)
+                }
+                Some(v) => write_scalar(v, buf).map_err(|r| Some((r, Some(v))))?,
                 None if optional => {}
-                None => return Err((ErrorReason::Missing, None)),
+                None => return Err(Some((ErrorReason::Missing, None))),
             },
+        }
+        if buf.len() > limit {
+            return Err(None);
         }
     }
     Ok(())
@@ -1091,6 +1119,21 @@ impl Sink {
         self.error_slots
             .get(rule.index)
             .is_some_and(|s| s[reason as usize] != NO_SLOT)
+    }
+
+    /// Keeps the nodes a general `each` matched whose bookkeeping (`cost`
+    /// bytes each) fits half the budget left (the other half is for their
+    /// labels); the others count as dropped.
+    fn fit_nodes(&mut self, rule: &RulePlan, nodes: &mut Vec<&Value>, cost: usize) {
+        let fit = nodes.len().min(self.label_budget / 2 / cost);
+        self.label_budget -= fit * cost;
+        let over = (nodes.len() - fit) as u64;
+        if over > 0 {
+            nodes.truncate(fit);
+            nodes.shrink_to_fit();
+            self.dropped = self.dropped.saturating_add(over.saturating_mul(rule.per_node()));
+            self.unread += over;
+        }
     }
 
     /// Takes `n` bytes of the label budget.
@@ -2185,7 +2228,7 @@ mod tests {
         ];
         let t = target(rules);
         // The parsed string (~1.1 kB) and one label (~1 kB) fit, not two.
-        let limits = Limits { max_series: 10, max_bytes: 3_000 };
+        let limits = Limits { max_series: 10, max_bytes: 1_900 };
         let x = Extractor::new(&t)
             .extract_body(doc.to_string().as_bytes(), limits, &[])
             .unwrap();

@@ -35,14 +35,16 @@ use serde_json::{Map, Value};
 
 use super::Step;
 
-/// Estimated bytes of one array element (a `Value` slot and the `Vec`'s
-/// growth slack).
-const ARRAY_SLOT: usize = 48;
-/// Estimated bytes of one object member besides its key text (key `String`,
-/// `Value`, B-tree node share, allocator overhead of the key).
-const MEMBER_SLOT: usize = 96;
+// Estimates, on the high side (measured with scripts/bench-memory.py).
+/// Bytes of one array element: a 32-byte `Value` and the `Vec`'s growth slack.
+const ARRAY_SLOT: usize = 56;
+/// Bytes of one object member besides its key text: the key's `String` and
+/// its allocation, the `Value`, a share of a half-full B-tree node.
+const MEMBER_SLOT: usize = 160;
 /// Allocator overhead of one string.
 const STRING_SLOT: usize = 16;
+/// Bytes of a container's first allocation.
+const CONTAINER_SLOT: usize = 64;
 
 /// What of a JSON value the rules can reach.
 #[derive(Debug, Clone, Default)]
@@ -313,6 +315,7 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let reach = self.reach;
+        self.ctx.charge(CONTAINER_SLOT);
         let end = reach.element_end();
         let mut items = Vec::new();
         let mut i = 0usize;
@@ -366,6 +369,7 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let reach = self.reach;
+        self.ctx.charge(CONTAINER_SLOT);
         let mut members = Map::new();
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let Some((child, bulk)) = reach.member(&key) else {
