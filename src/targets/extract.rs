@@ -2228,7 +2228,7 @@ mod tests {
         ];
         let t = target(rules);
         // The parsed string (~1.1 kB) and one label (~1 kB) fit, not two.
-        let limits = Limits { max_series: 10, max_bytes: 1_900 };
+        let limits = Limits { max_series: 10, max_bytes: 2_150 };
         let x = Extractor::new(&t)
             .extract_body(doc.to_string().as_bytes(), limits, &[])
             .unwrap();

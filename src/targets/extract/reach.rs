@@ -43,8 +43,10 @@ const ARRAY_SLOT: usize = 56;
 const MEMBER_SLOT: usize = 160;
 /// Allocator overhead of one string.
 const STRING_SLOT: usize = 16;
-/// Bytes of a container's first allocation.
-const CONTAINER_SLOT: usize = 64;
+/// Bytes of an array's first allocation (room for 4 values).
+const ARRAY_FIRST: usize = 128;
+/// Bytes of an object's first allocation: a B-tree leaf of 11 entries.
+const OBJECT_FIRST: usize = 640;
 
 /// What of a JSON value the rules can reach.
 #[derive(Debug, Clone, Default)]
@@ -315,7 +317,6 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         let reach = self.reach;
-        self.ctx.charge(CONTAINER_SLOT);
         let end = reach.element_end();
         let mut items = Vec::new();
         let mut i = 0usize;
@@ -345,7 +346,12 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
                         bulk,
                     };
                     match seq.next_element_seed(seed)? {
-                        Some(v) => items.push(v),
+                        Some(v) => {
+                            if items.is_empty() {
+                                self.ctx.charge(ARRAY_FIRST);
+                            }
+                            items.push(v);
+                        }
                         None => break,
                     }
                 }
@@ -369,7 +375,6 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let reach = self.reach;
-        self.ctx.charge(CONTAINER_SLOT);
         let mut members = Map::new();
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let Some((child, bulk)) = reach.member(&key) else {
@@ -390,6 +395,9 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
                 ctx: self.ctx,
                 bulk,
             })?;
+            if members.is_empty() {
+                self.ctx.charge(OBJECT_FIRST);
+            }
             members.insert(key.into_owned(), value);
         }
         Ok(Value::Object(members))
