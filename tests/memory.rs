@@ -110,11 +110,10 @@ async fn bounded(body: String, rules: &'static str) -> String {
     target.set("/tiny", Reply::json("{\"a\": 0}"));
     target.set("/big", Reply::json(&body));
     let (tiny, big) = (target.url("/tiny"), target.url("/big"));
-    let ((idle, _), (peak, metrics)) = tokio::task::spawn_blocking(move || {
-        (once(&tiny, rules), once(&big, rules))
-    })
-    .await
-    .unwrap();
+    let ((idle, _), (peak, metrics)) =
+        tokio::task::spawn_blocking(move || (once(&tiny, rules), once(&big, rules)))
+            .await
+            .unwrap();
     assert!(
         metrics.contains("remora_target_up{target=\"t\"} 1"),
         "{metrics}"
@@ -192,7 +191,10 @@ async fn many_keys_each_and_filter() {
         "remora_extraction_errors_total{metric=\"y\",reason=\"missing\",target=\"t\"}",
     );
     assert!(y > 1000, "{m}");
-    assert!(value(&m, "remora_series_dropped_total{target=\"t\"}") + 2000 >= n, "{n} {m}");
+    assert!(
+        value(&m, "remora_series_dropped_total{target=\"t\"}") + 2000 >= n,
+        "{n} {m}"
+    );
 }
 
 #[tokio::test]

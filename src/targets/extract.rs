@@ -745,32 +745,27 @@ impl RulePlan {
         for (k, plan) in &self.labels {
             let value = match plan {
                 LabelPlan::Const(v) => v.clone(),
-                LabelPlan::Template(parts) => match render(
-                    parts,
-                    node,
-                    key,
-                    self.optional,
-                    sink.label_budget,
-                    buf,
-                ) {
-                    Ok(()) => {
-                        // The text and the `Arc` it goes into.
-                        if !sink.take_label(buf.len() + 32) {
+                LabelPlan::Template(parts) => {
+                    match render(parts, node, key, self.optional, sink.label_budget, buf) {
+                        Ok(()) => {
+                            // The text and the `Arc` it goes into.
+                            if !sink.take_label(buf.len() + 32) {
+                                sink.dropped = sink.dropped.saturating_add(self.per_node());
+                                sink.unread += 1;
+                                return;
+                            }
+                            arc_value(buf)
+                        }
+                        Err(Some((reason, offending))) => {
+                            return sink.error(self, reason, || offending.map(example))
+                        }
+                        Err(None) => {
                             sink.dropped = sink.dropped.saturating_add(self.per_node());
                             sink.unread += 1;
                             return;
                         }
-                        arc_value(buf)
                     }
-                    Err(Some((reason, offending))) => {
-                        return sink.error(self, reason, || offending.map(example))
-                    }
-                    Err(None) => {
-                        sink.dropped = sink.dropped.saturating_add(self.per_node());
-                        sink.unread += 1;
-                        return;
-                    }
-                },
+                }
             };
             attrs.push(KeyValue::new(k.clone(), value));
         }
@@ -859,9 +854,7 @@ impl RulePlan {
                         note(sink, r);
                     }
                     Ok(None) => {}
-                    Err((reason, offending)) => {
-                        sink.error(self, reason, || offending.map(example))
-                    }
+                    Err((reason, offending)) => sink.error(self, reason, || offending.map(example)),
                 },
             }
         }
@@ -1131,7 +1124,9 @@ impl Sink {
         if over > 0 {
             nodes.truncate(fit);
             nodes.shrink_to_fit();
-            self.dropped = self.dropped.saturating_add(over.saturating_mul(rule.per_node()));
+            self.dropped = self
+                .dropped
+                .saturating_add(over.saturating_mul(rule.per_node()));
             self.unread += over;
         }
     }
@@ -2171,11 +2166,20 @@ mod tests {
             rule("second", "$.a[1]"),
             rule("none", "$.a[5]"),
             labels(
-                each(values_rule("g", &[("first", "$[0]"), ("last", "$[-1]")]), "$.g[*]"),
+                each(
+                    values_rule("g", &[("first", "$[0]"), ("last", "$[-1]")]),
+                    "$.g[*]",
+                ),
                 &[("i", "{@key}")],
             ),
-            labels(each(rule("f", "$.v"), "$.items[?@.v == $.want]"), &[("i", "{@key}")]),
-            labels(each(rule("k", "$.b.c"), "$.m.*"), &[("k", "{@key}"), ("y", "{$.b}")]),
+            labels(
+                each(rule("f", "$.v"), "$.items[?@.v == $.want]"),
+                &[("i", "{@key}")],
+            ),
+            labels(
+                each(rule("k", "$.b.c"), "$.m.*"),
+                &[("k", "{@key}"), ("y", "{$.b}")],
+            ),
             labels(each(rule("d", "$"), "$..c"), &[("k", "{@key}")]),
             rule("y", "$.m.y"),
             rule("root", "$"),
@@ -2186,12 +2190,22 @@ mod tests {
         // Duplicate keys: the last value wins, as serde_json reads them.
         let t = target(vec![rule("a", "$.a")]);
         let x = Extractor::new(&t)
-            .extract_body(br#"{"a": 1, "a": 2}"#, Limits { max_series: 10, max_bytes: 1 << 20 }, &[])
+            .extract_body(
+                br#"{"a": 1, "a": 2}"#,
+                Limits {
+                    max_series: 10,
+                    max_bytes: 1 << 20,
+                },
+                &[],
+            )
             .unwrap();
         assert_eq!(samples(&x), ["a{} 2"]);
         // Invalid JSON is still refused, trailing bytes included.
         for bad in [&br#"{"a": 1"#[..], br#"{"a": 1} x"#, br#"[1,]"#] {
-            let limits = Limits { max_series: 10, max_bytes: 1 << 20 };
+            let limits = Limits {
+                max_series: 10,
+                max_bytes: 1 << 20,
+            };
             assert!(Extractor::new(&t).extract_body(bad, limits, &[]).is_err());
         }
     }
@@ -2201,7 +2215,10 @@ mod tests {
         let body = format!("[{}]", vec!["0"; 10_000].join(","));
         let r = labels(each(rule("x", "$"), "$[*]"), &[("i", "{@key}")]);
         let t = target(vec![r, rule("n", "$[9999]")]);
-        let limits = Limits { max_series: 1_000_000, max_bytes: 20_000 };
+        let limits = Limits {
+            max_series: 1_000_000,
+            max_bytes: 20_000,
+        };
         let x = Extractor::new(&t)
             .extract_body(body.as_bytes(), limits, &[])
             .unwrap();
@@ -2212,7 +2229,10 @@ mod tests {
         assert!(x.unread > 9_000);
         assert_eq!(errors(&x), [err("n", "missing")]);
         // Within the budget, the same rules see everything.
-        let limits = Limits { max_series: 1_000_000, max_bytes: 10 << 20 };
+        let limits = Limits {
+            max_series: 1_000_000,
+            max_bytes: 10 << 20,
+        };
         let x = Extractor::new(&t)
             .extract_body(body.as_bytes(), limits, &[])
             .unwrap();
@@ -2228,7 +2248,10 @@ mod tests {
         ];
         let t = target(rules);
         // The parsed string (~1.1 kB) and one label (~1 kB) fit, not two.
-        let limits = Limits { max_series: 10, max_bytes: 2_150 };
+        let limits = Limits {
+            max_series: 10,
+            max_bytes: 2_150,
+        };
         let x = Extractor::new(&t)
             .extract_body(doc.to_string().as_bytes(), limits, &[])
             .unwrap();

@@ -357,7 +357,10 @@ pub fn publish(store: &Store, target: &Target, outcome: Outcome) {
     state.response_size = outcome.size;
     *state.polls.entry(outcome.result).or_default() += 1;
     for e in outcome.extraction_errors {
-        *state.extraction_errors.entry((e.metric, e.reason)).or_default() += e.count;
+        *state
+            .extraction_errors
+            .entry((e.metric, e.reason))
+            .or_default() += e.count;
     }
     state.dropped += outcome.dropped;
     if outcome.result == PollResult::Success {
