@@ -5,11 +5,12 @@ Builds the release binary (unless --bin is given), serves bodies of about
 4 MB from a local HTTP server and runs `remora once` on each with a few rule
 sets. For each case it prints the peak RSS of the process (ru_maxrss of the
 child, through GNU time when installed), the idle figure (the same rules on a tiny body), and
-the amplification (peak - idle) / body size. The goal is peak <= idle +
-3 x max_body_bytes (amplification under 3 for a body at the limit).
+the amplification (peak - idle) / max_body_bytes. The goal is peak <= idle
++ 3 x max_body_bytes (amplification under 3) for any body within the limit.
 
     scripts/bench-memory.py                       # this tree
     scripts/bench-memory.py --base /path/remora   # and an older binary beside it
+    scripts/bench-memory.py --max-body-mib 1 --max-series 500   # the Kubernetes example's limits
 """
 
 import argparse
@@ -25,6 +26,7 @@ import threading
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_BODY = 4 * 1024 * 1024  # the default limits.max_body_bytes
 SIZE = 4_000_000  # bodies just under it
+MAX_SERIES = 2000  # the default limits.max_series_per_target
 
 
 def zeros():
@@ -100,7 +102,7 @@ CASES = [
 def config(url, rules):
     return json.dumps({
         "host": {"enabled": False},
-        "limits": {"max_body_bytes": "4MiB"},
+        "limits": {"max_body_bytes": MAX_BODY, "max_series_per_target": MAX_SERIES},
         "targets": [{"name": "t", "url": url, "timeout": "30s", "interval": "60s", "metrics": rules}],
     })
 
@@ -149,7 +151,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", help="remora binary to measure (default: build this tree)")
     ap.add_argument("--base", help="an older remora binary to measure beside it")
+    ap.add_argument("--max-body-mib", type=int, default=4, help="limits.max_body_bytes in MiB")
+    ap.add_argument("--max-series", type=int, default=2000, help="limits.max_series_per_target")
     args = ap.parse_args()
+    global MAX_BODY, SIZE, MAX_SERIES
+    MAX_BODY = args.max_body_mib * 1024 * 1024
+    SIZE = MAX_BODY * 95 // 100
+    MAX_SERIES = args.max_series
     binary = args.bin
     if not binary:
         subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "remora"], cwd=ROOT, check=True)
@@ -162,7 +170,8 @@ def main():
         with open(os.path.join(tmp, "tiny.json"), "w") as f:
             f.write('{"a":0}')
         bodies = {}
-        print(f"max_body_bytes {MAX_BODY} B; peak RSS of `remora once` in MiB; amp = (peak - idle) / body")
+        print(f"max_body_bytes {MAX_BODY} B, max_series_per_target {MAX_SERIES}; "
+              "peak RSS of `remora once` in MiB; amp = (peak - idle) / max_body_bytes")
         header = f"{'case':34} {'body MB':>7}"
         for name, _ in binaries:
             header += f" | {name + ' idle':>11} {'peak':>7} {'amp':>5} {'rc':>2}"
@@ -185,7 +194,7 @@ def main():
                     f.write(config(f"{base_url}/{os.path.basename(body)}", rules))
                 idle, _ = peak_rss(b, idle_cfg, tmp)
                 peak, rc = peak_rss(b, cfg, tmp)
-                row += f" | {mib(idle):>11} {mib(peak)} {(peak - idle) / size:5.1f} {rc:2}"
+                row += f" | {mib(idle):>11} {mib(peak)} {(peak - idle) / MAX_BODY:5.2f} {rc:2}"
             print(row, flush=True)
         server.shutdown()
     return 0
