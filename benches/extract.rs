@@ -2,9 +2,12 @@
 //! one of ~1 MB, 20 rules each (each/labels/map/duration/bytes/timestamp/
 //! values/stateset/info), with and without the serde_json parse.
 //!
-//! `extract` is one poll with the rules compiled beforehand ([`Extractor`],
-//! what the poller does); `compile+extract` recompiles them (the one-call
-//! `extract`). Run with `cargo bench --bench extract`; the document sizes and
+//! `parse+extract` is one poll as the poller does it
+//! ([`Extractor::extract_body`]: the parse keeps only what the rules reach,
+//! within the body limit); `parse all+extract` parses the whole document into
+//! a `serde_json::Value` first (what the poller did before); `extract` is the
+//! extraction alone, the rules compiled beforehand ([`Extractor`]);
+//! `compile+extract` recompiles them (the one-call `extract`). Run with `cargo bench --bench extract`; the document sizes and
 //! series counts are printed first.
 
 use std::collections::BTreeMap;
@@ -20,7 +23,7 @@ use remora::config::{
     Format, Method, MetricRule, Parse, RuleKind, RuleValue, Target, Template, TemplatePart,
     TlsConfig, ValueSource,
 };
-use remora::targets::extract::{extract, Extractor};
+use remora::targets::extract::{extract, Extractor, Limits};
 
 /// A seed-like status document with `n` dependency checks, `2n` workers, `n`
 /// queues and `2n` feature flags, strings and all (~1.2 KB per `n`).
@@ -303,11 +306,21 @@ fn bench(c: &mut Criterion) {
         let doc: Value = serde_json::from_str(&text).expect("bench document");
         let extractor = Extractor::new(&target);
         let x = extractor.extract(&doc, usize::MAX, &base);
+        let limits = Limits {
+            max_series: usize::MAX,
+            max_bytes: 4 << 20,
+        };
+        let y = extractor
+            .extract_body(text.as_bytes(), limits, &base)
+            .expect("bench document");
+        assert_eq!((x.series, x.dropped), (y.series, y.dropped));
         println!(
-            "{label}: {} bytes, {} series, {} errors",
+            "{label}: {} bytes, {} series, {} errors ({} counted), {} unread",
             text.len(),
             x.series,
-            x.errors.len()
+            x.errors.len(),
+            x.errors.iter().map(|e| e.count).sum::<u64>(),
+            y.unread,
         );
         let mut group = c.benchmark_group(label);
         group.throughput(Throughput::Bytes(text.len() as u64));
@@ -315,6 +328,13 @@ fn bench(c: &mut Criterion) {
             group.sample_size(20);
         }
         group.bench_function("parse+extract", |b| {
+            b.iter(|| {
+                extractor
+                    .extract_body(black_box(text.as_bytes()), limits, &base)
+                    .expect("bench document")
+            })
+        });
+        group.bench_function("parse all+extract", |b| {
             b.iter(|| {
                 let doc: Value = serde_json::from_str(black_box(&text)).expect("bench document");
                 extractor.extract(&doc, usize::MAX, &base)

@@ -49,6 +49,18 @@
 //!   one `duplicate_series` error per node that produced any duplicate.
 //! - Cap: once `max_series` series are kept, further series are dropped and
 //!   counted in [`Extraction::dropped`] (duplicates are errors, not drops).
+//! - Errors are counted per (rule, reason), with the first offending value as
+//!   an example (cut to [`EXAMPLE_CHARS`] characters): one poll's errors take
+//!   the same memory whatever the number of nodes that fail.
+//!
+//! Memory ([`Extractor::extract_body`]): the body is parsed into only what
+//! the rules can reach ([`reach`]), and the parsed values plus the label
+//! text of the series made share one budget (the body limit,
+//! `limits.max_body_bytes`; the parse may take three quarters of it, the
+//! labels the rest). Past it, the rest of the bulk is not read and a
+//! node whose labels do not fit gives no series: both count in
+//! [`Extraction::dropped`] (per member of an `each` container, one per series
+//! the rule makes from a node) and in [`Extraction::unread`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -58,7 +70,9 @@ use std::sync::Arc;
 
 use opentelemetry::{Key, KeyValue, StringValue};
 use serde_json::Value;
-use serde_json_path::{JsonPath, PathElement};
+use serde_json_path::JsonPath;
+
+mod reach;
 
 use super::value::{parse_bytes, parse_duration, parse_number, parse_timestamp};
 use crate::config::{MetricRule, Parse, RuleKind, Target, TemplatePart, ValueSource};
@@ -101,12 +115,23 @@ impl ErrorReason {
     }
 }
 
-/// One extraction error (one increment of `remora_extraction_errors_total`).
+/// Characters an error's example value is cut to.
+pub const EXAMPLE_CHARS: usize = 80;
+
+/// The extraction errors of one rule and reason in one extraction (`count`
+/// increments of `remora_extraction_errors_total`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExtractionError {
     /// The rule's name as written in the config.
     pub metric: String,
     pub reason: ErrorReason,
+    /// How many times (at least 1).
+    pub count: u64,
+    /// The first offending value: a string as is, another scalar as JSON
+    /// text, an object or array as `{…}` / `[…]`, a duplicate as its labels;
+    /// cut to [`EXAMPLE_CHARS`] characters (ending in `…` when cut). `None`
+    /// for `missing`.
+    pub example: Option<String>,
 }
 
 /// The result of one extraction.
@@ -114,11 +139,24 @@ pub struct ExtractionError {
 pub struct Extraction {
     /// One family per instrument of [`specs`], in the same order.
     pub families: Vec<Family>,
+    /// Per (rule, reason), in the order first met.
     pub errors: Vec<ExtractionError>,
-    /// Series over the cap.
+    /// Series over the cap, or past the memory budget.
     pub dropped: u64,
     /// Series kept.
     pub series: usize,
+    /// JSON values and nodes the memory budget left out.
+    pub unread: u64,
+}
+
+/// The bounds of one extraction.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `limits.max_series_per_target`.
+    pub max_series: usize,
+    /// The body limit (`limits.max_body_bytes`): the parsed document, the
+    /// label text and the body take at most about twice this together.
+    pub max_bytes: usize,
 }
 
 /// One [`InstrumentSpec`] per instrument the target's rules produce, in rule
@@ -157,6 +195,8 @@ pub struct Extractor {
     /// Instrument names, in [`specs`] order.
     names: Vec<Arc<str>>,
     rules: Vec<RulePlan>,
+    /// What the rules can read of a document.
+    reach: reach::Reach,
     /// Series kept by the last extraction, to size the next one's tables.
     last_series: AtomicUsize,
 }
@@ -183,16 +223,52 @@ impl Extractor {
                 });
             }
         }
-        let rules = target
+        let rules: Vec<RulePlan> = target
             .metrics
             .iter()
-            .map(|rule| RulePlan::new(rule, &index))
+            .enumerate()
+            .map(|(i, rule)| RulePlan::new(i, rule, &index))
             .collect();
+        let mut reach = reach::Reach::default();
+        for rule in &rules {
+            rule.add_reach(&mut reach);
+        }
+        reach.normalize();
         Extractor {
             names,
             rules,
+            reach,
             last_series: AtomicUsize::new(0),
         }
+    }
+
+    /// Parses `body` and extracts every rule from it, within `limits`: the
+    /// parse keeps only what the rules can reach, and what it keeps plus the
+    /// label text made stays within `limits.max_bytes` (see the module doc).
+    pub fn extract_body(
+        &self,
+        body: &[u8],
+        limits: Limits,
+        base: &[KeyValue],
+    ) -> Result<Extraction, serde_json::Error> {
+        // Twice the limit less the body (which is in memory too); a quarter
+        // is kept for the label text and the results of general queries.
+        let budget = limits
+            .max_bytes
+            .saturating_mul(2)
+            .saturating_sub(body.len())
+            .max(limits.max_bytes);
+        let for_parse = budget - budget / 4;
+        let parsed = reach::parse(body, &self.reach, self.rules.len(), for_parse)?;
+        let for_labels = budget - (for_parse - parsed.budget);
+        let mut x = self.extract_within(&parsed.root, limits.max_series, for_labels, base);
+        for (rule, n) in self.rules.iter().zip(&parsed.unread_members) {
+            x.dropped = x.dropped.saturating_add(n.saturating_mul(rule.per_node()));
+            x.unread += n;
+        }
+        x.dropped = x.dropped.saturating_add(parsed.unread);
+        x.unread += parsed.unread;
+        Ok(x)
     }
 
     /// Extracts every rule from `doc`. `base` (the `target` label and the
@@ -200,6 +276,17 @@ impl Extractor {
     /// target with `Arc<str>` keys and values, so that cloning it per series
     /// does not allocate.
     pub fn extract(&self, doc: &Value, max_series: usize, base: &[KeyValue]) -> Extraction {
+        self.extract_within(doc, max_series, usize::MAX, base)
+    }
+
+    /// [`Extractor::extract`] with `label_budget` bytes for the label text.
+    fn extract_within(
+        &self,
+        doc: &Value,
+        max_series: usize,
+        label_budget: usize,
+        base: &[KeyValue],
+    ) -> Extraction {
         let expected = self.last_series.load(Ordering::Relaxed).min(max_series);
         let mut sink = Sink {
             families: self
@@ -211,8 +298,11 @@ impl Extractor {
                 })
                 .collect(),
             errors: Vec::new(),
+            error_slots: vec![[NO_SLOT; 5]; self.rules.len()],
             dropped: 0,
             kept: 0,
+            unread: 0,
+            label_budget,
             max_series,
             base_len: base.len(),
             seen: HashMap::with_capacity_and_hasher(expected, Default::default()),
@@ -239,19 +329,22 @@ impl Extractor {
                     _ => {}
                 },
                 Some(EachPlan::Query(each)) if rule.uses_key => {
-                    let nodes = each.query_located(doc);
+                    let mut nodes = each.query(doc).all();
+                    // The list and the map of keys.
+                    sink.fit_nodes(rule, &mut nodes, 56);
                     rule.reserve(nodes.len(), &mut sink);
-                    for located in nodes {
-                        let key = match located.location().last() {
-                            Some(PathElement::Name(name)) => NodeKey::Name(name),
-                            Some(PathElement::Index(i)) => NodeKey::Index(*i),
-                            None => NodeKey::None,
-                        };
-                        rule.node(located.node(), key, base, &mut sink, &mut buf);
+                    let keys = keys_of(doc, &nodes);
+                    for node in nodes {
+                        let key = keys
+                            .get(&std::ptr::from_ref(node))
+                            .copied()
+                            .unwrap_or(NodeKey::None);
+                        rule.node(node, key, base, &mut sink, &mut buf);
                     }
                 }
                 Some(EachPlan::Query(each)) => {
-                    let nodes = each.query(doc);
+                    let mut nodes = each.query(doc).all();
+                    sink.fit_nodes(rule, &mut nodes, 8);
                     rule.reserve(nodes.len(), &mut sink);
                     for node in nodes {
                         rule.node(node, NodeKey::None, base, &mut sink, &mut buf);
@@ -265,8 +358,51 @@ impl Extractor {
             errors: sink.errors,
             dropped: sink.dropped,
             series: sink.kept,
+            unread: sink.unread,
         }
     }
+}
+
+/// The `{@key}` of each of `nodes` (members of `doc`): its object key or
+/// array index, as the located query would give it, found by address with
+/// one breadth-first walk that stops once every node is found. Takes a few
+/// words per node, where a located query holds each node's whole path.
+fn keys_of<'v>(doc: &'v Value, nodes: &[&'v Value]) -> HashMap<*const Value, NodeKey<'v>> {
+    let mut keys: HashMap<*const Value, NodeKey<'v>> = nodes
+        .iter()
+        .map(|n| (std::ptr::from_ref(*n), NodeKey::None))
+        .collect();
+    let mut left = keys.len() - usize::from(keys.contains_key(&std::ptr::from_ref(doc)));
+    let mut level = vec![doc];
+    while left > 0 && !level.is_empty() {
+        let mut next = Vec::new();
+        for parent in level {
+            let mut visit = |child: &'v Value, key: NodeKey<'v>| {
+                if let Some(k) = keys.get_mut(&std::ptr::from_ref(child)) {
+                    *k = key;
+                    left -= 1;
+                }
+                if matches!(child, Value::Array(_) | Value::Object(_)) {
+                    next.push(child);
+                }
+            };
+            match parent {
+                Value::Object(members) => {
+                    for (k, v) in members {
+                        visit(v, NodeKey::Name(k));
+                    }
+                }
+                Value::Array(items) => {
+                    for (i, v) in items.iter().enumerate() {
+                        visit(v, NodeKey::Index(i));
+                    }
+                }
+                _ => {}
+            }
+        }
+        level = next;
+    }
+    keys
 }
 
 /// One step of a [`SimplePath`].
@@ -298,30 +434,8 @@ impl SimplePath {
                 .strip_suffix(".*")
                 .or_else(|| rest.strip_suffix("[*]"))?;
         }
-        let mut steps = Vec::new();
-        while !rest.is_empty() {
-            if let Some(after) = rest.strip_prefix('.') {
-                let end = after.find(['.', '[']).unwrap_or(after.len());
-                let name = &after[..end];
-                if name.is_empty() || name == "*" {
-                    return None;
-                }
-                steps.push(Step::Name(name.to_string()));
-                rest = &after[end..];
-            } else if let Some(after) = rest.strip_prefix('[') {
-                let end = after.find(']')?;
-                let index = &after[..end];
-                let digits = index.strip_prefix('-').unwrap_or(index);
-                if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                steps.push(Step::Index(index.parse().ok()?));
-                rest = &after[end + 1..];
-            } else {
-                return None;
-            }
-        }
-        Some(SimplePath { steps })
+        let (steps, rest) = simple_prefix(rest);
+        rest.is_empty().then_some(SimplePath { steps })
     }
 
     fn get<'v>(&self, mut v: &'v Value) -> Option<&'v Value> {
@@ -345,6 +459,50 @@ impl SimplePath {
     }
 }
 
+/// The leading `.name` and `[index]` segments of a path's canonical display
+/// (after the `$`), and the text after them.
+fn simple_prefix(mut rest: &str) -> (Vec<Step>, &str) {
+    let mut steps = Vec::new();
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            let end = after.find(['.', '[']).unwrap_or(after.len());
+            let name = &after[..end];
+            if name.is_empty() || name == "*" {
+                break;
+            }
+            steps.push(Step::Name(name.to_string()));
+            rest = &after[end..];
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let Some(end) = after.find(']') else { break };
+            let index = &after[..end];
+            let digits = index.strip_prefix('-').unwrap_or(index);
+            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                break;
+            }
+            let Ok(i) = index.parse() else { break };
+            steps.push(Step::Index(i));
+            rest = &after[end + 1..];
+        } else {
+            break;
+        }
+    }
+    (steps, rest)
+}
+
+/// Adds to `base` what `path`, evaluated from `base`'s node, can read: its
+/// plain steps, then everything below them (or below `base` when a filter
+/// reads the root).
+fn reach_general(base: &mut reach::Reach, path: &JsonPath) {
+    let text = path.to_string();
+    let rest = text.strip_prefix('$').unwrap_or(&text);
+    if rest.contains('$') {
+        base.reach_all();
+        return;
+    }
+    let (steps, _) = simple_prefix(rest);
+    base.descend(&steps).reach_all();
+}
+
 /// A JSONPath whose first match is wanted.
 enum PathPlan {
     Simple(SimplePath),
@@ -356,6 +514,16 @@ impl PathPlan {
         match SimplePath::parse(path, false) {
             Some(simple) => PathPlan::Simple(simple),
             None => PathPlan::General(path.clone()),
+        }
+    }
+
+    /// Adds to `base` what this path, evaluated from `base`'s node, reads.
+    fn add_reach(&self, base: &mut reach::Reach) {
+        match self {
+            PathPlan::Simple(simple) => {
+                base.descend(&simple.steps);
+            }
+            PathPlan::General(path) => reach_general(base, path),
         }
     }
 
@@ -375,7 +543,7 @@ enum EachPlan {
 }
 
 /// The `{@key}` of the current node.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 enum NodeKey<'a> {
     None,
     Name(&'a str),
@@ -409,6 +577,8 @@ enum KindPlan {
 
 /// One compiled rule.
 struct RulePlan {
+    /// The rule's position in the target.
+    index: usize,
     /// The rule's name as written, for errors.
     metric: String,
     kind: KindPlan,
@@ -427,7 +597,7 @@ struct RulePlan {
 const STATE: Key = Key::from_static_str("state");
 
 impl RulePlan {
-    fn new(rule: &MetricRule, index: &HashMap<&str, usize>) -> Self {
+    fn new(position: usize, rule: &MetricRule, index: &HashMap<&str, usize>) -> Self {
         let mut uses_key = false;
         let labels = rule
             .labels
@@ -491,6 +661,7 @@ impl RulePlan {
             })
             .collect();
         RulePlan {
+            index: position,
             metric: rule.name.clone(),
             kind,
             each,
@@ -502,6 +673,46 @@ impl RulePlan {
             scale: rule.scale,
             optional: rule.optional,
         }
+    }
+
+    /// Adds what this rule can read of a document to `root`.
+    fn add_reach(&self, root: &mut reach::Reach) {
+        let node = match &self.each {
+            None => root,
+            Some(EachPlan::Members(container)) => {
+                let node = root.descend(&container.steps);
+                node.container_of(self.index);
+                node.members()
+            }
+            Some(EachPlan::Query(each)) => {
+                // Every node it matches lies under what it reaches.
+                reach_general(root, each);
+                return;
+            }
+        };
+        for (_, source) in &self.values {
+            if let SourcePlan::Path(p) = source {
+                p.add_reach(node);
+            }
+        }
+        for (_, label) in &self.labels {
+            if let LabelPlan::Template(parts) = label {
+                for part in parts {
+                    if let Part::Path(p) = part {
+                        p.add_reach(node);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Series one node makes when nothing fails.
+    fn per_node(&self) -> u64 {
+        let states = match &self.kind {
+            KindPlan::StateSet(states) => states.len(),
+            _ => 1,
+        };
+        (self.values.len() as u64).saturating_mul(states as u64)
     }
 
     /// Makes room for the series of `nodes` `each` matches.
@@ -534,14 +745,43 @@ impl RulePlan {
         for (k, plan) in &self.labels {
             let value = match plan {
                 LabelPlan::Const(v) => v.clone(),
-                LabelPlan::Template(parts) => match render(parts, node, key, self.optional, buf) {
-                    Ok(v) => v,
-                    Err(reason) => return sink.error(&self.metric, reason),
-                },
+                LabelPlan::Template(parts) => {
+                    match render(parts, node, key, self.optional, sink.label_budget, buf) {
+                        Ok(()) => {
+                            // The text and the `Arc` it goes into.
+                            if !sink.take_label(buf.len() + 32) {
+                                sink.dropped = sink.dropped.saturating_add(self.per_node());
+                                sink.unread += 1;
+                                return;
+                            }
+                            arc_value(buf)
+                        }
+                        Err(Some((reason, offending))) => {
+                            return sink.error(self, reason, || offending.map(example))
+                        }
+                        Err(None) => {
+                            sink.dropped = sink.dropped.saturating_add(self.per_node());
+                            sink.unread += 1;
+                            return;
+                        }
+                    }
+                }
             };
             attrs.push(KeyValue::new(k.clone(), value));
         }
-        let mut duplicate = false;
+        // The labels of the node's first duplicate (for the rule's first).
+        let mut duplicate: Option<String> = None;
+        let mut note = |sink: &Sink, rejected: Result<(), Vec<KeyValue>>| {
+            if let Err(attrs) = rejected {
+                if duplicate.is_none() {
+                    duplicate = Some(if sink.has_error(self, ErrorReason::DuplicateSeries) {
+                        String::new()
+                    } else {
+                        labels_text(&attrs[base.len()..])
+                    });
+                }
+            }
+        };
         let last = self.values.len().saturating_sub(1);
         for (i, (family, source)) in self.values.iter().enumerate() {
             let family = *family;
@@ -560,9 +800,12 @@ impl RulePlan {
                         SourcePlan::Path(p) => p.first(node),
                     };
                     match found {
-                        None if !self.optional => sink.error(&self.metric, ErrorReason::Missing),
+                        None if !self.optional => sink.error(self, ErrorReason::Missing, || None),
                         None | Some(Value::Null) => {}
-                        Some(_) => duplicate |= !sink.push(family, take(), 1.0),
+                        Some(_) => {
+                            let r = sink.push(family, take(), 1.0);
+                            note(sink, r);
+                        }
                     }
                 }
                 KindPlan::StateSet(states) => {
@@ -575,7 +818,7 @@ impl RulePlan {
                         SourcePlan::Path(p) => match p.first(node) {
                             None if self.optional => continue,
                             None => {
-                                sink.error(&self.metric, ErrorReason::Missing);
+                                sink.error(self, ErrorReason::Missing, || None);
                                 continue;
                             }
                             Some(Value::Null) => continue,
@@ -587,7 +830,13 @@ impl RulePlan {
                     };
                     let at = current.and_then(|c| states.iter().position(|s| s.as_str() == c));
                     if at.is_none() {
-                        sink.error(&self.metric, ErrorReason::UnmappedValue);
+                        let offending = match source {
+                            SourcePlan::Path(p) => p.first(node),
+                            SourcePlan::Const(_) => None,
+                        };
+                        sink.error(self, ErrorReason::UnmappedValue, || {
+                            Some(offending.map_or_else(|| cut(buf), example))
+                        });
                     }
                     let base_attrs = take();
                     for (j, state) in states.iter().enumerate() {
@@ -595,28 +844,32 @@ impl RulePlan {
                         a.extend_from_slice(&base_attrs);
                         a.push(KeyValue::new(STATE, state.clone()));
                         let v = if at == Some(j) { 1.0 } else { 0.0 };
-                        duplicate |= !sink.push(family, a, v);
+                        let r = sink.push(family, a, v);
+                        note(sink, r);
                     }
                 }
                 KindPlan::Number => match self.number(source, node, buf) {
-                    Ok(Some(v)) => duplicate |= !sink.push(family, take(), v),
+                    Ok(Some(v)) => {
+                        let r = sink.push(family, take(), v);
+                        note(sink, r);
+                    }
                     Ok(None) => {}
-                    Err(reason) => sink.error(&self.metric, reason),
+                    Err((reason, offending)) => sink.error(self, reason, || offending.map(example)),
                 },
             }
         }
-        if duplicate {
-            sink.error(&self.metric, ErrorReason::DuplicateSeries);
+        if let Some(labels) = duplicate {
+            sink.error(self, ErrorReason::DuplicateSeries, || Some(cut(&labels)));
         }
     }
 
     /// The value of a gauge/counter/updowncounter: `None` for no series.
-    fn number(
+    fn number<'v>(
         &self,
         source: &SourcePlan,
-        node: &Value,
+        node: &'v Value,
         buf: &mut String,
-    ) -> Result<Option<f64>, ErrorReason> {
+    ) -> Result<Option<f64>, (ErrorReason, Option<&'v Value>)> {
         let raw = match source {
             SourcePlan::Const(c) => return Ok(Some(*c)),
             SourcePlan::Path(p) => p.first(node),
@@ -625,17 +878,17 @@ impl RulePlan {
             return if self.optional {
                 Ok(None)
             } else {
-                Err(ErrorReason::Missing)
+                Err((ErrorReason::Missing, None))
             };
         };
-        let Some(v) = convert(raw, self.parse, &self.map, buf)? else {
+        let Some(v) = convert(raw, self.parse, &self.map, buf).map_err(|r| (r, Some(raw)))? else {
             return Ok(None);
         };
         let v = self.scale.map_or(v, |s| v * s);
         if v.is_finite() {
             Ok(Some(v))
         } else {
-            Err(ErrorReason::NotANumber)
+            Err((ErrorReason::NotANumber, Some(raw)))
         }
     }
 }
@@ -644,14 +897,16 @@ fn arc_value(s: &str) -> StringValue {
     StringValue::from(Arc::<str>::from(s))
 }
 
-/// Renders a label template for one node.
-fn render(
+/// Renders a label template for one node into `buf`; an error comes with
+/// the offending value, `None` when the text would pass `limit` bytes.
+fn render<'v>(
     parts: &[Part],
-    node: &Value,
+    node: &'v Value,
     key: NodeKey,
     optional: bool,
+    limit: usize,
     buf: &mut String,
-) -> Result<StringValue, ErrorReason> {
+) -> Result<(), Option<(ErrorReason, Option<&'v Value>)>> {
     buf.clear();
     for part in parts {
         match part {
@@ -664,13 +919,60 @@ fn render(
                 }
             },
             Part::Path(p) => match p.first(node) {
-                Some(v) => write_scalar(v, buf)?,
+                Some(Value::String(s)) if buf.len().saturating_add(s.len()) > limit => {
+                    return Err(None)
+                }
+                Some(v) => write_scalar(v, buf).map_err(|r| Some((r, Some(v))))?,
                 None if optional => {}
-                None => return Err(ErrorReason::Missing),
+                None => return Err(Some((ErrorReason::Missing, None))),
             },
         }
+        if buf.len() > limit {
+            return Err(None);
+        }
     }
-    Ok(arc_value(buf))
+    Ok(())
+}
+
+/// An error's example: a string as is (cut to [`EXAMPLE_CHARS`]
+/// characters), a scalar as JSON text, an object or array as `{…}` / `[…]`
+/// (the parse keeps no content of a container a rule reads as a value).
+fn example(v: &Value) -> String {
+    match v {
+        Value::String(s) => cut(s),
+        Value::Object(_) => "{…}".to_string(),
+        Value::Array(_) => "[…]".to_string(),
+        scalar => scalar.to_string(),
+    }
+}
+
+/// `s` cut to [`EXAMPLE_CHARS`] characters, the last one `…` when cut.
+fn cut(s: &str) -> String {
+    match s.char_indices().nth(EXAMPLE_CHARS) {
+        Some(_) => {
+            let end = s
+                .char_indices()
+                .nth(EXAMPLE_CHARS - 1)
+                .map_or(s.len(), |(i, _)| i);
+            format!("{}…", &s[..end])
+        }
+        None => s.to_string(),
+    }
+}
+
+/// A series' labels as `k="v",...` (for a duplicate's example).
+fn labels_text(labels: &[KeyValue]) -> String {
+    let mut out = String::new();
+    for (i, kv) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{}=\"{}\"", kv.key, kv.value);
+        if out.len() > EXAMPLE_CHARS * 4 {
+            break;
+        }
+    }
+    out
 }
 
 /// Appends a scalar's label text: strings as is, numbers as the JSON wrote
@@ -756,12 +1058,21 @@ impl Hasher for IdentityHasher {
     }
 }
 
+/// No error of this reason yet.
+const NO_SLOT: u32 = u32::MAX;
+
 /// Collects the series of one extraction.
 struct Sink {
     families: Vec<Family>,
     errors: Vec<ExtractionError>,
+    /// Per rule and reason: the index in `errors`, or [`NO_SLOT`].
+    error_slots: Vec<[u32; 5]>,
     dropped: u64,
     kept: usize,
+    /// Nodes dropped for the label budget.
+    unread: u64,
+    /// Bytes left for label text.
+    label_budget: usize,
     max_series: usize,
     /// Length of the base labels, identical on every series and left out of the hash.
     base_len: usize,
@@ -771,21 +1082,79 @@ struct Sink {
 }
 
 impl Sink {
-    fn error(&mut self, metric: &str, reason: ErrorReason) {
-        self.errors.push(ExtractionError {
-            metric: metric.to_string(),
-            reason,
-        });
+    /// Counts an error of `rule`; `example` is called for its first one.
+    fn error(
+        &mut self,
+        rule: &RulePlan,
+        reason: ErrorReason,
+        example: impl FnOnce() -> Option<String>,
+    ) {
+        let Some(slots) = self.error_slots.get_mut(rule.index) else {
+            return;
+        };
+        let slot = &mut slots[reason as usize];
+        match self.errors.get_mut(*slot as usize) {
+            Some(e) => e.count += 1,
+            None => {
+                *slot = u32::try_from(self.errors.len()).unwrap_or(NO_SLOT);
+                self.errors.push(ExtractionError {
+                    metric: rule.metric.clone(),
+                    reason,
+                    count: 1,
+                    example: example(),
+                });
+            }
+        }
     }
 
-    /// Keeps a series unless it duplicates an earlier one (then `false`) or
-    /// the cap is reached (then it is counted as dropped).
-    fn push(&mut self, family: usize, attrs: Vec<KeyValue>, value: f64) -> bool {
+    /// Whether `rule` already had an error of `reason`.
+    fn has_error(&self, rule: &RulePlan, reason: ErrorReason) -> bool {
+        self.error_slots
+            .get(rule.index)
+            .is_some_and(|s| s[reason as usize] != NO_SLOT)
+    }
+
+    /// Keeps the nodes a general `each` matched whose bookkeeping (`cost`
+    /// bytes each) fits half the budget left (the other half is for their
+    /// labels); the others count as dropped.
+    fn fit_nodes(&mut self, rule: &RulePlan, nodes: &mut Vec<&Value>, cost: usize) {
+        let fit = nodes.len().min(self.label_budget / 2 / cost);
+        self.label_budget -= fit * cost;
+        let over = (nodes.len() - fit) as u64;
+        if over > 0 {
+            nodes.truncate(fit);
+            nodes.shrink_to_fit();
+            self.dropped = self
+                .dropped
+                .saturating_add(over.saturating_mul(rule.per_node()));
+            self.unread += over;
+        }
+    }
+
+    /// Takes `n` bytes of the label budget.
+    fn take_label(&mut self, n: usize) -> bool {
+        match self.label_budget.checked_sub(n) {
+            Some(left) => {
+                self.label_budget = left;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Keeps a series unless it duplicates an earlier one (then its labels
+    /// come back) or the cap is reached (then it is counted as dropped).
+    fn push(
+        &mut self,
+        family: usize,
+        attrs: Vec<KeyValue>,
+        value: f64,
+    ) -> Result<(), Vec<KeyValue>> {
         let hash = label_hash(&self.hasher, family, &attrs[self.base_len..]);
         let mut remember = true;
         if let Some(&(f, s)) = self.seen.get(&hash) {
             if f == family && self.families[f].series[s].attributes == attrs {
-                return false;
+                return Err(attrs);
             }
             // A hash collision: compare with every series of the family.
             if self.families[family]
@@ -793,13 +1162,13 @@ impl Sink {
                 .iter()
                 .any(|x| x.attributes == attrs)
             {
-                return false;
+                return Err(attrs);
             }
             remember = false;
         }
         if self.kept >= self.max_series {
             self.dropped += 1;
-            return true;
+            return Ok(());
         }
         let series = &mut self.families[family].series;
         if remember {
@@ -807,7 +1176,7 @@ impl Sink {
         }
         series.push(Series::new(attrs, value));
         self.kept += 1;
-        true
+        Ok(())
     }
 }
 
@@ -944,6 +1313,26 @@ mod tests {
         }
     }
 
+    /// [`super::extract`], checked against [`Extractor::extract_body`] on
+    /// the document's text: the parse that keeps only what the rules reach
+    /// must give the same series, errors (with examples) and drops.
+    fn extract(t: &Target, doc: &Value, max_series: usize, base: &[KeyValue]) -> Extraction {
+        let x = super::extract(t, doc, max_series, base);
+        let limits = Limits {
+            max_series,
+            max_bytes: 1 << 40,
+        };
+        for text in [doc.to_string(), serde_json::to_string_pretty(doc).unwrap()] {
+            let y = Extractor::new(t)
+                .extract_body(text.as_bytes(), limits, base)
+                .unwrap();
+            assert_eq!(samples(&x), samples(&y), "{text}");
+            assert_eq!(x.errors, y.errors, "{text}");
+            assert_eq!((x.series, x.dropped, y.unread), (y.series, y.dropped, 0));
+        }
+        x
+    }
+
     fn run(rules: Vec<MetricRule>, doc: &Value) -> Extraction {
         extract(&target(rules), doc, 10_000, &[])
     }
@@ -964,10 +1353,13 @@ mod tests {
         out
     }
 
+    /// Errors one by one (counts expanded), in the order first met.
     fn errors(x: &Extraction) -> Vec<(String, &'static str)> {
         x.errors
             .iter()
-            .map(|e| (e.metric.clone(), e.reason.as_str()))
+            .flat_map(|e| {
+                std::iter::repeat_n((e.metric.clone(), e.reason.as_str()), e.count as usize)
+            })
             .collect()
     }
 
@@ -1539,7 +1931,7 @@ mod tests {
         let r = labels(each(rule("x", "1"), "$.items[*]"), &[("k", "same")]);
         let x = extract(&target(vec![r]), &json!({"items": [1, 2, 3]}), 1, &[]);
         assert_eq!((x.series, x.dropped), (1, 0));
-        assert_eq!(x.errors.len(), 2);
+        assert_eq!(errors(&x), vec![err("x", "duplicate_series"); 2]);
     }
 
     #[test]
@@ -1673,6 +2065,200 @@ mod tests {
         let fast = run(vec![rule_with("$.workers[*]")], &doc);
         let general = run(vec![rule_with("$.workers[?@]")], &doc);
         assert_eq!(samples(&fast), samples(&general));
+    }
+
+    // ----- memory: errors counted, the parse keeps what the rules reach -----
+
+    #[test]
+    fn errors_are_counted_per_rule_and_reason_with_one_example() {
+        let long = "é".repeat(200);
+        let items: Vec<Value> = (0..10_000)
+            .map(|i| if i == 0 { json!(long) } else { json!("bad") })
+            .collect();
+        let doc = json!({"items": items, "o": {"k": [1]}});
+        let r = each(rule("x", "$"), "$.items[*]");
+        let x = run(vec![r, rule("o", "$.o"), rule("m", "$.nope")], &doc);
+        let got: Vec<(&str, &str, u64)> = x
+            .errors
+            .iter()
+            .map(|e| (e.metric.as_str(), e.reason.as_str(), e.count))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("x", "not_a_number", 10_000),
+                ("o", "not_a_number", 1),
+                ("m", "missing", 1)
+            ]
+        );
+        let first = x.errors[0].example.as_deref().unwrap();
+        assert_eq!(first.chars().count(), EXAMPLE_CHARS);
+        assert!(first.starts_with("éé") && first.ends_with('…'), "{first}");
+        assert_eq!(x.errors[1].example.as_deref(), Some("{…}"));
+        assert_eq!(x.errors[2].example, None);
+    }
+
+    #[test]
+    fn a_duplicate_example_is_its_labels() {
+        let doc = json!({"items": [{"id": "a"}, {"id": "a"}, {"id": "a"}]});
+        let r = labels(each(rule("x", "1"), "$.items[*]"), &[("id", "{$.id}")]);
+        let x = run(vec![r], &doc);
+        assert_eq!(x.errors.len(), 1);
+        assert_eq!(x.errors[0].count, 2);
+        assert_eq!(x.errors[0].example.as_deref(), Some("id=\"a\""));
+    }
+
+    #[test]
+    fn the_parse_keeps_only_what_the_rules_reach() {
+        let rules = vec![
+            rule("b", "$.a.b"),
+            labels(each(rule("v", "$.v"), "$.items[*]"), &[("n", "{$.name}")]),
+            rule("third", "$.arr[2]"),
+            rule("obj", "$.o"),
+        ];
+        let t = target(rules);
+        let ex = Extractor::new(&t);
+        let body = r#"{
+            "a": {"b": 1, "c": [1, 2, 3]},
+            "items": [{"v": 1, "name": "n", "junk": [1, 2]}, {"v": "2", "other": {}}],
+            "arr": [10, 11, 12, 13, 14],
+            "o": {"deep": {"deeper": [1, 2, 3]}},
+            "other": {"x": "y"}
+        }"#;
+        let parsed = reach::parse(body.as_bytes(), &ex.reach, 4, usize::MAX).unwrap();
+        assert_eq!(
+            parsed.root,
+            json!({
+                "a": {"b": 1},
+                "items": [{"v": 1, "name": "n"}, {"v": "2"}],
+                "arr": [null, null, 12],
+                "o": {}
+            })
+        );
+        // General paths keep everything below their plain steps; a filter
+        // reading the root keeps the whole document.
+        let t = target(vec![
+            rule("g", "$.a..b"),
+            each(rule("f", "$.v"), "$.items[?@.v == 1]"),
+        ]);
+        let ex = Extractor::new(&t);
+        let parsed = reach::parse(body.as_bytes(), &ex.reach, 2, usize::MAX).unwrap();
+        let full: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(parsed.root["a"], full["a"]);
+        assert_eq!(parsed.root["items"], full["items"]);
+        assert_eq!(parsed.root.get("other"), None);
+        let t = target(vec![each(rule("f", "$.v"), "$.items[?@.v == $.arr[0]]")]);
+        let ex = Extractor::new(&t);
+        let parsed = reach::parse(body.as_bytes(), &ex.reach, 1, usize::MAX).unwrap();
+        assert_eq!(parsed.root, full);
+    }
+
+    #[test]
+    fn the_parse_agrees_on_tricky_paths() {
+        let doc = json!({
+            "a": [1, 2, 3],
+            "g": [[1, 2], [3], []],
+            "want": 2,
+            "items": [{"v": 1}, {"v": 2}, {"v": 2, "w": 1}],
+            "m": {"x": {"b": {"c": 1}}, "y": 5}
+        });
+        let mut rules = vec![
+            rule("last", "$.a[-1]"),
+            rule("second", "$.a[1]"),
+            rule("none", "$.a[5]"),
+            labels(
+                each(
+                    values_rule("g", &[("first", "$[0]"), ("last", "$[-1]")]),
+                    "$.g[*]",
+                ),
+                &[("i", "{@key}")],
+            ),
+            labels(
+                each(rule("f", "$.v"), "$.items[?@.v == $.want]"),
+                &[("i", "{@key}")],
+            ),
+            labels(
+                each(rule("k", "$.b.c"), "$.m.*"),
+                &[("k", "{@key}"), ("y", "{$.b}")],
+            ),
+            labels(each(rule("d", "$"), "$..c"), &[("k", "{@key}")]),
+            rule("y", "$.m.y"),
+            rule("root", "$"),
+        ];
+        rules[3].optional = true;
+        let x = run(rules, &doc);
+        assert!(x.series > 5, "{:?}", samples(&x));
+        // Duplicate keys: the last value wins, as serde_json reads them.
+        let t = target(vec![rule("a", "$.a")]);
+        let x = Extractor::new(&t)
+            .extract_body(
+                br#"{"a": 1, "a": 2}"#,
+                Limits {
+                    max_series: 10,
+                    max_bytes: 1 << 20,
+                },
+                &[],
+            )
+            .unwrap();
+        assert_eq!(samples(&x), ["a{} 2"]);
+        // Invalid JSON is still refused, trailing bytes included.
+        for bad in [&br#"{"a": 1"#[..], br#"{"a": 1} x"#, br#"[1,]"#] {
+            let limits = Limits {
+                max_series: 10,
+                max_bytes: 1 << 20,
+            };
+            assert!(Extractor::new(&t).extract_body(bad, limits, &[]).is_err());
+        }
+    }
+
+    #[test]
+    fn past_the_budget_the_rest_is_dropped_and_counted() {
+        let body = format!("[{}]", vec!["0"; 10_000].join(","));
+        let r = labels(each(rule("x", "$"), "$[*]"), &[("i", "{@key}")]);
+        let t = target(vec![r, rule("n", "$[9999]")]);
+        let limits = Limits {
+            max_series: 1_000_000,
+            max_bytes: 20_000,
+        };
+        let x = Extractor::new(&t)
+            .extract_body(body.as_bytes(), limits, &[])
+            .unwrap();
+        // Every node is either a series or counted as dropped; the array
+        // ends where the budget did, so its last element is missing.
+        assert!(x.series > 100 && x.series < 1_000, "{}", x.series);
+        assert_eq!(x.series as u64 + x.dropped, 10_000);
+        assert!(x.unread > 9_000);
+        assert_eq!(errors(&x), [err("n", "missing")]);
+        // Within the budget, the same rules see everything.
+        let limits = Limits {
+            max_series: 1_000_000,
+            max_bytes: 10 << 20,
+        };
+        let x = Extractor::new(&t)
+            .extract_body(body.as_bytes(), limits, &[])
+            .unwrap();
+        assert_eq!((x.series, x.dropped, x.unread), (10_001, 0, 0));
+    }
+
+    #[test]
+    fn label_text_shares_the_budget() {
+        let doc = json!({"s": "x".repeat(1000)});
+        let rules = vec![
+            labels(rule("y", "1"), &[("s", "{$.s}")]),
+            labels(rule("z", "1"), &[("s", "{$.s}")]),
+        ];
+        let t = target(rules);
+        // The parsed string (~1.1 kB) and one label (~1 kB) fit, not two.
+        let limits = Limits {
+            max_series: 10,
+            max_bytes: 2_150,
+        };
+        let x = Extractor::new(&t)
+            .extract_body(doc.to_string().as_bytes(), limits, &[])
+            .unwrap();
+        assert_eq!((x.series, x.dropped, x.unread), (1, 1, 1));
+        assert_eq!(x.families[0].series.len(), 1);
+        assert!(x.errors.is_empty());
     }
 
     // ----- json_exporter's own cases, translated by hand -----

@@ -30,8 +30,19 @@ pub struct Outcome {
     pub families: Vec<Family>,
     pub passthrough: Option<Arc<Vec<prom::PromFamily>>>,
     pub series: usize,
-    pub extraction_errors: Vec<(String, &'static str)>,
+    /// Counted per (metric, reason): bounded by the rules, not the body.
+    pub extraction_errors: Vec<ErrorCount>,
     pub dropped: u64,
+}
+
+/// The extraction errors of one metric and reason in one poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorCount {
+    pub metric: String,
+    pub reason: &'static str,
+    pub count: u64,
+    /// The first offending value, cut to `extract::EXAMPLE_CHARS` characters.
+    pub example: Option<String>,
 }
 
 impl Outcome {
@@ -251,15 +262,26 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, S
     out.error = None;
     match target.format {
         Format::Json => {
-            let doc: serde_json::Value =
-                serde_json::from_slice(body).map_err(|e| format!("invalid JSON: {e}"))?;
-            let ex = p.extractor.extract(&doc, ctx.max_series, &p.base);
+            // The parse keeps what the rules reach, within the body limit.
+            let limits = extract::Limits {
+                max_series: ctx.max_series,
+                max_bytes: usize::try_from(ctx.max_body_bytes).unwrap_or(usize::MAX),
+            };
+            let ex = p
+                .extractor
+                .extract_body(body, limits, &p.base)
+                .map_err(|e| format!("invalid JSON: {e}"))?;
             out.series = ex.series;
             out.dropped = ex.dropped;
             out.extraction_errors = ex
                 .errors
                 .into_iter()
-                .map(|e| (e.metric, e.reason.as_str()))
+                .map(|e| ErrorCount {
+                    metric: e.metric,
+                    reason: e.reason.as_str(),
+                    count: e.count,
+                    example: e.example,
+                })
                 .collect();
             out.families = ex.families;
         }
@@ -276,7 +298,12 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, S
             out.extraction_errors = relabeled
                 .dropped_families
                 .into_iter()
-                .map(|name| (name, "name_collision"))
+                .map(|name| ErrorCount {
+                    metric: name,
+                    reason: "name_collision",
+                    count: 1,
+                    example: None,
+                })
                 .collect();
             out.passthrough = Some(Arc::new(relabeled.families));
         }
@@ -341,8 +368,11 @@ pub fn publish(slot: &SlotWriter, target: &Target, outcome: Outcome) -> bool {
     state.http_status = outcome.status;
     state.response_size = outcome.size;
     *state.polls.entry(outcome.result).or_default() += 1;
-    for key in outcome.extraction_errors {
-        *state.extraction_errors.entry(key).or_default() += 1;
+    for e in outcome.extraction_errors {
+        *state
+            .extraction_errors
+            .entry((e.metric, e.reason))
+            .or_default() += e.count;
     }
     state.dropped += outcome.dropped;
     if outcome.result == PollResult::Success {
