@@ -162,7 +162,7 @@ pub fn expand_env(s: &str, env: Env<'_>) -> Result<String, String> {
 /// Parses sizes such as `4MiB`, `10.5GB`, `512Mi`, `1024` (the same rules as
 /// `parse: bytes`); negative sizes are refused.
 pub fn parse_size(s: &str) -> Option<f64> {
-    crate::targets::value::parse_bytes(s).filter(|v| *v >= 0.0)
+    crate::units::parse_bytes(s).filter(|v| *v >= 0.0)
 }
 
 fn parse_duration(s: &str) -> Option<Duration> {
