@@ -12,6 +12,7 @@
 //! | [`parse_number`] | `42`, `-1.5`, `1.5e3`, `.5` (not `inf`, `NaN`, hex, `1_000`) | the number |
 //! | [`parse_duration`] | `2h15m30s`, `150ms`, `1.5s`, `1d2h`, `2h 15m`, `-5s`, `12.5`, `2:15:30`, `3 days, 2:15:30.5`, `1.02:15:30`, `PT2H15M30S`, `P1DT2H` | seconds |
 //! | [`parse_bytes`] | `10.5GB`, `1.5 kB`, `500M`, `512MiB`, `10Gi`, `1024`, `1024 bytes` | bytes |
+//! | [`parse_cpu`] | `2`, `0.5`, `500m` (Kubernetes CPU quantities, not negative) | cores |
 //! | [`parse_timestamp`] | `2026-02-16T19:15:00.000Z`, `…+02:00`, `…T19:15:00` (no offset: UTC), `2026-02-16`, `1657568506.25` | Unix seconds |
 //!
 //! Durations: units `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`, `d`, `w` and their
@@ -83,6 +84,16 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
         return Some(v);
     }
     parse_rfc3339(s)
+}
+
+/// CPU quantities as Kubernetes writes them: `2`, `0.5`, `500m`.
+pub fn parse_cpu(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let v = match s.strip_suffix('m') {
+        Some(milli) => milli.parse::<f64>().ok()? / 1000.0,
+        None => s.parse::<f64>().ok()?,
+    };
+    (v.is_finite() && v >= 0.0).then_some(v)
 }
 
 fn split_sign(s: &str) -> (bool, &str) {
