@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use super::decode::{node_of, Ctx};
 use super::types::{Located, RuleKind, Target};
-use super::yaml::{Node, NodeKind};
+use super::yaml::{Mark, Node, NodeKind};
 
 /// Labels remora sets itself, and `le` and `quantile`, which a
 /// pass-through histogram or summary needs as the app wrote them.
@@ -38,10 +38,11 @@ pub(super) fn rule_name_positions(targets: Option<&Node>) -> BTreeMap<(usize, us
     out
 }
 
-/// The same instrument name in two targets must mean the same instrument.
+/// The same instrument name in two targets must mean the same instrument;
+/// a conflict is reported at the `targets:` list (`targets_mark`).
 pub(super) fn check_instrument_conflicts(
     ctx: &mut Ctx<'_>,
-    targets_node: Option<&Node>,
+    targets_mark: Mark,
     targets: &[Target],
 ) {
     let mut seen: BTreeMap<&str, (&RuleKind, &str, &str)> = BTreeMap::new();
@@ -52,8 +53,7 @@ pub(super) fn check_instrument_conflicts(
                     if std::mem::discriminant(*kind) != std::mem::discriminant(&rule.kind)
                         || *unit != rule.unit
                     {
-                        let mark = targets_node.map(|n| n.mark).unwrap_or_default();
-                        ctx.err(mark, &format!("targets.{}.metrics.{}", t.name, rule.name), format!(
+                        ctx.err(targets_mark, &format!("targets.{}.metrics.{}", t.name, rule.name), format!(
                             "instrument {:?} is also defined by target {target:?} with another kind or unit (expected the same kind and unit, or another name)",
                             v.name
                         ));

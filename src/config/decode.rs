@@ -5,7 +5,6 @@
 //! user sees every problem in one run.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fmt;
 use std::time::Duration;
 
 use regex::Regex;
@@ -14,24 +13,15 @@ use serde_json_path::JsonPath;
 use super::env::{expand_env, Env};
 use super::yaml::{Mark, Node, NodeKind};
 
-/// One problem in the file.
-#[derive(Debug, Clone, PartialEq)]
+/// One problem in the file, shown as `FILE:LINE:COLUMN: key: problem`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{file}:{}:{}: {key}: {problem}", .mark.line, .mark.column)]
 pub struct ConfigError {
     pub file: String,
     pub mark: Mark,
     /// Dotted key path, e.g. `targets[0].metrics[2].path`.
     pub key: String,
     pub problem: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file, self.mark.line, self.mark.column, self.key, self.problem
-        )
-    }
 }
 
 /// Parses sizes such as `4MiB`, `10.5GB`, `512Mi`, `1024` (the same rules as
@@ -71,6 +61,13 @@ fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// The decoding state: the file name for messages, the problems found so
+/// far and the environment for `${VAR}`.
+///
+/// Every reader returns `None` after recording a problem, and [`super::parse_str`]
+/// fails whenever one was recorded; so a fallback a decoder takes after a
+/// `None` (an empty description, the default redirect policy) only lets it
+/// go on to find the next problem, and never reaches a [`super::Config`].
 pub(super) struct Ctx<'e> {
     pub(super) file: String,
     pub(super) errors: Vec<ConfigError>,
@@ -93,7 +90,7 @@ impl Ctx<'_> {
             NodeKind::Scalar { text, .. } => match expand_env(text, self.env) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    self.err(node.mark, key, e);
+                    self.err(node.mark, key, e.to_string());
                     None
                 }
             },

@@ -2,6 +2,19 @@
 //! environment injected (the process environment in production, a closure in
 //! tests).
 
+/// Why a value could not be expanded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    #[error("unclosed '${{' in {text:?}")]
+    Unclosed { text: String },
+    #[error("invalid variable name {name:?} in ${{{expr}}}")]
+    BadName { name: String, expr: String },
+    #[error(
+        "environment variable {name} is not set (write ${{{name}:-default}} to give a default)"
+    )]
+    Unset { name: String },
+}
+
 /// Environment lookup, injectable for tests.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
@@ -11,7 +24,7 @@ pub fn process_env(name: &str) -> Option<String> {
 }
 
 /// Expands `${VAR}` and `${VAR:-default}`; `$$` is a literal `$`.
-pub fn expand_env(s: &str, env: Env<'_>) -> Result<String, String> {
+pub fn expand_env(s: &str, env: Env<'_>) -> Result<String, EnvError> {
     if !s.contains('$') {
         return Ok(s.to_string());
     }
@@ -26,24 +39,23 @@ pub fn expand_env(s: &str, env: Env<'_>) -> Result<String, String> {
         } else if let Some(body) = after.strip_prefix('{') {
             let end = body
                 .find('}')
-                .ok_or_else(|| format!("unclosed '${{' in {s:?}"))?;
+                .ok_or_else(|| EnvError::Unclosed { text: s.into() })?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((n, d)) => (n, Some(d)),
                 None => (expr, None),
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("invalid variable name {name:?} in ${{{expr}}}"));
+                return Err(EnvError::BadName {
+                    name: name.into(),
+                    expr: expr.into(),
+                });
             }
             match (env(name), default) {
                 (Some(v), Some(d)) if v.is_empty() => out.push_str(d),
                 (Some(v), _) => out.push_str(&v),
                 (None, Some(d)) => out.push_str(d),
-                (None, None) => {
-                    return Err(format!(
-                        "environment variable {name} is not set (write ${{{name}:-default}} to give a default)"
-                    ))
-                }
+                (None, None) => return Err(EnvError::Unset { name: name.into() }),
             }
             rest = &body[end + 1..];
         } else {

@@ -155,7 +155,11 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
             }
         }
     }
-    check_instrument_conflicts(ctx, node_of(root, "targets"), &config.targets);
+    // Targets are only decoded from a `targets:` node, so without one there
+    // is nothing to check.
+    if let Some(targets) = node_of(root, "targets") {
+        check_instrument_conflicts(ctx, targets.mark, &config.targets);
+    }
     config.rule_names_at = rule_name_positions(node_of(root, "targets"));
 
     top.finish(

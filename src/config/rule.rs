@@ -49,6 +49,8 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
             None
         }
     };
+    // Absent means empty; a value that cannot be read has been recorded in
+    // ctx and fails the load (see `Ctx`), so the empty default is never served.
     let description = m
         .get("description")
         .and_then(|n| ctx.string(n, &m.path("description")))
@@ -216,7 +218,7 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
                     }
                     labels.push((k, t));
                 }
-                Err(e) => ctx.err(mark, &path, e),
+                Err(e) => ctx.err(mark, &path, e.to_string()),
             }
         }
     }

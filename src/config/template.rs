@@ -5,6 +5,20 @@ use serde_json_path::JsonPath;
 
 use super::types::{Template, TemplatePart};
 
+/// Why a label template could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("unclosed '{{' in template {template:?} (expected {{JSONPath}} or {{@key}}; write {{{{ for a literal brace)")]
+    Unclosed { template: String },
+    #[error("invalid JSONPath {expr:?} in template: {error} (expected {{$.field}}, {{@.field}} or {{@key}})")]
+    BadPath {
+        expr: String,
+        error: serde_json_path::ParseError,
+    },
+    #[error("unmatched '}}' in template {template:?} (write }}}} for a literal brace)")]
+    Unmatched { template: String },
+}
+
 /// `@.x` (relative to the current node) is written `$.x` for the JSONPath parser.
 pub(super) fn relative_path(s: &str) -> String {
     match s.strip_prefix('@') {
@@ -14,7 +28,7 @@ pub(super) fn relative_path(s: &str) -> String {
 }
 
 /// Parses a label template: literal text, `{JSONPath}`, `{@key}`; `{{` and `}}` are literal braces.
-pub fn parse_template(s: &str) -> Result<Template, String> {
+pub fn parse_template(s: &str) -> Result<Template, TemplateError> {
     let mut parts = Vec::new();
     let mut lit = String::new();
     let mut chars = s.char_indices().peekable();
@@ -45,7 +59,7 @@ pub fn parse_template(s: &str) -> Result<Template, String> {
                         _ => {}
                     }
                 }
-                let end = end.ok_or_else(|| format!("unclosed '{{' in template {s:?} (expected {{JSONPath}} or {{@key}}; write {{{{ for a literal brace)"))?;
+                let end = end.ok_or_else(|| TemplateError::Unclosed { template: s.into() })?;
                 let expr = s[i + 1..end].trim();
                 if !lit.is_empty() {
                     parts.push(TemplatePart::Literal(std::mem::take(&mut lit)));
@@ -54,17 +68,14 @@ pub fn parse_template(s: &str) -> Result<Template, String> {
                     parts.push(TemplatePart::Key);
                 } else {
                     let text = relative_path(expr);
-                    let path = JsonPath::parse(&text).map_err(|e| {
-                        format!("invalid JSONPath {expr:?} in template: {e} (expected {{$.field}}, {{@.field}} or {{@key}})")
+                    let path = JsonPath::parse(&text).map_err(|error| TemplateError::BadPath {
+                        expr: expr.into(),
+                        error,
                     })?;
                     parts.push(TemplatePart::Path(path));
                 }
             }
-            '}' => {
-                return Err(format!(
-                    "unmatched '}}' in template {s:?} (write }}}} for a literal brace)"
-                ))
-            }
+            '}' => return Err(TemplateError::Unmatched { template: s.into() }),
             c => lit.push(c),
         }
     }
