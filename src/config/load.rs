@@ -1,8 +1,7 @@
 //! From YAML text to a checked [`Config`]: the entry points, and the top of
-//! the document, whose sections are read by [`super::global`],
-//! [`super::host`] and [`super::target`] through the decoder of
-//! [`super::decode`]; every problem is reported as
-//! `FILE:LINE:COLUMN: key.path: what is wrong (what was expected)`.
+//! the document, whose sections are read by the sibling modules `global`,
+//! `host` and `target` through the decoder of `decode`; every problem is
+//! reported as `FILE:LINE:COLUMN: key.path: what is wrong (what was expected)`.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;

@@ -1,5 +1,5 @@
 //! Loading `exporter.yaml`: YAML with positions ([`yaml`]), `${VAR}`
-//! expansion ([`env`]), and validation into the checked [`Config`] of
+//! expansion ([`mod@env`]), and validation into the checked [`Config`] of
 //! [`types`].
 //!
 //! Two steps, as ripgrep does with its arguments: the raw YAML tree is read
