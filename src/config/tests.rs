@@ -368,7 +368,10 @@ fn rule_name_positions_are_kept() {
 fn env_and_template_messages_are_unchanged() {
     let env_msg = |s: &str| expand_env(s, &env).unwrap_err().to_string();
     assert_eq!(env_msg("a ${X"), r#"unclosed '${' in "a ${X""#);
-    assert_eq!(env_msg("${a-b}"), r#"invalid variable name "a-b" in ${a-b}"#);
+    assert_eq!(
+        env_msg("${a-b}"),
+        r#"invalid variable name "a-b" in ${a-b}"#
+    );
     assert_eq!(
         env_msg("${NOPE}"),
         "environment variable NOPE is not set (write ${NOPE:-default} to give a default)"
