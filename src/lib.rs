@@ -21,4 +21,5 @@ pub mod server;
 pub mod store;
 pub mod targets;
 pub mod telemetry;
+pub mod units;
 pub mod web;

@@ -198,7 +198,10 @@ fn env_expansion_rules() {
     assert_eq!(expand_env("${NOPE:-}", &env).unwrap(), "");
     assert_eq!(expand_env("${EMPTY:-x}", &env).unwrap(), "x");
     assert_eq!(expand_env("$$literal $x", &env).unwrap(), "$literal $x");
-    assert!(expand_env("${NOPE}", &env).unwrap_err().contains("NOPE"));
+    assert!(expand_env("${NOPE}", &env)
+        .unwrap_err()
+        .to_string()
+        .contains("NOPE"));
     assert!(expand_env("${UNCLOSED", &env).is_err());
     assert!(expand_env("${bad name}", &env).is_err());
 }
@@ -357,4 +360,35 @@ fn rule_name_positions_are_kept() {
     };
     assert_eq!(at(0, 0), Some((5, 15, "targets[0].metrics[0].name".into())));
     assert_eq!(at(0, 1), Some((7, 16, "targets[0].metrics[1].name".into())));
+}
+
+/// The typed env and template errors read word for word as the messages
+/// they replaced (a user reads them after `FILE:LINE:COLUMN: key:`).
+#[test]
+fn env_and_template_messages_are_unchanged() {
+    let env_msg = |s: &str| expand_env(s, &env).unwrap_err().to_string();
+    assert_eq!(env_msg("a ${X"), r#"unclosed '${' in "a ${X""#);
+    assert_eq!(
+        env_msg("${a-b}"),
+        r#"invalid variable name "a-b" in ${a-b}"#
+    );
+    assert_eq!(
+        env_msg("${NOPE}"),
+        "environment variable NOPE is not set (write ${NOPE:-default} to give a default)"
+    );
+    let template_msg = |s: &str| parse_template(s).unwrap_err().to_string();
+    assert_eq!(
+        template_msg("x{$.a"),
+        r#"unclosed '{' in template "x{$.a" (expected {JSONPath} or {@key}; write {{ for a literal brace)"#
+    );
+    assert_eq!(
+        template_msg("a}"),
+        r#"unmatched '}' in template "a}" (write }} for a literal brace)"#
+    );
+    let bad_path = template_msg("{$.[}");
+    assert!(
+        bad_path.starts_with(r#"invalid JSONPath "$.[" in template: "#)
+            && bad_path.ends_with(" (expected {$.field}, {@.field} or {@key})"),
+        "{bad_path}"
+    );
 }

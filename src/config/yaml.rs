@@ -62,7 +62,8 @@ impl Node {
 }
 
 /// A syntax error, with its position.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}:{}: {message}", .mark.line, .mark.column)]
 pub struct SyntaxError {
     pub mark: Mark,
     pub message: String,
