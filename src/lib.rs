@@ -16,6 +16,7 @@ pub mod config;
 pub mod host;
 pub mod logging;
 pub mod model;
+pub mod readiness;
 pub mod render;
 pub mod server;
 pub mod store;

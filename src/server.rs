@@ -48,7 +48,7 @@ pub struct AppState {
     pub renderer: Renderer,
     pub store: Arc<Store>,
     /// Latched once the config is loaded and the first poll round was attempted.
-    pub ready: Arc<crate::app::Readiness>,
+    pub ready: Arc<crate::readiness::Readiness>,
     pub config: ArcSwap<Config>,
     pub metrics_path: String,
     pub started: Instant,

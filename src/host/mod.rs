@@ -25,6 +25,7 @@ mod memory;
 mod network;
 mod process;
 mod read;
+pub(crate) mod runner;
 mod system;
 
 use std::path::{Path, PathBuf};

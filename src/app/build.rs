@@ -1,0 +1,113 @@
+//! Building a config: clients, extraction specs, per-instrument series limits,
+//! the served names and the telemetry pipeline, all before anything starts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{self, Config, Format};
+use crate::host::{self, HostCollectors, Roots};
+use crate::model::InstrumentSpec;
+use crate::store::Store;
+use crate::targets::{client, extract, poller};
+use crate::telemetry::{self, Pipeline};
+
+/// Everything a config needs, built but not started.
+pub(crate) struct Prepared {
+    pub(crate) config: Arc<Config>,
+    pub(crate) pollers: Vec<Arc<poller::Poller>>,
+    pub(crate) host: Option<HostCollectors>,
+    pub(crate) specs: Vec<InstrumentSpec>,
+    pub(crate) limits: BTreeMap<String, usize>,
+    /// Every family name the config's pipeline serves.
+    pub(crate) served: Arc<crate::targets::prom::ServedNames>,
+}
+
+pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, String> {
+    let mut pollers = Vec::new();
+    let mut specs = Vec::new();
+    let mut limits: BTreeMap<String, usize> = BTreeMap::new();
+    let max = config.limits.max_series_per_target;
+    let mut rules = 0;
+    for t in &config.targets {
+        let c = client::build(t).map_err(|e| format!("target {:?}: {e}", t.name))?;
+        pollers.push(Arc::new(poller::Poller::new(Arc::new(t.clone()), c)));
+        if t.format == Format::Json {
+            rules += t.metrics.len();
+            for spec in extract::specs(t) {
+                *limits.entry(spec.name.clone()).or_default() += max;
+                specs.push(spec);
+            }
+        }
+    }
+    let own = 4096usize.max(config.targets.len() * 8 + rules * 6);
+    limits.insert("remora.extraction.errors".into(), own);
+    limits.insert("remora.target.polls".into(), own);
+    let host = config
+        .host
+        .enabled
+        .then(|| HostCollectors::new(&config.host, roots.clone()));
+    let mut reserved = host.as_ref().map(HostCollectors::specs).unwrap_or_default();
+    reserved.extend(host::self_process_specs());
+    telemetry::check_rule_names(&config, &reserved).map_err(|errors| {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    specs.extend(reserved);
+    let served = telemetry::served_names(&config, &specs).map_err(|e| e.to_string())?;
+    Ok(Prepared {
+        config: Arc::new(config),
+        pollers,
+        host,
+        specs,
+        limits,
+        served: Arc::new(served),
+    })
+}
+
+/// The config's JSON rules against the names remora serves itself (host
+/// collectors, its own process and instruments, `target_info`): `remora
+/// check` and start-up report these with the loader's errors.
+pub fn check_served_names(config: &Config) -> Result<(), Vec<config::ConfigError>> {
+    let mut reserved = if config.host.enabled {
+        HostCollectors::new(&config.host, Roots::default()).specs()
+    } else {
+        Vec::new()
+    };
+    reserved.extend(host::self_process_specs());
+    telemetry::check_rule_names(config, &reserved)
+}
+
+/// Prepares a config and builds its pipeline: everything a config needs, nothing started.
+pub(crate) fn build(
+    config: Config,
+    roots: &Roots,
+    store: &Arc<Store>,
+) -> Result<(Prepared, Pipeline), String> {
+    let prepared = prepare(config, roots)?;
+    let pipeline = Pipeline::build(
+        &prepared.config,
+        &prepared.specs,
+        &prepared.limits,
+        store.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((prepared, pipeline))
+}
+
+pub(crate) fn poll_context(p: &Prepared) -> poller::PollContext {
+    let config = &p.config;
+    poller::PollContext {
+        max_body_bytes: config.limits.max_body_bytes,
+        max_series: config.limits.max_series_per_target,
+        global_labels: config
+            .global
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        served: p.served.clone(),
+    }
+}
