@@ -76,7 +76,7 @@ pub struct TargetState {
     /// The extracted families of the last good poll; empty while down.
     pub families: Arc<Vec<Family>>,
     /// Families of a `format: prometheus` target's last good poll.
-    pub passthrough: Option<Arc<Vec<crate::targets::prom::PromFamily>>>,
+    pub passthrough: Option<Arc<Vec<crate::model::passthrough::PromFamily>>>,
 }
 
 /// What is known about one host collector.

@@ -9,6 +9,8 @@ use std::sync::Arc;
 
 use opentelemetry::KeyValue;
 
+pub mod passthrough;
+
 /// How a value is aggregated and therefore how Prometheus types it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum InstrumentKind {
