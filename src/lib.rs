@@ -13,13 +13,18 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod exposition;
 pub mod host;
 pub mod logging;
 pub mod model;
 pub mod readiness;
-pub mod render;
 pub mod server;
 pub mod store;
 pub mod targets;
-pub mod telemetry;
 pub mod web;
+
+/// The former paths of [`exposition`]'s pipeline and render thread
+/// (`telemetry::Pipeline`, `render::Renderer`), kept for existing callers.
+pub use exposition as render;
+#[doc(hidden)]
+pub use exposition as telemetry;

@@ -25,9 +25,9 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::AbortHandle;
 
 use crate::config::Config;
-use crate::render::Renderer;
+use crate::exposition::Renderer;
+use crate::exposition::VERSION;
 use crate::store::{unix_now, Store};
-use crate::telemetry::VERSION;
 use crate::web::WebConfig;
 
 /// How long in-flight requests may take after shutdown starts.

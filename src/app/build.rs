@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::config::{self, Config, Format};
+use crate::exposition::{self, Pipeline};
 use crate::host::{self, HostCollectors, Roots};
 use crate::model::InstrumentSpec;
 use crate::store::Store;
 use crate::targets::{client, extract, poller};
-use crate::telemetry::{self, Pipeline};
 
 /// Everything a config needs, built but not started.
 pub(crate) struct Prepared {
@@ -48,7 +48,7 @@ pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, String>
         .then(|| HostCollectors::new(&config.host, roots.clone()));
     let mut reserved = host.as_ref().map(HostCollectors::specs).unwrap_or_default();
     reserved.extend(host::self_process_specs());
-    telemetry::check_rule_names(&config, &reserved).map_err(|errors| {
+    exposition::check_rule_names(&config, &reserved).map_err(|errors| {
         errors
             .iter()
             .map(ToString::to_string)
@@ -56,7 +56,7 @@ pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, String>
             .join("\n")
     })?;
     specs.extend(reserved);
-    let served = telemetry::served_names(&config, &specs).map_err(|e| e.to_string())?;
+    let served = exposition::served_names(&config, &specs).map_err(|e| e.to_string())?;
     Ok(Prepared {
         config: Arc::new(config),
         pollers,
@@ -77,7 +77,7 @@ pub fn check_served_names(config: &Config) -> Result<(), Vec<config::ConfigError
         Vec::new()
     };
     reserved.extend(host::self_process_specs());
-    telemetry::check_rule_names(config, &reserved)
+    exposition::check_rule_names(config, &reserved)
 }
 
 /// Prepares a config and builds its pipeline: everything a config needs, nothing started.

@@ -35,13 +35,13 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::config::{self, Config};
+use crate::exposition;
+use crate::exposition::Renderer;
 use crate::host::{self, Roots};
 use crate::readiness::Readiness;
-use crate::render::Renderer;
 use crate::server::{self, AppState, ReloadRequest};
 use crate::store::{unix_now, SlotKey, Store};
 use crate::targets::{client, poller};
-use crate::telemetry;
 use crate::web::WebConfig;
 pub use build::check_served_names;
 use build::{build, poll_context};
@@ -57,7 +57,7 @@ pub enum AppError {
     #[error("{0}")]
     Prepare(String),
     #[error(transparent)]
-    Telemetry(#[from] telemetry::TelemetryError),
+    Exposition(#[from] exposition::ExpositionError),
 }
 
 /// How long stopping the old sources may take at a reload.
@@ -224,7 +224,7 @@ pub async fn once(config: Config, roots: Roots) -> Result<(Vec<u8>, bool), AppEr
             poller::publish(&writer, &target, outcome);
         }
     }
-    let text = crate::render::render_once(&pipeline, &store)?;
+    let text = crate::exposition::render_once(&pipeline, &store)?;
     drop(slot);
     Ok((text, ok))
 }

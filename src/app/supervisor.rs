@@ -8,9 +8,9 @@ use super::build::{build, Prepared};
 use super::sources::Sources;
 use super::{Options, RELOAD_STOP_DEADLINE};
 use crate::config;
+use crate::exposition::Pipeline;
 use crate::server::AppState;
 use crate::store::unix_now;
-use crate::telemetry::Pipeline;
 
 /// The config file's text, or why it cannot be read.
 pub(crate) async fn read_config(path: &Path) -> Result<String, String> {

@@ -30,12 +30,10 @@
 //! `name_collision`) when they are not, or when one family claims a sample
 //! name of the other.
 
-mod encode;
 mod parse;
 mod relabel;
 #[cfg(test)]
 mod tests;
 
 pub use crate::model::passthrough::{Kind, PromFamily, Served, ServedNames};
-pub use encode::{render, write_exposition, OwnBlock};
 pub use relabel::{relabel, Relabeled};

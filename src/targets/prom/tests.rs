@@ -1,6 +1,12 @@
 //! Unit tests of relabelling and merging.
 
 use super::*;
+use crate::exposition::{write_exposition, OwnBlock};
+
+/// Writes pass-through families alone (no pipeline families).
+fn render<'a>(out: &mut Vec<u8>, sources: impl Iterator<Item = &'a [PromFamily]>) {
+    write_exposition(out, Vec::new(), &ServedNames::new(), sources);
+}
 
 const APP: &str = r#"# HELP http_requests_total Requests.
 # TYPE http_requests_total counter

@@ -1,16 +1,22 @@
-//! Writing the response: remora's own families and the pass-through
-//! families, one block per name.
+//! Text encoding: the pipeline's families encoded by `prometheus`'s
+//! `TextEncoder`, merged with the pass-through families of `format:
+//! prometheus` targets, one block per family name.
 
 use std::collections::BTreeMap;
 
+use prometheus::{Encoder, TextEncoder};
+
+use super::exporter::prom_kind;
+use super::pipeline::Pipeline;
+use super::ExpositionError;
 use crate::model::passthrough::{escape_help, Claims, Fit, Kind, PromFamily, ServedNames};
 
 /// One family of remora's own pipeline, already encoded (HELP, TYPE, samples).
 #[derive(Debug)]
-pub struct OwnBlock {
-    pub name: String,
-    pub kind: Kind,
-    pub text: Vec<u8>,
+pub(crate) struct OwnBlock {
+    pub(crate) name: String,
+    pub(crate) kind: Kind,
+    pub(crate) text: Vec<u8>,
 }
 
 /// Writes remora's own families and the pass-through families of every
@@ -24,7 +30,7 @@ pub struct OwnBlock {
 /// already dropped (and counted) what collides with `served`; the check here
 /// makes the response valid whatever the store holds, e.g. right after a
 /// reload.
-pub fn write_exposition<'a>(
+pub(crate) fn write_exposition<'a>(
     out: &mut Vec<u8>,
     own: Vec<OwnBlock>,
     served: &ServedNames,
@@ -95,7 +101,32 @@ fn writeln_bytes(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) -> std::io::R
     Ok(())
 }
 
-/// Writes pass-through families alone (no pipeline families).
-pub fn render<'a>(out: &mut Vec<u8>, sources: impl Iterator<Item = &'a [PromFamily]>) {
-    write_exposition(out, Vec::new(), &ServedNames::new(), sources);
+impl Pipeline {
+    /// Encodes `own` (from [`Pipeline::gather`]) and the pass-through
+    /// families of `passthrough` as Prometheus text 0.0.4, one block per
+    /// family name (see [`write_exposition`]).
+    pub fn encode<'a>(
+        &self,
+        own: Vec<prometheus::proto::MetricFamily>,
+        passthrough: impl Iterator<Item = &'a [PromFamily]>,
+    ) -> Result<Vec<u8>, ExpositionError> {
+        let mut blocks = Vec::with_capacity(own.len());
+        for mf in own {
+            let mut text = Vec::with_capacity(256);
+            TextEncoder::new().encode(std::slice::from_ref(&mf), &mut text)?;
+            blocks.push(OwnBlock {
+                name: mf.name().to_string(),
+                kind: prom_kind(mf.get_field_type()),
+                text,
+            });
+        }
+        let mut out = Vec::with_capacity(16 * 1024);
+        write_exposition(&mut out, blocks, &self.served, passthrough);
+        Ok(out)
+    }
+
+    /// Collects every instrument and encodes Prometheus text 0.0.4 (no pass-through families).
+    pub fn render(&self) -> Result<Vec<u8>, ExpositionError> {
+        self.encode(self.gather(), std::iter::empty())
+    }
 }
