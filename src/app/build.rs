@@ -4,12 +4,39 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::config::{self, Config, Format};
-use crate::exposition::{self, Pipeline};
+use crate::config::{self, Config, ConfigError, Format};
+use crate::exposition::{self, ExpositionError, Pipeline};
 use crate::host::{self, HostCollectors, Roots};
 use crate::model::InstrumentSpec;
 use crate::store::Store;
 use crate::targets::{client, extract, poller};
+
+/// Why a config could not be built (at start-up or at a reload).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A target's HTTP client (TLS files, proxy, ...).
+    #[error("target {target:?}: {source}")]
+    Client {
+        target: String,
+        #[source]
+        source: client::ClientError,
+    },
+    /// JSON rules served under a name remora serves itself, or under another
+    /// rule's name with another type.
+    #[error("{}", join(.0))]
+    Names(Vec<ConfigError>),
+    /// The pipeline or the served-names probe.
+    #[error(transparent)]
+    Exposition(#[from] ExpositionError),
+}
+
+fn join(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
 
 /// Everything a config needs, built but not started.
 pub(crate) struct Prepared {
@@ -19,17 +46,20 @@ pub(crate) struct Prepared {
     pub(crate) specs: Vec<InstrumentSpec>,
     pub(crate) limits: BTreeMap<String, usize>,
     /// Every family name the config's pipeline serves.
-    pub(crate) served: Arc<crate::targets::prom::ServedNames>,
+    pub(crate) served: Arc<crate::model::passthrough::ServedNames>,
 }
 
-pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, String> {
+pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, BuildError> {
     let mut pollers = Vec::new();
     let mut specs = Vec::new();
     let mut limits: BTreeMap<String, usize> = BTreeMap::new();
     let max = config.limits.max_series_per_target;
     let mut rules = 0;
     for t in &config.targets {
-        let c = client::build(t).map_err(|e| format!("target {:?}: {e}", t.name))?;
+        let c = client::build(t).map_err(|source| BuildError::Client {
+            target: t.name.clone(),
+            source,
+        })?;
         pollers.push(Arc::new(poller::Poller::new(Arc::new(t.clone()), c)));
         if t.format == Format::Json {
             rules += t.metrics.len();
@@ -46,17 +76,11 @@ pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, String>
         .host
         .enabled
         .then(|| HostCollectors::new(&config.host, roots.clone()));
-    let mut reserved = host.as_ref().map(HostCollectors::specs).unwrap_or_default();
+    let mut reserved = host.as_ref().map_or_else(Vec::new, HostCollectors::specs);
     reserved.extend(host::self_process_specs());
-    exposition::check_rule_names(&config, &reserved).map_err(|errors| {
-        errors
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
-    })?;
+    exposition::check_rule_names(&config, &reserved).map_err(BuildError::Names)?;
     specs.extend(reserved);
-    let served = exposition::served_names(&config, &specs).map_err(|e| e.to_string())?;
+    let served = exposition::served_names(&config, &specs)?;
     Ok(Prepared {
         config: Arc::new(config),
         pollers,
@@ -85,15 +109,14 @@ pub(crate) fn build(
     config: Config,
     roots: &Roots,
     store: &Arc<Store>,
-) -> Result<(Prepared, Pipeline), String> {
+) -> Result<(Prepared, Pipeline), BuildError> {
     let prepared = prepare(config, roots)?;
     let pipeline = Pipeline::build(
         &prepared.config,
         &prepared.specs,
         &prepared.limits,
         store.clone(),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     Ok((prepared, pipeline))
 }
 

@@ -44,8 +44,10 @@ use crate::store::{unix_now, SlotKey, Store};
 use crate::targets::{client, poller};
 use crate::web::WebConfig;
 pub use build::check_served_names;
+pub use build::BuildError;
 use build::{build, poll_context};
 use sources::Sources;
+pub use supervisor::ReloadError;
 use supervisor::{read_config, Supervisor, Trigger};
 use watch::watch_config;
 
@@ -55,7 +57,9 @@ pub enum AppError {
     #[error("{0}")]
     Config(#[from] config::LoadError),
     #[error("{0}")]
-    Prepare(String),
+    Web(#[from] crate::web::WebError),
+    #[error("{0}")]
+    Build(#[from] BuildError),
     #[error(transparent)]
     Exposition(#[from] exposition::ExpositionError),
 }
@@ -90,7 +94,7 @@ pub async fn run(
 ) -> Result<(), AppError> {
     client::install_crypto_provider();
     let web = match &options.web_config {
-        Some(p) => crate::web::load(p).map_err(|e| AppError::Prepare(e.to_string()))?,
+        Some(p) => crate::web::load(p)?,
         None => WebConfig::default(),
     };
     let running = read_config(&options.config_file).await.ok();
@@ -101,7 +105,7 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| config.server.metrics_path.clone());
     let ready = Arc::new(Readiness::default());
-    let (prepared, pipeline) = build(config, &options.roots, &store).map_err(AppError::Prepare)?;
+    let (prepared, pipeline) = build(config, &options.roots, &store)?;
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {
         renderer: Renderer::start(store.clone(), pipeline),
@@ -146,7 +150,7 @@ pub async fn run(
             _ = &mut shutdown => break,
             Some(reply) = reload_rx.recv() => {
                 let r = sup.reload(Trigger::Request).await;
-                let _ = reply.send(r);
+                let _ = reply.send(r.map_err(|e| e.to_string()));
             }
             Some(()) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => {
                 tracing::info!("SIGHUP: reloading");
@@ -196,7 +200,7 @@ pub async fn once(config: Config, roots: Roots) -> Result<(Vec<u8>, bool), AppEr
     client::install_crypto_provider();
     let store = Store::new();
     mark_loaded(&store);
-    let (prepared, pipeline) = build(config, &roots, &store).map_err(AppError::Prepare)?;
+    let (prepared, pipeline) = build(config, &roots, &store)?;
     let ctx = poll_context(&prepared);
     let mut keys = host::runner::keys(prepared.host.as_ref());
     keys.extend(

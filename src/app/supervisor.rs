@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::build::{build, Prepared};
+use super::build::{build, BuildError, Prepared};
 use super::sources::Sources;
 use super::{Options, RELOAD_STOP_DEADLINE};
 use crate::config;
@@ -12,15 +12,25 @@ use crate::exposition::Pipeline;
 use crate::server::AppState;
 use crate::store::unix_now;
 
+/// Why a reload was refused; the previous config keeps running.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file could not be read, is empty, or is not a valid config.
+    #[error("{0}")]
+    Load(#[from] config::LoadError),
+    /// The config is valid but something it needs could not be built.
+    #[error("{0}")]
+    Build(#[from] BuildError),
+}
+
 /// The config file's text, or why it cannot be read.
-pub(crate) async fn read_config(path: &Path) -> Result<String, String> {
-    tokio::fs::read_to_string(path).await.map_err(|source| {
-        config::LoadError::Read {
+pub(crate) async fn read_config(path: &Path) -> Result<String, config::LoadError> {
+    tokio::fs::read_to_string(path)
+        .await
+        .map_err(|source| config::LoadError::Read {
             path: path.display().to_string(),
             source,
-        }
-        .to_string()
-    })
+        })
 }
 
 /// What asked for a reload.
@@ -47,25 +57,26 @@ pub(crate) struct Supervisor {
 
 impl Supervisor {
     /// Loads the file again and swaps everything, or keeps the old config.
-    pub(crate) async fn reload(&mut self, trigger: Trigger) -> Result<(), String> {
+    pub(crate) async fn reload(&mut self, trigger: Trigger) -> Result<(), ReloadError> {
         let path = self.options.config_file.clone();
         let read = read_config(&path).await;
-        if trigger == Trigger::Watch && self.last_read.as_ref() == Some(&read) {
+        let seen = read.as_ref().map(Clone::clone).map_err(ToString::to_string);
+        if trigger == Trigger::Watch && self.last_read.as_ref() == Some(&seen) {
             return Ok(());
         }
-        self.last_read = Some(read.clone());
+        self.last_read = Some(seen);
         let text = match read {
             Ok(text) if trigger == Trigger::Watch && Some(&text) == self.running.as_ref() => {
                 // The running config's content is back: nothing to rebuild.
-                self.record(&Ok(()));
+                self.record(Ok(()));
                 tracing::info!(file = %path.display(), "config file is back to the running config");
                 return Ok(());
             }
             Ok(text) => Ok(text),
-            Err(e) => Err(e),
+            Err(e) => Err(ReloadError::from(e)),
         };
         let result = text.and_then(|text| self.try_reload(&text).map(|built| (text, built)));
-        self.record(&result.as_ref().map(|_| ()).map_err(Clone::clone));
+        self.record(result.as_ref().map(|_| ()));
         let (text, (prepared, pipeline)) = match result {
             Ok(built) => built,
             Err(e) => {
@@ -91,7 +102,7 @@ impl Supervisor {
     }
 
     /// Records a reload attempt for `remora_config_last_reload_*` and `/-/status`.
-    fn record(&self, result: &Result<(), String>) {
+    fn record(&self, result: Result<(), &ReloadError>) {
         let mut inner = self.state.store.write();
         let now = unix_now();
         inner.reload.last_attempt = Some(now);
@@ -101,20 +112,19 @@ impl Supervisor {
                 inner.reload.last_success_timestamp = now;
                 inner.reload.last_error = None;
             }
-            Err(e) => inner.reload.last_error = Some(e.clone()),
+            Err(e) => inner.reload.last_error = Some(e.to_string()),
         }
     }
 
-    fn try_reload(&self, text: &str) -> Result<(Prepared, Pipeline), String> {
+    fn try_reload(&self, text: &str) -> Result<(Prepared, Pipeline), ReloadError> {
         let path = &self.options.config_file;
-        let config =
-            config::load_text(text, path, &config::process_env).map_err(|e| e.to_string())?;
+        let config = config::load_text(text, path, &config::process_env)?;
         let old = self.state.config.load();
         if config.server.listen != old.server.listen {
             tracing::warn!(
                 "server.listen changed; the new address takes effect at the next restart"
             );
         }
-        build(config, &self.options.roots, &self.state.store)
+        Ok(build(config, &self.options.roots, &self.state.store)?)
     }
 }

@@ -74,7 +74,7 @@ pub(crate) async fn round(
 ) {
     let joined = tokio::task::spawn_blocking(move || {
         let mut host = host;
-        let reports = host.as_mut().map(HostCollectors::poll).unwrap_or_default();
+        let reports = host.as_mut().map_or_else(Vec::new, HostCollectors::poll);
         let own = self_process_families(&proc_root).ok();
         (host, reports, own)
     })
@@ -120,8 +120,7 @@ pub(crate) async fn run(
 /// The store keys the host loop of `host` writes.
 pub(crate) fn keys(host: Option<&HostCollectors>) -> Vec<SlotKey> {
     let mut keys: Vec<SlotKey> = host
-        .map(|h| h.collector_names())
-        .unwrap_or_default()
+        .map_or_else(Vec::new, |h| h.collector_names())
         .into_iter()
         .map(|n| SlotKey::Collector(n.to_string()))
         .collect();

@@ -210,9 +210,16 @@ fn status(state: &AppState) -> Resp {
         "targets": targets,
         "collectors": collectors,
     });
-    let mut r = Response::new(Full::new(Bytes::from(
-        serde_json::to_vec_pretty(&body).unwrap_or_default(),
-    )));
+    let json = match serde_json::to_vec_pretty(&body) {
+        Ok(json) => json,
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("cannot encode the status: {e}\n"),
+            )
+        }
+    };
+    let mut r = Response::new(Full::new(Bytes::from(json)));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),

@@ -39,7 +39,8 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 /// they report (a scrape never waits).
 const RENDER_WAIT: Duration = Duration::from_secs(2);
 
-/// A reload request: answered with Ok or the error text.
+/// A reload request: answered with Ok or the text of the
+/// [`ReloadError`](crate::app::ReloadError) (the server only shows it).
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
 
 /// What the handlers share.
