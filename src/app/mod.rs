@@ -224,7 +224,7 @@ pub async fn once(config: Config, roots: Roots) -> Result<(Vec<u8>, bool), AppEr
     host::runner::publish(&writer, reports, own);
     while let Some(joined) = set.join_next().await {
         if let Ok((target, outcome)) = joined {
-            ok &= outcome.result == crate::store::PollResult::Success;
+            ok &= outcome.error.is_none();
             poller::publish(&writer, &target, outcome);
         }
     }
