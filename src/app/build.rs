@@ -1,5 +1,5 @@
 //! Building a config: clients, extraction specs, per-instrument series limits,
-//! the served names and the telemetry pipeline, all before anything starts.
+//! the served names and the exposition pipeline, all before anything starts.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

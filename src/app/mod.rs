@@ -1,5 +1,5 @@
 //! The running exporter: sources (target pollers and the host loop), the
-//! telemetry pipeline, the server, and the lifecycle around them (readiness
+//! exposition pipeline, the server, and the lifecycle around them (readiness
 //! latch, reload on SIGHUP / `POST /-/reload` / config file change, drain on
 //! shutdown).
 //!
@@ -9,13 +9,13 @@
 //! keeps running.
 //!
 //! Each running source (a target's poller, the host loop) is a task plus a
-//! [`Slot`] that owns its part of the [`Store`]. Stopping sources frees their
+//! [`Slot`](crate::store::Slot) that owns its part of the [`Store`]. Stopping sources frees their
 //! slots at once, so a removed source is gone from the next scrape and a poll
 //! that was in flight can never publish; the tasks are then told to stop and
 //! joined under one deadline, and whatever is still running is aborted.
-
-//! Rooms: [`build`](self) (a config built, nothing started), `sources` (the
-//! running tasks and their slots), `supervisor` (reload), `watch` (the file
+//!
+//! Rooms: `build` (a config built, nothing started; [`BuildError`]), `sources` (the
+//! running tasks and their slots), `supervisor` (reload; [`ReloadError`]), `watch` (the file
 //! watcher); this module starts and stops them.
 
 mod build;

@@ -105,7 +105,7 @@ impl Pipeline {
     /// Encodes `own` (from [`Pipeline::gather`]) and the pass-through
     /// families of `passthrough` as Prometheus text 0.0.4, one block per
     /// family name (see [`write_exposition`]).
-    pub fn encode<'a>(
+    pub(super) fn encode<'a>(
         &self,
         own: Vec<prometheus::proto::MetricFamily>,
         passthrough: impl Iterator<Item = &'a [PromFamily]>,

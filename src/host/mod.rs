@@ -1,4 +1,6 @@
-//! Host, container and app-process collectors (SPEC section 8).
+//! Host, container and app-process collectors. `runner` is the host loop:
+//! one round per `host.interval` on the blocking pool, published through its
+//! store slot.
 //!
 //! Everything is read from Linux pseudo files under [`Roots`] (`/proc`, `/sys`,
 //! `/sys/fs/cgroup` by default), so tests can point the collectors at fake

@@ -23,7 +23,7 @@
 //! prefix repeated while the name is taken (Prometheus's `honor_labels:
 //! false`).
 //!
-//! Every family name appears once in the response ([`write_exposition`]). A
+//! Every family name appears once in the response (see `exposition`'s encoding). A
 //! pass-through family whose name remora serves itself (its own instruments,
 //! a host collector's, a JSON rule's, `target_info`) is merged into that
 //! family when the types are the same, and dropped (counted as
