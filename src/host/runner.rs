@@ -52,7 +52,7 @@ pub(crate) fn publish(
                     tracing::warn!(collector = r.collector, error = %e, "collector failed");
                 }
                 state.up = false;
-                state.last_error = Some(e);
+                state.last_error = Some(e.to_string());
                 state.families = Arc::new(Vec::new());
             }
         }
