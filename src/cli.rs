@@ -12,7 +12,7 @@ use crate::host::Roots;
 use crate::logging::{self, LogFormat};
 
 #[derive(Debug, Parser)]
-#[command(name = "remora", version = crate::telemetry::VERSION, about = "Sidecar metrics exporter: polls an app's status endpoints and its host, serves Prometheus metrics")]
+#[command(name = "remora", version = crate::exposition::VERSION, about = "Sidecar metrics exporter: polls an app's status endpoints and its host, serves Prometheus metrics")]
 struct Cli {
     /// Path to exporter.yaml.
     #[arg(long = "config.file", default_value = "exporter.yaml", global = true)]
@@ -204,7 +204,7 @@ pub fn main() -> ExitCode {
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-                tracing::info!(address = %listener.local_addr()?, config = %options.config_file.display(), version = crate::telemetry::VERSION, "remora listening");
+                tracing::info!(address = %listener.local_addr()?, config = %options.config_file.display(), version = crate::exposition::VERSION, "remora listening");
                 app::run(config, options, listener, shutdown).await?;
                 Ok(())
             });

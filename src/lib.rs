@@ -4,22 +4,38 @@
 //! what it finds into OpenTelemetry instruments and serves them in Prometheus
 //! text format. The binary in `main.rs` is a thin shell over [`cli::main`].
 //!
+//! The data path, with the type at each step: a poll ([`targets::poller`],
+//! [`host`]) gives an `Outcome` or `CollectorReport`; it is published into a
+//! [`store`] slot; the observable callbacks of the [`exposition`] pipeline
+//! read the store; the `prometheus` registry is gathered, encoded and merged
+//! with the pass-through families; the render thread publishes a `Rendered`
+//! that [`server`] hands to every `/metrics` scrape.
+//!
 //! Modules by concern: [`config`] (exporter.yaml), [`targets`] (polling and
-//! extraction), [`host`] (host, container and process collectors),
-//! [`store`] (latest state), [`telemetry`] (OpenTelemetry pipeline),
-//! [`render`] (exposition cache), [`server`] (HTTP), [`web`] (TLS and auth),
-//! [`app`] (lifecycle), [`logging`], [`cli`].
+//! extraction), [`host`] (host, container and process collectors and the
+//! host loop), [`model`] (the data sources hand over), [`store`] (latest
+//! state), [`readiness`] (the `/-/ready` latch), [`exposition`]
+//! (OpenTelemetry pipeline, encoding, render thread), [`server`] (HTTP),
+//! [`web`] (TLS and auth), [`app`] (lifecycle and reload), [`logging`],
+//! [`cli`]. ARCHITECTURE.md at the repository root says where state lives and
+//! what runs on which thread.
 
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod exposition;
 pub mod host;
 pub mod logging;
 pub mod model;
-pub mod render;
+pub mod readiness;
 pub mod server;
 pub mod store;
 pub mod targets;
-pub mod telemetry;
 pub mod units;
 pub mod web;
+
+/// The former paths of [`exposition`]'s pipeline and render thread
+/// (`telemetry::Pipeline`, `render::Renderer`), kept for existing callers.
+pub use exposition as render;
+#[doc(hidden)]
+pub use exposition as telemetry;

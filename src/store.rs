@@ -1,5 +1,5 @@
 //! The latest state of every source, shared between pollers (writers), the
-//! telemetry callbacks and the HTTP server (readers).
+//! exposition callbacks, the render thread and the HTTP server (readers).
 //!
 //! Each write bumps a generation number and wakes the render thread, which
 //! re-renders only when it changed. Counters here are cumulative over the life of the process and
@@ -76,7 +76,7 @@ pub struct TargetState {
     /// The extracted families of the last good poll; empty while down.
     pub families: Arc<Vec<Family>>,
     /// Families of a `format: prometheus` target's last good poll.
-    pub passthrough: Option<Arc<Vec<crate::targets::prom::PromFamily>>>,
+    pub passthrough: Option<Arc<Vec<crate::model::passthrough::PromFamily>>>,
 }
 
 /// What is known about one host collector.

@@ -1,4 +1,6 @@
-//! Host, container and app-process collectors (SPEC section 8).
+//! Host, container and app-process collectors. `runner` is the host loop:
+//! one round per `host.interval` on the blocking pool, published through its
+//! store slot.
 //!
 //! Everything is read from Linux pseudo files under [`Roots`] (`/proc`, `/sys`,
 //! `/sys/fs/cgroup` by default), so tests can point the collectors at fake
@@ -25,6 +27,7 @@ mod memory;
 mod network;
 mod process;
 mod read;
+pub(crate) mod runner;
 mod system;
 
 use std::path::{Path, PathBuf};
@@ -71,13 +74,13 @@ impl Default for Roots {
 }
 
 /// The outcome of one collector in one poll.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CollectorReport {
     /// Collector name: `cpu`, `memory`, `load`, `filesystem`, `network`,
     /// `uptime`, `container`, `process` or `app_container`.
     pub collector: &'static str,
-    /// `Err(reason)` when the collector failed (then `families` is empty).
-    pub result: Result<(), String>,
+    /// Why the collector failed (then `families` is empty).
+    pub result: Result<(), HostError>,
     /// How long the collector took.
     pub duration: Duration,
     /// The latest series of each instrument the collector produced.
@@ -168,7 +171,7 @@ impl HostCollectors {
     }
 
     /// One poll of every enabled collector. Blocking: call it from a blocking
-    /// thread. A failing collector gives `Err(reason)` and no families, and
+    /// thread. A failing collector gives its [`HostError`] and no families, and
     /// never stops the others.
     pub fn poll(&mut self) -> Vec<CollectorReport> {
         let mut reports = Vec::with_capacity(self.collectors.len());
@@ -176,9 +179,7 @@ impl HostCollectors {
             let start = Instant::now();
             let mut families = Vec::new();
             let mut errors = Tally::default();
-            let result = c
-                .collect(&mut families, &mut errors)
-                .map_err(|e| e.to_string());
+            let result = c.collect(&mut families, &mut errors);
             if result.is_err() {
                 families.clear();
             }
@@ -286,7 +287,7 @@ mod tests {
         let reports = h.poll();
         assert_eq!(reports.len(), 2);
         assert_eq!(reports[0].collector, "memory");
-        let err = reports[0].result.as_ref().unwrap_err();
+        let err = reports[0].result.as_ref().unwrap_err().to_string();
         assert!(err.contains("meminfo"), "{err}");
         assert!(reports[0].families.is_empty());
         assert_eq!(reports[1].collector, "load");

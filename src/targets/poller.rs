@@ -14,19 +14,74 @@ use tokio::sync::watch;
 use crate::config::{Format, Method, Target};
 use crate::model::Family;
 use crate::store::{unix_now, PollResult, SlotWriter};
+use crate::targets::client::{send, ClientError};
 use crate::targets::{extract, prom};
 
 /// Documents larger than this are parsed and extracted on the blocking pool.
 const INLINE_PARSE_LIMIT: usize = 64 * 1024;
 
+/// Why a poll failed. Its [`kind`](PollError::kind) is the `result` the poll
+/// is counted under in `remora_target_polls_total`.
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// No complete response within the target's timeout.
+    #[error("no complete response within {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    /// The request could not be made (a secret file unreadable or unusable).
+    #[error("{0}")]
+    Request(String),
+    /// The HTTP client failed; `kind` says how (timeout, connect, redirect,
+    /// reading the body). The message has the causes, not the URL.
+    #[error("{message}")]
+    Http { kind: PollResult, message: String },
+    /// A redirect `follow_redirects` does not allow.
+    #[error(transparent)]
+    Redirect(ClientError),
+    /// A status the target does not accept.
+    #[error("HTTP status {0} is not accepted")]
+    Status(u16),
+    /// A declared body size over the limit.
+    #[error("body of {len} bytes is larger than limits.max_body_bytes ({max})")]
+    DeclaredTooLarge { len: u64, max: u64 },
+    /// A body that grew over the limit while it was read.
+    #[error("body is larger than limits.max_body_bytes ({max}); reading stopped")]
+    TooLarge { max: u64 },
+    /// Not JSON, not UTF-8, or not valid Prometheus text.
+    #[error("{0}")]
+    InvalidBody(String),
+}
+
+impl PollError {
+    /// The poll result this failure is counted as.
+    pub fn kind(&self) -> PollResult {
+        match self {
+            PollError::Timeout(_) => PollResult::Timeout,
+            PollError::Request(_) => PollResult::ConnectError,
+            PollError::Http { kind, .. } => *kind,
+            PollError::Redirect(_) | PollError::Status(_) => PollResult::HttpStatus,
+            PollError::DeclaredTooLarge { .. } | PollError::TooLarge { .. } => {
+                PollResult::BodyTooLarge
+            }
+            PollError::InvalidBody(_) => PollResult::InvalidBody,
+        }
+    }
+
+    fn http(e: reqwest::Error) -> Self {
+        PollError::Http {
+            kind: classify(&e),
+            message: describe(e),
+        }
+    }
+}
+
 /// What one poll found.
 #[derive(Debug)]
 pub struct Outcome {
-    pub result: PollResult,
     pub status: u16,
     pub size: u64,
     pub duration: f64,
-    pub error: Option<String>,
+    /// Why the poll failed; `None` when it succeeded.
+    pub error: Option<PollError>,
     pub families: Vec<Family>,
     pub passthrough: Option<Arc<Vec<prom::PromFamily>>>,
     pub series: usize,
@@ -46,19 +101,32 @@ pub struct ErrorCount {
 }
 
 impl Outcome {
-    fn failed(result: PollResult, status: u16, size: u64, error: String) -> Self {
+    fn failed(status: u16, size: u64, error: PollError) -> Self {
         Outcome {
-            result,
+            error: Some(error),
+            ..Outcome::succeeded(status, size)
+        }
+    }
+
+    fn succeeded(status: u16, size: u64) -> Self {
+        Outcome {
             status,
             size,
             duration: 0.0,
-            error: Some(error),
+            error: None,
             families: Vec::new(),
             passthrough: None,
             series: 0,
             extraction_errors: Vec::new(),
             dropped: 0,
         }
+    }
+
+    /// The poll result: success, or the kind of the error.
+    pub fn result(&self) -> PollResult {
+        self.error
+            .as_ref()
+            .map_or(PollResult::Success, PollError::kind)
     }
 }
 
@@ -188,16 +256,15 @@ async fn fetch(
 ) -> Result<(u16, Vec<u8>), Outcome> {
     let req = build_request(target, client)
         .await
-        .map_err(|e| Outcome::failed(PollResult::ConnectError, 0, 0, e))?;
+        .map_err(|e| Outcome::failed(0, 0, PollError::Request(e)))?;
     let req = req
         .build()
-        .map_err(|e| Outcome::failed(classify(&e), 0, 0, describe(e)))?;
-    use crate::targets::client::{send, ClientError};
+        .map_err(|e| Outcome::failed(0, 0, PollError::http(e)))?;
     let mut resp = send(client, req, target.follow_redirects)
         .await
         .map_err(|e| match e {
-            ClientError::Http(e) => Outcome::failed(classify(&e), 0, 0, describe(e)),
-            other => Outcome::failed(PollResult::HttpStatus, other.status(), 0, other.to_string()),
+            ClientError::Http(e) => Outcome::failed(0, 0, PollError::http(e)),
+            other => Outcome::failed(other.status(), 0, PollError::Redirect(other)),
         })?;
     let status = resp.status().as_u16();
     let accepted = if target.accept_status.is_empty() {
@@ -207,10 +274,9 @@ async fn fetch(
     };
     if !accepted {
         return Err(Outcome::failed(
-            PollResult::HttpStatus,
             status,
             resp.content_length().unwrap_or(0),
-            format!("HTTP status {status} is not accepted"),
+            PollError::Status(status),
         ));
     }
     let declared = resp
@@ -220,10 +286,9 @@ async fn fetch(
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(len) = declared.filter(|len| *len > max) {
         return Err(Outcome::failed(
-            PollResult::BodyTooLarge,
             status,
             len,
-            format!("body of {len} bytes is larger than limits.max_body_bytes ({max})"),
+            PollError::DeclaredTooLarge { len, max },
         ));
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(8192).min(max) as usize);
@@ -232,12 +297,9 @@ async fn fetch(
             Ok(Some(chunk)) => {
                 if body.len() as u64 + chunk.len() as u64 > max {
                     return Err(Outcome::failed(
-                        PollResult::BodyTooLarge,
                         status,
                         body.len() as u64 + chunk.len() as u64,
-                        format!(
-                            "body is larger than limits.max_body_bytes ({max}); reading stopped"
-                        ),
+                        PollError::TooLarge { max },
                     ));
                 }
                 body.extend_from_slice(&chunk);
@@ -245,10 +307,9 @@ async fn fetch(
             Ok(None) => break,
             Err(e) => {
                 return Err(Outcome::failed(
-                    classify(&e),
                     status,
                     body.len() as u64,
-                    describe(e),
+                    PollError::http(e),
                 ))
             }
         }
@@ -256,10 +317,9 @@ async fn fetch(
     Ok((status, body))
 }
 
-fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, String> {
+fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, PollError> {
     let target = &p.target;
-    let mut out = Outcome::failed(PollResult::Success, 0, body.len() as u64, String::new());
-    out.error = None;
+    let mut out = Outcome::succeeded(0, body.len() as u64);
     match target.format {
         Format::Json => {
             // The parse keeps what the rules reach, within the body limit.
@@ -270,7 +330,7 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, S
             let ex = p
                 .extractor
                 .extract_body(body, limits, &p.base)
-                .map_err(|e| format!("invalid JSON: {e}"))?;
+                .map_err(|e| PollError::InvalidBody(format!("invalid JSON: {e}")))?;
             out.series = ex.series;
             out.dropped = ex.dropped;
             out.extraction_errors = ex
@@ -286,13 +346,13 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, S
             out.families = ex.families;
         }
         Format::Prometheus => {
-            let text =
-                std::str::from_utf8(body).map_err(|_| "body is not UTF-8 text".to_string())?;
+            let text = std::str::from_utf8(body)
+                .map_err(|_| PollError::InvalidBody("body is not UTF-8 text".into()))?;
             let mut labels: Vec<(String, String)> = vec![("target".into(), target.name.clone())];
             labels.extend(target.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
             labels.extend(ctx.global_labels.iter().cloned());
             let relabeled = prom::relabel(text, &labels, &ctx.served, ctx.max_series)
-                .map_err(|e| format!("invalid Prometheus text: {e}"))?;
+                .map_err(|e| PollError::InvalidBody(format!("invalid Prometheus text: {e}")))?;
             out.series = relabeled.series;
             out.dropped = relabeled.dropped;
             out.extraction_errors = relabeled
@@ -318,15 +378,7 @@ pub async fn poll_once(p: &Arc<Poller>, ctx: &PollContext) -> Outcome {
     let fetched =
         tokio::time::timeout(target.timeout, fetch(target, client, ctx.max_body_bytes)).await;
     let mut outcome = match fetched {
-        Err(_) => Outcome::failed(
-            PollResult::Timeout,
-            0,
-            0,
-            format!(
-                "no complete response within {}",
-                humantime::format_duration(target.timeout)
-            ),
-        ),
+        Err(_) => Outcome::failed(0, 0, PollError::Timeout(target.timeout)),
         Ok(Err(failed)) => failed,
         Ok(Ok((status, body))) => {
             let size = body.len() as u64;
@@ -334,7 +386,11 @@ pub async fn poll_once(p: &Arc<Poller>, ctx: &PollContext) -> Outcome {
                 let (p, c) = (p.clone(), ctx.clone());
                 tokio::task::spawn_blocking(move || process_body(&p, &c, &body))
                     .await
-                    .unwrap_or_else(|e| Err(format!("extraction task failed: {e}")))
+                    .unwrap_or_else(|e| {
+                        Err(PollError::InvalidBody(format!(
+                            "extraction task failed: {e}"
+                        )))
+                    })
             } else {
                 process_body(p, ctx, &body)
             };
@@ -343,7 +399,7 @@ pub async fn poll_once(p: &Arc<Poller>, ctx: &PollContext) -> Outcome {
                     o.status = status;
                     o
                 }
-                Err(e) => Outcome::failed(PollResult::InvalidBody, status, size, e),
+                Err(e) => Outcome::failed(status, size, e),
             }
         }
     };
@@ -367,7 +423,8 @@ pub fn publish(slot: &SlotWriter, target: &Target, outcome: Outcome) -> bool {
     state.poll_duration = outcome.duration;
     state.http_status = outcome.status;
     state.response_size = outcome.size;
-    *state.polls.entry(outcome.result).or_default() += 1;
+    let result = outcome.result();
+    *state.polls.entry(result).or_default() += 1;
     for e in outcome.extraction_errors {
         *state
             .extraction_errors
@@ -375,7 +432,17 @@ pub fn publish(slot: &SlotWriter, target: &Target, outcome: Outcome) -> bool {
             .or_default() += e.count;
     }
     state.dropped += outcome.dropped;
-    if outcome.result == PollResult::Success {
+    if let Some(error) = outcome.error {
+        let error = error.to_string();
+        state.up = false;
+        state.series = 0;
+        state.families = Arc::new(Vec::new());
+        state.passthrough = None;
+        if was_up || first {
+            tracing::warn!(target_name = %target.name, result = result.as_str(), error = %error, "target down");
+        }
+        state.last_error = Some(error);
+    } else {
         state.up = true;
         state.last_success = Some(unix_now());
         state.last_error = None;
@@ -385,16 +452,6 @@ pub fn publish(slot: &SlotWriter, target: &Target, outcome: Outcome) -> bool {
         if !was_up && !first {
             tracing::info!(target_name = %target.name, "target recovered");
         }
-    } else {
-        let error = outcome.error.unwrap_or_default();
-        state.up = false;
-        state.series = 0;
-        state.families = Arc::new(Vec::new());
-        state.passthrough = None;
-        if was_up || first {
-            tracing::warn!(target_name = %target.name, result = outcome.result.as_str(), error = %error, "target down");
-        }
-        state.last_error = Some(error);
     }
     true
 }

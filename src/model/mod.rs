@@ -1,4 +1,6 @@
-//! The data every source hands to the telemetry pipeline.
+//! The data every source hands to the exposition pipeline (a leaf: it
+//! imports no other module of remora). `passthrough` holds the families of
+//! `format: prometheus` targets.
 //!
 //! A source (a polled target, a host collector) declares the instruments it can
 //! produce up front as [`InstrumentSpec`]s, and after each poll publishes the
@@ -8,6 +10,8 @@
 use std::sync::Arc;
 
 use opentelemetry::KeyValue;
+
+pub mod passthrough;
 
 /// How a value is aggregated and therefore how Prometheus types it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

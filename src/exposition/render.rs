@@ -18,14 +18,15 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 
+use super::pipeline::Pipeline;
+use super::ExpositionError;
 use crate::store::Store;
-use crate::telemetry::{Pipeline, TelemetryError};
 
 /// Why the latest render has no text.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("cannot render metrics: {0}")]
-    Render(#[from] TelemetryError),
+    Render(#[from] ExpositionError),
     #[error("cannot compress metrics: {0}")]
     Gzip(#[from] std::io::Error),
 }
@@ -204,12 +205,12 @@ impl Drop for Renderer {
 }
 
 /// Renders synchronously, without a thread (for `remora once`).
-pub fn render_once(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, TelemetryError> {
+pub fn render_once(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, ExpositionError> {
     render_all(pipeline, store)
 }
 
 /// The pipeline's families merged with those of `format: prometheus` targets.
-fn render_all(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, TelemetryError> {
+fn render_all(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, ExpositionError> {
     // Gathering runs the callbacks, which read the store: not under the lock.
     let own = pipeline.gather();
     let inner = store.read();

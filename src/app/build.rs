@@ -1,0 +1,136 @@
+//! Building a config: clients, extraction specs, per-instrument series limits,
+//! the served names and the exposition pipeline, all before anything starts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::config::{self, Config, ConfigError, Format};
+use crate::exposition::{self, ExpositionError, Pipeline};
+use crate::host::{self, HostCollectors, Roots};
+use crate::model::InstrumentSpec;
+use crate::store::Store;
+use crate::targets::{client, extract, poller};
+
+/// Why a config could not be built (at start-up or at a reload).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A target's HTTP client (TLS files, proxy, ...).
+    #[error("target {target:?}: {source}")]
+    Client {
+        target: String,
+        #[source]
+        source: client::ClientError,
+    },
+    /// JSON rules served under a name remora serves itself, or under another
+    /// rule's name with another type.
+    #[error("{}", join(.0))]
+    Names(Vec<ConfigError>),
+    /// The pipeline or the served-names probe.
+    #[error(transparent)]
+    Exposition(#[from] ExpositionError),
+}
+
+fn join(errors: &[ConfigError]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Everything a config needs, built but not started.
+pub(crate) struct Prepared {
+    pub(crate) config: Arc<Config>,
+    pub(crate) pollers: Vec<Arc<poller::Poller>>,
+    pub(crate) host: Option<HostCollectors>,
+    pub(crate) specs: Vec<InstrumentSpec>,
+    pub(crate) limits: BTreeMap<String, usize>,
+    /// Every family name the config's pipeline serves.
+    pub(crate) served: Arc<crate::model::passthrough::ServedNames>,
+}
+
+pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, BuildError> {
+    let mut pollers = Vec::new();
+    let mut specs = Vec::new();
+    let mut limits: BTreeMap<String, usize> = BTreeMap::new();
+    let max = config.limits.max_series_per_target;
+    let mut rules = 0;
+    for t in &config.targets {
+        let c = client::build(t).map_err(|source| BuildError::Client {
+            target: t.name.clone(),
+            source,
+        })?;
+        pollers.push(Arc::new(poller::Poller::new(Arc::new(t.clone()), c)));
+        if t.format == Format::Json {
+            rules += t.metrics.len();
+            for spec in extract::specs(t) {
+                *limits.entry(spec.name.clone()).or_default() += max;
+                specs.push(spec);
+            }
+        }
+    }
+    let own = 4096usize.max(config.targets.len() * 8 + rules * 6);
+    limits.insert("remora.extraction.errors".into(), own);
+    limits.insert("remora.target.polls".into(), own);
+    let host = config
+        .host
+        .enabled
+        .then(|| HostCollectors::new(&config.host, roots.clone()));
+    let mut reserved = host.as_ref().map_or_else(Vec::new, HostCollectors::specs);
+    reserved.extend(host::self_process_specs());
+    exposition::check_rule_names(&config, &reserved).map_err(BuildError::Names)?;
+    specs.extend(reserved);
+    let served = exposition::served_names(&config, &specs)?;
+    Ok(Prepared {
+        config: Arc::new(config),
+        pollers,
+        host,
+        specs,
+        limits,
+        served: Arc::new(served),
+    })
+}
+
+/// The config's JSON rules against the names remora serves itself (host
+/// collectors, its own process and instruments, `target_info`): `remora
+/// check` and start-up report these with the loader's errors.
+pub fn check_served_names(config: &Config) -> Result<(), Vec<config::ConfigError>> {
+    let mut reserved = if config.host.enabled {
+        HostCollectors::new(&config.host, Roots::default()).specs()
+    } else {
+        Vec::new()
+    };
+    reserved.extend(host::self_process_specs());
+    exposition::check_rule_names(config, &reserved)
+}
+
+/// Prepares a config and builds its pipeline: everything a config needs, nothing started.
+pub(crate) fn build(
+    config: Config,
+    roots: &Roots,
+    store: &Arc<Store>,
+) -> Result<(Prepared, Pipeline), BuildError> {
+    let prepared = prepare(config, roots)?;
+    let pipeline = Pipeline::build(
+        &prepared.config,
+        &prepared.specs,
+        &prepared.limits,
+        store.clone(),
+    )?;
+    Ok((prepared, pipeline))
+}
+
+pub(crate) fn poll_context(p: &Prepared) -> poller::PollContext {
+    let config = &p.config;
+    poller::PollContext {
+        max_body_bytes: config.limits.max_body_bytes,
+        max_series: config.limits.max_series_per_target,
+        global_labels: config
+            .global
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        served: p.served.clone(),
+    }
+}

@@ -1,0 +1,130 @@
+//! The supervisor: reloads the config on request (SIGHUP, `POST /-/reload`,
+//! a watched file change) as a transaction, and records each attempt.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::build::{build, BuildError, Prepared};
+use super::sources::Sources;
+use super::{Options, RELOAD_STOP_DEADLINE};
+use crate::config;
+use crate::exposition::Pipeline;
+use crate::server::AppState;
+use crate::store::unix_now;
+
+/// Why a reload was refused; the previous config keeps running.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The file could not be read, is empty, or is not a valid config.
+    #[error("{0}")]
+    Load(#[from] config::LoadError),
+    /// The config is valid but something it needs could not be built.
+    #[error("{0}")]
+    Build(#[from] BuildError),
+}
+
+/// The config file's text, or why it cannot be read.
+pub(crate) async fn read_config(path: &Path) -> Result<String, config::LoadError> {
+    tokio::fs::read_to_string(path)
+        .await
+        .map_err(|source| config::LoadError::Read {
+            path: path.display().to_string(),
+            source,
+        })
+}
+
+/// What asked for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    /// SIGHUP or `POST /-/reload`: always attempted.
+    Request,
+    /// A change seen by the watcher: attempted only when the file reads
+    /// differently from the last attempt.
+    Watch,
+}
+
+/// The supervisor's own handles.
+pub(crate) struct Supervisor {
+    pub(crate) options: Options,
+    pub(crate) state: Arc<AppState>,
+    pub(crate) sources: Option<Sources>,
+    /// The text of the running config (None when it could not be read again
+    /// at start-up).
+    pub(crate) running: Option<String>,
+    /// What the last attempt read: the text, or why it could not be read.
+    pub(crate) last_read: Option<Result<String, String>>,
+}
+
+impl Supervisor {
+    /// Loads the file again and swaps everything, or keeps the old config.
+    pub(crate) async fn reload(&mut self, trigger: Trigger) -> Result<(), ReloadError> {
+        let path = self.options.config_file.clone();
+        let read = read_config(&path).await;
+        let seen = read.as_ref().map(Clone::clone).map_err(ToString::to_string);
+        if trigger == Trigger::Watch && self.last_read.as_ref() == Some(&seen) {
+            return Ok(());
+        }
+        self.last_read = Some(seen);
+        let text = match read {
+            Ok(text) if trigger == Trigger::Watch && Some(&text) == self.running.as_ref() => {
+                // The running config's content is back: nothing to rebuild.
+                self.record(Ok(()));
+                tracing::info!(file = %path.display(), "config file is back to the running config");
+                return Ok(());
+            }
+            Ok(text) => Ok(text),
+            Err(e) => Err(ReloadError::from(e)),
+        };
+        let result = text.and_then(|text| self.try_reload(&text).map(|built| (text, built)));
+        self.record(result.as_ref().map(|_| ()));
+        let (text, (prepared, pipeline)) = match result {
+            Ok(built) => built,
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "config reload failed; the previous config keeps running");
+                return Err(e);
+            }
+        };
+        self.running = Some(text);
+        self.state.renderer.swap_pipeline(pipeline);
+        self.state.config.store(prepared.config.clone());
+        let new = Sources::launch(
+            prepared,
+            &self.options.roots,
+            &self.state.store,
+            &self.state.ready,
+        );
+        if let Some(old) = self.sources.replace(new) {
+            old.stop(tokio::time::Instant::now() + RELOAD_STOP_DEADLINE)
+                .await;
+        }
+        tracing::info!(file = %path.display(), "config reloaded");
+        Ok(())
+    }
+
+    /// Records a reload attempt for `remora_config_last_reload_*` and `/-/status`.
+    fn record(&self, result: Result<(), &ReloadError>) {
+        let mut inner = self.state.store.write();
+        let now = unix_now();
+        inner.reload.last_attempt = Some(now);
+        inner.reload.last_successful = result.is_ok();
+        match result {
+            Ok(()) => {
+                inner.reload.last_success_timestamp = now;
+                inner.reload.last_error = None;
+            }
+            Err(e) => inner.reload.last_error = Some(e.to_string()),
+        }
+    }
+
+    fn try_reload(&self, text: &str) -> Result<(Prepared, Pipeline), ReloadError> {
+        let path = &self.options.config_file;
+        let config = config::load_text(text, path, &config::process_env)?;
+        let old = self.state.config.load();
+        if config.server.listen != old.server.listen {
+            tracing::warn!(
+                "server.listen changed; the new address takes effect at the next restart"
+            );
+        }
+        Ok(build(config, &self.options.roots, &self.state.store)?)
+    }
+}

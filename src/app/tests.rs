@@ -1,0 +1,120 @@
+//! Unit tests of sources stopping.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::build::prepare;
+use super::sources::Sources;
+use crate::config::{self, Config};
+use crate::host::Roots;
+use crate::readiness::Readiness;
+use crate::store::{SlotKey, Store};
+
+fn config(text: &str) -> Config {
+    config::load_text(text, Path::new("t.yaml"), &|_| None).unwrap()
+}
+
+/// N sources that ignore the stop signal cost one deadline, not N: they
+/// are joined together and the rest is aborted; their slots are freed
+/// before anything waits.
+#[tokio::test(start_paused = true)]
+async fn stopping_stuck_sources_costs_one_deadline() {
+    let store = Store::new();
+    let mut sources = Sources::new();
+    for i in 0..10 {
+        let slot = store.claim(vec![SlotKey::Target(format!("t{i}"))]);
+        slot.writer()
+            .write()
+            .unwrap()
+            .targets
+            .insert(format!("t{i}"), Default::default());
+        sources.spawn(slot, std::future::pending());
+    }
+    assert_eq!(store.read().targets.len(), 10);
+    let deadline = Duration::from_secs(5);
+    let start = tokio::time::Instant::now();
+    let store2 = store.clone();
+    let check = tokio::spawn(async move { store2.read().targets.len() });
+    let aborted = sources.stop(start + deadline).await;
+    assert_eq!(aborted, 10);
+    assert_eq!(tokio::time::Instant::now() - start, deadline);
+    assert_eq!(check.await.unwrap(), 0, "slots freed before the wait");
+    assert!(store.read().targets.is_empty());
+}
+
+/// Hanging polls (the first ones) and a host round stuck in a blocking
+/// read all stop on the signal: none is left for the deadline to abort,
+/// and nothing they held stays in the store.
+/// Opens a FIFO for writing without blocking, so a reader stuck on it
+/// goes on (a blocking thread left stuck would hang the runtime's drop).
+struct Unblock(PathBuf);
+
+impl Drop for Unblock {
+    fn drop(&mut self) {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&self.0)
+        {
+            let _ = f.write_all(b"0.50 0.25 0.10 1/100 42\n");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_polls_and_a_stuck_host_round_stop_at_once() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (accepted_tx, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+            let _ = accepted_tx.send(());
+        }
+    });
+    let proc_dir = tempfile::tempdir().unwrap();
+    let fifo = proc_dir.path().join("loadavg");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string and mode.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let unblock = Unblock(fifo);
+    let roots = Roots {
+        proc: proc_dir.path().to_path_buf(),
+        sys: proc_dir.path().join("sys"),
+        cgroup: proc_dir.path().join("cgroup"),
+        rootfs: proc_dir.path().to_path_buf(),
+    };
+    let targets: String = (0..5)
+        .map(|i| format!("  - {{name: t{i}, url: 'http://{addr}/{i}', interval: 1h, timeout: 1h, metrics: [{{name: m, path: $.a}}]}}\n"))
+        .collect();
+    let cfg = config(&format!(
+        "host: {{collectors: [load]}}\ntargets:\n{targets}"
+    ));
+    let store = Store::new();
+    let ready = Arc::new(Readiness::default());
+    let prepared = prepare(cfg, &roots).unwrap();
+    let sources = Sources::launch(prepared, &roots, &store, &ready);
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..5 {
+            accepted.recv_timeout(Duration::from_secs(10)).unwrap();
+        }
+    })
+    .await
+    .unwrap();
+    let aborted = sources
+        .stop(tokio::time::Instant::now() + Duration::from_secs(30))
+        .await;
+    assert_eq!(aborted, 0);
+    assert!(!ready.is_ready());
+    {
+        let inner = store.read();
+        assert!(inner.targets.is_empty() && inner.collectors.is_empty());
+    }
+    // Let the stuck host round finish: its result has nowhere to go.
+    drop(unblock);
+    assert!(store.read().collectors.is_empty());
+}

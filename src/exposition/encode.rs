@@ -1,0 +1,132 @@
+//! Text encoding: the pipeline's families encoded by `prometheus`'s
+//! `TextEncoder`, merged with the pass-through families of `format:
+//! prometheus` targets, one block per family name.
+
+use std::collections::BTreeMap;
+
+use prometheus::{Encoder, TextEncoder};
+
+use super::exporter::prom_kind;
+use super::pipeline::Pipeline;
+use super::ExpositionError;
+use crate::model::passthrough::{escape_help, Claims, Fit, Kind, PromFamily, ServedNames};
+
+/// One family of remora's own pipeline, already encoded (HELP, TYPE, samples).
+#[derive(Debug)]
+pub(crate) struct OwnBlock {
+    pub(crate) name: String,
+    pub(crate) kind: Kind,
+    pub(crate) text: Vec<u8>,
+}
+
+/// Writes remora's own families and the pass-through families of every
+/// target (`sources`, in a stable order), one block per family name, sorted
+/// by name.
+///
+/// A pass-through family with a name remora serves (`served`, present now or
+/// not) joins that family when the types are the same and is left out when
+/// not; remora's HELP text wins. Between targets, the first family placed
+/// wins and a later family that collides with it is left out. The poller
+/// already dropped (and counted) what collides with `served`; the check here
+/// makes the response valid whatever the store holds, e.g. right after a
+/// reload.
+pub(crate) fn write_exposition<'a>(
+    out: &mut Vec<u8>,
+    own: Vec<OwnBlock>,
+    served: &ServedNames,
+    sources: impl Iterator<Item = &'a [PromFamily]>,
+) {
+    struct Entry<'a> {
+        own: Option<Vec<u8>>,
+        help: Option<&'a str>,
+        kind: Kind,
+        samples: Vec<&'a str>,
+    }
+    let mut claims = Claims::of_served(served);
+    let mut entries: BTreeMap<String, Entry<'a>> = BTreeMap::new();
+    for block in own {
+        if claims.fit(&block.name, block.kind) == Fit::New {
+            claims.add(&block.name, block.kind);
+        }
+        entries.insert(
+            block.name,
+            Entry {
+                own: Some(block.text),
+                help: None,
+                kind: block.kind,
+                samples: Vec::new(),
+            },
+        );
+    }
+    for families in sources {
+        for f in families {
+            match claims.fit(&f.name, f.kind) {
+                Fit::Collides(_) => continue,
+                Fit::New => claims.add(&f.name, f.kind),
+                Fit::Merge => {}
+            }
+            let e = entries.entry(f.name.clone()).or_insert_with(|| Entry {
+                own: None,
+                help: None,
+                kind: f.kind,
+                samples: Vec::new(),
+            });
+            if e.help.is_none() {
+                e.help = f.help.as_deref();
+            }
+            e.samples.push(&f.samples);
+        }
+    }
+    for (name, e) in entries {
+        match e.own {
+            Some(text) => out.extend_from_slice(&text),
+            None => {
+                let help = served.get(&name).map(|s| s.help.as_str()).or(e.help);
+                if let Some(h) = help.filter(|h| !h.is_empty()) {
+                    let _ = writeln_bytes(out, format_args!("# HELP {name} {}", escape_help(h)));
+                }
+                let _ = writeln_bytes(out, format_args!("# TYPE {name} {}", e.kind.as_str()));
+            }
+        }
+        for s in e.samples {
+            out.extend_from_slice(s.as_bytes());
+        }
+    }
+}
+
+fn writeln_bytes(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+    use std::io::Write as _;
+    out.write_fmt(args)?;
+    out.push(b'\n');
+    Ok(())
+}
+
+impl Pipeline {
+    /// Encodes `own` (from [`Pipeline::gather`]) and the pass-through
+    /// families of `passthrough` as Prometheus text 0.0.4, one block per
+    /// family name (see [`write_exposition`]).
+    pub(super) fn encode<'a>(
+        &self,
+        own: Vec<prometheus::proto::MetricFamily>,
+        passthrough: impl Iterator<Item = &'a [PromFamily]>,
+    ) -> Result<Vec<u8>, ExpositionError> {
+        let mut blocks = Vec::with_capacity(own.len());
+        for mf in own {
+            let mut text = Vec::with_capacity(256);
+            TextEncoder::new().encode(std::slice::from_ref(&mf), &mut text)?;
+            blocks.push(OwnBlock {
+                name: mf.name().to_string(),
+                kind: prom_kind(mf.get_field_type()),
+                text,
+            });
+        }
+        let mut out = Vec::with_capacity(16 * 1024);
+        write_exposition(&mut out, blocks, &self.served, passthrough);
+        Ok(out)
+    }
+
+    /// Collects every instrument and encodes Prometheus text 0.0.4 (no pass-through families).
+    pub fn render(&self) -> Result<Vec<u8>, ExpositionError> {
+        self.encode(self.gather(), std::iter::empty())
+    }
+}

@@ -1,0 +1,98 @@
+//! The `opentelemetry-prometheus` exporter as remora sets it up (one
+//! `prometheus` registry, no scope info, `target_info` only with a
+//! resource, per-instrument cardinality limits), shared by the pipeline and
+//! the served-names probe so the names found are the names served.
+
+use std::collections::BTreeMap;
+
+use opentelemetry::metrics::{AsyncInstrument, Meter};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::metrics::{Instrument, SdkMeterProvider, Stream};
+use opentelemetry_sdk::Resource;
+
+use super::ExpositionError;
+use crate::model::passthrough::Kind;
+use crate::model::{InstrumentKind, InstrumentSpec};
+
+/// Registers one observable instrument of `spec` with callback `cb`.
+pub(super) fn register(
+    meter: &Meter,
+    spec: &InstrumentSpec,
+    cb: impl Fn(&dyn AsyncInstrument<f64>) + Send + Sync + 'static,
+) {
+    let name = spec.name.clone();
+    let desc = spec.description.clone();
+    let unit = spec.unit.clone();
+    match spec.kind {
+        InstrumentKind::Gauge => {
+            meter
+                .f64_observable_gauge(name)
+                .with_description(desc)
+                .with_unit(unit)
+                .with_callback(move |o| cb(o))
+                .build();
+        }
+        InstrumentKind::Counter => {
+            meter
+                .f64_observable_counter(name)
+                .with_description(desc)
+                .with_unit(unit)
+                .with_callback(move |o| cb(o))
+                .build();
+        }
+        InstrumentKind::UpDownCounter => {
+            meter
+                .f64_observable_up_down_counter(name)
+                .with_description(desc)
+                .with_unit(unit)
+                .with_callback(move |o| cb(o))
+                .build();
+        }
+    }
+}
+
+/// The exporter and meter provider of a pipeline: the Prometheus exporter
+/// as remora sets it up, reading into `registry`. The pipeline and the probe
+/// of served names share it, so the names found are the names served.
+pub(super) fn provider(
+    resource: &BTreeMap<String, String>,
+    limits: BTreeMap<String, usize>,
+    registry: &prometheus::Registry,
+) -> Result<SdkMeterProvider, ExpositionError> {
+    let mut exporter = opentelemetry_prometheus::exporter()
+        .with_registry(registry.clone())
+        .scope_info_enabled(false);
+    if resource.is_empty() {
+        exporter = exporter.without_target_info();
+    }
+    let exporter = exporter
+        .build()
+        .map_err(|e| ExpositionError::Exporter(e.to_string()))?;
+    let default_limit = 4096;
+    let attrs = resource
+        .iter()
+        .map(|(k, v)| KeyValue::new(k.clone(), v.clone()));
+    Ok(SdkMeterProvider::builder()
+        .with_reader(exporter)
+        .with_view(move |i: &Instrument| {
+            let limit = limits.get(i.name()).copied().unwrap_or(default_limit);
+            Stream::builder()
+                .with_cardinality_limit(limit.max(1))
+                .build()
+                .ok()
+        })
+        .with_resource(Resource::builder_empty().with_attributes(attrs).build())
+        .build())
+}
+
+/// The text-format type of a gathered family.
+pub(super) fn prom_kind(t: prometheus::proto::MetricType) -> Kind {
+    use prometheus::proto::MetricType;
+    match t {
+        MetricType::COUNTER => Kind::Counter,
+        MetricType::GAUGE => Kind::Gauge,
+        MetricType::HISTOGRAM => Kind::Histogram,
+        MetricType::SUMMARY => Kind::Summary,
+        _ => Kind::Untyped,
+    }
+}

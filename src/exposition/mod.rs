@@ -1,0 +1,40 @@
+//! Exposition: from store snapshots to the Prometheus text a scrape gets.
+//! The only module that uses `opentelemetry_sdk`, `opentelemetry-prometheus`
+//! and `prometheus`.
+//!
+//! - `pipeline`: one `SdkMeterProvider` per loaded config, every instrument
+//!   observable, read by the Prometheus exporter into its own registry;
+//! - `exporter`: the Prometheus exporter as remora sets it up;
+//! - `names`: the family names the exporter serves (the served-names probe)
+//!   and the config's rule names checked against them;
+//! - `own`: remora's own instruments and build facts;
+//! - `encode`: text encoding, merged with the pass-through families;
+//! - `render`: the render thread and the latest render every scrape shares.
+
+mod encode;
+mod exporter;
+mod names;
+mod own;
+mod pipeline;
+mod render;
+#[cfg(test)]
+mod tests;
+
+#[cfg(test)]
+pub(crate) use encode::{write_exposition, OwnBlock};
+pub use names::{check_rule_names, served_as, served_names, ServedAs};
+pub use own::{own_specs, REVISION, RUSTC_VERSION, VERSION};
+pub use pipeline::Pipeline;
+pub use render::{render_once, Latest, RenderError, Rendered, Renderer};
+
+/// Errors building or rendering the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpositionError {
+    #[error("cannot build the Prometheus exporter: {0}")]
+    Exporter(String),
+    #[error("cannot encode the exposition: {0}")]
+    Encode(#[from] prometheus::Error),
+}
+
+/// The former name of [`ExpositionError`].
+pub type TelemetryError = ExpositionError;

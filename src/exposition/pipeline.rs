@@ -1,0 +1,168 @@
+//! The OpenTelemetry pipeline of one config: a meter provider whose
+//! observable instruments read the [`Store`], exported by
+//! `opentelemetry-prometheus` into a `prometheus` registry.
+//!
+//! Every instrument is observable: its callback reads the latest snapshot in
+//! the store and never does I/O, so a scrape never waits on a target.
+//! Cardinality limits are set per instrument from `limits.max_series_per_target`
+//! (the SDK's silent `otel_metric_overflow` folding must never happen: remora
+//! caps series itself and counts what it drops).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use opentelemetry::metrics::{AsyncInstrument, MeterProvider as _};
+use opentelemetry::KeyValue;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
+
+use super::exporter::{provider, register};
+use super::names::served_names;
+use super::own::{build_info_spec, own_instruments, REVISION, RUSTC_VERSION, VERSION};
+use super::ExpositionError;
+use crate::config::Config;
+use crate::model::passthrough::ServedNames;
+use crate::model::{Family, InstrumentSpec};
+use crate::store::{Inner, Store};
+
+/// One config's meter provider and registry.
+pub struct Pipeline {
+    pub(super) provider: SdkMeterProvider,
+    pub(super) registry: prometheus::Registry,
+    /// Every family name the pipeline serves.
+    pub(super) served: Arc<ServedNames>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline").finish_non_exhaustive()
+    }
+}
+
+type Labels = Arc<Vec<KeyValue>>;
+
+/// Observes every series of `name` from all sources, with the global labels added.
+fn observe_families<T: AsyncInstrument<f64> + ?Sized>(
+    observer: &T,
+    families: &[Family],
+    name: &str,
+    global: &[KeyValue],
+) {
+    for fam in families.iter().filter(|f| &*f.name == name) {
+        for s in &fam.series {
+            if global.is_empty() {
+                observer.observe(s.value, &s.attributes);
+            } else {
+                let mut attrs = s.attributes.clone();
+                attrs.extend_from_slice(global);
+                observer.observe(s.value, &attrs);
+            }
+        }
+    }
+}
+
+fn observe_all<T: AsyncInstrument<f64> + ?Sized>(
+    observer: &T,
+    inner: &Inner,
+    name: &str,
+    global: &[KeyValue],
+) {
+    for t in inner.targets.values() {
+        observe_families(observer, &t.families, name, global);
+    }
+    for c in inner.collectors.values() {
+        observe_families(observer, &c.families, name, global);
+    }
+    observe_families(observer, &inner.own_process, name, global);
+}
+
+fn with(global: &[KeyValue], attrs: impl IntoIterator<Item = KeyValue>) -> Vec<KeyValue> {
+    let mut v: Vec<KeyValue> = attrs.into_iter().collect();
+    v.extend_from_slice(global);
+    v
+}
+
+impl Pipeline {
+    /// Builds the provider with remora's own instruments and one observable
+    /// instrument per spec (deduplicated by name; the first spec wins).
+    /// `limits` gives each instrument's cardinality limit by name.
+    pub fn build(
+        config: &Config,
+        specs: &[InstrumentSpec],
+        limits: &BTreeMap<String, usize>,
+        store: Arc<Store>,
+    ) -> Result<Self, ExpositionError> {
+        let served = Arc::new(served_names(config, specs)?);
+        let registry = prometheus::Registry::new();
+        let provider = provider(&config.resource, limits.clone(), &registry)?;
+        let meter = provider.meter("remora");
+
+        let global: Labels = Arc::new(
+            config
+                .global
+                .labels
+                .iter()
+                .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+                .collect(),
+        );
+
+        // Build info: a constant.
+        {
+            let attrs = with(
+                &global,
+                [
+                    KeyValue::new("version", VERSION),
+                    KeyValue::new("revision", REVISION),
+                    KeyValue::new("rustc_version", RUSTC_VERSION),
+                ],
+            );
+            register(&meter, &build_info_spec(), move |o| o.observe(1.0, &attrs));
+        }
+        for (spec, read) in own_instruments() {
+            let store = store.clone();
+            let global = global.clone();
+            register(&meter, &spec, move |o| {
+                let inner = store.read();
+                read(&inner, &mut |v, mut attrs| {
+                    attrs.extend_from_slice(&global);
+                    o.observe(v, &attrs);
+                });
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        for spec in specs {
+            if !seen.insert(spec.name.clone()) {
+                continue;
+            }
+            let store = store.clone();
+            let global = global.clone();
+            let name = spec.name.clone();
+            register(&meter, spec, move |o| {
+                let inner = store.read();
+                observe_all(o, &inner, &name, &global);
+            });
+        }
+        Ok(Pipeline {
+            provider,
+            registry,
+            served,
+        })
+    }
+
+    /// Every family name this pipeline serves, with type and HELP.
+    pub fn served(&self) -> &Arc<ServedNames> {
+        &self.served
+    }
+
+    /// Collects every instrument (the callbacks read the store: call it
+    /// without holding the store's lock).
+    pub(super) fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.registry.gather()
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        // Releases the callbacks (and their Arc<Store>) of a replaced pipeline.
+        let _ = self.provider.shutdown();
+    }
+}

@@ -1,0 +1,39 @@
+//! `format: prometheus` targets: the app's own `/metrics`, served in remora's
+//! response with the target's and the global constant labels added.
+//!
+//! The text is checked line by line; anything malformed or ambiguous rejects
+//! the whole body (the target goes down), so an app never breaks remora's
+//! response:
+//!
+//! - label values may only use the escapes `\\`, `\"` and `\n`; a label name
+//!   appears once per sample and is never `__name__`;
+//! - a `# TYPE` line comes once per family and before its samples;
+//! - a histogram's samples are `_bucket` (with a float `le`), `_sum` and
+//!   `_count`; a summary's are the bare name (with a float `quantile`), `_sum`
+//!   and `_count`;
+//! - no two families of one body claim the same sample name (a histogram
+//!   `foo` claims `foo`, `foo_bucket`, `foo_sum` and `foo_count`).
+//!
+//! What is unambiguous is normalised instead: a family split in several
+//! blocks is served as one block, HELP text is re-escaped (an unknown escape
+//! is kept as a literal backslash), values and timestamps are re-written in
+//! a form every parser reads.
+//!
+//! An app label whose name remora adds is renamed `exported_<name>`, the
+//! prefix repeated while the name is taken (Prometheus's `honor_labels:
+//! false`).
+//!
+//! Every family name appears once in the response (see `exposition`'s encoding). A
+//! pass-through family whose name remora serves itself (its own instruments,
+//! a host collector's, a JSON rule's, `target_info`) is merged into that
+//! family when the types are the same, and dropped (counted as
+//! `name_collision`) when they are not, or when one family claims a sample
+//! name of the other.
+
+mod parse;
+mod relabel;
+#[cfg(test)]
+mod tests;
+
+pub use crate::model::passthrough::{Kind, PromFamily, Served, ServedNames};
+pub use relabel::{relabel, Relabeled};
