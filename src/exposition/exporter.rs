@@ -65,9 +65,7 @@ pub(super) fn provider(
     if resource.is_empty() {
         exporter = exporter.without_target_info();
     }
-    let exporter = exporter
-        .build()
-        .map_err(|e| ExpositionError::Exporter(e.to_string()))?;
+    let exporter = exporter.build().map_err(ExpositionError::Exporter)?;
     let default_limit = 4096;
     let attrs = resource
         .iter()

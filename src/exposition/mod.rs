@@ -31,7 +31,7 @@ pub use render::{render_once, Latest, RenderError, Rendered, Renderer};
 #[derive(Debug, thiserror::Error)]
 pub enum ExpositionError {
     #[error("cannot build the Prometheus exporter: {0}")]
-    Exporter(String),
+    Exporter(#[source] opentelemetry_sdk::error::OTelSdkError),
     #[error("cannot encode the exposition: {0}")]
     Encode(#[from] prometheus::Error),
 }

@@ -36,4 +36,4 @@ mod relabel;
 mod tests;
 
 pub use crate::model::passthrough::{Kind, PromFamily, Served, ServedNames};
-pub use relabel::{relabel, Relabeled};
+pub use relabel::{relabel, RelabelError, Relabeled};

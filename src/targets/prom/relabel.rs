@@ -21,6 +21,27 @@ pub struct Relabeled {
     pub dropped_families: Vec<String>,
 }
 
+/// Why a body was rejected (the target goes down with `invalid_body`).
+#[derive(Debug, thiserror::Error)]
+pub enum RelabelError {
+    /// A malformed or ambiguous line.
+    #[error("line {line}: {problem}")]
+    Line { line: usize, problem: String },
+    /// Two families of the body claim one sample name.
+    #[error("family {family} ({kind}) uses a sample name of family {other}")]
+    Collision {
+        family: String,
+        kind: &'static str,
+        other: String,
+    },
+}
+
+impl RelabelError {
+    fn line(line: usize, problem: String) -> Self {
+        RelabelError::Line { line, problem }
+    }
+}
+
 /// The label names of a sample with the app's names that remora adds renamed
 /// `exported_<name>`, `exported_exported_<name>`, ... until free; shorter
 /// names are renamed first, as Prometheus does.
@@ -109,7 +130,7 @@ pub fn relabel(
     labels: &[(String, String)],
     served: &ServedNames,
     max_series: usize,
-) -> Result<Relabeled, String> {
+) -> Result<Relabeled, RelabelError> {
     let mut families: Vec<Building> = Vec::new();
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut series = 0usize;
@@ -147,7 +168,10 @@ pub fn relabel(
             }
             let name = words.next().unwrap_or("");
             if !valid_name(name) {
-                return Err(format!("line {lineno}: invalid metric name {name:?}"));
+                return Err(RelabelError::line(
+                    lineno,
+                    format!("invalid metric name {name:?}"),
+                ));
             }
             let arg = words.next().unwrap_or("").trim();
             let i = family_at(&mut families, &mut index, name);
@@ -156,13 +180,17 @@ pub fn relabel(
                 fam.help.get_or_insert_with(|| unescape_help(arg));
             } else {
                 let kind = Kind::parse(arg)
-                    .ok_or_else(|| format!("line {lineno}: unknown type {arg:?}"))?;
+                    .ok_or_else(|| RelabelError::line(lineno, format!("unknown type {arg:?}")))?;
                 if fam.kind.is_some() {
-                    return Err(format!("line {lineno}: second TYPE line for {name}"));
+                    return Err(RelabelError::line(
+                        lineno,
+                        format!("second TYPE line for {name}"),
+                    ));
                 }
                 if fam.seen > 0 {
-                    return Err(format!(
-                        "line {lineno}: TYPE line for {name} after its samples"
+                    return Err(RelabelError::line(
+                        lineno,
+                        format!("TYPE line for {name} after its samples"),
                     ));
                 }
                 fam.kind = Some(kind);
@@ -173,35 +201,41 @@ pub fn relabel(
         let name_end = line.find(|c: char| !is_name_char(c)).unwrap_or(line.len());
         let name = &line[..name_end];
         if !valid_name(name) {
-            return Err(format!("line {lineno}: invalid metric name {name:?}"));
+            return Err(RelabelError::line(
+                lineno,
+                format!("invalid metric name {name:?}"),
+            ));
         }
         let rest = &line[name_end..];
         let (pairs, rest) = match rest.strip_prefix('{') {
-            Some(r) => parse_labels(r).map_err(|e| format!("line {lineno}: {e}"))?,
+            Some(r) => parse_labels(r).map_err(|e| RelabelError::line(lineno, e))?,
             None => (Vec::new(), rest),
         };
         let mut fields = rest.split_whitespace();
         let value = fields
             .next()
-            .ok_or(format!("line {lineno}: missing value"))?;
-        let value =
-            value_text(value).ok_or_else(|| format!("line {lineno}: invalid value {value:?}"))?;
+            .ok_or_else(|| RelabelError::line(lineno, "missing value".into()))?;
+        let value = value_text(value)
+            .ok_or_else(|| RelabelError::line(lineno, format!("invalid value {value:?}")))?;
         let timestamp = match fields.next() {
             Some(ts) => Some(
                 ts.parse::<i64>()
-                    .map_err(|_| format!("line {lineno}: invalid timestamp {ts:?}"))?,
+                    .map_err(|_| RelabelError::line(lineno, format!("invalid timestamp {ts:?}")))?,
             ),
             None => None,
         };
         if fields.next().is_some() {
-            return Err(format!("line {lineno}: unexpected text after the value"));
+            return Err(RelabelError::line(
+                lineno,
+                "unexpected text after the value".into(),
+            ));
         }
         let fam_idx = match route(&index, &families, name) {
             Some(i) => i,
             None => family_at(&mut families, &mut index, name),
         };
         let fam = &mut families[fam_idx];
-        check_sample(fam, name, &pairs).map_err(|e| format!("line {lineno}: {e}"))?;
+        check_sample(fam, name, &pairs).map_err(|e| RelabelError::line(lineno, e))?;
         fam.seen += 1;
         if series >= max_series {
             dropped += 1;
@@ -241,11 +275,11 @@ pub fn relabel(
     for f in &families {
         let kind = f.kind.unwrap_or(Kind::Untyped);
         if let Fit::Collides(other) = own.fit(&f.name, kind) {
-            return Err(format!(
-                "family {} ({}) uses a sample name of family {other}",
-                f.name,
-                kind.as_str()
-            ));
+            return Err(RelabelError::Collision {
+                family: f.name.clone(),
+                kind: kind.as_str(),
+                other,
+            });
         }
         own.add(&f.name, kind);
     }
