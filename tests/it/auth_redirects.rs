@@ -2,14 +2,12 @@
 //! basic auth with bad logins, and targets whose redirects would carry a
 //! target's headers and credentials to another origin.
 
-mod common;
-
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{sample, FakeTarget, Remora, Reply, Start};
+use crate::common::{sample, FakeTarget, Remora, Reply, Start};
 use remora::web::AuthResult;
 
 // ---------------------------------------------------------------- redirects

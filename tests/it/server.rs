@@ -1,11 +1,9 @@
 //! Integration tests of the core: endpoints, render cache, targets going down
 //! and up, bad targets, reload (HTTP, ConfigMap symlink swap), web config.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{sample, FakeTarget, Remora, Reply, Start};
+use crate::common::{sample, FakeTarget, Remora, Reply, Start};
 
 const HEALTH: &str = r#"{"status":"healthy","checks":{"database":{"status":"healthy","latency_ms":5.23},"redis":{"status":"degraded","latency_ms":12}}}"#;
 

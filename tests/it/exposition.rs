@@ -5,14 +5,14 @@
 //! The response is checked three ways: `promtool check metrics`, the Python
 //! `prometheus_client` parser, and a real Prometheus scraping it.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{sample, FakeTarget, Remora, Reply};
+use crate::common::{sample, FakeTarget, Remora, Reply};
 
 /// An app that serves remora's own names, a JSON rule's names, labels remora
 /// adds, HELP escapes and a family split in two blocks.

@@ -3,12 +3,10 @@
 //! certificate), `accept_status`, the series cap and extraction errors, end to
 //! end against local servers.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{sample, FakeTarget, Remora, Reply};
+use crate::common::{sample, FakeTarget, Remora, Reply};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 

@@ -2,15 +2,13 @@
 //! watcher, a ConfigMap swap), sources removed or stopped while a poll hangs,
 //! and what `check` and `once` say about the config.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{sample, FakeTarget, Remora, Reply, Start};
+use crate::common::{sample, FakeTarget, Remora, Reply, Start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const BIN: &str = env!("CARGO_BIN_EXE_remora");

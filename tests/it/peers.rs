@@ -3,11 +3,9 @@
 //! through YAML, polling and rendering. The cases are read from
 //! ../shared/peers/json_exporter/ and never copied here.
 
-mod common;
-
 use std::collections::BTreeSet;
 
-use common::{shared, FakeTarget, Remora, Reply};
+use crate::common::{shared, FakeTarget, Remora, Reply};
 
 /// (name, sorted labels without `target`, value) of every sample line.
 fn samples(text: &str, names: &BTreeSet<String>) -> BTreeSet<(String, String, String)> {

@@ -8,15 +8,13 @@
 //! give the header-read timeout an hour (then only eviction closes a
 //! connection).
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use common::{FakeTarget, Remora, Reply, Start};
+use crate::common::{FakeTarget, Remora, Reply, Start};
 use remora::render::Renderer;
 use remora::server::{AppState, ReloadRequest, ServeLimits};
 use remora::store::Store;

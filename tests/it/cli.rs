@@ -1,7 +1,7 @@
 //! The binary: `check`, `once`, `--version`, SIGTERM drain, log formats,
 //! and `promtool check metrics` on real output.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
