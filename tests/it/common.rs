@@ -217,6 +217,10 @@ pub struct Start {
     pub no_wait: bool,
     /// `--web.max-connections` (default 512).
     pub max_connections: Option<usize>,
+    /// The environment `${VAR}` expands from at the first load, instead of
+    /// the process's (tests never mutate the process environment). Empty:
+    /// the process environment.
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 impl Remora {
@@ -245,7 +249,16 @@ impl Remora {
             std::fs::write(&p, text).unwrap();
             p
         });
-        let cfg = remora::config::load_file(&config_path, &remora::config::process_env).unwrap();
+        let env = opts.env;
+        let lookup = |name: &str| {
+            if env.is_empty() {
+                return remora::config::process_env(name);
+            }
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let cfg = remora::config::load_file(&config_path, &lookup).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let options = remora::app::Options {

@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
 use crate::common::{FakeTarget, Remora, Reply, Start};
+use arc_swap::ArcSwap;
 use remora::render::Renderer;
 use remora::server::{AppState, ReloadRequest, ServeLimits};
 use remora::store::Store;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{sample, FakeTarget, Remora, Reply};
+use crate::common::{sample, FakeTarget, Remora, Reply, Start};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -29,12 +29,18 @@ async fn wait_hits(app: &FakeTarget, path: &str, n: usize) {
 async fn post_body_and_headers() {
     let app = FakeTarget::start().await;
     app.set("/probe", Reply::json(r#"{"ok": true}"#));
-    std::env::set_var("REMORA_TEST_KEY", "k-123");
     let text = one_target(&format!(
         "  - name: a\n    url: {}\n    method: POST\n    body: '{{\"deep\": true}}'\n    headers: {{X-Api-Key: \"${{REMORA_TEST_KEY}}\"}}\n    metrics: [{{name: ok, path: $.ok}}]\n",
         app.url("/probe")
     ));
-    let r = Remora::start(&text).await;
+    let r = Remora::start_with(
+        &text,
+        Start {
+            env: vec![("REMORA_TEST_KEY", "k-123")],
+            ..Start::default()
+        },
+    )
+    .await;
     let seen = &app.seen("/probe")[0];
     assert_eq!(seen.method, "POST");
     assert_eq!(seen.body, r#"{"deep": true}"#);
