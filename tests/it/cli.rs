@@ -108,8 +108,11 @@ fn once_exit_codes() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("remora_build_info{"));
-    assert!(text.contains("system_memory_usage_bytes{"), "{text}");
+    assert!(common::has_name(&text, "remora_build_info"));
+    assert!(
+        common::has_name(&text, "system_memory_usage_bytes"),
+        "{text}"
+    );
 
     let cfg = write(&dir, "d.yaml", "host: {enabled: false}\ntargets:\n  - {name: a, url: http://127.0.0.1:1/, metrics: [{name: m, path: $.a}]}\n");
     let out = Command::new(BIN)
@@ -117,7 +120,13 @@ fn once_exit_codes() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("remora_target_up{target=\"a\"} 0"));
+    assert_eq!(
+        common::sample(
+            &String::from_utf8_lossy(&out.stdout),
+            "remora_target_up{target=\"a\"}"
+        ),
+        Some(0.0)
+    );
 }
 
 fn free_port() -> u16 {
