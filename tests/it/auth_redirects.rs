@@ -63,8 +63,8 @@ async fn any_keeps_headers_and_credentials_on_the_target_origin() {
     let r = Remora::start(&text).await;
     let m = r
         .metrics_until(15, |m| {
-            sample(&m, "x_value{target=\"bearer\"}") == Some(1.0)
-                && sample(&m, "x_value{target=\"basic\"}") == Some(2.0)
+            sample(m, "x_value{target=\"bearer\"}") == Some(1.0)
+                && sample(m, "x_value{target=\"basic\"}") == Some(2.0)
         })
         .await;
     assert!(sample(&m, "x_value{target=\"bearer\"}") == Some(1.0), "{m}");

@@ -157,7 +157,7 @@ async fn concurrent_scrapes_share_one_render() {
     let bodies = futures_join(scrapes).await;
     assert!(bodies
         .iter()
-        .all(|b| sample(&b, "remora_target_up{target=\"app\"}") == Some(1.0)));
+        .all(|b| sample(b, "remora_target_up{target=\"app\"}") == Some(1.0)));
     r.stop().await;
 }
 
@@ -188,7 +188,7 @@ async fn target_down_then_up() {
     app.set("/health", Reply::Body(500, "text/plain", "boom".into()));
     let m = r
         .metrics_until(10, |m| {
-            sample(&m, "remora_target_up{target=\"app\"}") == Some(0.0)
+            sample(m, "remora_target_up{target=\"app\"}") == Some(0.0)
         })
         .await;
     assert!(
@@ -215,7 +215,7 @@ async fn target_down_then_up() {
     app.set("/health", Reply::json(HEALTH));
     let m = r
         .metrics_until(10, |m| {
-            sample(&m, "remora_target_up{target=\"app\"}") == Some(1.0)
+            sample(m, "remora_target_up{target=\"app\"}") == Some(1.0)
         })
         .await;
     assert!(
@@ -331,7 +331,7 @@ async fn reload_is_a_transaction() {
     assert_eq!(resp.status(), 200);
     let m = r
         .metrics_until(10, |m| {
-            sample(&m, "other_value{target=\"other\"}") == Some(7.0)
+            sample(m, "other_value{target=\"other\"}") == Some(7.0)
         })
         .await;
     assert!(
@@ -363,7 +363,7 @@ async fn reload_is_a_transaction() {
     );
     let m = r
         .metrics_until(5, |m| {
-            sample(&m, "other_value{target=\"other\"}") == Some(7.0)
+            sample(m, "other_value{target=\"other\"}") == Some(7.0)
         })
         .await;
     assert!(
@@ -406,7 +406,7 @@ async fn configmap_symlink_swap_reloads() {
 
     let m = r
         .metrics_until(15, |m| {
-            sample(&m, "other_value{target=\"other\"}") == Some(9.0)
+            sample(m, "other_value{target=\"other\"}") == Some(9.0)
         })
         .await;
     assert!(

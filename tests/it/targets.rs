@@ -97,7 +97,7 @@ async fn secrets_files_are_reread_at_each_poll() {
     std::fs::remove_file(&token).unwrap();
     let m = r
         .metrics_until(10, |m| {
-            sample(&m, "remora_target_up{target=\"bearer\"}") == Some(0.0)
+            sample(m, "remora_target_up{target=\"bearer\"}") == Some(0.0)
         })
         .await;
     assert!(
