@@ -80,6 +80,24 @@ fn check_good_and_bad() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.yaml: cannot read"));
 }
 
+/// A YAML syntax error is reported at its exact line and column (the `:` of
+/// `b: 3`, inside the unclosed flow sequence), not merely on some line.
+#[test]
+fn check_reports_yaml_syntax_error_at_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(&dir, "syntax.yaml", "a: [1, 2\nb: 3\n");
+    let out = Command::new(BIN)
+        .args(["check", "--config.file", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("{}:2:2: ", bad.display())),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn repository_config_checks() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/exporter.yaml");
@@ -298,7 +316,8 @@ fn sighup_reloads() {
         s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
         let mut buf = String::new();
         s.read_to_string(&mut buf).unwrap();
-        common::sample(&buf, "remora_config_last_reload_success_timestamp_seconds ").unwrap()
+        let (_, body) = buf.split_once("\r\n\r\n").expect("an HTTP response");
+        common::sample(body, "remora_config_last_reload_success_timestamp_seconds").unwrap()
     };
     let before = stamp();
     std::thread::sleep(Duration::from_millis(50));

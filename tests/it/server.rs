@@ -143,8 +143,10 @@ async fn endpoints_behave() {
     r.stop().await;
 }
 
+/// Twenty concurrent scrapes are all served the target's samples. (That they
+/// share one render is counted in `serving::concurrent_scrapes_share_one_render`.)
 #[tokio::test]
-async fn concurrent_scrapes_share_one_render() {
+async fn concurrent_scrapes_are_all_served() {
     let app = FakeTarget::start().await;
     app.set("/health", Reply::json(HEALTH));
     let r = Remora::start(&config(&app.url("/health"), "")).await;
