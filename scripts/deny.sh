@@ -16,10 +16,10 @@ cargo deny --locked check licenses bans sources
 
 db="${CARGO_HOME:-$HOME/.cargo}/advisory-dbs"
 if cargo deny --locked fetch db; then
-  cargo deny --locked check --disable-fetch advisories
-elif [ -d "$db" ] && [ -n "$(ls -A "$db" 2>/dev/null)" ]; then
+  cargo deny --locked --offline check advisories
+elif [ -n "$(find "$db" -mindepth 2 -maxdepth 2 -name crates -type d 2>/dev/null)" ]; then
   echo "NOTICE: could not fetch the advisory database; checking against the cached copy in $db"
-  cargo deny --locked check --disable-fetch advisories
+  cargo deny --locked --offline check advisories
 else
   echo "NOTICE: advisories NOT checked: the RustSec advisory database could not be fetched (no network) and no cached copy exists"
 fi
