@@ -3,12 +3,10 @@
 //! certificate), `accept_status`, the series cap and extraction errors, end to
 //! end against local servers.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{sample, FakeTarget, Remora, Reply};
+use crate::common::{sample, FakeTarget, Remora, Reply, Start};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
@@ -31,18 +29,24 @@ async fn wait_hits(app: &FakeTarget, path: &str, n: usize) {
 async fn post_body_and_headers() {
     let app = FakeTarget::start().await;
     app.set("/probe", Reply::json(r#"{"ok": true}"#));
-    std::env::set_var("REMORA_TEST_KEY", "k-123");
     let text = one_target(&format!(
         "  - name: a\n    url: {}\n    method: POST\n    body: '{{\"deep\": true}}'\n    headers: {{X-Api-Key: \"${{REMORA_TEST_KEY}}\"}}\n    metrics: [{{name: ok, path: $.ok}}]\n",
         app.url("/probe")
     ));
-    let r = Remora::start(&text).await;
+    let r = Remora::start_with(
+        &text,
+        Start {
+            env: vec![("REMORA_TEST_KEY", "k-123")],
+            ..Start::default()
+        },
+    )
+    .await;
     let seen = &app.seen("/probe")[0];
     assert_eq!(seen.method, "POST");
     assert_eq!(seen.body, r#"{"deep": true}"#);
     assert_eq!(seen.headers["x-api-key"], "k-123");
     assert!(seen.headers["user-agent"].starts_with("remora/"));
-    assert!(r.metrics().await.contains("ok{target=\"a\"} 1"));
+    assert_eq!(sample(&r.metrics().await, "ok{target=\"a\"}"), Some(1.0));
     r.stop().await;
 }
 
@@ -92,9 +96,14 @@ async fn secrets_files_are_reread_at_each_poll() {
     // A vanished secrets file is a failed poll, not a crash, and the path is named.
     std::fs::remove_file(&token).unwrap();
     let m = r
-        .metrics_until(10, |m| m.contains("remora_target_up{target=\"bearer\"} 0"))
+        .metrics_until(10, |m| {
+            sample(m, "remora_target_up{target=\"bearer\"}") == Some(0.0)
+        })
         .await;
-    assert!(m.contains("remora_target_up{target=\"bearer\"} 0"), "{m}");
+    assert!(
+        sample(&m, "remora_target_up{target=\"bearer\"}") == Some(0.0),
+        "{m}"
+    );
     let status = reqwest::get(r.url("/-/status"))
         .await
         .unwrap()
@@ -219,7 +228,10 @@ async fn tls_targets() {
         "{m}"
     );
     assert!(
-        m.contains("remora_target_polls_total{result=\"connect_error\",target=\"unknown_ca\"} 1"),
+        sample(
+            &m,
+            "remora_target_polls_total{result=\"connect_error\",target=\"unknown_ca\"}"
+        ) == Some(1.0),
         "{m}"
     );
     r.stop().await;
@@ -298,7 +310,7 @@ async fn accept_status_reads_503_bodies() {
     let r = Remora::start(&text).await;
     let m = r.metrics().await;
     assert!(
-        m.contains("dep_up{dependency=\"database\",target=\"accepted\"} 0"),
+        sample(&m, "dep_up{dependency=\"database\",target=\"accepted\"}") == Some(0.0),
         "{m}"
     );
     assert_eq!(
@@ -314,7 +326,10 @@ async fn accept_status_reads_503_bodies() {
         Some(0.0)
     );
     assert!(
-        m.contains("remora_target_polls_total{result=\"http_status\",target=\"default\"} 1"),
+        sample(
+            &m,
+            "remora_target_polls_total{result=\"http_status\",target=\"default\"}"
+        ) == Some(1.0),
         "{m}"
     );
     r.stop().await;
@@ -353,12 +368,19 @@ async fn series_cap_and_extraction_errors_are_counted() {
         Some(6.0),
         "{m}"
     );
-    assert!(m.contains("remora_extraction_errors_total{metric=\"state\",reason=\"unmapped_value\",target=\"a\"} 1"), "{m}");
-    assert!(m.contains("remora_extraction_errors_total{metric=\"size\",reason=\"not_a_number\",target=\"a\"} 1"), "{m}");
+    assert!(sample(&m, "remora_extraction_errors_total{metric=\"state\",reason=\"unmapped_value\",target=\"a\"}") == Some(1.0), "{m}");
     assert!(
-        m.contains(
-            "remora_extraction_errors_total{metric=\"gone\",reason=\"missing\",target=\"a\"} 1"
-        ),
+        sample(
+            &m,
+            "remora_extraction_errors_total{metric=\"size\",reason=\"not_a_number\",target=\"a\"}"
+        ) == Some(1.0),
+        "{m}"
+    );
+    assert!(
+        sample(
+            &m,
+            "remora_extraction_errors_total{metric=\"gone\",reason=\"missing\",target=\"a\"}"
+        ) == Some(1.0),
         "{m}"
     );
     assert_eq!(sample(&m, "remora_target_up{target=\"a\"}"), Some(1.0));

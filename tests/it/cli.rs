@@ -1,7 +1,7 @@
 //! The binary: `check`, `once`, `--version`, SIGTERM drain, log formats,
 //! and `promtool check metrics` on real output.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -80,6 +80,24 @@ fn check_good_and_bad() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/x.yaml: cannot read"));
 }
 
+/// A YAML syntax error is reported at its exact line and column (the `:` of
+/// `b: 3`, inside the unclosed flow sequence), not merely on some line.
+#[test]
+fn check_reports_yaml_syntax_error_at_its_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(&dir, "syntax.yaml", "a: [1, 2\nb: 3\n");
+    let out = Command::new(BIN)
+        .args(["check", "--config.file", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("{}:2:2: ", bad.display())),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn repository_config_checks() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/exporter.yaml");
@@ -108,8 +126,11 @@ fn once_exit_codes() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("remora_build_info{"));
-    assert!(text.contains("system_memory_usage_bytes{"), "{text}");
+    assert!(common::has_name(&text, "remora_build_info"));
+    assert!(
+        common::has_name(&text, "system_memory_usage_bytes"),
+        "{text}"
+    );
 
     let cfg = write(&dir, "d.yaml", "host: {enabled: false}\ntargets:\n  - {name: a, url: http://127.0.0.1:1/, metrics: [{name: m, path: $.a}]}\n");
     let out = Command::new(BIN)
@@ -117,7 +138,13 @@ fn once_exit_codes() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("remora_target_up{target=\"a\"} 0"));
+    assert_eq!(
+        common::sample(
+            &String::from_utf8_lossy(&out.stdout),
+            "remora_target_up{target=\"a\"}"
+        ),
+        Some(0.0)
+    );
 }
 
 fn free_port() -> u16 {
@@ -289,7 +316,8 @@ fn sighup_reloads() {
         s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
         let mut buf = String::new();
         s.read_to_string(&mut buf).unwrap();
-        common::sample(&buf, "remora_config_last_reload_success_timestamp_seconds ").unwrap()
+        let (_, body) = buf.split_once("\r\n\r\n").expect("an HTTP response");
+        common::sample(body, "remora_config_last_reload_success_timestamp_seconds").unwrap()
     };
     let before = stamp();
     std::thread::sleep(Duration::from_millis(50));

@@ -8,8 +8,6 @@
 //! series the files do not determine (build info, durations, reload state) are
 //! left out, by name.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};

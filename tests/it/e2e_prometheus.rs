@@ -1,7 +1,7 @@
 //! End to end: the demo app, remora polling it, and a real Prometheus server
 //! scraping remora. Checked through Prometheus's HTTP API.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -193,23 +193,39 @@ fn cpu_matches_proc_stat() {
     assert_eq!(count, before.len() as f64);
     // No utilization on the first poll; on the second, fractions adding up to 1 per CPU.
     assert!(maybe_family(&fams, "system.cpu.utilization").is_none());
-    std::thread::sleep(Duration::from_millis(100));
-    let fams = poll_one(&mut h, "cpu");
-    if let Some(u) = maybe_family(&fams, "system.cpu.utilization") {
+    // At least one CPU must be checked: poll again until one has ticked (this
+    // thread keeps a CPU busy between polls), with a deadline.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut checked = 0;
+    while checked == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no CPU utilization to check after 20 s of polls"
+        );
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(100) {
+            std::hint::black_box(spin.elapsed());
+        }
+        let fams = poll_one(&mut h, "cpu");
+        let Some(u) = maybe_family(&fams, "system.cpu.utilization") else {
+            continue;
+        };
         for cpu in before.keys() {
             let parts: Vec<f64> = modes
                 .iter()
                 .filter_map(|m| value(u, &[("cpu.logical_number", cpu), ("cpu.mode", m)]))
                 .collect();
             if parts.is_empty() {
-                continue; // no tick on this CPU in 100 ms
+                continue; // no tick on this CPU since the last poll
             }
+            assert_eq!(parts.len(), modes.len(), "cpu{cpu}: {parts:?}");
             assert!(parts.iter().all(|p| (0.0..=1.0).contains(p)));
             let sum: f64 = parts.iter().sum();
             assert!(
                 (sum - 1.0).abs() < 1e-9,
                 "cpu{cpu} utilization sums to {sum}"
             );
+            checked += 1;
         }
     }
 }

@@ -2,7 +2,7 @@
 //! remora started in-process on port 0.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -217,6 +217,10 @@ pub struct Start {
     pub no_wait: bool,
     /// `--web.max-connections` (default 512).
     pub max_connections: Option<usize>,
+    /// The environment `${VAR}` expands from at the first load, instead of
+    /// the process's (tests never mutate the process environment). Empty:
+    /// the process environment.
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 impl Remora {
@@ -245,7 +249,16 @@ impl Remora {
             std::fs::write(&p, text).unwrap();
             p
         });
-        let cfg = remora::config::load_file(&config_path, &remora::config::process_env).unwrap();
+        let env = opts.env;
+        let lookup = |name: &str| {
+            if env.is_empty() {
+                return remora::config::process_env(name);
+            }
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        let cfg = remora::config::load_file(&config_path, &lookup).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let options = remora::app::Options {
@@ -329,30 +342,147 @@ impl Remora {
     }
 }
 
-/// The value of the first sample line starting with `prefix` (name and labels).
-pub fn sample(metrics: &str, prefix: &str) -> Option<f64> {
-    metrics
-        .lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
+/// One sample of a text exposition: name, labels (in any order), value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
 }
 
-/// Path to a shared peer folder, or None (with a message) outside this workplace.
-pub fn shared(path: &str) -> Option<PathBuf> {
+/// Reads `name` or `name{k="v",...}` from the start of `s`; returns the rest.
+/// Label values are unescaped (`\\`, `\"`, `\n`). Panics on a malformed series.
+fn parse_series(s: &str) -> (String, BTreeMap<String, String>, &str) {
+    let end = s.find(['{', ' ', '\t']).unwrap_or(s.len());
+    let name = s[..end].to_string();
+    assert!(!name.is_empty(), "no metric name in {s:?}");
+    let mut labels = BTreeMap::new();
+    let mut rest = &s[end..];
+    if let Some(inner) = rest.strip_prefix('{') {
+        let mut chars = inner.char_indices().peekable();
+        loop {
+            while chars.next_if(|(_, c)| *c == ' ' || *c == ',').is_some() {}
+            let (start, c) = chars
+                .next()
+                .unwrap_or_else(|| panic!("unclosed labels in {s:?}"));
+            if c == '}' {
+                rest = &inner[start + 1..];
+                break;
+            }
+            let mut key = String::from(c);
+            loop {
+                match chars.next() {
+                    Some((_, '=')) => break,
+                    Some((_, c)) => key.push(c),
+                    None => panic!("label without value in {s:?}"),
+                }
+            }
+            assert_eq!(
+                chars.next().map(|(_, c)| c),
+                Some('"'),
+                "unquoted label value in {s:?}"
+            );
+            let mut value = String::new();
+            loop {
+                match chars.next() {
+                    Some((_, '"')) => break,
+                    Some((_, '\\')) => match chars.next() {
+                        Some((_, 'n')) => value.push('\n'),
+                        Some((_, c)) => value.push(c),
+                        None => panic!("bad escape in {s:?}"),
+                    },
+                    Some((_, c)) => value.push(c),
+                    None => panic!("unclosed label value in {s:?}"),
+                }
+            }
+            assert!(
+                labels.insert(key.trim().to_string(), value).is_none(),
+                "duplicate label name in {s:?}"
+            );
+        }
+    }
+    (name, labels, rest)
+}
+
+/// Every sample of a text exposition (comments and blank lines skipped).
+/// Panics on a line that is not a valid sample: a test never reads past a
+/// broken exposition.
+pub fn samples(metrics: &str) -> Vec<Sample> {
+    metrics
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|line| {
+            let (name, labels, rest) = parse_series(line);
+            let text = rest.split_whitespace().next().unwrap_or("");
+            let value = text
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value {text:?} in {line:?}"));
+            Sample {
+                name,
+                labels,
+                value,
+            }
+        })
+        .collect()
+}
+
+/// The value of the series `selector` (`name` or `name{k="v",...}`, labels
+/// in any order) in a text exposition: the sample with exactly that name and
+/// exactly that label set, or None.
+pub fn sample(metrics: &str, selector: &str) -> Option<f64> {
+    let (name, labels, rest) = parse_series(selector.trim());
+    assert!(rest.trim().is_empty(), "selector {selector:?} has a value");
+    samples(metrics)
+        .into_iter()
+        .find(|s| s.name == name && s.labels == labels)
+        .map(|s| s.value)
+}
+
+/// Whether the series `selector` is served (see [`sample`]).
+pub fn has(metrics: &str, selector: &str) -> bool {
+    sample(metrics, selector).is_some()
+}
+
+/// Whether any sample has this name (any labels).
+pub fn has_name(metrics: &str, name: &str) -> bool {
+    samples(metrics).iter().any(|s| s.name == name)
+}
+
+/// Whether any sample has the label `key="value"`.
+pub fn has_label(metrics: &str, key: &str, value: &str) -> bool {
+    samples(metrics)
+        .iter()
+        .any(|s| s.labels.get(key).is_some_and(|v| v == value))
+}
+
+#[test]
+fn sample_matches_labels_in_any_order() {
+    let text = "# HELP x X\n# TYPE x counter\nx{b=\"2\",a=\"q\\\"},{\"} 3\ny 1e3 1700000000\nz{le=\"+Inf\"} +Inf\n";
+    assert_eq!(sample(text, "x{a=\"q\\\"},{\",b=\"2\"}"), Some(3.0));
+    assert_eq!(
+        sample(text, "x{b=\"2\"}"),
+        None,
+        "a label set matches exactly"
+    );
+    assert_eq!(sample(text, "y "), Some(1000.0));
+    assert_eq!(sample(text, "z{le=\"+Inf\"}"), Some(f64::INFINITY));
+    assert_eq!(sample(text, "x"), None);
+    assert!(has_name(text, "x") && !has_name(text, "w"));
+}
+
+/// Path to a shared peer folder (`../shared/` beside the checkout). Missing,
+/// it fails the test: a peer suite that cannot find its cases proves nothing.
+pub fn shared(path: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join("shared")
         .join(path);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIP: {} not found (../shared/ is not beside this checkout)",
-            p.display()
-        );
-        None
-    }
+    assert!(
+        p.exists(),
+        "{} not found: the peer cases live in ../shared/ beside this checkout",
+        p.display()
+    );
+    p
 }
 
 /// A tool from PATH (installed by the README's test command). Missing: a
