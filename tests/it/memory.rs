@@ -6,11 +6,9 @@
 //! limit, whatever the rules. The served numbers show nothing is lost
 //! silently: every node is a series, an extraction error or a dropped series.
 
-mod common;
-
 use std::process::{Command, Stdio};
 
-use common::{FakeTarget, Reply};
+use crate::common::{self, FakeTarget, Reply};
 
 const MAX_BODY: u64 = 4 << 20;
 /// Bodies just under the limit.
