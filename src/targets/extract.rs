@@ -54,7 +54,7 @@
 //!   the same memory whatever the number of nodes that fail.
 //!
 //! Memory ([`Extractor::extract_body`]): the body is parsed into only what
-//! the rules can reach ([`reach`]), and the parsed values plus the label
+//! the rules can reach (the `reach` submodule), and the parsed values plus the label
 //! text of the series made share one budget (the body limit,
 //! `limits.max_body_bytes`; the parse may take three quarters of it, the
 //! labels the rest). Past it, the rest of the bulk is not read and a
