@@ -6,11 +6,16 @@
 # threads, open fds and sockets, then RSS statistics after the first 5 minutes.
 #
 #   scripts/soak.sh [minutes]     # default 60
+#   REMORA_BIN=path/to/remora scripts/soak.sh 60   # a given binary instead of a release build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES="${1:-60}"
-cargo build --release --locked --quiet --bin remora
-BIN=target/release/remora
+if [ -n "${REMORA_BIN:-}" ]; then
+  BIN="$REMORA_BIN"
+else
+  cargo build --release --locked --quiet --bin remora
+  BIN=target/release/remora
+fi
 WORK=$(mktemp -d)
 cleanup() { kill "${REMORA:-}" "${TARGETS:-}" "${SCRAPER:-}" 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
