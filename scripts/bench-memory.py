@@ -125,10 +125,13 @@ def peak_rss(binary, cfg_path, tmp):
         cmd = ["/usr/bin/time", "-f", "%M", "-o", out] + cmd
     else:
         cmd = [sys.executable, "-c", WRAPPER, out] + cmd
-    rc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
-    with open(out) as f:
-        kib = int(f.read().strip().splitlines()[-1])
-    return kib * 1024, rc
+    for _ in range(3):
+        rc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+        with open(out) as f:
+            lines = f.read().strip().splitlines()
+        if lines and lines[-1].isdigit():
+            return int(lines[-1]) * 1024, rc
+    raise RuntimeError(f"no peak RSS reported for {cmd} (exit {rc})")
 
 
 def serve(directory):

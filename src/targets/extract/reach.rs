@@ -38,9 +38,11 @@ use super::Step;
 // Estimates, on the high side (measured with scripts/bench-memory.py).
 /// Bytes of one array element: a 32-byte `Value` and the `Vec`'s growth slack.
 const ARRAY_SLOT: usize = 56;
-/// Bytes of one object member besides its key text: the key's `String` and
-/// its allocation, the `Value`, a share of a half-full B-tree node.
-const MEMBER_SLOT: usize = 160;
+/// Bytes of one object member besides its key text: the key's allocation
+/// (its `String` and `Value` sit in the first B-tree leaf) ...
+const MEMBER_SLOT: usize = 32;
+/// ... and, past the first leaf's 11 members, a share of half-full nodes.
+const MEMBER_MORE: usize = 112;
 /// Allocator overhead of one string.
 const STRING_SLOT: usize = 16;
 /// Bytes of an array's first allocation (room for 4 values).
@@ -382,7 +384,8 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
                 continue;
             };
             let bulk = bulk || self.bulk;
-            let cost = MEMBER_SLOT + key.len();
+            let more = if members.len() >= 11 { MEMBER_MORE } else { 0 };
+            let cost = MEMBER_SLOT + more + key.len();
             if !bulk {
                 self.ctx.charge(cost);
             } else if !self.ctx.take(cost) {
