@@ -11,6 +11,7 @@ if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
 need=()
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+[ -x /usr/bin/time ] || need+=(time)   # GNU time: peak RSS of a child (tests/it/memory.rs)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing: ${need[*]}"
   $SUDO apt-get update -qq
