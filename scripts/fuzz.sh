@@ -16,6 +16,6 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 for target in $(cargo +nightly fuzz list); do
   echo "== fuzz $target (${SECONDS_EACH}s)"
-  cargo +nightly fuzz run "$target" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 2>&1 | tail -3
+  cargo +nightly fuzz run "$target" -- -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 2>&1 | tail -25
   test "${PIPESTATUS[0]}" = 0
 done

@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use remora::targets::prom::{relabel, render, Kind, Served, ServedNames};
+use remora::exposition::write_passthrough;
+use remora::targets::prom::{relabel, Kind, Served, ServedNames};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
@@ -16,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     .collect();
     if let Ok(r) = relabel(text, &labels, &served, 1000) {
         let mut out = Vec::new();
-        render(&mut out, std::iter::once(r.families.as_slice()));
+        write_passthrough(&mut out, &served, std::iter::once(r.families.as_slice()));
         let again = std::str::from_utf8(&out).expect("rendered text is UTF-8");
         let r2 = relabel(again, &[], &ServedNames::new(), 1000).expect("re-rendered text parses");
         assert_eq!(r2.series, r.series);

@@ -19,6 +19,17 @@ pub(crate) struct OwnBlock {
     pub(crate) text: Vec<u8>,
 }
 
+/// Writes the pass-through families of `sources` alone, as the exposition
+/// serves them beside an empty pipeline whose served names are `served`
+/// (the fuzz target checks that what this writes parses again).
+pub fn write_passthrough<'a>(
+    out: &mut Vec<u8>,
+    served: &ServedNames,
+    sources: impl Iterator<Item = &'a [PromFamily]>,
+) {
+    write_exposition(out, Vec::new(), served, sources);
+}
+
 /// Writes remora's own families and the pass-through families of every
 /// target (`sources`, in a stable order), one block per family name, sorted
 /// by name.

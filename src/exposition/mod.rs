@@ -20,6 +20,7 @@ mod render;
 #[cfg(test)]
 mod tests;
 
+pub use encode::write_passthrough;
 #[cfg(test)]
 pub(crate) use encode::{write_exposition, OwnBlock};
 pub use names::{check_rule_names, served_as, served_names, ServedAs};
