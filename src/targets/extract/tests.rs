@@ -1,11 +1,16 @@
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::json;
 use serde_json_path::JsonPath;
 
+use super::path::SimplePath;
 use super::*;
-use crate::config::{Format, Method, RuleValue, Template, TlsConfig};
+use crate::config::{
+    Format, Method, MetricRule, Parse, RuleKind, RuleValue, Template, TemplatePart, TlsConfig,
+    ValueSource,
+};
 use crate::model::InstrumentKind;
 
 // ----- helpers: build compiled rules by hand -----
