@@ -33,7 +33,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::Step;
+use super::path::Step;
 
 // Estimates, on the high side (measured with scripts/bench-memory.py).
 /// Bytes of one array element: a 32-byte `Value` and the `Vec`'s growth slack.

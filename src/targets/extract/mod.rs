@@ -1,0 +1,380 @@
+//! Turning a parsed JSON document into series, following the compiled rules.
+//!
+//! [`Extractor::new`] compiles a target's [`MetricRule`](crate::config::MetricRule)s once (per config
+//! load); [`Extractor::extract`] walks them over one document (parsed once per
+//! poll, whatever the number of rules) and returns one [`Family`] per
+//! instrument of [`specs`] (same order, empty families included), the
+//! extraction errors, and how many series the cap dropped. It never fails as a
+//! whole: every problem is confined to the series it concerns. [`extract`]
+//! does both steps in one call.
+//!
+//! Series come out in rule order, then document order (object members in
+//! serde_json's map order: sorted by key unless its `preserve_order` feature
+//! is on).
+//!
+//! Semantics (SPEC section 4), with the choices the SPEC leaves open:
+//!
+//! - `each`: one evaluation per node matched; `$` in `path` and in label
+//!   templates then means that node (without `each`, the document root).
+//!   `{@key}` is the node's object key or array index (empty without `each`).
+//!   An `each` matching nothing gives no series and no error.
+//! - A `path` or template path matching several nodes uses the first.
+//! - Values, `parse: auto`: numbers as they are, `true`/`false` 1/0, numeric
+//!   strings as numbers; `duration`/`timestamp`/`bytes` read strings with
+//!   [`super::value`] and take numbers as seconds / epoch seconds / bytes
+//!   (booleans are `not_a_number` there).
+//! - `map` is looked up first, in every `parse` mode, with the value's text:
+//!   a string as is, a boolean as `true`/`false`, a number as the JSON wrote
+//!   it (so `{"true": 0}` inverts a flag, `{"200": 1}` maps a status code). A
+//!   string neither the map nor the parser accepts is `unmapped_value` when
+//!   the rule has a map, `not_a_number` otherwise; a number or boolean not in
+//!   the map keeps its natural value.
+//! - `scale` multiplies parsed values, not constants (`values: {active: 1}`).
+//! - A result that is NaN or infinite (e.g. `1e308` scaled by 10) is
+//!   `not_a_number` and gives no series.
+//! - `null` gives no series and no error; a missing node is `missing` unless
+//!   the rule is `optional`.
+//! - Labels: strings as is, numbers as the JSON wrote them (integers exactly;
+//!   floats in shortest round-trip form, so `1e3` becomes `1000.0`), booleans
+//!   `true`/`false`, `null` empty; an object or array is `invalid_label` and
+//!   drops the node's series. A missing label path is `missing` (the node's
+//!   series are dropped) unless the rule is `optional`, where it renders empty.
+//!   One label error per node, whatever the number of `values`.
+//! - `info`: value 1; a `path` only has to exist (missing: `missing` unless
+//!   optional; `null`: no series).
+//! - `stateset`: the current value's text is compared with `states`; one
+//!   series per state, label `state`, 1 for the current one. A current value
+//!   not in `states` is `unmapped_value`, and every state is served as 0.
+//! - Duplicates (same instrument and labels in one poll): the first is kept;
+//!   one `duplicate_series` error per node that produced any duplicate.
+//! - Cap: once `max_series` series are kept, further series are dropped and
+//!   counted in [`Extraction::dropped`] (duplicates are errors, not drops).
+//! - Errors are counted per (rule, reason), with the first offending value as
+//!   an example (cut to [`EXAMPLE_CHARS`] characters): one poll's errors take
+//!   the same memory whatever the number of nodes that fail.
+//!
+//! Memory ([`Extractor::extract_body`]): the body is parsed into only what
+//! the rules can reach (the `reach` submodule), and the parsed values plus the label
+//! text of the series made share one budget (the body limit,
+//! `limits.max_body_bytes`; the parse may take three quarters of it, the
+//! labels the rest). Past it, the rest of the bulk is not read and a
+//! node whose labels do not fit gives no series: both count in
+//! [`Extraction::dropped`] (per member of an `each` container, one per series
+//! the rule makes from a node) and in [`Extraction::unread`].
+//!
+//! The data path, one submodule per step: `plan` compiles each rule into a
+//! `RulePlan` (label templates, value sources, kind) and its reach; `reach`
+//! parses a body into only what the plans can read; `path` finds the nodes
+//! (plain paths in a fast form, the general JSONPath query otherwise, the
+//! `{@key}` of `each` matches); `convert` turns values into numbers (`map`,
+//! `parse`) and label templates into text; `sink` collects the series
+//! (duplicates, the cap, the label budget) and counts errors per (rule,
+//! reason). [`Extractor::extract`] drives them: per rule, per node, into one
+//! sink, then into an [`Extraction`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use opentelemetry::KeyValue;
+use serde_json::Value;
+
+mod convert;
+mod path;
+mod plan;
+mod reach;
+mod sink;
+
+use crate::config::Target;
+use crate::model::{Family, InstrumentSpec};
+use path::{keys_of, NodeKey};
+use plan::{EachPlan, RulePlan};
+use sink::{Sink, NO_SLOT};
+
+/// Why a series could not be produced (`remora_extraction_errors_total{reason}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorReason {
+    /// A value or label path matched nothing (and the rule is not optional).
+    Missing,
+    /// The value is not a number (nor parseable by the rule's `parse`).
+    NotANumber,
+    /// A string not in the rule's `map`, or a state not in `states`.
+    UnmappedValue,
+    /// Same instrument and labels as an earlier series of the poll.
+    DuplicateSeries,
+    /// A label path matched an object or an array.
+    InvalidLabel,
+}
+
+impl ErrorReason {
+    /// Every reason, in a fixed order.
+    pub const ALL: [ErrorReason; 5] = [
+        ErrorReason::Missing,
+        ErrorReason::NotANumber,
+        ErrorReason::UnmappedValue,
+        ErrorReason::DuplicateSeries,
+        ErrorReason::InvalidLabel,
+    ];
+
+    /// The `reason` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorReason::Missing => "missing",
+            ErrorReason::NotANumber => "not_a_number",
+            ErrorReason::UnmappedValue => "unmapped_value",
+            ErrorReason::DuplicateSeries => "duplicate_series",
+            ErrorReason::InvalidLabel => "invalid_label",
+        }
+    }
+}
+
+/// Characters an error's example value is cut to.
+pub const EXAMPLE_CHARS: usize = 80;
+
+/// The extraction errors of one rule and reason in one extraction (`count`
+/// increments of `remora_extraction_errors_total`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtractionError {
+    /// The rule's name as written in the config.
+    pub metric: String,
+    pub reason: ErrorReason,
+    /// How many times (at least 1).
+    pub count: u64,
+    /// The first offending value: a string as is, another scalar as JSON
+    /// text, an object or array as `{…}` / `[…]`, a duplicate as its labels;
+    /// cut to [`EXAMPLE_CHARS`] characters (ending in `…` when cut). `None`
+    /// for `missing`.
+    pub example: Option<String>,
+}
+
+/// The result of one extraction.
+#[derive(Debug, Clone, Default)]
+pub struct Extraction {
+    /// One family per instrument of [`specs`], in the same order.
+    pub families: Vec<Family>,
+    /// Per (rule, reason), in the order first met.
+    pub errors: Vec<ExtractionError>,
+    /// Series over the cap, or past the memory budget.
+    pub dropped: u64,
+    /// Series kept.
+    pub series: usize,
+    /// JSON values and nodes the memory budget left out.
+    pub unread: u64,
+}
+
+/// The bounds of one extraction.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `limits.max_series_per_target`.
+    pub max_series: usize,
+    /// The body limit (`limits.max_body_bytes`): the parsed document, the
+    /// label text and the body take at most about twice this together.
+    pub max_bytes: usize,
+}
+
+/// One [`InstrumentSpec`] per instrument the target's rules produce, in rule
+/// order; a name produced by several rules appears once (the first rule's
+/// kind, unit and description).
+pub fn specs(target: &Target) -> Vec<InstrumentSpec> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for rule in &target.metrics {
+        for value in &rule.values {
+            if seen.insert(value.name.as_str()) {
+                out.push(InstrumentSpec::new(
+                    &value.name,
+                    rule.kind.instrument_kind(),
+                    &rule.unit,
+                    &rule.description,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Extracts every rule of `target` from `doc`: [`Extractor::new`] then
+/// [`Extractor::extract`]. A poller should keep the [`Extractor`] of each
+/// target instead, and compile the rules once per config load.
+pub fn extract(target: &Target, doc: &Value, max_series: usize, base: &[KeyValue]) -> Extraction {
+    Extractor::new(target).extract(doc, max_series, base)
+}
+
+/// A target's rules compiled for extraction: label keys, constant label
+/// values and instrument names as reference-counted strings (cloned per
+/// series without allocating), plain JSONPaths in a fast form. Owns what it
+/// needs (`Send + Sync`); build it when the config is loaded.
+pub struct Extractor {
+    /// Instrument names, in [`specs`] order.
+    names: Vec<Arc<str>>,
+    rules: Vec<RulePlan>,
+    /// What the rules can read of a document.
+    reach: reach::Reach,
+    /// Series kept by the last extraction, to size the next one's tables.
+    last_series: AtomicUsize,
+}
+
+impl std::fmt::Debug for Extractor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extractor")
+            .field("instruments", &self.names)
+            .field("rules", &self.rules.len())
+            .finish()
+    }
+}
+
+impl Extractor {
+    /// Compiles `target`'s rules.
+    pub fn new(target: &Target) -> Self {
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut names = Vec::new();
+        for rule in &target.metrics {
+            for value in &rule.values {
+                index.entry(value.name.as_str()).or_insert_with(|| {
+                    names.push(Arc::from(value.name.as_str()));
+                    names.len() - 1
+                });
+            }
+        }
+        let rules: Vec<RulePlan> = target
+            .metrics
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| RulePlan::new(i, rule, &index))
+            .collect();
+        let mut reach = reach::Reach::default();
+        for rule in &rules {
+            rule.add_reach(&mut reach);
+        }
+        reach.normalize();
+        Extractor {
+            names,
+            rules,
+            reach,
+            last_series: AtomicUsize::new(0),
+        }
+    }
+
+    /// Parses `body` and extracts every rule from it, within `limits`: the
+    /// parse keeps only what the rules can reach, and what it keeps plus the
+    /// label text made stays within `limits.max_bytes` (see the module doc).
+    pub fn extract_body(
+        &self,
+        body: &[u8],
+        limits: Limits,
+        base: &[KeyValue],
+    ) -> Result<Extraction, serde_json::Error> {
+        // Twice the limit less the body (which is in memory too); a quarter
+        // is kept for the label text and the results of general queries.
+        let budget = limits
+            .max_bytes
+            .saturating_mul(2)
+            .saturating_sub(body.len())
+            .max(limits.max_bytes);
+        let for_parse = budget - budget / 4;
+        let parsed = reach::parse(body, &self.reach, self.rules.len(), for_parse)?;
+        let for_labels = budget - (for_parse - parsed.budget);
+        let mut x = self.extract_within(&parsed.root, limits.max_series, for_labels, base);
+        for (rule, n) in self.rules.iter().zip(&parsed.unread_members) {
+            x.dropped = x.dropped.saturating_add(n.saturating_mul(rule.per_node()));
+            x.unread += n;
+        }
+        x.dropped = x.dropped.saturating_add(parsed.unread);
+        x.unread += parsed.unread;
+        Ok(x)
+    }
+
+    /// Extracts every rule from `doc`. `base` (the `target` label and the
+    /// target's labels) is prepended to every series; build it once per
+    /// target with `Arc<str>` keys and values, so that cloning it per series
+    /// does not allocate.
+    pub fn extract(&self, doc: &Value, max_series: usize, base: &[KeyValue]) -> Extraction {
+        self.extract_within(doc, max_series, usize::MAX, base)
+    }
+
+    /// [`Extractor::extract`] with `label_budget` bytes for the label text.
+    fn extract_within(
+        &self,
+        doc: &Value,
+        max_series: usize,
+        label_budget: usize,
+        base: &[KeyValue],
+    ) -> Extraction {
+        let expected = self.last_series.load(Ordering::Relaxed).min(max_series);
+        let mut sink = Sink {
+            families: self
+                .names
+                .iter()
+                .map(|name| Family {
+                    name: name.clone(),
+                    series: Vec::new(),
+                })
+                .collect(),
+            errors: Vec::new(),
+            error_slots: vec![[NO_SLOT; 5]; self.rules.len()],
+            dropped: 0,
+            kept: 0,
+            unread: 0,
+            label_budget,
+            max_series,
+            base_len: base.len(),
+            seen: HashMap::with_capacity_and_hasher(expected, Default::default()),
+            hasher: foldhash::fast::RandomState::default(),
+        };
+        let mut buf = String::new();
+        for rule in &self.rules {
+            match &rule.each {
+                None => rule.node(doc, NodeKey::None, base, &mut sink, &mut buf),
+                // `$.a.b.*` / `$.a[*]`: iterate the container, keys for free.
+                Some(EachPlan::Members(container)) => match container.get(doc) {
+                    Some(Value::Object(members)) => {
+                        rule.reserve(members.len(), &mut sink);
+                        for (k, v) in members {
+                            rule.node(v, NodeKey::Name(k), base, &mut sink, &mut buf);
+                        }
+                    }
+                    Some(Value::Array(items)) => {
+                        rule.reserve(items.len(), &mut sink);
+                        for (i, v) in items.iter().enumerate() {
+                            rule.node(v, NodeKey::Index(i), base, &mut sink, &mut buf);
+                        }
+                    }
+                    _ => {}
+                },
+                Some(EachPlan::Query(each)) if rule.uses_key => {
+                    let mut nodes = each.query(doc).all();
+                    // The list and the map of keys.
+                    sink.fit_nodes(rule.per_node(), &mut nodes, 56);
+                    rule.reserve(nodes.len(), &mut sink);
+                    let keys = keys_of(doc, &nodes);
+                    for node in nodes {
+                        let key = keys
+                            .get(&std::ptr::from_ref(node))
+                            .copied()
+                            .unwrap_or(NodeKey::None);
+                        rule.node(node, key, base, &mut sink, &mut buf);
+                    }
+                }
+                Some(EachPlan::Query(each)) => {
+                    let mut nodes = each.query(doc).all();
+                    sink.fit_nodes(rule.per_node(), &mut nodes, 8);
+                    rule.reserve(nodes.len(), &mut sink);
+                    for node in nodes {
+                        rule.node(node, NodeKey::None, base, &mut sink, &mut buf);
+                    }
+                }
+            }
+        }
+        self.last_series.store(sink.kept, Ordering::Relaxed);
+        Extraction {
+            families: sink.families,
+            errors: sink.errors,
+            dropped: sink.dropped,
+            series: sink.kept,
+            unread: sink.unread,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

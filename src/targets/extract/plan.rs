@@ -1,0 +1,397 @@
+//! A rule compiled for extraction ([`RulePlan`]), what it can read of a
+//! document (its reach), and its evaluation on one node: labels, then one
+//! series (or one per state) per `values` entry, into the [`Sink`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use opentelemetry::{Key, KeyValue, StringValue};
+use serde_json::Value;
+use serde_json_path::JsonPath;
+
+use super::convert::{arc_value, convert, cut, example, labels_text, render, write_scalar, Part};
+use super::path::{simple_prefix, NodeKey, PathPlan, SimplePath};
+use super::reach;
+use super::sink::Sink;
+use super::ErrorReason;
+use crate::config::{MetricRule, Parse, RuleKind, TemplatePart, ValueSource};
+
+/// Adds to `base` what `path`, evaluated from `base`'s node, can read: its
+/// plain steps, then everything below them (or below `base` when a filter
+/// reads the root).
+pub(super) fn reach_general(base: &mut reach::Reach, path: &JsonPath) {
+    let text = path.to_string();
+    let rest = text.strip_prefix('$').unwrap_or(&text);
+    if rest.contains('$') {
+        base.reach_all();
+        return;
+    }
+    let (steps, _) = simple_prefix(rest);
+    base.descend(&steps).reach_all();
+}
+
+/// Adds to `base` what `path`, evaluated from `base`'s node, reads.
+pub(super) fn path_reach(base: &mut reach::Reach, path: &PathPlan) {
+    match path {
+        PathPlan::Simple(simple) => {
+            base.descend(&simple.steps);
+        }
+        PathPlan::General(path) => reach_general(base, path),
+    }
+}
+
+pub(super) enum EachPlan {
+    /// `container.*` / `container[*]`.
+    Members(SimplePath),
+    Query(JsonPath),
+}
+
+/// A label value: fixed text, or a template evaluated per node.
+pub(super) enum LabelPlan {
+    Const(StringValue),
+    Template(Vec<Part>),
+}
+
+pub(super) enum SourcePlan {
+    Const(f64),
+    Path(PathPlan),
+}
+
+pub(super) enum KindPlan {
+    /// Gauge, counter, updowncounter.
+    Number,
+    Info,
+    /// The label values of the states.
+    StateSet(Vec<StringValue>),
+}
+
+/// One compiled rule.
+pub(super) struct RulePlan {
+    /// The rule's position in the target.
+    pub(super) index: usize,
+    /// The rule's name as written, for errors.
+    pub(super) metric: String,
+    pub(super) kind: KindPlan,
+    pub(super) each: Option<EachPlan>,
+    pub(super) labels: Vec<(Key, LabelPlan)>,
+    /// Per `values` entry: its family index and source.
+    pub(super) values: Vec<(usize, SourcePlan)>,
+    /// Whether any template uses `{@key}` (then a general `each` is queried with locations).
+    pub(super) uses_key: bool,
+    pub(super) parse: Parse,
+    pub(super) map: BTreeMap<String, f64>,
+    pub(super) scale: Option<f64>,
+    pub(super) optional: bool,
+}
+
+pub(super) const STATE: Key = Key::from_static_str("state");
+
+impl RulePlan {
+    pub(super) fn new(position: usize, rule: &MetricRule, index: &HashMap<&str, usize>) -> Self {
+        let mut uses_key = false;
+        let labels = rule
+            .labels
+            .iter()
+            .map(|(name, template)| {
+                let key = Key::from(Arc::<str>::from(name.as_str()));
+                let constant = template
+                    .parts
+                    .iter()
+                    .all(|p| matches!(p, TemplatePart::Literal(_)));
+                let plan = if constant {
+                    let mut text = String::new();
+                    for part in &template.parts {
+                        if let TemplatePart::Literal(s) = part {
+                            text.push_str(s);
+                        }
+                    }
+                    LabelPlan::Const(arc_value(&text))
+                } else {
+                    let parts = template
+                        .parts
+                        .iter()
+                        .map(|part| match part {
+                            TemplatePart::Literal(s) => Part::Literal(s.clone()),
+                            TemplatePart::Key => {
+                                uses_key = true;
+                                Part::Key
+                            }
+                            TemplatePart::Path(p) => Part::Path(PathPlan::new(p)),
+                        })
+                        .collect();
+                    LabelPlan::Template(parts)
+                };
+                (key, plan)
+            })
+            .collect();
+        let kind = match &rule.kind {
+            RuleKind::Gauge | RuleKind::Counter | RuleKind::UpDownCounter => KindPlan::Number,
+            RuleKind::Info => KindPlan::Info,
+            RuleKind::StateSet(states) => {
+                KindPlan::StateSet(states.iter().map(|s| arc_value(s)).collect())
+            }
+        };
+        let each = rule
+            .each
+            .as_ref()
+            .map(|each| match SimplePath::parse(each, true) {
+                Some(container) => EachPlan::Members(container),
+                None => EachPlan::Query(each.clone()),
+            });
+        let values = rule
+            .values
+            .iter()
+            .map(|v| {
+                let family = index.get(v.name.as_str()).copied().unwrap_or(0);
+                let source = match &v.source {
+                    ValueSource::Const(c) => SourcePlan::Const(*c),
+                    ValueSource::Path(p) => SourcePlan::Path(PathPlan::new(p)),
+                };
+                (family, source)
+            })
+            .collect();
+        RulePlan {
+            index: position,
+            metric: rule.name.clone(),
+            kind,
+            each,
+            labels,
+            values,
+            uses_key,
+            parse: rule.parse,
+            map: rule.map.clone(),
+            scale: rule.scale,
+            optional: rule.optional,
+        }
+    }
+
+    /// Adds what this rule can read of a document to `root`.
+    pub(super) fn add_reach(&self, root: &mut reach::Reach) {
+        let node = match &self.each {
+            None => root,
+            Some(EachPlan::Members(container)) => {
+                let node = root.descend(&container.steps);
+                node.container_of(self.index);
+                node.members()
+            }
+            Some(EachPlan::Query(each)) => {
+                // Every node it matches lies under what it reaches.
+                reach_general(root, each);
+                return;
+            }
+        };
+        for (_, source) in &self.values {
+            if let SourcePlan::Path(p) = source {
+                path_reach(node, p);
+            }
+        }
+        for (_, label) in &self.labels {
+            if let LabelPlan::Template(parts) = label {
+                for part in parts {
+                    if let Part::Path(p) = part {
+                        path_reach(node, p);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Series one node makes when nothing fails.
+    pub(super) fn per_node(&self) -> u64 {
+        let states = match &self.kind {
+            KindPlan::StateSet(states) => states.len(),
+            _ => 1,
+        };
+        (self.values.len() as u64).saturating_mul(states as u64)
+    }
+
+    /// Makes room for the series of `nodes` `each` matches.
+    pub(super) fn reserve(&self, nodes: usize, sink: &mut Sink) {
+        let per_node = match &self.kind {
+            KindPlan::StateSet(states) => states.len(),
+            _ => 1,
+        };
+        let room = nodes
+            .saturating_mul(per_node)
+            .min(sink.max_series.saturating_sub(sink.kept));
+        for (family, _) in &self.values {
+            sink.families[*family].series.reserve(room);
+        }
+        sink.seen.reserve(room.saturating_mul(self.values.len()));
+    }
+
+    /// Produces the series of one node (the document, or one `each` match).
+    pub(super) fn node(
+        &self,
+        node: &Value,
+        key: NodeKey,
+        base: &[KeyValue],
+        sink: &mut Sink,
+        buf: &mut String,
+    ) {
+        let extra = usize::from(matches!(self.kind, KindPlan::StateSet(_)));
+        let mut attrs = Vec::with_capacity(base.len() + self.labels.len() + extra);
+        attrs.extend_from_slice(base);
+        for (k, plan) in &self.labels {
+            let value = match plan {
+                LabelPlan::Const(v) => v.clone(),
+                LabelPlan::Template(parts) => {
+                    match render(parts, node, key, self.optional, sink.label_budget, buf) {
+                        Ok(()) => {
+                            // The text and the `Arc` it goes into.
+                            if !sink.take_label(buf.len() + 32) {
+                                sink.dropped = sink.dropped.saturating_add(self.per_node());
+                                sink.unread += 1;
+                                return;
+                            }
+                            arc_value(buf)
+                        }
+                        Err(Some((reason, offending))) => {
+                            return sink
+                                .error(self.index, &self.metric, reason, || offending.map(example))
+                        }
+                        Err(None) => {
+                            sink.dropped = sink.dropped.saturating_add(self.per_node());
+                            sink.unread += 1;
+                            return;
+                        }
+                    }
+                }
+            };
+            attrs.push(KeyValue::new(k.clone(), value));
+        }
+        // The labels of the node's first duplicate (for the rule's first).
+        let mut duplicate: Option<String> = None;
+        let mut note = |sink: &Sink, rejected: Result<(), Vec<KeyValue>>| {
+            if let Err(attrs) = rejected {
+                if duplicate.is_none() {
+                    duplicate = Some(
+                        if sink.has_error(self.index, ErrorReason::DuplicateSeries) {
+                            String::new()
+                        } else {
+                            labels_text(&attrs[base.len()..])
+                        },
+                    );
+                }
+            }
+        };
+        let last = self.values.len().saturating_sub(1);
+        for (i, (family, source)) in self.values.iter().enumerate() {
+            let family = *family;
+            // The last value takes the attributes, the others a copy.
+            let mut take = || {
+                if i == last {
+                    std::mem::take(&mut attrs)
+                } else {
+                    attrs.clone()
+                }
+            };
+            match &self.kind {
+                KindPlan::Info => {
+                    let found = match source {
+                        SourcePlan::Const(_) => Some(&Value::Bool(true)),
+                        SourcePlan::Path(p) => p.first(node),
+                    };
+                    match found {
+                        None if !self.optional => {
+                            sink.error(self.index, &self.metric, ErrorReason::Missing, || None)
+                        }
+                        None | Some(Value::Null) => {}
+                        Some(_) => {
+                            let r = sink.push(family, take(), 1.0);
+                            note(sink, r);
+                        }
+                    }
+                }
+                KindPlan::StateSet(states) => {
+                    let current = match source {
+                        SourcePlan::Const(c) => {
+                            buf.clear();
+                            let _ = write!(buf, "{c}");
+                            Some(buf.as_str())
+                        }
+                        SourcePlan::Path(p) => match p.first(node) {
+                            None if self.optional => continue,
+                            None => {
+                                sink.error(self.index, &self.metric, ErrorReason::Missing, || None);
+                                continue;
+                            }
+                            Some(Value::Null) => continue,
+                            Some(v) => {
+                                buf.clear();
+                                write_scalar(v, buf).ok().map(|()| buf.as_str())
+                            }
+                        },
+                    };
+                    let at = current.and_then(|c| states.iter().position(|s| s.as_str() == c));
+                    if at.is_none() {
+                        let offending = match source {
+                            SourcePlan::Path(p) => p.first(node),
+                            SourcePlan::Const(_) => None,
+                        };
+                        sink.error(self.index, &self.metric, ErrorReason::UnmappedValue, || {
+                            Some(offending.map_or_else(|| cut(buf), example))
+                        });
+                    }
+                    let base_attrs = take();
+                    for (j, state) in states.iter().enumerate() {
+                        let mut a = Vec::with_capacity(base_attrs.len() + 1);
+                        a.extend_from_slice(&base_attrs);
+                        a.push(KeyValue::new(STATE, state.clone()));
+                        let v = if at == Some(j) { 1.0 } else { 0.0 };
+                        let r = sink.push(family, a, v);
+                        note(sink, r);
+                    }
+                }
+                KindPlan::Number => match self.number(source, node, buf) {
+                    Ok(Some(v)) => {
+                        let r = sink.push(family, take(), v);
+                        note(sink, r);
+                    }
+                    Ok(None) => {}
+                    Err((reason, offending)) => {
+                        sink.error(self.index, &self.metric, reason, || offending.map(example))
+                    }
+                },
+            }
+        }
+        if let Some(labels) = duplicate {
+            sink.error(
+                self.index,
+                &self.metric,
+                ErrorReason::DuplicateSeries,
+                || Some(cut(&labels)),
+            );
+        }
+    }
+
+    /// The value of a gauge/counter/updowncounter: `None` for no series.
+    pub(super) fn number<'v>(
+        &self,
+        source: &SourcePlan,
+        node: &'v Value,
+        buf: &mut String,
+    ) -> Result<Option<f64>, (ErrorReason, Option<&'v Value>)> {
+        let raw = match source {
+            SourcePlan::Const(c) => return Ok(Some(*c)),
+            SourcePlan::Path(p) => p.first(node),
+        };
+        let Some(raw) = raw else {
+            return if self.optional {
+                Ok(None)
+            } else {
+                Err((ErrorReason::Missing, None))
+            };
+        };
+        let Some(v) = convert(raw, self.parse, &self.map, buf).map_err(|r| (r, Some(raw)))? else {
+            return Ok(None);
+        };
+        let v = self.scale.map_or(v, |s| v * s);
+        if v.is_finite() {
+            Ok(Some(v))
+        } else {
+            Err((ErrorReason::NotANumber, Some(raw)))
+        }
+    }
+}

@@ -1,0 +1,1269 @@
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::json;
+use serde_json_path::JsonPath;
+
+use super::path::SimplePath;
+use super::*;
+use crate::config::{
+    Format, Method, MetricRule, Parse, RuleKind, RuleValue, Template, TemplatePart, TlsConfig,
+    ValueSource,
+};
+use crate::model::InstrumentKind;
+
+// ----- helpers: build compiled rules by hand -----
+
+fn path(s: &str) -> JsonPath {
+    JsonPath::parse(s).unwrap()
+}
+
+/// A tiny stand-in for the loader's template compiler.
+fn tmpl(s: &str) -> Template {
+    let mut parts = Vec::new();
+    let mut rest = s;
+    while let Some(open) = rest.find('{') {
+        if open > 0 {
+            parts.push(TemplatePart::Literal(rest[..open].to_string()));
+        }
+        let close = open + rest[open..].find('}').unwrap();
+        let inner = &rest[open + 1..close];
+        parts.push(if inner == "@key" {
+            TemplatePart::Key
+        } else {
+            TemplatePart::Path(path(inner))
+        });
+        rest = &rest[close + 1..];
+    }
+    if !rest.is_empty() {
+        parts.push(TemplatePart::Literal(rest.to_string()));
+    }
+    Template {
+        source: s.to_string(),
+        parts,
+    }
+}
+
+/// A number literal is a constant, anything else a JSONPath.
+fn source(s: &str) -> ValueSource {
+    match s.parse::<f64>() {
+        Ok(c) => ValueSource::Const(c),
+        Err(_) => ValueSource::Path(path(s)),
+    }
+}
+
+/// A gauge rule `name` with `path:`.
+fn rule(name: &str, value: &str) -> MetricRule {
+    MetricRule {
+        name: name.to_string(),
+        description: format!("{name} help"),
+        kind: RuleKind::Gauge,
+        unit: String::new(),
+        each: None,
+        values: vec![RuleValue {
+            name: name.to_string(),
+            source: source(value),
+        }],
+        labels: Vec::new(),
+        scale: None,
+        parse: Parse::Auto,
+        map: BTreeMap::new(),
+        optional: false,
+    }
+}
+
+/// A rule with `values:` (instrument names `NAME.KEY`).
+fn values_rule(name: &str, values: &[(&str, &str)]) -> MetricRule {
+    let mut r = rule(name, "1");
+    r.values = values
+        .iter()
+        .map(|(k, v)| RuleValue {
+            name: format!("{name}.{k}"),
+            source: source(v),
+        })
+        .collect();
+    r
+}
+
+fn each(mut r: MetricRule, each: &str) -> MetricRule {
+    r.each = Some(path(each));
+    r
+}
+
+fn labels(mut r: MetricRule, labels: &[(&str, &str)]) -> MetricRule {
+    r.labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), tmpl(v)))
+        .collect();
+    r
+}
+
+fn map(mut r: MetricRule, entries: &[(&str, f64)]) -> MetricRule {
+    r.map = entries.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    r
+}
+
+fn target(rules: Vec<MetricRule>) -> Target {
+    Target {
+        name: "app".to_string(),
+        url: "http://127.0.0.1:8080/health".parse().unwrap(),
+        interval: Duration::from_secs(15),
+        timeout: Duration::from_secs(5),
+        method: Method::Get,
+        body: None,
+        headers: Vec::new(),
+        bearer_token_file: None,
+        basic_auth: None,
+        tls: TlsConfig::default(),
+        accept_status: Vec::new(),
+        format: Format::Json,
+        follow_redirects: Default::default(),
+        labels: BTreeMap::new(),
+        metrics: rules,
+    }
+}
+
+/// [`super::extract`], checked against [`Extractor::extract_body`] on
+/// the document's text: the parse that keeps only what the rules reach
+/// must give the same series, errors (with examples) and drops.
+fn extract(t: &Target, doc: &Value, max_series: usize, base: &[KeyValue]) -> Extraction {
+    let x = super::extract(t, doc, max_series, base);
+    let limits = Limits {
+        max_series,
+        max_bytes: 1 << 40,
+    };
+    for text in [doc.to_string(), serde_json::to_string_pretty(doc).unwrap()] {
+        let y = Extractor::new(t)
+            .extract_body(text.as_bytes(), limits, base)
+            .unwrap();
+        assert_eq!(samples(&x), samples(&y), "{text}");
+        assert_eq!(x.errors, y.errors, "{text}");
+        assert_eq!((x.series, x.dropped, y.unread), (y.series, y.dropped, 0));
+    }
+    x
+}
+
+fn run(rules: Vec<MetricRule>, doc: &Value) -> Extraction {
+    extract(&target(rules), doc, 10_000, &[])
+}
+
+/// Every kept series as `name{k="v",...} value`, in output order.
+fn samples(x: &Extraction) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in &x.families {
+        for s in &f.series {
+            let labels: Vec<String> = s
+                .attributes
+                .iter()
+                .map(|kv| format!("{}=\"{}\"", kv.key, kv.value))
+                .collect();
+            out.push(format!("{}{{{}}} {}", f.name, labels.join(","), s.value));
+        }
+    }
+    out
+}
+
+/// Errors one by one (counts expanded), in the order first met.
+fn errors(x: &Extraction) -> Vec<(String, &'static str)> {
+    x.errors
+        .iter()
+        .flat_map(|e| std::iter::repeat_n((e.metric.clone(), e.reason.as_str()), e.count as usize))
+        .collect()
+}
+
+fn err(metric: &str, reason: &'static str) -> (String, &'static str) {
+    (metric.to_string(), reason)
+}
+
+/// A seed-like `/health/ready` document. Object members are written in key
+/// order: serde_json iterates them so unless its `preserve_order` is on.
+fn health() -> Value {
+    json!({
+        "status": "healthy",
+        "version": "1.0.0",
+        "uptime": "2h15m30s",
+        "region": "eu",
+        "checks": {
+            "clickhouse": {"status": "degraded", "latency_ms": 5.5, "healthy": false},
+            "postgres": {"status": "healthy", "latency_ms": 2, "healthy": true},
+            "redis": {"status": "healthy", "latency_ms": 1, "healthy": true}
+        },
+        "workers": [{"name": "a", "jobs": 3}, {"name": "b", "jobs": 4}]
+    })
+}
+
+// ----- rules -----
+
+#[test]
+fn path_from_root_and_constant() {
+    let x = run(
+        vec![rule("up", "1"), rule("jobs.first", "$.workers[0].jobs")],
+        &health(),
+    );
+    assert_eq!(samples(&x), ["up{} 1", "jobs.first{} 3"]);
+    assert!(x.errors.is_empty());
+    assert_eq!(x.series, 2);
+}
+
+#[test]
+fn each_over_object_members_with_key() {
+    let r = labels(
+        each(rule("dep.latency", "$.latency_ms"), "$.checks.*"),
+        &[("dependency", "{@key}")],
+    );
+    let x = run(vec![r], &health());
+    assert_eq!(
+        samples(&x),
+        [
+            "dep.latency{dependency=\"clickhouse\"} 5.5",
+            "dep.latency{dependency=\"postgres\"} 2",
+            "dep.latency{dependency=\"redis\"} 1",
+        ]
+    );
+}
+
+#[test]
+fn each_over_array_with_index_key() {
+    let r = labels(
+        each(rule("worker.jobs", "$.jobs"), "$.workers[*]"),
+        &[("index", "{@key}"), ("name", "{$.name}")],
+    );
+    let x = run(vec![r], &health());
+    assert_eq!(
+        samples(&x),
+        [
+            "worker.jobs{index=\"0\",name=\"a\"} 3",
+            "worker.jobs{index=\"1\",name=\"b\"} 4",
+        ]
+    );
+}
+
+#[test]
+fn each_with_filter_and_relative_dollar() {
+    // `$` inside labels and path means the each node, not the document.
+    let r = labels(
+        each(
+            rule("dep.latency", "$.latency_ms"),
+            "$.checks[?@.status == 'healthy']",
+        ),
+        &[("status", "{$.status}")],
+    );
+    let x = run(vec![r], &health());
+    assert_eq!(samples(&x), ["dep.latency{status=\"healthy\"} 2"]);
+    // The second healthy check has the same labels: a duplicate.
+    assert_eq!(errors(&x), [err("dep.latency", "duplicate_series")]);
+}
+
+#[test]
+fn each_matching_nothing_is_no_error() {
+    let r = each(rule("x", "$.v"), "$.nothing.*");
+    let x = run(vec![r], &health());
+    assert!(samples(&x).is_empty());
+    assert!(x.errors.is_empty());
+    assert_eq!(x.families.len(), 1, "the family is still reported, empty");
+}
+
+#[test]
+fn templates_mix_literals_paths_and_key() {
+    let r = labels(
+        each(rule("dep.up", "$.healthy"), "$.checks.*"),
+        &[("id", "dep-{@key}/{$.status}!"), ("env", "prod")],
+    );
+    let x = run(vec![r], &health());
+    assert_eq!(
+        samples(&x)[0],
+        "dep.up{id=\"dep-clickhouse/degraded!\",env=\"prod\"} 0"
+    );
+}
+
+#[test]
+fn labels_without_each_read_the_root_and_key_is_empty() {
+    let r = labels(
+        rule("app.up", "1"),
+        &[("region", "eu-{$.region}"), ("k", "{@key}")],
+    );
+    let x = run(vec![r], &health());
+    assert_eq!(samples(&x), ["app.up{region=\"eu-eu\",k=\"\"} 1"]);
+}
+
+#[test]
+fn values_share_each_and_labels() {
+    let r = labels(
+        each(
+            values_rule("dep", &[("latency", "$.latency_ms"), ("checked", "1")]),
+            "$.checks.*",
+        ),
+        &[("dependency", "{@key}")],
+    );
+    let x = run(vec![r], &health());
+    assert_eq!(
+        samples(&x),
+        [
+            "dep.latency{dependency=\"clickhouse\"} 5.5",
+            "dep.latency{dependency=\"postgres\"} 2",
+            "dep.latency{dependency=\"redis\"} 1",
+            "dep.checked{dependency=\"clickhouse\"} 1",
+            "dep.checked{dependency=\"postgres\"} 1",
+            "dep.checked{dependency=\"redis\"} 1",
+        ]
+    );
+    assert_eq!(x.series, 6);
+}
+
+#[test]
+fn specs_follow_values_kinds_and_dedupe_names() {
+    let mut c = values_rule("jobs", &[("done", "1"), ("running", "2")]);
+    c.kind = RuleKind::Counter;
+    c.unit = "{job}".into();
+    let mut u = rule("queue", "3");
+    u.kind = RuleKind::UpDownCounter;
+    let mut i = rule("build", "1");
+    i.kind = RuleKind::Info;
+    let mut s = rule("state", "$.status");
+    s.kind = RuleKind::StateSet(vec!["healthy".into()]);
+    let again = rule("queue", "4");
+    let t = target(vec![c, u, i, s, again]);
+    let specs = specs(&t);
+    let got: Vec<(&str, InstrumentKind, &str)> = specs
+        .iter()
+        .map(|s| (s.name.as_str(), s.kind, s.unit.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("jobs.done", InstrumentKind::Counter, "{job}"),
+            ("jobs.running", InstrumentKind::Counter, "{job}"),
+            ("queue", InstrumentKind::UpDownCounter, ""),
+            ("build", InstrumentKind::Gauge, ""),
+            ("state", InstrumentKind::Gauge, ""),
+        ]
+    );
+    assert_eq!(specs[0].description, "jobs help");
+    // Families line up with specs; two rules of one name share a family.
+    let x = extract(&t, &health(), 100, &[]);
+    let names: Vec<&str> = x.families.iter().map(|f| &*f.name).collect();
+    assert_eq!(
+        names,
+        ["jobs.done", "jobs.running", "queue", "build", "state"]
+    );
+    assert_eq!(
+        x.families[2].series.len(),
+        1,
+        "second `queue` is a duplicate"
+    );
+    assert_eq!(errors(&x), [err("queue", "duplicate_series")]);
+}
+
+#[test]
+fn base_labels_come_first() {
+    let base = [KeyValue::new("target", "app"), KeyValue::new("team", "pay")];
+    let r = labels(rule("v", "1"), &[("a", "b")]);
+    let x = extract(&target(vec![r]), &health(), 100, &base);
+    assert_eq!(samples(&x), ["v{target=\"app\",team=\"pay\",a=\"b\"} 1"]);
+}
+
+#[test]
+fn info_is_one_with_string_labels() {
+    let mut r = labels(rule("app.build", "1"), &[("version", "{$.version}")]);
+    r.kind = RuleKind::Info;
+    let x = run(vec![r.clone()], &health());
+    assert_eq!(samples(&x), ["app.build{version=\"1.0.0\"} 1"]);
+
+    // A path is only checked for presence.
+    r.values[0].source = source("$.status");
+    assert_eq!(
+        samples(&run(vec![r.clone()], &health())),
+        ["app.build{version=\"1.0.0\"} 1"]
+    );
+    r.values[0].source = source("$.nope");
+    let x = run(vec![r.clone()], &health());
+    assert!(samples(&x).is_empty());
+    assert_eq!(errors(&x), [err("app.build", "missing")]);
+}
+
+#[test]
+fn missing_label_path_is_missing_unless_optional() {
+    let mut r = labels(
+        rule("app.build", "1"),
+        &[("version", "{$.version}"), ("commit", "{$.commit}")],
+    );
+    r.kind = RuleKind::Info;
+    let x = run(vec![r.clone()], &health());
+    assert!(samples(&x).is_empty());
+    assert_eq!(errors(&x), [err("app.build", "missing")]);
+
+    r.optional = true;
+    let x = run(vec![r], &health());
+    assert_eq!(samples(&x), ["app.build{version=\"1.0.0\",commit=\"\"} 1"]);
+    assert!(x.errors.is_empty());
+}
+
+#[test]
+fn one_label_error_per_node_whatever_the_values() {
+    let r = labels(
+        each(values_rule("w", &[("a", "1"), ("b", "2")]), "$.workers[*]"),
+        &[("x", "{$.missing}")],
+    );
+    let x = run(vec![r], &health());
+    assert_eq!(errors(&x), [err("w", "missing"), err("w", "missing")]);
+}
+
+#[test]
+fn stateset_one_series_per_state() {
+    let mut r = labels(
+        each(rule("dep.status", "$.status"), "$.checks.*"),
+        &[("dependency", "{@key}")],
+    );
+    r.kind = RuleKind::StateSet(vec!["healthy".into(), "degraded".into()]);
+    let x = run(vec![r], &health());
+    assert_eq!(
+        samples(&x),
+        [
+            "dep.status{dependency=\"clickhouse\",state=\"healthy\"} 0",
+            "dep.status{dependency=\"clickhouse\",state=\"degraded\"} 1",
+            "dep.status{dependency=\"postgres\",state=\"healthy\"} 1",
+            "dep.status{dependency=\"postgres\",state=\"degraded\"} 0",
+            "dep.status{dependency=\"redis\",state=\"healthy\"} 1",
+            "dep.status{dependency=\"redis\",state=\"degraded\"} 0",
+        ]
+    );
+    assert!(x.errors.is_empty());
+}
+
+#[test]
+fn stateset_unknown_state_is_unmapped_and_all_zero() {
+    let mut r = rule("app.status", "$.status");
+    r.kind = RuleKind::StateSet(vec!["ok".into(), "down".into()]);
+    let x = run(vec![r.clone()], &health());
+    assert_eq!(
+        samples(&x),
+        ["app.status{state=\"ok\"} 0", "app.status{state=\"down\"} 0"]
+    );
+    assert_eq!(errors(&x), [err("app.status", "unmapped_value")]);
+
+    // Booleans and numbers compare by their text; missing and null as for values.
+    r.kind = RuleKind::StateSet(vec!["true".into(), "false".into()]);
+    let x = run(vec![r.clone()], &json!({"status": false}));
+    assert_eq!(
+        samples(&x),
+        [
+            "app.status{state=\"true\"} 0",
+            "app.status{state=\"false\"} 1"
+        ]
+    );
+    let x = run(vec![r.clone()], &json!({"status": null}));
+    assert!(samples(&x).is_empty() && x.errors.is_empty());
+    let x = run(vec![r.clone()], &json!({}));
+    assert_eq!(errors(&x), [err("app.status", "missing")]);
+    r.optional = true;
+    assert!(run(vec![r], &json!({})).errors.is_empty());
+}
+
+#[test]
+fn auto_parse_rules() {
+    let doc = json!({
+        "int": 42, "float": -1.5, "t": true, "f": false,
+        "s_int": "42", "s_exp": "1.5e3", "s_ws": " 7 ",
+        "word": "healthy", "inf": "inf", "nan": "NaN",
+        "obj": {"a": 1}, "arr": [1], "null": null
+    });
+    let mut rules = Vec::new();
+    for key in [
+        "int", "float", "t", "f", "s_int", "s_exp", "s_ws", "word", "inf", "nan", "obj", "arr",
+        "null", "absent",
+    ] {
+        rules.push(rule(key, &format!("$.{key}")));
+    }
+    let x = run(rules, &doc);
+    assert_eq!(
+        samples(&x),
+        [
+            "int{} 42",
+            "float{} -1.5",
+            "t{} 1",
+            "f{} 0",
+            "s_int{} 42",
+            "s_exp{} 1500",
+            "s_ws{} 7",
+        ]
+    );
+    assert_eq!(
+        errors(&x),
+        [
+            err("word", "not_a_number"),
+            err("inf", "not_a_number"),
+            err("nan", "not_a_number"),
+            err("obj", "not_a_number"),
+            err("arr", "not_a_number"),
+            err("absent", "missing"),
+        ]
+    );
+}
+
+#[test]
+fn optional_missing_is_silent_and_null_is_never_an_error() {
+    let mut r = rule("x", "$.absent");
+    r.optional = true;
+    let x = run(vec![r, rule("y", "$.n")], &json!({"n": null}));
+    assert!(samples(&x).is_empty());
+    assert!(x.errors.is_empty());
+}
+
+#[test]
+fn map_strings_booleans_and_numbers() {
+    let m = [
+        ("healthy", 1.0),
+        ("degraded", 0.5),
+        ("true", 0.0),
+        ("200", 1.0),
+        ("7", 70.0),
+    ];
+    let doc = json!({
+        "a": "healthy", "b": "degraded", "c": "broken", "d": true, "e": false,
+        "f": 200, "g": 503, "h": "7", "i": "12"
+    });
+    let rules = ["a", "b", "c", "d", "e", "f", "g", "h", "i"]
+        .iter()
+        .map(|k| map(rule(k, &format!("$.{k}")), &m))
+        .collect();
+    let x = run(rules, &doc);
+    assert_eq!(
+        samples(&x),
+        [
+            "a{} 1", "b{} 0.5", // strings through the map
+            "d{} 0", "e{} 0", // `true` mapped, `false` natural
+            "f{} 1", "g{} 503", // 200 mapped, 503 natural
+            "h{} 70", "i{} 12", // the map wins over numeric parsing
+        ]
+    );
+    assert_eq!(errors(&x), [err("c", "unmapped_value")]);
+}
+
+#[test]
+fn map_applies_in_other_parse_modes() {
+    let mut r = map(rule("up", "$.uptime"), &[("never", -1.0)]);
+    r.parse = Parse::Duration;
+    let x = run(vec![r.clone()], &json!({"uptime": "never"}));
+    assert_eq!(samples(&x), ["up{} -1"]);
+    let x = run(vec![r], &json!({"uptime": "soon"}));
+    assert_eq!(errors(&x), [err("up", "unmapped_value")]);
+}
+
+#[test]
+fn scale_multiplies_parsed_values_not_constants() {
+    let mut r = values_rule("dep", &[("latency", "$.latency_ms"), ("up", "1")]);
+    r.scale = Some(0.001);
+    let x = run(vec![r], &json!({"latency_ms": 250}));
+    assert_eq!(samples(&x), ["dep.latency{} 0.25", "dep.up{} 1"]);
+
+    let mut r = map(rule("m", "$.s"), &[("half", 0.5)]);
+    r.scale = Some(10.0);
+    assert_eq!(samples(&run(vec![r], &json!({"s": "half"}))), ["m{} 5"]);
+}
+
+#[test]
+fn non_finite_results_are_not_a_number() {
+    let mut r = rule("big", "$.v");
+    r.scale = Some(1e10);
+    let x = run(vec![r], &json!({"v": 1e300}));
+    assert!(samples(&x).is_empty());
+    assert_eq!(errors(&x), [err("big", "not_a_number")]);
+}
+
+#[test]
+fn parse_duration_timestamp_bytes() {
+    let doc = json!({
+        "uptime": "2h15m30s", "secs": 12, "ts": "2026-02-16T19:15:00.000Z",
+        "epoch": 1657568506, "free": "10.50GB", "mem": 1024, "bad": "soon", "flag": true
+    });
+    let with = |name: &str, p: Parse| {
+        let mut r = rule(name, &format!("$.{name}"));
+        r.parse = p;
+        r
+    };
+    let x = run(
+        vec![
+            with("uptime", Parse::Duration),
+            with("secs", Parse::Duration),
+            with("ts", Parse::Timestamp),
+            with("epoch", Parse::Timestamp),
+            with("free", Parse::Bytes),
+            with("mem", Parse::Bytes),
+            with("bad", Parse::Duration),
+            with("flag", Parse::Duration),
+        ],
+        &doc,
+    );
+    assert_eq!(
+        samples(&x),
+        [
+            "uptime{} 8130",
+            "secs{} 12",
+            "ts{} 1771269300",
+            "epoch{} 1657568506",
+            "free{} 10500000000",
+            "mem{} 1024",
+        ]
+    );
+    assert_eq!(
+        errors(&x),
+        [err("bad", "not_a_number"), err("flag", "not_a_number")]
+    );
+}
+
+#[test]
+fn label_values_render_as_the_json_wrote_them() {
+    let doc: Value = serde_json::from_str(
+        r#"{"items": [
+                {"v": 1655371}, {"v": -3}, {"v": 18446744073709551615}, {"v": 1.5},
+                {"v": 1655371.0}, {"v": 0.1}, {"v": true}, {"v": false}, {"v": null},
+                {"v": "text with \"quotes\" and ünïcode"}
+            ]}"#,
+    )
+    .unwrap();
+    let r = labels(each(rule("x", "1"), "$.items[*]"), &[("v", "{$.v}")]);
+    let x = run(vec![r], &doc);
+    let got: Vec<String> = x.families[0]
+        .series
+        .iter()
+        .map(|s| s.attributes[0].value.to_string())
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "1655371",
+            "-3",
+            "18446744073709551615",
+            "1.5",
+            "1655371.0",
+            "0.1",
+            "true",
+            "false",
+            "",
+            "text with \"quotes\" and ünïcode",
+        ]
+    );
+}
+
+#[test]
+fn object_or_array_label_is_invalid_label() {
+    let doc = json!({"items": [{"v": {"a": 1}}, {"v": [1]}, {"v": "ok"}]});
+    let r = labels(each(rule("x", "1"), "$.items[*]"), &[("v", "{$.v}")]);
+    let x = run(vec![r], &doc);
+    assert_eq!(samples(&x), ["x{v=\"ok\"} 1"]);
+    assert_eq!(
+        errors(&x),
+        [err("x", "invalid_label"), err("x", "invalid_label")]
+    );
+}
+
+#[test]
+fn several_matches_use_the_first() {
+    let r = labels(
+        rule("x", "$.workers[*].jobs"),
+        &[("name", "{$.workers[*].name}")],
+    );
+    assert_eq!(samples(&run(vec![r], &health())), ["x{name=\"a\"} 3"]);
+}
+
+#[test]
+fn duplicates_keep_the_first_and_count_once_per_node() {
+    let doc = json!({"items": [
+        {"id": "a", "n": 1, "m": 10},
+        {"id": "b", "n": 2, "m": 20},
+        {"id": "a", "n": 3, "m": 30},
+        {"id": "a", "n": 4, "m": 40}
+    ]});
+    let r = labels(
+        each(
+            values_rule("it", &[("n", "$.n"), ("m", "$.m")]),
+            "$.items[*]",
+        ),
+        &[("id", "{$.id}")],
+    );
+    let x = run(vec![r], &doc);
+    assert_eq!(
+        samples(&x),
+        [
+            "it.n{id=\"a\"} 1",
+            "it.n{id=\"b\"} 2",
+            "it.m{id=\"a\"} 10",
+            "it.m{id=\"b\"} 20",
+        ]
+    );
+    assert_eq!(
+        errors(&x),
+        [err("it", "duplicate_series"), err("it", "duplicate_series")]
+    );
+    assert_eq!(x.series, 4);
+    assert_eq!(x.dropped, 0);
+}
+
+#[test]
+fn same_labels_in_different_instruments_are_not_duplicates() {
+    let x = run(vec![rule("a", "1"), rule("b", "2")], &json!({}));
+    assert_eq!(x.series, 2);
+    assert!(x.errors.is_empty());
+}
+
+#[test]
+fn cap_drops_and_counts_the_rest() {
+    let doc = json!({"items": [1, 2, 3, 4, 5]});
+    let r = labels(each(rule("x", "$"), "$.items[*]"), &[("i", "{@key}")]);
+    let mut s = rule("s", "$.state");
+    s.kind = RuleKind::StateSet(vec!["a".into(), "b".into()]);
+    let t = target(vec![r, s, rule("x", "$.items[0]")]);
+    let x = extract(&t, &doc, 3, &[]);
+    assert_eq!(
+        samples(&x),
+        ["x{i=\"0\"} 1", "x{i=\"1\"} 2", "x{i=\"2\"} 3"]
+    );
+    assert_eq!(x.series, 3);
+    // 2 more items; the stateset's missing path is an error, not a drop;
+    // the last `x` is dropped, not a duplicate (its label set differs).
+    assert_eq!(x.dropped, 3);
+    assert_eq!(errors(&x), [err("s", "missing")]);
+
+    // Stateset series count one by one.
+    let mut s = rule("s", "$.state");
+    s.kind = RuleKind::StateSet(vec!["a".into(), "b".into(), "c".into()]);
+    let x = extract(&target(vec![s]), &json!({"state": "b"}), 2, &[]);
+    assert_eq!((x.series, x.dropped), (2, 1));
+
+    let x = extract(&target(vec![rule("x", "1")]), &doc, 0, &[]);
+    assert_eq!((x.series, x.dropped), (0, 1));
+}
+
+#[test]
+fn duplicates_are_errors_even_at_the_cap() {
+    let r = labels(each(rule("x", "1"), "$.items[*]"), &[("k", "same")]);
+    let x = extract(&target(vec![r]), &json!({"items": [1, 2, 3]}), 1, &[]);
+    assert_eq!((x.series, x.dropped), (1, 0));
+    assert_eq!(errors(&x), vec![err("x", "duplicate_series"); 2]);
+}
+
+#[test]
+fn an_extractor_is_reusable_and_shareable() {
+    fn shareable<T: Send + Sync>(_: &T) {}
+    let r = labels(
+        each(rule("dep.latency", "$.latency_ms"), "$.checks.*"),
+        &[("dependency", "{@key}")],
+    );
+    let t = target(vec![r]);
+    let extractor = Extractor::new(&t);
+    shareable(&extractor);
+    let first = extractor.extract(&health(), 100, &[]);
+    let second = extractor.extract(&health(), 100, &[]);
+    assert_eq!(samples(&first), samples(&second));
+    assert_eq!(samples(&first), samples(&extract(&t, &health(), 100, &[])));
+    let other = extractor.extract(&json!({"checks": {"x": {"latency_ms": 1}}}), 100, &[]);
+    assert_eq!(samples(&other), ["dep.latency{dependency=\"x\"} 1"]);
+}
+
+#[test]
+fn error_reason_names() {
+    let names: Vec<&str> = ErrorReason::ALL.iter().map(|r| r.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "missing",
+            "not_a_number",
+            "unmapped_value",
+            "duplicate_series",
+            "invalid_label"
+        ]
+    );
+}
+
+#[test]
+fn hostile_documents_do_not_panic() {
+    let r = labels(
+        each(values_rule("x", &[("a", "$.a"), ("b", "$..b")]), "$..*"),
+        &[("k", "{@key}"), ("v", "{$.a}")],
+    );
+    let mut s = rule("s", "$.a");
+    s.kind = RuleKind::StateSet(vec![]);
+    let t = target(vec![r, s]);
+    for doc in [
+        json!(null),
+        json!([]),
+        json!("x"),
+        json!({"a": [[[[{"b": {"a": 1}}]]]]}),
+        json!([{"a": 1e308, "b": -0.0}, {"a": "1e999"}]),
+    ] {
+        let x = extract(&t, &doc, 50, &[]);
+        assert!(x.series <= 50);
+    }
+}
+
+#[test]
+fn simple_paths_agree_with_the_general_query() {
+    let doc = json!({
+        "a": {"b": [10, 20, {"c": "x"}], "d.e": 1, "it's": 2, "']['": 3},
+        "x": null,
+        "": 4
+    });
+    for p in [
+        "$",
+        "$.a",
+        "$.a.b",
+        "$.a.b[0]",
+        "$.a.b[-1]",
+        "$.a.b[2].c",
+        "$.a.b[5]",
+        "$.a.b[-9]",
+        "$.a.nope",
+        "$.x",
+        "$.x.y",
+        "$.a.b.c",
+        "$[0]",
+    ] {
+        let jp = path(p);
+        let fast = SimplePath::parse(&jp, false).unwrap_or_else(|| panic!("{p}"));
+        assert_eq!(fast.get(&doc), jp.query(&doc).first(), "{p}");
+    }
+    for p in [
+        "$['a']",
+        "$.a['d.e']",
+        "$.a[\"it's\"]",
+        "$.a[\"']['\"]",
+        "$..c",
+        "$.a.*",
+        "$.a.b[*]",
+        "$.a.b[0,1]",
+        "$.a.b[0:1]",
+        "$.a.b[?@ > 10]",
+        "$['']",
+    ] {
+        assert!(SimplePath::parse(&path(p), false).is_none(), "{p}");
+    }
+    for (p, container) in [
+        ("$.a.*", "$.a"),
+        ("$.a.b[*]", "$.a.b"),
+        ("$.*", "$"),
+        ("$[*]", "$"),
+    ] {
+        let fast = SimplePath::parse(&path(p), true).unwrap_or_else(|| panic!("{p}"));
+        assert_eq!(fast.get(&doc), path(container).query(&doc).first(), "{p}");
+    }
+    for p in ["$.a", "$..*", "$.a[*].b", "$.a[?@.x]", "$.a.b[0:2]"] {
+        assert!(SimplePath::parse(&path(p), true).is_none(), "{p}");
+    }
+}
+
+#[test]
+fn fast_and_general_each_agree() {
+    let doc = health();
+    let rule_with = |each_path: &str| {
+        let mut r = labels(
+            each(
+                values_rule("dep", &[("ms", "$.latency_ms"), ("up", "$.healthy")]),
+                each_path,
+            ),
+            &[("dependency", "{@key}"), ("status", "s-{$.status}")],
+        );
+        r.kind = RuleKind::Gauge;
+        r
+    };
+    // `[?@]` matches every member but is not a plain wildcard.
+    let fast = run(vec![rule_with("$.checks.*")], &doc);
+    let general = run(vec![rule_with("$.checks[?@]")], &doc);
+    assert_eq!(samples(&fast), samples(&general));
+    assert_eq!(fast.series, 6);
+    let fast = run(vec![rule_with("$.workers[*]")], &doc);
+    let general = run(vec![rule_with("$.workers[?@]")], &doc);
+    assert_eq!(samples(&fast), samples(&general));
+}
+
+// ----- memory: errors counted, the parse keeps what the rules reach -----
+
+#[test]
+fn errors_are_counted_per_rule_and_reason_with_one_example() {
+    let long = "é".repeat(200);
+    let items: Vec<Value> = (0..10_000)
+        .map(|i| if i == 0 { json!(long) } else { json!("bad") })
+        .collect();
+    let doc = json!({"items": items, "o": {"k": [1]}});
+    let r = each(rule("x", "$"), "$.items[*]");
+    let x = run(vec![r, rule("o", "$.o"), rule("m", "$.nope")], &doc);
+    let got: Vec<(&str, &str, u64)> = x
+        .errors
+        .iter()
+        .map(|e| (e.metric.as_str(), e.reason.as_str(), e.count))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("x", "not_a_number", 10_000),
+            ("o", "not_a_number", 1),
+            ("m", "missing", 1)
+        ]
+    );
+    let first = x.errors[0].example.as_deref().unwrap();
+    assert_eq!(first.chars().count(), EXAMPLE_CHARS);
+    assert!(first.starts_with("éé") && first.ends_with('…'), "{first}");
+    assert_eq!(x.errors[1].example.as_deref(), Some("{…}"));
+    assert_eq!(x.errors[2].example, None);
+}
+
+#[test]
+fn a_duplicate_example_is_its_labels() {
+    let doc = json!({"items": [{"id": "a"}, {"id": "a"}, {"id": "a"}]});
+    let r = labels(each(rule("x", "1"), "$.items[*]"), &[("id", "{$.id}")]);
+    let x = run(vec![r], &doc);
+    assert_eq!(x.errors.len(), 1);
+    assert_eq!(x.errors[0].count, 2);
+    assert_eq!(x.errors[0].example.as_deref(), Some("id=\"a\""));
+}
+
+#[test]
+fn the_parse_keeps_only_what_the_rules_reach() {
+    let rules = vec![
+        rule("b", "$.a.b"),
+        labels(each(rule("v", "$.v"), "$.items[*]"), &[("n", "{$.name}")]),
+        rule("third", "$.arr[2]"),
+        rule("obj", "$.o"),
+    ];
+    let t = target(rules);
+    let ex = Extractor::new(&t);
+    let body = r#"{
+            "a": {"b": 1, "c": [1, 2, 3]},
+            "items": [{"v": 1, "name": "n", "junk": [1, 2]}, {"v": "2", "other": {}}],
+            "arr": [10, 11, 12, 13, 14],
+            "o": {"deep": {"deeper": [1, 2, 3]}},
+            "other": {"x": "y"}
+        }"#;
+    let parsed = reach::parse(body.as_bytes(), &ex.reach, 4, usize::MAX).unwrap();
+    assert_eq!(
+        parsed.root,
+        json!({
+            "a": {"b": 1},
+            "items": [{"v": 1, "name": "n"}, {"v": "2"}],
+            "arr": [null, null, 12],
+            "o": {}
+        })
+    );
+    // General paths keep everything below their plain steps; a filter
+    // reading the root keeps the whole document.
+    let t = target(vec![
+        rule("g", "$.a..b"),
+        each(rule("f", "$.v"), "$.items[?@.v == 1]"),
+    ]);
+    let ex = Extractor::new(&t);
+    let parsed = reach::parse(body.as_bytes(), &ex.reach, 2, usize::MAX).unwrap();
+    let full: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(parsed.root["a"], full["a"]);
+    assert_eq!(parsed.root["items"], full["items"]);
+    assert_eq!(parsed.root.get("other"), None);
+    let t = target(vec![each(rule("f", "$.v"), "$.items[?@.v == $.arr[0]]")]);
+    let ex = Extractor::new(&t);
+    let parsed = reach::parse(body.as_bytes(), &ex.reach, 1, usize::MAX).unwrap();
+    assert_eq!(parsed.root, full);
+}
+
+#[test]
+fn the_parse_agrees_on_tricky_paths() {
+    let doc = json!({
+        "a": [1, 2, 3],
+        "g": [[1, 2], [3], []],
+        "want": 2,
+        "items": [{"v": 1}, {"v": 2}, {"v": 2, "w": 1}],
+        "m": {"x": {"b": {"c": 1}}, "y": 5}
+    });
+    let mut rules = vec![
+        rule("last", "$.a[-1]"),
+        rule("second", "$.a[1]"),
+        rule("none", "$.a[5]"),
+        labels(
+            each(
+                values_rule("g", &[("first", "$[0]"), ("last", "$[-1]")]),
+                "$.g[*]",
+            ),
+            &[("i", "{@key}")],
+        ),
+        labels(
+            each(rule("f", "$.v"), "$.items[?@.v == $.want]"),
+            &[("i", "{@key}")],
+        ),
+        labels(
+            each(rule("k", "$.b.c"), "$.m.*"),
+            &[("k", "{@key}"), ("y", "{$.b}")],
+        ),
+        labels(each(rule("d", "$"), "$..c"), &[("k", "{@key}")]),
+        rule("y", "$.m.y"),
+        rule("root", "$"),
+    ];
+    rules[3].optional = true;
+    let x = run(rules, &doc);
+    assert!(x.series > 5, "{:?}", samples(&x));
+    // Duplicate keys: the last value wins, as serde_json reads them.
+    let t = target(vec![rule("a", "$.a")]);
+    let x = Extractor::new(&t)
+        .extract_body(
+            br#"{"a": 1, "a": 2}"#,
+            Limits {
+                max_series: 10,
+                max_bytes: 1 << 20,
+            },
+            &[],
+        )
+        .unwrap();
+    assert_eq!(samples(&x), ["a{} 2"]);
+    // Invalid JSON is still refused, trailing bytes included.
+    for bad in [&br#"{"a": 1"#[..], br#"{"a": 1} x"#, br#"[1,]"#] {
+        let limits = Limits {
+            max_series: 10,
+            max_bytes: 1 << 20,
+        };
+        assert!(Extractor::new(&t).extract_body(bad, limits, &[]).is_err());
+    }
+}
+
+#[test]
+fn past_the_budget_the_rest_is_dropped_and_counted() {
+    let body = format!("[{}]", vec!["0"; 10_000].join(","));
+    let r = labels(each(rule("x", "$"), "$[*]"), &[("i", "{@key}")]);
+    let t = target(vec![r, rule("n", "$[9999]")]);
+    let limits = Limits {
+        max_series: 1_000_000,
+        max_bytes: 20_000,
+    };
+    let x = Extractor::new(&t)
+        .extract_body(body.as_bytes(), limits, &[])
+        .unwrap();
+    // Every node is either a series or counted as dropped; the array
+    // ends where the budget did, so its last element is missing.
+    assert!(x.series > 100 && x.series < 1_000, "{}", x.series);
+    assert_eq!(x.series as u64 + x.dropped, 10_000);
+    assert!(x.unread > 9_000);
+    assert_eq!(errors(&x), [err("n", "missing")]);
+    // Within the budget, the same rules see everything.
+    let limits = Limits {
+        max_series: 1_000_000,
+        max_bytes: 10 << 20,
+    };
+    let x = Extractor::new(&t)
+        .extract_body(body.as_bytes(), limits, &[])
+        .unwrap();
+    assert_eq!((x.series, x.dropped, x.unread), (10_001, 0, 0));
+}
+
+#[test]
+fn label_text_shares_the_budget() {
+    let doc = json!({"s": "x".repeat(1000)});
+    let rules = vec![
+        labels(rule("y", "1"), &[("s", "{$.s}")]),
+        labels(rule("z", "1"), &[("s", "{$.s}")]),
+    ];
+    let t = target(rules);
+    // The parsed string (~1.1 kB) and one label (~1 kB) fit, not two.
+    let limits = Limits {
+        max_series: 10,
+        max_bytes: 2_150,
+    };
+    let x = Extractor::new(&t)
+        .extract_body(doc.to_string().as_bytes(), limits, &[])
+        .unwrap();
+    assert_eq!((x.series, x.dropped, x.unread), (1, 1, 1));
+    assert_eq!(x.families[0].series.len(), 1);
+    assert!(x.errors.is_empty());
+}
+
+// ----- json_exporter's own cases, translated by hand -----
+
+fn peer_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/json_exporter");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: {} is absent", dir.display());
+        None
+    }
+}
+
+fn read_json(dir: &std::path::Path, file: &str) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap()
+}
+
+/// Samples of a Prometheus text file, as `name{k="v",...} value` with sorted labels.
+fn expected(dir: &std::path::Path, file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(dir.join(file)).unwrap();
+    let mut out: Vec<String> = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap();
+            let (name, labels) = series.split_once('{').unwrap();
+            let mut labels: Vec<&str> = labels.trim_end_matches('}').split(',').collect();
+            labels.sort_unstable();
+            format!("{name}{{{}}} {value}", labels.join(","))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Our samples in the same form: dots as underscores, base labels left out, sorted.
+fn normalized(x: &Extraction, base_len: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in &x.families {
+        for s in &f.series {
+            let mut labels: Vec<String> = s.attributes[base_len..]
+                .iter()
+                .map(|kv| format!("{}=\"{}\"", kv.key, kv.value))
+                .collect();
+            labels.sort();
+            out.push(format!(
+                "{}{{{}}} {}",
+                f.name.replace('.', "_"),
+                labels.join(","),
+                s.value
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// test/config/good.yml, module `default`.
+fn good_rules() -> Vec<MetricRule> {
+    let global = labels(
+        rule("example_global_value", "$.counter"),
+        &[("environment", "beta"), ("location", "planet-{$.location}")],
+    );
+    let mut value = labels(
+        each(
+            values_rule(
+                "example_value",
+                &[
+                    ("active", "1"),
+                    ("count", "$.count"),
+                    ("boolean", "$.some_boolean"),
+                ],
+            ),
+            "$.values[?@.state == 'ACTIVE']",
+        ),
+        &[("environment", "beta"), ("id", "{$.id}")],
+    );
+    value.kind = RuleKind::Counter;
+    vec![global, value]
+}
+
+fn peer_extract(rules: Vec<MetricRule>, doc: &Value) -> Extraction {
+    let base = [KeyValue::new("target", "peer")];
+    let x = extract(&target(rules), doc, 2000, &base);
+    for f in &x.families {
+        for s in &f.series {
+            assert_eq!(s.attributes[0], base[0]);
+        }
+    }
+    x
+}
+
+#[test]
+fn peer_json_exporter_good() {
+    let Some(dir) = peer_dir() else { return };
+    let x = peer_extract(good_rules(), &read_json(&dir, "test/serve/good.json"));
+    assert_eq!(normalized(&x, 1), expected(&dir, "test/response/good.txt"));
+    assert!(x.errors.is_empty());
+}
+
+#[test]
+fn peer_json_exporter_repeat_metric_keeps_the_rest() {
+    let Some(dir) = peer_dir() else { return };
+    let x = peer_extract(
+        good_rules(),
+        &read_json(&dir, "test/serve/repeat-metric.json"),
+    );
+    // The first id-C (count 3, some_boolean true) is kept, the second counted.
+    let want: Vec<String> = expected(&dir, "test/response/good.txt")
+        .into_iter()
+        .map(|l| {
+            if l.starts_with("example_value_boolean") && l.contains("id-C") {
+                l.replace("} 0", "} 1")
+            } else {
+                l
+            }
+        })
+        .collect();
+    assert_eq!(normalized(&x, 1), want);
+    assert_eq!(errors(&x), [err("example_value", "duplicate_series")]);
+}
+
+#[test]
+fn peer_json_exporter_readme_default_module() {
+    let Some(dir) = peer_dir() else { return };
+    let mut rules = good_rules();
+    // `epochTimestamp` has no equivalent: remora serves current values.
+    rules.insert(
+        1,
+        labels(
+            each(
+                values_rule("example_timestamped_value", &[("count", "$.count")]),
+                "$.values[?@.state == 'INACTIVE']",
+            ),
+            &[("environment", "beta")],
+        ),
+    );
+    let mut missing = rule("example_missing_key", "$.missing_key");
+    missing.optional = true;
+    rules.push(missing);
+    let x = peer_extract(rules, &read_json(&dir, "examples/data.json"));
+    assert_eq!(
+        normalized(&x, 1),
+        expected(
+            &dir,
+            "expected_from_readme/default_module__examples_data.json.txt"
+        )
+    );
+    assert!(x.errors.is_empty());
+}
+
+#[test]
+fn peer_json_exporter_readme_animals_module() {
+    let Some(dir) = peer_dir() else { return };
+    let rules = vec![labels(
+        each(
+            values_rule("animal", &[("population", "$.population")]),
+            "$[*]",
+        ),
+        &[("name", "{$.noun}"), ("predator", "{$.predator}")],
+    )];
+    let x = peer_extract(rules, &read_json(&dir, "examples/animal-data.json"));
+    assert_eq!(
+        normalized(&x, 1),
+        expected(
+            &dir,
+            "expected_from_readme/animals_module__examples_animal-data.json.txt"
+        )
+    );
+}
+
+#[test]
+fn peer_json_exporter_allow_missing_key() {
+    let Some(dir) = peer_dir() else { return };
+    let doc = read_json(&dir, "test/serve/good.json");
+    for optional in [true, false] {
+        let mut global = rule("example_global_value_missing", "$.missing_value");
+        global.optional = optional;
+        let mut object = each(
+            values_rule(
+                "example_value_in_object_missing",
+                &[("missing_value", "$.missing_value")],
+            ),
+            "$.values[0]",
+        );
+        object.optional = optional;
+        for r in [global, object] {
+            let name = r.name.clone();
+            let x = peer_extract(vec![r], &doc);
+            assert_eq!(x.series, 0);
+            if optional {
+                assert!(x.errors.is_empty());
+            } else {
+                assert_eq!(errors(&x), [err(&name, "missing")]);
+            }
+        }
+    }
+}
