@@ -54,9 +54,15 @@ pub(super) fn register(
 /// The exporter and meter provider of a pipeline: the Prometheus exporter
 /// as remora sets it up, reading into `registry`. The pipeline and the probe
 /// of served names share it, so the names found are the names served.
+///
+/// `limits` gives instruments their cardinality limit by name; the others
+/// get `default_limit`. The SDK sizes each instrument's table for its limit
+/// up front, so a probe that observes one series per instrument passes a
+/// small default instead of the pipeline's.
 pub(super) fn provider(
     resource: &BTreeMap<String, String>,
     limits: BTreeMap<String, usize>,
+    default_limit: usize,
     registry: &prometheus::Registry,
 ) -> Result<SdkMeterProvider, ExpositionError> {
     let mut exporter = opentelemetry_prometheus::exporter()
@@ -66,7 +72,6 @@ pub(super) fn provider(
         exporter = exporter.without_target_info();
     }
     let exporter = exporter.build().map_err(ExpositionError::Exporter)?;
-    let default_limit = 4096;
     let attrs = resource
         .iter()
         .map(|(k, v)| KeyValue::new(k.clone(), v.clone()));

@@ -25,6 +25,8 @@ pub struct ServedAs {
 }
 
 const PROBE_LABEL: &str = "remora_probe";
+/// Cardinality limit of the probe's instruments (each observes one series).
+const PROBE_LIMIT: usize = 4;
 
 /// Registers `which` specs in a fresh exporter set up as the pipeline's, each
 /// observing one series labelled with its index, and reads the families back.
@@ -35,7 +37,9 @@ fn probe(
     found: &mut ServedAs,
 ) -> Result<(), ExpositionError> {
     let registry = prometheus::Registry::new();
-    let provider = provider(resource, BTreeMap::new(), &registry)?;
+    // One series per instrument: a small limit, so the SDK does not size
+    // each instrument's table for thousands of series at every (re)load.
+    let provider = provider(resource, BTreeMap::new(), PROBE_LIMIT, &registry)?;
     let meter = provider.meter("remora");
     for &i in which {
         let attrs = [KeyValue::new(PROBE_LABEL, i.to_string())];

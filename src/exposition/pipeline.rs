@@ -20,6 +20,10 @@ use super::names::served_names;
 use super::own::{build_info_spec, own_instruments, REVISION, RUSTC_VERSION, VERSION};
 use super::ExpositionError;
 use crate::config::Config;
+
+/// Cardinality limit of an instrument `limits` does not name (host
+/// instruments, most of remora's own).
+const DEFAULT_LIMIT: usize = 4096;
 use crate::model::passthrough::ServedNames;
 use crate::model::{Family, InstrumentSpec};
 use crate::store::{Inner, Store};
@@ -93,7 +97,7 @@ impl Pipeline {
     ) -> Result<Self, ExpositionError> {
         let served = Arc::new(served_names(config, specs)?);
         let registry = prometheus::Registry::new();
-        let provider = provider(&config.resource, limits.clone(), &registry)?;
+        let provider = provider(&config.resource, limits.clone(), DEFAULT_LIMIT, &registry)?;
         let meter = provider.meter("remora");
 
         let global: Labels = Arc::new(
