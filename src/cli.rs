@@ -117,13 +117,18 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
         })
 }
 
-/// Installs the SIGTERM and SIGINT handlers at once (a signal that arrives
-/// before the returned future is first polled is still seen) and returns the
-/// future that completes on the first of them.
+/// Installs the SIGTERM, SIGINT and SIGHUP handlers at once (a signal that
+/// arrives before the returned future is first polled is still seen; an
+/// early SIGHUP does not end the process) and returns the future that
+/// completes on SIGTERM or SIGINT.
 fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    // SIGHUP's default action ends the process. Registering it here (tokio
+    // keeps a signal's handler for the life of the process) makes a SIGHUP
+    // sent before the reload loop listens a no-op instead of an exit.
+    drop(signal(SignalKind::hangup())?);
     Ok(async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),

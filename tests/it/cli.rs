@@ -336,6 +336,55 @@ fn sighup_reloads() {
     );
 }
 
+/// A SIGHUP that arrives once remora has logged that it listens, before the
+/// reload loop runs, is not the default "hang up" exit: the handler is
+/// installed with SIGTERM's, before the listener is bound.
+#[test]
+fn early_sighup_does_not_end_the_process() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(&dir, "c.yaml", "host: {enabled: false}\n");
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let listening = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("remora listening"));
+    assert!(listening, "remora never logged that it listens");
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    // Ready after the signal: the process lived through it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ready = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("remora ended on an early SIGHUP: {status}");
+        }
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ = s.write_all(b"GET /-/ready HTTP/1.0\r\n\r\n");
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            if buf.starts_with("HTTP/1.0 200") || buf.starts_with("HTTP/1.1 200") {
+                break true;
+            }
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(ready, "remora did not become ready after an early SIGHUP");
+    assert_eq!(status.code(), Some(0));
+}
+
 #[test]
 fn telemetry_path_flag_moves_metrics() {
     let dir = tempfile::tempdir().unwrap();
