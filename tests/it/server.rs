@@ -690,7 +690,7 @@ async fn ready_waits_for_the_first_round() {
 }
 
 /// A client that never finishes its request headers is disconnected
-/// (HEADER_READ_TIMEOUT, 10 s), so idle or slow clients cannot pile up.
+/// (the 2 s header-read timeout), so idle or slow clients cannot pile up.
 #[tokio::test]
 async fn slow_clients_are_cut_off() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
