@@ -501,3 +501,87 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// A child process, killed when dropped so a failing test leaves nothing behind.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real Prometheus (`bin`, data under `dir`) scraping `target` (host:port)
+/// every second as job `remora`; returns it and its API address.
+pub fn start_prometheus(
+    bin: &std::path::Path,
+    dir: &std::path::Path,
+    target: &str,
+) -> (Proc, String) {
+    let port = free_port();
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: remora\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    (Proc(child), format!("127.0.0.1:{port}"))
+}
+
+/// An instant query against Prometheus's HTTP API; empty while it is not up.
+pub async fn prom_query(client: &reqwest::Client, prom: &str, q: &str) -> Vec<serde_json::Value> {
+    let mut url = reqwest::Url::parse(&format!("http://{prom}/api/v1/query")).unwrap();
+    url.query_pairs_mut().append_pair("query", q);
+    let Ok(resp) = client.get(url).send().await else {
+        return Vec::new();
+    };
+    let v: serde_json::Value =
+        serde_json::from_str(&resp.text().await.unwrap_or_default()).unwrap_or_default();
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+/// Queries until `pred` holds on the result, at most `secs`; a timeout shows
+/// the last result and Prometheus's `up`.
+pub async fn prom_wait_for(
+    client: &reqwest::Client,
+    prom: &str,
+    q: &str,
+    secs: u64,
+    pred: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let r = prom_query(client, prom, q).await;
+        if pred(&r) {
+            return r;
+        }
+        if Instant::now() >= deadline {
+            let up = prom_query(client, prom, "up").await;
+            panic!("timed out waiting for {q}: last result {r:?}; up: {up:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

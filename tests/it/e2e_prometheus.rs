@@ -5,26 +5,7 @@ use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// Kills the child when dropped, so a failing test leaves nothing behind.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use std::process::{Command, Stdio};
 
 fn demo_app_binary() -> PathBuf {
     // tests live in target/<profile>/deps; examples in target/<profile>/examples.
@@ -42,7 +23,7 @@ fn demo_app_binary() -> PathBuf {
     p
 }
 
-fn start_demo_app() -> (Proc, String) {
+fn start_demo_app() -> (common::Proc, String) {
     let mut child = Command::new(demo_app_binary())
         .arg("127.0.0.1:0")
         .stdout(Stdio::piped())
@@ -57,17 +38,7 @@ fn start_demo_app() -> (Proc, String) {
         .strip_prefix("listening on ")
         .unwrap()
         .to_string();
-    (Proc(child), addr)
-}
-
-async fn query(client: &reqwest::Client, prom: &str, q: &str) -> Vec<serde_json::Value> {
-    let mut url = reqwest::Url::parse(&format!("http://{prom}/api/v1/query")).unwrap();
-    url.query_pairs_mut().append_pair("query", q);
-    let resp = client.get(url).send().await;
-    let Ok(resp) = resp else { return Vec::new() };
-    let v: serde_json::Value =
-        serde_json::from_str(&resp.text().await.unwrap_or_default()).unwrap_or_default();
-    v["data"]["result"].as_array().cloned().unwrap_or_default()
+    (common::Proc(child), addr)
 }
 
 fn value(sample: &serde_json::Value) -> f64 {
@@ -82,18 +53,7 @@ async fn wait_for(
     secs: u64,
     pred: impl Fn(&[serde_json::Value]) -> bool,
 ) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let r = query(client, prom, q).await;
-        if pred(&r) {
-            return r;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {q}: last result {r:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    common::prom_wait_for(client, prom, q, secs, pred).await
 }
 
 #[tokio::test]
@@ -129,8 +89,8 @@ targets:
     );
     let cfg = dir.path().join("exporter.yaml");
     std::fs::write(&cfg, config).unwrap();
-    let remora_port = free_port();
-    let _remora = Proc(
+    let remora_port = common::free_port();
+    let _remora = common::Proc(
         Command::new(env!("CARGO_BIN_EXE_remora"))
             .arg(format!("--config.file={}", cfg.display()))
             .arg(format!("--web.listen-address=127.0.0.1:{remora_port}"))
@@ -139,29 +99,8 @@ targets:
             .unwrap(),
     );
 
-    let prom_port = free_port();
-    let prom_cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &prom_cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: remora\n    static_configs:\n      - targets: ['127.0.0.1:{remora_port}']\n"
-        ),
-    )
-    .unwrap();
-    let _prom = Proc(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", prom_cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let prom = format!("127.0.0.1:{prom_port}");
+    let (_prom, prom) =
+        common::start_prometheus(&prometheus, dir.path(), &format!("127.0.0.1:{remora_port}"));
     let client = reqwest::Client::new();
 
     // Prometheus ingested remora's own series...
@@ -240,7 +179,7 @@ targets:
     })
     .await;
     // remora's own series are still there.
-    let r = query(
+    let r = common::prom_query(
         &client,
         &prom,
         "remora_target_polls_total{target=\"demo-health\",result=\"connect_error\"} > 0",

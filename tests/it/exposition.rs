@@ -9,8 +9,7 @@ use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use crate::common::{has, has_name, sample, FakeTarget, Remora, Reply};
 
@@ -311,35 +310,6 @@ async fn malformed_bodies_take_the_target_down_never_the_response() {
     r.stop().await;
 }
 
-/// Kills the child when dropped, so a failing test leaves nothing behind.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn query(client: &reqwest::Client, prom: &str, q: &str) -> Vec<serde_json::Value> {
-    let mut url = reqwest::Url::parse(&format!("http://{prom}/api/v1/query")).unwrap();
-    url.query_pairs_mut().append_pair("query", q);
-    let Ok(resp) = client.get(url).send().await else {
-        return Vec::new();
-    };
-    let v: serde_json::Value =
-        serde_json::from_str(&resp.text().await.unwrap_or_default()).unwrap_or_default();
-    v["data"]["result"].as_array().cloned().unwrap_or_default()
-}
-
 /// Queries until the result is not empty, at most `secs`.
 async fn wait_for(
     client: &reqwest::Client,
@@ -347,19 +317,7 @@ async fn wait_for(
     q: &str,
     secs: u64,
 ) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let r = query(client, prom, q).await;
-        if !r.is_empty() {
-            return r;
-        }
-        let up = query(client, prom, "up").await;
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {q}; up: {up:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    common::prom_wait_for(client, prom, q, secs, |r| !r.is_empty()).await
 }
 
 #[tokio::test]
@@ -372,30 +330,7 @@ async fn prometheus_keeps_scraping_remora_beside_an_odd_app() {
     polled(&r).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let prom_port = free_port();
-    let prom_cfg = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &prom_cfg,
-        format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: remora\n    static_configs:\n      - targets: ['{}']\n",
-            r.addr
-        ),
-    )
-    .unwrap();
-    let _prom = Proc(
-        Command::new(prometheus)
-            .arg(format!("--config.file={}", prom_cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let prom = format!("127.0.0.1:{prom_port}");
+    let (_prom, prom) = common::start_prometheus(&prometheus, dir.path(), &r.addr.to_string());
     let client = reqwest::Client::new();
 
     // A series from the odd app, with its renamed labels, shows through the API...
