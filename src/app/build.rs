@@ -38,6 +38,10 @@ fn join(errors: &[ConfigError]) -> String {
         .join("\n")
 }
 
+/// Room in every own instrument's series limit besides what targets and
+/// rules need (collectors and their error reasons, build info).
+const OWN_SERIES: usize = 128;
+
 /// Everything a config needs, built but not started.
 pub(crate) struct Prepared {
     pub(crate) config: Arc<Config>,
@@ -69,13 +73,21 @@ pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, BuildEr
             }
         }
     }
-    let own = 4096usize.max(config.targets.len() * 8 + rules * 6);
-    limits.insert("remora.extraction.errors".into(), own);
-    limits.insert("remora.target.polls".into(), own);
+    // remora's own instruments: a series per target and result or reason,
+    // per rule and reason, per collector and reason. The SDK allocates each
+    // table for its limit up front, and a reload builds a pipeline beside
+    // the live one, so limits follow the config instead of a flat 4096.
+    let own = OWN_SERIES + config.targets.len() * 16 + rules * 8;
+    for spec in exposition::own_specs() {
+        limits.insert(spec.name, own);
+    }
     let host = config
         .host
         .enabled
         .then(|| HostCollectors::new(&config.host, roots.clone()));
+    if let Some(h) = &host {
+        limits.extend(h.limits());
+    }
     let mut reserved = host.as_ref().map_or_else(Vec::new, HostCollectors::specs);
     reserved.extend(host::self_process_specs());
     exposition::check_rule_names(&config, &reserved).map_err(BuildError::Names)?;

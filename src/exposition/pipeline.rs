@@ -21,9 +21,9 @@ use super::own::{build_info_spec, own_instruments, REVISION, RUSTC_VERSION, VERS
 use super::ExpositionError;
 use crate::config::Config;
 
-/// Cardinality limit of an instrument `limits` does not name (host
-/// instruments, most of remora's own).
-const DEFAULT_LIMIT: usize = 4096;
+/// Cardinality limit of an instrument `limits` does not name (remora's own
+/// process figures; the builder names every other instrument).
+const DEFAULT_LIMIT: usize = 256;
 use crate::model::passthrough::ServedNames;
 use crate::model::{Family, InstrumentSpec};
 use crate::store::{Inner, Store};

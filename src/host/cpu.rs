@@ -147,6 +147,11 @@ impl Collector for CpuCollector {
         "cpu"
     }
 
+    fn max_series(&self) -> usize {
+        let cpus = super::count_lines(&self.stat, |l| l.starts_with(b"cpu"));
+        cpus.max(1) * MODES.len()
+    }
+
     fn specs(&self) -> Vec<InstrumentSpec> {
         vec![
             InstrumentSpec::new(

@@ -96,6 +96,22 @@ trait Collector: Send {
     /// Appends this poll's families to `out`, counting dropped entries in
     /// `tally`. An error means the collector had nothing usable to report.
     fn collect(&mut self, out: &mut Vec<Family>, tally: &mut Tally) -> Result<(), HostError>;
+    /// The most series any one of its instruments can have on this host, as
+    /// far as a cheap look at the host tells (CPUs, interfaces, mounts). The
+    /// pipeline sizes each instrument's table from it.
+    fn max_series(&self) -> usize {
+        FIXED_SERIES
+    }
+}
+
+/// [`Collector::max_series`] of a collector whose series do not depend on
+/// the host (memory states, load averages, container figures).
+const FIXED_SERIES: usize = 16;
+
+/// The lines of `path` (0 when it cannot be read): a cheap count of the
+/// CPUs, interfaces or mounts a collector will report.
+pub(crate) fn count_lines(path: &Path, pred: impl Fn(&[u8]) -> bool) -> usize {
+    std::fs::read(path).map_or(0, |b| b.split(|&c| c == b'\n').filter(|l| pred(l)).count())
 }
 
 /// Every enabled host collector, with the state kept between polls.
@@ -168,6 +184,18 @@ impl HostCollectors {
     /// Every instrument the enabled collectors can produce (declared once at start).
     pub fn specs(&self) -> Vec<InstrumentSpec> {
         self.collectors.iter().flat_map(|c| c.specs()).collect()
+    }
+
+    /// The cardinality limit of each host instrument: twice what the host
+    /// shows now plus some room, so interfaces or mounts that appear later
+    /// still fit, without sizing every table for thousands of series.
+    pub fn limits(&self) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        for c in &self.collectors {
+            let limit = 2 * c.max_series() + FIXED_SERIES;
+            out.extend(c.specs().into_iter().map(|s| (s.name, limit)));
+        }
+        out
     }
 
     /// One poll of every enabled collector. Blocking: call it from a blocking
@@ -293,5 +321,41 @@ mod tests {
         assert_eq!(reports[1].collector, "load");
         assert!(reports[1].result.is_ok());
         assert_eq!(reports[1].families.len(), 3);
+    }
+
+    /// Every instrument's limit holds the series a poll gives, on this
+    /// machine and on both fixture trees, yet stays far below the SDK's
+    /// flat 4096 that every reload used to allocate.
+    #[test]
+    fn limits_hold_every_series_a_poll_gives_and_stay_small() {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/host");
+        let mut roots = vec![Roots::default()];
+        for tree in ["v1", "v2"] {
+            let t = fixtures.join(tree);
+            roots.push(Roots::new(&t.join("proc"), &t.join("sys"), &t.join("root")));
+        }
+        for r in roots {
+            let mut cfg = host_config(CollectorName::ALL.to_vec());
+            cfg.processes = vec![ProcessMatcher {
+                name: "any".into(),
+                cmdline: Regex::new(".").unwrap(),
+            }];
+            let mut h = HostCollectors::new(&cfg, r.clone());
+            let limits: std::collections::BTreeMap<String, usize> =
+                h.limits().into_iter().collect();
+            assert_eq!(limits.len(), h.specs().len(), "{r:?}");
+            for report in h.poll() {
+                for f in report.families {
+                    let limit = limits[&*f.name];
+                    assert!(
+                        f.series.len() <= limit,
+                        "{r:?} {}: {} > {limit}",
+                        f.name,
+                        f.series.len()
+                    );
+                    assert!(limit < 1024, "{r:?} {}: {limit}", f.name);
+                }
+            }
+        }
     }
 }

@@ -101,6 +101,11 @@ impl Collector for NetworkCollector {
         "network"
     }
 
+    fn max_series(&self) -> usize {
+        // Two directions per interface line (the two header lines count too).
+        2 * super::count_lines(&self.path, |l| l.contains(&b':'))
+    }
+
     fn specs(&self) -> Vec<InstrumentSpec> {
         vec![
             InstrumentSpec::new(

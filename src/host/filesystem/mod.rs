@@ -402,6 +402,11 @@ impl Collector for FilesystemCollector {
         "filesystem"
     }
 
+    fn max_series(&self) -> usize {
+        // Three states (used, free, reserved) per mount line.
+        3 * super::count_lines(&self.path, |l| !l.is_empty())
+    }
+
     fn specs(&self) -> Vec<InstrumentSpec> {
         vec![
             InstrumentSpec::new(

@@ -244,6 +244,11 @@ impl Collector for ProcessCollector {
         "process"
     }
 
+    fn max_series(&self) -> usize {
+        // Two CPU modes per matcher, one of each other figure.
+        2 * self.matchers.len().max(1)
+    }
+
     fn specs(&self) -> Vec<InstrumentSpec> {
         vec![
             InstrumentSpec::new(
