@@ -334,11 +334,12 @@ mod tests {
             let t = fixtures.join(tree);
             roots.push(Roots::new(&t.join("proc"), &t.join("sys"), &t.join("root")));
         }
+        let any = Regex::new(".").unwrap();
         for r in roots {
             let mut cfg = host_config(CollectorName::ALL.to_vec());
             cfg.processes = vec![ProcessMatcher {
                 name: "any".into(),
-                cmdline: Regex::new(".").unwrap(),
+                cmdline: any.clone(),
             }];
             let mut h = HostCollectors::new(&cfg, r.clone());
             let limits: std::collections::BTreeMap<String, usize> =
