@@ -320,7 +320,18 @@ fn sighup_reloads() {
         common::sample(body, "remora_config_last_reload_success_timestamp_seconds").unwrap()
     };
     let before = stamp();
-    std::thread::sleep(Duration::from_millis(50));
+    // The reload's stamp must be able to differ from `before`: wait (with a
+    // deadline) until the clock has moved past it.
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while now() <= before + 0.001 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut after = stamp();
