@@ -14,6 +14,7 @@ mod e2e_prometheus;
 mod exposition;
 mod host_fixtures;
 mod host_truth;
+mod init;
 mod memory;
 mod peers;
 mod reload;
