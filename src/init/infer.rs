@@ -694,23 +694,24 @@ fn unique(names: &mut BTreeSet<String>, prefix: &str, parts: &[String]) -> Strin
 /// `camelCase`, `kebab-case` and `Other Text` in snake_case, ASCII only,
 /// never starting with a digit.
 pub fn snake(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len() + 4);
-    let mut prev_lower = false;
-    for c in s.chars() {
+    for (i, &c) in chars.iter().enumerate() {
+        let prev = i.checked_sub(1).and_then(|p| chars.get(p)).copied();
+        let next = chars.get(i + 1).copied();
         if c.is_ascii_uppercase() {
-            if prev_lower {
+            // A word starts at `aB` and at the last capital of `ABc` (GCCPUFraction).
+            let starts = prev.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit())
+                || (prev.is_some_and(|p| p.is_ascii_uppercase())
+                    && next.is_some_and(|n| n.is_ascii_lowercase()));
+            if starts && !out.ends_with('_') {
                 out.push('_');
             }
             out.push(c.to_ascii_lowercase());
-            prev_lower = false;
         } else if c.is_ascii_alphanumeric() {
             out.push(c);
-            prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
-        } else {
-            if !out.ends_with('_') {
-                out.push('_');
-            }
-            prev_lower = false;
+        } else if !out.ends_with('_') {
+            out.push('_');
         }
     }
     let t = out.trim_matches('_').to_string();

@@ -80,6 +80,21 @@ fn classify(a: &Answer) -> Body {
     }
 }
 
+/// A recipe in examples/recipes/ that reads a page of this kind better.
+fn hint(a: &Answer, doc: &serde_json::Value) -> Option<&'static str> {
+    if doc.get("memstats").is_some() {
+        Some("A Go expvar page: examples/recipes/go-expvar/ names memstats as the Go client does (units, counters).")
+    } else if a.url.path().starts_with("/actuator") {
+        Some("Spring Boot Actuator: see examples/recipes/spring-boot-actuator/.")
+    } else if a.content_type.starts_with("application/health+json")
+        || doc.get("releaseId").is_some()
+    {
+        Some("The IETF health check format: see examples/recipes/ietf-health-check/ (checks keyed component:measurement).")
+    } else {
+        None
+    }
+}
+
 /// A target name from a URL's path: `/health/ready` -> `health-ready`.
 fn target_name(url: &Url, taken: &mut BTreeSet<String>) -> String {
     let base: String = url
@@ -208,6 +223,7 @@ pub async fn run(urls: &[String]) -> Result<Init, InitError> {
                     status: a.status,
                     accept_status,
                     prometheus: false,
+                    hint: hint(a, &doc),
                     rules: found.rules,
                     skipped: found.skipped,
                 });
@@ -226,6 +242,7 @@ pub async fn run(urls: &[String]) -> Result<Init, InitError> {
                     status: a.status,
                     accept_status: None,
                     prometheus: true,
+                    hint: None,
                     rules: Vec::new(),
                     skipped: Vec::new(),
                 });

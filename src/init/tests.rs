@@ -21,6 +21,7 @@ fn load(doc: &serde_json::Value) -> config::Config {
         status: 200,
         accept_status: None,
         prometheus: false,
+        hint: None,
         rules: found.rules,
         skipped: found.skipped,
     };
@@ -41,6 +42,9 @@ fn names_and_paths() {
     assert_eq!(snake("diskSpace"), "disk_space");
     assert_eq!(snake("free-GB"), "free_gb");
     assert_eq!(snake("2xx"), "n2xx");
+    assert_eq!(snake("GCCPUFraction"), "gccpu_fraction");
+    assert_eq!(snake("HeapAlloc"), "heap_alloc");
+    assert_eq!(snake("PauseTotalNs"), "pause_total_ns");
     let keys = |k: &[&str]| json_path(&k.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     assert_eq!(keys(&["checks", "db"]), "$.checks.db");
     assert_eq!(

@@ -12,6 +12,8 @@ pub struct TargetOut {
     pub status: u16,
     pub accept_status: Option<Vec<u16>>,
     pub prometheus: bool,
+    /// A recipe that reads this kind of page better.
+    pub hint: Option<&'static str>,
     pub rules: Vec<Rule>,
     pub skipped: Vec<String>,
 }
@@ -107,6 +109,9 @@ fn target(out: &mut String, t: &TargetOut) {
         );
         out.push_str("    format: prometheus\n");
         return;
+    }
+    if let Some(hint) = t.hint {
+        comment(out, "    ", hint);
     }
     if !t.skipped.is_empty() {
         comment(out, "    ", "Left out (no number in them):");

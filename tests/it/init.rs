@@ -503,3 +503,45 @@ async fn demo_app_every_leaf() {
         .any(|s| s.name == "demo_http_requests_total"));
     assert_eq!(done.config.targets.len(), 4, "{}", done.yaml);
 }
+
+#[tokio::test]
+async fn spring_boot_actuator_down_answer_and_go_expvar() {
+    let spring = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/recipes/spring-boot-actuator/health.json"),
+    )
+    .unwrap();
+    let vars = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/recipes/go-expvar/vars.json"),
+    )
+    .unwrap();
+    let t = FakeTarget::start().await;
+    t.set("/actuator/health", Reply::Body(503, JSON, spring.clone()));
+    t.set("/debug/vars", Reply::Body(200, JSON, vars));
+    let done = init_check_once(&[base(&t)]).await;
+    assert_every_leaf(
+        &done,
+        &t.url("/actuator/health"),
+        &serde_json::from_str(&spring).unwrap(),
+        true,
+    );
+    // memstats numbers are read; the recipe is pointed at.
+    assert!(done
+        .metrics
+        .iter()
+        .any(|s| s.name.ends_with("memstats_heap_alloc") && s.value == 4718592.0));
+    assert!(done
+        .metrics
+        .iter()
+        .any(|s| s.name.ends_with("memstats_gccpu_fraction")));
+    assert!(
+        done.yaml.contains("examples/recipes/go-expvar/"),
+        "{}",
+        done.yaml
+    );
+    assert!(
+        done.yaml.contains("examples/recipes/spring-boot-actuator/"),
+        "{}",
+        done.yaml
+    );
+}

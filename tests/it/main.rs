@@ -17,6 +17,7 @@ mod host_truth;
 mod init;
 mod memory;
 mod peers;
+mod recipes;
 mod reload;
 mod server;
 mod serving;
