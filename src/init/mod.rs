@@ -172,8 +172,9 @@ fn usable(a: &Answer) -> bool {
 
 /// Probes `urls` and writes the config.
 pub async fn run(urls: &[String]) -> Result<Init, InitError> {
+    let mut skipped = Vec::new();
+    let answers = gather(urls, &mut skipped).await?;
     let mut notes = Vec::new();
-    let answers = gather(urls, &mut notes).await?;
     let mut taken = BTreeSet::new();
     let mut seen_bodies: Vec<(String, &[u8], String)> = Vec::new();
     let mut targets = Vec::new();
@@ -253,6 +254,7 @@ pub async fn run(urls: &[String]) -> Result<Init, InitError> {
     if targets.is_empty() {
         return Err(InitError::Nothing(urls.join(" ")));
     }
+    notes.append(&mut skipped);
     let yaml = write::yaml(urls, &targets, &notes);
     Ok(Init { yaml, notes })
 }

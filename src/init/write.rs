@@ -69,12 +69,21 @@ pub fn yaml(urls: &[String], targets: &[TargetOut], notes: &[String]) -> String 
         comment(&mut out, "", &format!("  {n}"));
     }
     out.push_str(
-        "\nglobal:\n  interval: 15s\n  timeout: 5s\n\n\
-         # Host, container and process metrics are on by default (host: in the\n\
-         # reference). To watch the app's own processes, add for example:\n\
-         # host:\n\
-         #   processes:\n\
-         #     - {name: app, cmdline: \"uvicorn .*main:app\"}\n\n\
+        "\nserver:\n  listen: 0.0.0.0:9479            # --web.listen-address overrides it\n  metrics_path: /metrics\n\n\
+         global:\n  interval: 15s\n  timeout: 5s\n\n\
+         # Host, container and process metrics are on by default (host: in the reference).\n\
+         host:\n\
+         \x20 # The app container's limits. In Kubernetes, k8s/components/remora-sidecar sets\n\
+         \x20 # these variables from the Downward API; elsewhere they are empty: no series.\n\
+         \x20 app_container:\n\
+         \x20   name: ${APP_CONTAINER_NAME:-app}\n\
+         \x20   memory_limit: ${APP_MEMORY_LIMIT:-}\n\
+         \x20   cpu_limit: ${APP_CPU_LIMIT:-}\n\
+         \x20   cpu_divisor: 1m\n\
+         \x20 # The app's own processes (in Kubernetes: shareProcessNamespace, which the\n\
+         \x20 # component sets), for example:\n\
+         \x20 # processes:\n\
+         \x20 #   - {name: app, cmdline: \"uvicorn .*main:app\"}\n\n\
          targets:\n",
     );
     for t in targets {
