@@ -154,7 +154,10 @@ async fn gather(urls: &[String], notes: &mut Vec<String>) -> Result<Vec<Answer>,
             if !usable(&a) {
                 return Err(InitError::Fetch {
                     url: raw.clone(),
-                    reason: format!("HTTP status {} without a JSON body", a.status),
+                    reason: format!(
+                        "HTTP status {} (expected 2xx, or 5xx with a JSON body)",
+                        a.status
+                    ),
                 });
             }
             answers.push(a);
@@ -163,11 +166,13 @@ async fn gather(urls: &[String], notes: &mut Vec<String>) -> Result<Vec<Answer>,
     Ok(answers)
 }
 
-/// A 2xx answer, or another status with a JSON body (a 503 from a
-/// readiness page says why).
+/// A 2xx answer, or a 5xx with a JSON body (a 503 from a readiness page
+/// says why). A 404 with a JSON body (FastAPI's `{"detail": "Not Found"}`)
+/// is not a status page.
 fn usable(a: &Answer) -> bool {
     (200..300).contains(&a.status)
-        || serde_json::from_slice::<serde_json::Value>(&a.body).is_ok_and(|v| v.is_object())
+        || ((500..600).contains(&a.status)
+            && serde_json::from_slice::<serde_json::Value>(&a.body).is_ok_and(|v| v.is_object()))
 }
 
 /// Probes `urls` and writes the config.

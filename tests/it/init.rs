@@ -410,6 +410,13 @@ async fn prometheus_only_apps_and_explicit_urls() {
 #[tokio::test]
 async fn nothing_to_read_is_an_error_and_an_existing_file_is_kept() {
     let t = FakeTarget::start().await;
+    // FastAPI answers unknown paths 404 with a JSON body: not a status page.
+    for path in ["/healthz", "/status", "/info"] {
+        t.set(
+            path,
+            Reply::Body(404, JSON, r#"{"detail": "Not Found"}"#.into()),
+        );
+    }
     let out = run(vec!["init".into(), base(&t)]).await;
     assert!(!out.status.success());
     assert!(
