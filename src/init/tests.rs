@@ -126,4 +126,7 @@ fn strings_needing_escapes_survive_the_round_trip() {
     assert!(found.rules.iter().all(|r| matches!(r.kind, Kind::Gauge)));
     let c = load(&doc);
     assert!(!c.targets[0].metrics.is_empty());
+    // The key reaches the loaded JSONPath as written: `${HOME}` not expanded, `$$` kept.
+    let paths = format!("{:?}", c.targets[0].metrics);
+    assert!(paths.contains("${HOME} $$"), "{paths}");
 }
