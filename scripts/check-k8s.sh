@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks remora's Kubernetes packaging and monitoring kit: k8s/, the Dockerfile, the
-# alert rules and their tests, the Grafana dashboard.
+# alert rules and their tests, the Grafana dashboard, and the remora-sidecar component
+# built against a user's own Deployment (k8s/examples/own-deployment).
 #
 #   bash scripts/check-k8s.sh          (from the repository root, as root on Debian bookworm)
 #
@@ -122,7 +123,8 @@ readme_anchors() {
     return "$rc"
 }
 
-remora_check() {
+remora_check() { # BUILD
+    local build=$1
     local cmd=()
     if [ -n "${REMORA_BIN:-}" ]; then
         cmd=("$REMORA_BIN")
@@ -139,7 +141,7 @@ remora_check() {
             cmd=(cargo run -q --bin remora --)
         fi
     fi
-    PY remora-check "$WORK/native.yaml" "${cmd[@]}"
+    PY remora-check "$build" "${cmd[@]}"
 }
 
 echo "remora Kubernetes kit checks ($ROOT)"
@@ -168,7 +170,16 @@ run_check "Grafana dashboard JSON and its grafana_dashboard ConfigMap" PY dashbo
 run_check "Dockerfile contract (multi-stage, --locked, non-root, entrypoint)" PY dockerfile
 run_check "hadolint Dockerfile" "$VENV/bin/hadolint" Dockerfile
 run_check "every PromQL expression (rules, dashboard) accepted by a real Prometheus" PY queries "$WORK/native.yaml" "$(command -v prometheus || echo prometheus)"
-run_check "remora check on the exporter.yaml in the ConfigMap" remora_check
+run_check "remora check on the exporter.yaml in the ConfigMap" remora_check "$WORK/native.yaml"
+
+say "the remora-sidecar component (k8s/components/remora-sidecar) on a user's own Deployment"
+run_check "kustomize build k8s/examples/own-deployment (your Deployment + components: remora-sidecar)" \
+    kustomize_build k8s/examples/own-deployment "$WORK/own.yaml"
+run_check "kubernetes-validate: own-deployment, core objects" kube_validate "$WORK/own.yaml" 1.29.0 1.37.0
+run_check "component: sidecar added, the user's Deployment kept and named in one place, another app followed" \
+    PY component "$WORK/own.yaml" "$KUBECTL"
+run_check "consistency: own-deployment (port, paths, labels, probes, job, limits)" PY consistency "$WORK/own.yaml" native
+run_check "remora check on own-deployment's exporter.yaml (written by remora init)" remora_check "$WORK/own.yaml"
 
 if ((FAILED)); then
     echo "failed: ${FAILED_NAMES[*]}"

@@ -1,4 +1,4 @@
-//! The command line: Prometheus-style long flags, `check`, `once`, `--version`.
+//! The command line: Prometheus-style long flags, `check`, `once`, `init`, `--version`.
 //! `main.rs` only calls [`main`].
 
 use std::path::PathBuf;
@@ -58,6 +58,15 @@ enum Command {
     Check,
     /// Poll every source once, print the exposition, exit 1 if any source failed.
     Once,
+    /// Probe an app (a base URL: its usual status paths) and write a commented exporter.yaml.
+    Init {
+        /// The app's base URL (http://127.0.0.1:8080) or status URLs.
+        #[arg(required = true)]
+        urls: Vec<String>,
+        /// Write the config here instead of stdout (an existing file is not overwritten).
+        #[arg(long = "output")]
+        output: Option<PathBuf>,
+    },
 }
 
 fn max_connections(s: &str) -> Result<usize, String> {
@@ -137,6 +146,48 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
+/// `remora init`: the config to stdout or a new file, what was probed to stderr.
+fn init(urls: &[String], output: Option<&std::path::Path>) -> ExitCode {
+    use std::io::Write;
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let done = match rt.block_on(crate::init::run(urls)) {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("remora init: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    for n in &done.notes {
+        eprintln!("{n}");
+    }
+    let written = match output {
+        None => std::io::stdout().write_all(done.yaml.as_bytes()),
+        Some(path) => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(done.yaml.as_bytes())),
+    };
+    match (written, output) {
+        (Ok(()), Some(path)) => {
+            eprintln!(
+                "wrote {}; next: remora check --config.file={0}",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        (Ok(()), None) => ExitCode::SUCCESS,
+        (Err(e), _) => {
+            let path = output.map_or("stdout".into(), |p| p.display().to_string());
+            eprintln!("remora init: cannot write {path}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -180,6 +231,7 @@ pub fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Init { urls, output }) => init(&urls, output.as_deref()),
         None => {
             logging::init(&cli.log_level, format);
             let config = match load(&cli.config_file) {

@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod exposition;
 pub mod host;
+pub mod init;
 pub mod logging;
 pub mod model;
 pub mod readiness;

@@ -224,18 +224,17 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
     }
     let scale = m.get("scale").and_then(|n| ctx.number(n, &m.path("scale")));
     let parse = match m.get("parse") {
-        Some(n) => {
-            match ctx.string(n, &m.path("parse")).as_deref() {
-                Some("auto") | None => Parse::Auto,
-                Some("duration") => Parse::Duration,
-                Some("timestamp") => Parse::Timestamp,
-                Some("bytes") => Parse::Bytes,
-                Some(other) => {
-                    ctx.err(n.mark, &m.path("parse"), format!("{other:?} is not a parser (expected auto, duration, timestamp or bytes)"));
-                    Parse::Auto
-                }
+        Some(n) => match ctx.string(n, &m.path("parse")).as_deref() {
+            Some("auto") | None => Parse::Auto,
+            Some("duration") => Parse::Duration,
+            Some("timestamp") => Parse::Timestamp,
+            Some("bytes") => Parse::Bytes,
+            Some("percent") => Parse::Percent,
+            Some(other) => {
+                ctx.err(n.mark, &m.path("parse"), format!("{other:?} is not a parser (expected auto, duration, timestamp, bytes or percent)"));
+                Parse::Auto
             }
-        }
+        },
         None => Parse::Auto,
     };
     let mut map = BTreeMap::new();

@@ -392,3 +392,15 @@ fn env_and_template_messages_are_unchanged() {
         "{bad_path}"
     );
 }
+
+#[test]
+fn parse_percent_is_a_parser() {
+    let c = parse("targets:\n  - {name: t, url: http://x/, metrics: [{name: cpu, unit: \"1\", path: $.cpu, parse: percent}]}\n").unwrap();
+    assert_eq!(c.targets[0].metrics[0].parse, Parse::Percent);
+    let e = errors("targets:\n  - {name: t, url: http://x/, metrics: [{name: cpu, path: $.cpu, parse: percents}]}\n");
+    assert!(
+        e[0].contains("expected auto, duration, timestamp, bytes or percent"),
+        "{}",
+        e[0]
+    );
+}

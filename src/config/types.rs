@@ -215,6 +215,8 @@ pub enum Parse {
     Duration,
     Timestamp,
     Bytes,
+    /// `"12.5%"` and plain numbers as percent, giving a ratio (`0.125`).
+    Percent,
 }
 
 /// The kind of a metric rule as written in the config.

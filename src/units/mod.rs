@@ -13,6 +13,7 @@
 //! | [`parse_duration`] | `2h15m30s`, `150ms`, `1.5s`, `1d2h`, `2h 15m`, `-5s`, `12.5`, `2:15:30`, `3 days, 2:15:30.5`, `1.02:15:30`, `PT2H15M30S`, `P1DT2H` | seconds |
 //! | [`parse_bytes`] | `10.5GB`, `1.5 kB`, `500M`, `512MiB`, `10Gi`, `1024`, `1024 bytes` | bytes |
 //! | [`parse_cpu`] | `2`, `0.5`, `500m` (Kubernetes CPU quantities, not negative) | cores |
+//! | [`parse_percent`] | `12.5%`, `12.5 %`, `99`, `250%` | a ratio (`0.125`, `0.99`, `2.5`) |
 //! | [`parse_timestamp`] | `2026-02-16T19:15:00.000Z`, `…+02:00`, `…T19:15:00` (no offset: UTC), `2026-02-16`, `1657568506.25` | Unix seconds |
 //!
 //! Durations: units `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`, `d`, `w` and their
@@ -84,6 +85,15 @@ pub fn parse_timestamp(s: &str) -> Option<f64> {
         return Some(v);
     }
     parse_rfc3339(s)
+}
+
+/// A percentage as a ratio: `"12.5%"` (the sign optional, spaces allowed
+/// before it) and plain numbers are percent, so both `"12.5%"` and `"12.5"`
+/// give `0.125`.
+pub fn parse_percent(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let number = s.strip_suffix('%').unwrap_or(s);
+    parse_number(number).map(|v| v / 100.0)
 }
 
 /// CPU quantities as Kubernetes writes them: `2`, `0.5`, `500m`.

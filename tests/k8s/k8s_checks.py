@@ -19,6 +19,7 @@ exits non-zero on a failure. Needs PyYAML (installed with kubernetes-validate).
     k8s_checks.py dockerfile                  the Dockerfile's contract
     k8s_checks.py queries BUILD PROMETHEUS    every PromQL expression against a real server
     k8s_checks.py remora-check BUILD CMD...   exporter.yaml from the ConfigMap passes `remora check`
+    k8s_checks.py component BUILD KUBECTL     the remora-sidecar component on a user's own Deployment
 
 Paths are relative to the repository root (the current directory).
 """
@@ -759,8 +760,13 @@ def consistency_errors(docs: list[dict], variant: str, scrape: dict, rules_text:
                 errors.append(f"{what} select job {j!r}, the scrape jobs set {JOB!r}")
 
     # Downward API: the app's limits.
-    app = get(cfg, "host", "app_container") or {}
+    app = dict(get(cfg, "host", "app_container") or {})
     env = {e.get("name"): e for e in rc.get("env") or []}
+    if "name" in app:
+        # ${VAR:-default} as remora expands it, from remora's plain env values.
+        values = {k: str(e["value"]) for k, e in env.items() if "value" in e}
+        app["name"] = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}",
+                             lambda m: values.get(m.group(1), m.group(2) or ""), str(app["name"]))
     for var, res in (("APP_MEMORY_LIMIT", "limits.memory"), ("APP_CPU_LIMIT", "limits.cpu")):
         ref = get(env.get(var), "valueFrom", "resourceFieldRef")
         if not ref:
@@ -1316,6 +1322,86 @@ def cmd_remora_check(build: str, command: list[str]) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+COMPONENT_DIR = Path("k8s/components/remora-sidecar")
+OWN_DIR = Path("k8s/examples/own-deployment")
+
+
+def component_errors(docs: list[dict], source: dict) -> list[str]:
+    """The sidecar added to the Deployment of `source` (its manifest), the rest kept."""
+    errors = []
+    deploy, where, rc = the_remora(docs)
+    name = get(source, "metadata", "name")
+    if get(deploy, "metadata", "name") != name:
+        errors.append(f"the Deployment is {get(deploy, 'metadata', 'name')!r}, expected the user's {name!r}")
+    if where != "initContainers" or rc.get("restartPolicy") != "Always":
+        errors.append("remora is not a native sidecar (init container, restartPolicy: Always)")
+    spec, src_spec = pod_spec(deploy), pod_spec(source)
+    if spec.get("containers") != src_spec.get("containers"):
+        errors.append("the user's containers were changed")
+    app = (src_spec.get("containers") or [{}])[0].get("name")
+    env = {e.get("name"): e for e in rc.get("env") or []}
+    if get(env.get("APP_CONTAINER_NAME"), "value") != app:
+        errors.append(f"APP_CONTAINER_NAME is {get(env.get('APP_CONTAINER_NAME'), 'value')!r}, the app container is {app!r}")
+    for var in ("APP_MEMORY_LIMIT", "APP_CPU_LIMIT"):
+        ref = get(env.get(var), "valueFrom", "resourceFieldRef", "containerName")
+        if ref != app:
+            errors.append(f"{var} reads container {ref!r}, the app container is {app!r}")
+    if spec.get("shareProcessNamespace") is not True:
+        errors.append("shareProcessNamespace is not true")
+    labels = get(deploy, "spec", "template", "metadata", "labels", default={}) or {}
+    for k, v in (get(source, "spec", "template", "metadata", "labels", default={}) or {}).items():
+        if labels.get(k) != v:
+            errors.append(f"the pod label {k} was changed")
+    if get(deploy, "spec", "selector") != get(source, "spec", "selector"):
+        errors.append("the Deployment's selector was changed")
+    return errors
+
+
+def cmd_component(build: str, kubectl: str) -> None:
+    docs = load_build(build)
+    source = load_yaml(OWN_DIR / "deployment.yaml")
+    errors = component_errors(docs, source)
+    # Named in one place: the Deployment's name is in its own manifest only.
+    name = get(source, "metadata", "name")
+    for f in sorted(COMPONENT_DIR.iterdir()) + [OWN_DIR / "kustomization.yaml"]:
+        if re.search(rf"\b{re.escape(name)}\b", f.read_text(encoding="utf-8")):
+            errors.append(f"{f} names the Deployment {name!r}")
+    # Another app (other Deployment and container names, two containers): the
+    # component follows it.
+    work = Path(tempfile.mkdtemp(prefix="remora-component-"))
+    try:
+        other = copy.deepcopy(source)
+        other["metadata"]["name"] = "billing"
+        c = other["spec"]["template"]["spec"]["containers"]
+        c[0]["name"] = "server"
+        c.append({"name": "proxy", "image": "envoyproxy/envoy:v1.31.0"})
+        (work / "deployment.yaml").write_text(yaml.safe_dump(other), encoding="utf-8")
+        shutil.copy(OWN_DIR / "exporter.yaml", work / "exporter.yaml")
+        (work / "kustomization.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": ["deployment.yaml"],
+            "components": [os.path.relpath(COMPONENT_DIR.resolve(), work)],
+            "configMapGenerator": [{"name": "remora-config", "files": ["exporter.yaml"]}],
+        }), encoding="utf-8")
+        r = subprocess.run([kubectl, "kustomize", str(work)], capture_output=True, text=True, timeout=300)
+        if r.returncode != 0:
+            errors.append(f"kustomize build of another Deployment failed: {r.stderr.strip()}")
+        else:
+            other_docs = [d for d in yaml.safe_load_all(r.stdout) if d]
+            errors += [f"another Deployment: {e}" for e in component_errors(other_docs, other)]
+            # The generated ConfigMap's name (with its hash suffix) reaches the volume.
+            cm = [get(d, "metadata", "name") for d in other_docs if d.get("kind") == "ConfigMap"]
+            vols = [get(v, "configMap", "name") for v in pod_spec(the_remora(other_docs)[0]).get("volumes") or []]
+            if not cm or cm[0] not in vols:
+                errors.append(f"another Deployment: the volume names {vols}, the ConfigMap is {cm}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    fail_if(errors)
+    print(f"  sidecar added to Deployment {name!r} (app container {pod_spec(source)['containers'][0]['name']!r}) "
+          "and to another with other names; the Deployment is named in its own manifest only")
+
+
 def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__)
@@ -1350,6 +1436,8 @@ def main(argv: list[str]) -> int:
             cmd_queries(*args)
         elif cmd == "scrape-job":
             cmd_scrape_job(*args)
+        elif cmd == "component":
+            cmd_component(*args)
         elif cmd == "remora-check":
             cmd_remora_check(args[0], args[1:])
         else:

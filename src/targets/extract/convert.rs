@@ -12,7 +12,9 @@ use serde_json::Value;
 use super::path::{NodeKey, PathPlan};
 use super::{ErrorReason, EXAMPLE_CHARS};
 use crate::config::Parse;
-use crate::targets::value::{parse_bytes, parse_duration, parse_number, parse_timestamp};
+use crate::targets::value::{
+    parse_bytes, parse_duration, parse_number, parse_percent, parse_timestamp,
+};
 
 pub(super) enum Part {
     Literal(String),
@@ -132,10 +134,18 @@ pub(super) fn convert(
                 return Ok(Some(*m));
             }
             let parsed = match parse {
-                Parse::Auto => parse_number(s),
+                // `auto` reads "12.5%" as the ratio 0.125, as `percent` does.
+                Parse::Auto => parse_number(s).or_else(|| {
+                    if s.trim_end().ends_with('%') {
+                        parse_percent(s)
+                    } else {
+                        None
+                    }
+                }),
                 Parse::Duration => parse_duration(s),
                 Parse::Timestamp => parse_timestamp(s),
                 Parse::Bytes => parse_bytes(s),
+                Parse::Percent => parse_percent(s),
             };
             match parsed {
                 Some(v) => v,
@@ -160,7 +170,13 @@ pub(super) fn convert(
                     return Ok(Some(*m));
                 }
             }
-            n.as_f64().ok_or(ErrorReason::NotANumber)?
+            let v = n.as_f64().ok_or(ErrorReason::NotANumber)?;
+            // `percent` reads plain numbers as percentages too.
+            if parse == Parse::Percent {
+                v / 100.0
+            } else {
+                v
+            }
         }
         Value::Array(_) | Value::Object(_) => return Err(ErrorReason::NotANumber),
     };

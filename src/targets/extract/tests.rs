@@ -1267,3 +1267,62 @@ fn peer_json_exporter_allow_missing_key() {
         }
     }
 }
+
+#[test]
+fn percent_strings_and_numbers_become_ratios() {
+    let doc = json!({
+        "cpu": "12.5%", "mem": "99 %", "disk": 40, "load": "250%", "text": "12.5",
+        "bad": "lots%", "flag": true, "plain": 7, "ratio": "0.5"
+    });
+    let with = |name: &str, p: Parse| {
+        let mut r = rule(name, &format!("$.{name}"));
+        r.parse = p;
+        r
+    };
+    let x = run(
+        vec![
+            with("cpu", Parse::Percent),
+            with("mem", Parse::Percent),
+            with("disk", Parse::Percent),
+            with("load", Parse::Percent),
+            with("text", Parse::Percent),
+            with("bad", Parse::Percent),
+            with("flag", Parse::Percent),
+        ],
+        &doc,
+    );
+    assert_eq!(
+        samples(&x),
+        [
+            "cpu{} 0.125",
+            "mem{} 0.99",
+            "disk{} 0.4",
+            "load{} 2.5",
+            "text{} 0.125",
+        ]
+    );
+    assert_eq!(
+        errors(&x),
+        [err("bad", "not_a_number"), err("flag", "not_a_number")]
+    );
+}
+
+#[test]
+fn auto_reads_a_percent_string_as_a_ratio() {
+    let doc = json!({"cpu": "12.5%", "plain": 7, "ratio": "0.5", "bad": "lots%", "mapped": "50%"});
+    let x = run(
+        vec![
+            rule("cpu", "$.cpu"),
+            rule("plain", "$.plain"),
+            rule("ratio", "$.ratio"),
+            rule("bad", "$.bad"),
+            map(rule("mapped", "$.mapped"), &[("50%", 3.0)]),
+        ],
+        &doc,
+    );
+    assert_eq!(
+        samples(&x),
+        ["cpu{} 0.125", "plain{} 7", "ratio{} 0.5", "mapped{} 3"]
+    );
+    assert_eq!(errors(&x), [err("bad", "not_a_number")]);
+}
