@@ -12,6 +12,7 @@ use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
 use tokio::sync::watch;
 
 use crate::config::{Format, Method, Target};
+use crate::model::explain::Report;
 use crate::model::Family;
 use crate::store::{unix_now, PollResult, SlotWriter};
 use crate::targets::client::{send, ClientError};
@@ -88,6 +89,8 @@ pub struct Outcome {
     /// Counted per (metric, reason): bounded by the rules, not the body.
     pub extraction_errors: Vec<ErrorCount>,
     pub dropped: u64,
+    /// The rule-by-rule account of a JSON target's poll.
+    pub explain: Option<Report>,
 }
 
 /// The extraction errors of one metric and reason in one poll.
@@ -119,6 +122,7 @@ impl Outcome {
             series: 0,
             extraction_errors: Vec::new(),
             dropped: 0,
+            explain: None,
         }
     }
 
@@ -331,6 +335,7 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, P
                 .extractor
                 .extract_body(body, limits, &p.base)
                 .map_err(|e| PollError::InvalidBody(format!("invalid JSON: {e}")))?;
+            out.explain = Some(p.extractor.explain(&ex, Some(body), p.base.len()));
             out.series = ex.series;
             out.dropped = ex.dropped;
             out.extraction_errors = ex
@@ -449,6 +454,10 @@ pub fn publish(slot: &SlotWriter, target: &Target, outcome: Outcome) -> bool {
         state.series = outcome.series;
         state.families = Arc::new(outcome.families);
         state.passthrough = outcome.passthrough;
+        if let Some(report) = outcome.explain {
+            log_rule_changes(&target.name, state.explain.as_deref(), &report);
+            state.explain = Some(Arc::new(report));
+        }
         if !was_up && !first {
             tracing::info!(target_name = %target.name, "target recovered");
         }
@@ -456,12 +465,41 @@ pub fn publish(slot: &SlotWriter, target: &Target, outcome: Outcome) -> bool {
     true
 }
 
-/// The URL as shown on `/` and `/-/status`: no user info.
+/// Logs each rule of `now` that fails where it did not in `before` (at
+/// warn, with its first failure's value and hint), and each that failed in
+/// `before` and no longer does (at info). Rules are matched by position
+/// and name, so a reload that changes them starts afresh.
+fn log_rule_changes(target: &str, before: Option<&Report>, now: &Report) {
+    for (i, rule) in now.rules.iter().enumerate() {
+        let was = before
+            .and_then(|b| b.rules.get(i))
+            .filter(|b| b.metric == rule.metric)
+            .is_some_and(|b| b.failing());
+        match rule.failures.first() {
+            Some(f) if !was => tracing::warn!(
+                target_name = %target,
+                metric = %rule.metric,
+                reason = f.reason,
+                count = f.count,
+                value = f.value.as_deref(),
+                hint = %f.hint,
+                "rule failing"
+            ),
+            None if was => {
+                tracing::info!(target_name = %target, metric = %rule.metric, "rule recovered");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The URL as shown on `/`, `/-/status` and the target page: no user
+/// info, and the values of its query hidden (`?token=…`).
 pub fn redact(url: &reqwest::Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);
-    u.to_string()
+    extract::explain::public_url(u.as_str())
 }
 
 /// A stable offset in `[0, interval/10)` so targets don't fire in step.
