@@ -334,6 +334,10 @@ fn bench(c: &mut Criterion) {
                     .expect("bench document")
             })
         });
+        // The per-rule account the poller keeps of each poll (hints included).
+        group.bench_function("explain", |b| {
+            b.iter(|| extractor.explain(black_box(&y), Some(text.as_bytes()), base.len()))
+        });
         group.bench_function("parse all+extract", |b| {
             b.iter(|| {
                 let doc: Value = serde_json::from_str(black_box(&text)).expect("bench document");

@@ -713,7 +713,7 @@ mod tests {
             panic!("expected a stop");
         };
         assert_eq!((depth, kind, len), (1, "object", 4));
-        assert_eq!(near, ["status", "stats", "zzz"]);
+        assert_eq!(near, ["status", "stats", "uptime"]);
         let steps = [Step::Name("app".into())];
         assert_eq!(
             walk(body, &steps),
