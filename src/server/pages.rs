@@ -193,7 +193,12 @@ fn rule_row(html: &mut String, r: &RuleReport) {
     }
     html.push_str("</td><td class=\"failures\">");
     for f in &r.failures {
-        let _ = write!(html, "<div class=\"failure\"><b>{}</b> ×{}", e(f.reason), f.count);
+        let _ = write!(
+            html,
+            "<div class=\"failure\"><b>{}</b> ×{}",
+            e(f.reason),
+            f.count
+        );
         if let Some(v) = &f.value {
             let _ = write!(html, ", value <code class=\"value\">{}</code>", e(v));
         }
@@ -215,6 +220,9 @@ mod tests {
         }
         assert_eq!(decode_segment("%zz"), None);
         assert_eq!(decode_segment("%"), None);
-        assert_eq!(html_escape("<a href='x'>&\""), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;");
+        assert_eq!(
+            html_escape("<a href='x'>&\""),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;"
+        );
     }
 }

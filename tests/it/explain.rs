@@ -88,7 +88,9 @@ fn no_secrets(what: &str, text: &str) {
 /// rule or target.
 fn section<'t>(text: &'t str, start: &str) -> Vec<&'t str> {
     let mut lines = text.lines().skip_while(|l| !l.starts_with(start));
-    let first = lines.next().unwrap_or_else(|| panic!("no {start:?} in:\n{text}"));
+    let first = lines
+        .next()
+        .unwrap_or_else(|| panic!("no {start:?} in:\n{text}"));
     std::iter::once(first)
         .chain(lines.take_while(|l| !l.starts_with("  rule ") && !l.starts_with("target ")))
         .collect()
@@ -103,7 +105,11 @@ async fn once_explain_shows_paths_series_values_and_hints() {
     let cfg = setup(&dir, &app.url(""), "15s");
     let out = tokio::task::spawn_blocking(move || {
         Command::new(BIN)
-            .args(["once", "--explain", &format!("--config.file={}", cfg.display())])
+            .args([
+                "once",
+                "--explain",
+                &format!("--config.file={}", cfg.display()),
+            ])
             .output()
             .unwrap()
     })
@@ -120,8 +126,14 @@ async fn once_explain_shows_paths_series_values_and_hints() {
     assert!(stderr.contains("/health?key=…)"), "{stderr}");
 
     let ready = section(&stderr, "  rule app.ready:").join("\n");
-    assert!(ready.contains("path $.status matched 1 node(s): 0 series"), "{ready}");
-    assert!(ready.contains("FAILED not_a_number ×1, value \"ready\""), "{ready}");
+    assert!(
+        ready.contains("path $.status matched 1 node(s): 0 series"),
+        "{ready}"
+    );
+    assert!(
+        ready.contains("FAILED not_a_number ×1, value \"ready\""),
+        "{ready}"
+    );
     assert!(
         ready.contains(
             "hint: \"ready\" is not a number: add map: {ready: 1, not_ready: 0} or use kind: stateset"
@@ -139,14 +151,26 @@ async fn once_explain_shows_paths_series_values_and_hints() {
     assert!(uptime.contains("optional: true"), "{uptime}");
 
     let latency = section(&stderr, "  rule app.dependency.latency:").join("\n");
-    assert!(latency.contains("each $.checks.* matched 2 node(s); path $.latency_ms: 2 series"), "{latency}");
-    assert!(latency.contains("app.dependency.latency{dependency=\"db\"} 12"), "{latency}");
-    assert!(latency.contains("app.dependency.latency{dependency=\"cache\"} 7"), "{latency}");
+    assert!(
+        latency.contains("each $.checks.* matched 2 node(s); path $.latency_ms: 2 series"),
+        "{latency}"
+    );
+    assert!(
+        latency.contains("app.dependency.latency{dependency=\"db\"} 12"),
+        "{latency}"
+    );
+    assert!(
+        latency.contains("app.dependency.latency{dependency=\"cache\"} 7"),
+        "{latency}"
+    );
     assert!(!latency.contains("FAILED"), "{latency}");
 
     let state = section(&stderr, "  rule app.dependency.state:").join("\n");
     assert!(state.contains("4 series"), "{state}");
-    assert!(state.contains("FAILED unmapped_value ×1, value \"weird\""), "{state}");
+    assert!(
+        state.contains("FAILED unmapped_value ×1, value \"weird\""),
+        "{state}"
+    );
     assert!(state.contains("not one of states: [ok, down]"), "{state}");
 
     let memory = section(&stderr, "  rule app.memory:").join("\n");
@@ -163,7 +187,10 @@ async fn once_explain_shows_paths_series_values_and_hints() {
     assert!(!long.contains(&"x".repeat(81)), "{long}");
 
     let other = section(&stderr, "  rule other.uptime:").join("\n");
-    assert!(other.contains("1 series") && other.contains("other.uptime 12"), "{other}");
+    assert!(
+        other.contains("1 series") && other.contains("other.uptime 12"),
+        "{other}"
+    );
     // One failed target makes `once` exit 1; rule failures do not.
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
@@ -191,7 +218,11 @@ async fn once_without_explain_prints_no_account() {
 async fn wait_hits(app: &FakeTarget, path: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while app.hits(path) < n {
-        assert!(Instant::now() < deadline, "only {} polls of {path}", app.hits(path));
+        assert!(
+            Instant::now() < deadline,
+            "only {} polls of {path}",
+            app.hits(path)
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -268,10 +299,20 @@ async fn a_failing_rule_logs_once_with_value_and_hint_and_once_when_it_recovers(
     );
     let missing = of("rule failing", "app.uptime");
     assert_eq!(missing.len(), 2, "{all}");
-    assert!(missing[0]["hint"].as_str().unwrap().contains("nearest keys: uptime"), "{all}");
+    assert!(
+        missing[0]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("nearest keys: uptime"),
+        "{all}"
+    );
     // The long value is cut in the log too.
     let long = of("rule failing", "app.long");
-    assert_eq!(long[0]["value"].as_str().unwrap().chars().count(), 82, "{all}");
+    assert_eq!(
+        long[0]["value"].as_str().unwrap().chars().count(),
+        82,
+        "{all}"
+    );
     // A rule that never fails never logs.
     assert!(of("rule failing", "other.uptime").is_empty(), "{all}");
     assert!(of("rule recovered", "other.uptime").is_empty(), "{all}");
@@ -299,8 +340,14 @@ async fn target_page_shows_each_rule_escaped_and_without_secrets() {
     let (_app, r, _dir) = serving().await;
     let (status, index) = get(&r.url("/")).await;
     assert_eq!(status, 200);
-    assert!(index.contains("<a href=\"/targets/app\">app</a>"), "{index}");
-    assert!(index.contains("<a href=\"/targets/other\">other</a>"), "{index}");
+    assert!(
+        index.contains("<a href=\"/targets/app\">app</a>"),
+        "{index}"
+    );
+    assert!(
+        index.contains("<a href=\"/targets/other\">other</a>"),
+        "{index}"
+    );
     no_secrets("/", &index);
 
     let (status, page) = get(&r.url("/targets/app")).await;
@@ -309,13 +356,22 @@ async fn target_page_shows_each_rule_escaped_and_without_secrets() {
     assert!(page.contains("?key=…"), "{page}");
     // The hostile value is text, never markup.
     assert!(!page.contains("<script>"), "{page}");
-    assert!(page.contains("&quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;"), "{page}");
-    assert!(page.contains("<td class=\"metric\">app.ready</td>"), "{page}");
+    assert!(
+        page.contains("&quot;&lt;script&gt;alert(1)&lt;/script&gt;&quot;"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td class=\"metric\">app.ready</td>"),
+        "{page}"
+    );
     assert!(
         page.contains("&quot;ready&quot; is not a number: add map: {ready: 1, not_ready: 0}"),
         "{page}"
     );
-    assert!(page.contains("app.dependency.latency{dependency=&quot;db&quot;} 12"), "{page}");
+    assert!(
+        page.contains("app.dependency.latency{dependency=&quot;db&quot;} 12"),
+        "{page}"
+    );
 
     let (status, _) = get(&r.url("/targets/nope")).await;
     assert_eq!(status, 404);
@@ -334,7 +390,12 @@ async fn target_page_shows_each_rule_escaped_and_without_secrets() {
 /// 60 s; returns its stdout.
 fn chromium(bin: &std::path::Path, profile: &std::path::Path, args: &[&str], url: &str) -> String {
     let mut child = Command::new(bin)
-        .args(["--headless", "--disable-gpu", "--no-sandbox", "--no-first-run"])
+        .args([
+            "--headless",
+            "--disable-gpu",
+            "--no-sandbox",
+            "--no-first-run",
+        ])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(args)
         .arg(url)
@@ -366,7 +427,9 @@ fn chromium(bin: &std::path::Path, profile: &std::path::Path, args: &[&str], url
 /// The text a person sees in a table row of `dom` that contains `needle`:
 /// the row with its tags removed and entities decoded.
 fn row_text(dom: &str, needle: &str) -> String {
-    let at = dom.find(needle).unwrap_or_else(|| panic!("{needle:?} not in:\n{dom}"));
+    let at = dom
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in:\n{dom}"));
     let start = dom[..at].rfind("<tr").unwrap();
     let end = at + dom[at..].find("</tr>").unwrap();
     let mut text = String::new();
@@ -412,17 +475,28 @@ async fn a_browser_shows_the_target_table_and_a_failing_rule() {
     assert!(row.contains(" up "), "{row}");
     // The target page: the failing rule's row, its value and hint as text.
     let row = row_text(&page, ">app.ready<");
-    assert!(row.contains("app.ready $.status 1 none not_a_number ×1, value \"ready\""), "{row}");
     assert!(
-        row.contains("\"ready\" is not a number: add map: {ready: 1, not_ready: 0} or use kind: stateset"),
+        row.contains("app.ready $.status 1 none not_a_number ×1, value \"ready\""),
+        "{row}"
+    );
+    assert!(
+        row.contains(
+            "\"ready\" is not a number: add map: {ready: 1, not_ready: 0} or use kind: stateset"
+        ),
         "{row}"
     );
     let row = row_text(&page, ">app.uptime<");
-    assert!(row.contains("nearest keys: uptime, users, version"), "{row}");
+    assert!(
+        row.contains("nearest keys: uptime, users, version"),
+        "{row}"
+    );
     // The hostile value stayed text: no script element in the live DOM.
     let row = row_text(&page, ">app.evil<");
     assert!(row.contains("value \"<script>alert(1)</script>\""), "{row}");
-    assert!(!page.contains("<script>"), "a script element made it into the DOM");
+    assert!(
+        !page.contains("<script>"),
+        "a script element made it into the DOM"
+    );
     no_secrets("the page in a browser", &page);
     r.stop().await;
 }

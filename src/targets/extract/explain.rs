@@ -123,12 +123,7 @@ impl Extractor {
     /// The rule-by-rule account of `x`, an extraction of `body` (read again
     /// only to name existing keys in the hints of failures), leaving out the
     /// first `base_len` labels of each series (the target's own).
-    pub fn explain(
-        &self,
-        x: &Extraction,
-        body: Option<&[u8]>,
-        base_len: usize,
-    ) -> Report {
+    pub fn explain(&self, x: &Extraction, body: Option<&[u8]>, base_len: usize) -> Report {
         let mut spans = x.trace.spans.iter();
         let mut out = Vec::with_capacity(self.rules.len());
         for (i, (plan, text)) in self.rules.iter().zip(&self.texts).enumerate() {
@@ -166,8 +161,7 @@ impl Extractor {
                     .iter()
                     .filter(|(_, s)| matches!(s, SourcePlan::Path(_)))
                     .count()
-                    .saturating_sub(missing(&failures))
-                    as u64,
+                    .saturating_sub(missing(&failures)) as u64,
             };
             out.push(RuleReport {
                 metric: plan.metric.clone(),
@@ -262,12 +256,7 @@ fn steps_text(steps: &[Step]) -> String {
 }
 
 /// What to change in the config for error `e` of the rule `plan`.
-fn hint(
-    e: &ExtractionError,
-    plan: &RulePlan,
-    text: &RuleText,
-    body: Option<&[u8]>,
-) -> String {
+fn hint(e: &ExtractionError, plan: &RulePlan, text: &RuleText, body: Option<&[u8]>) -> String {
     // The path that failed, as written, and what the body holds along it.
     let path_text = match e.site.path {
         Some(PathAt::Value(v)) => text.paths.get(v).map(|(_, p)| p.clone()),
@@ -491,9 +480,10 @@ impl<'de> Visitor<'de> for Walk<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Walked, A::Error> {
         let want = match self.steps.first() {
             None => None,
-            Some(Step::Index(i)) => Some(usize::try_from(*i).map_err(|_| {
-                de::Error::custom("a negative index is not followed")
-            })?),
+            Some(Step::Index(i)) => Some(
+                usize::try_from(*i)
+                    .map_err(|_| de::Error::custom("a negative index is not followed"))?,
+            ),
             Some(Step::Name(_)) => Some(usize::MAX),
         };
         let mut len = 0usize;
@@ -627,7 +617,12 @@ pub fn series_text(name: &str, labels: &[opentelemetry::KeyValue], value: f64) -
                 s.push(',');
             }
             let v = kv.value.as_str();
-            let _ = write!(s, "{}={}", kv.key, serde_json::to_string(&*v).unwrap_or_default());
+            let _ = write!(
+                s,
+                "{}={}",
+                kv.key,
+                serde_json::to_string(&*v).unwrap_or_default()
+            );
         }
         s.push('}');
     }
@@ -656,7 +651,10 @@ pub fn write_target(out: &mut String, name: &str, t: &TargetState) {
         t.http_status, t.response_size, t.poll_duration, t.series
     );
     let Some(report) = &t.explain else {
-        let _ = writeln!(out, "  (format: prometheus: families passed through, no rules)");
+        let _ = writeln!(
+            out,
+            "  (format: prometheus: families passed through, no rules)"
+        );
         return;
     };
     for r in &report.rules {
@@ -709,7 +707,13 @@ mod tests {
     fn walk_names_the_nearest_keys_where_a_path_stops() {
         let body = br#"{"app": {"status": 1, "stats": 2, "zzz": 3, "uptime": 4}}"#;
         let steps = [Step::Name("app".into()), Step::Name("statuss".into())];
-        let Some(Walked::Stopped { depth, kind, near, len }) = walk(body, &steps) else {
+        let Some(Walked::Stopped {
+            depth,
+            kind,
+            near,
+            len,
+        }) = walk(body, &steps)
+        else {
             panic!("expected a stop");
         };
         assert_eq!((depth, kind, len), (1, "object", 4));
@@ -726,7 +730,12 @@ mod tests {
         let body = br#"{"list": [1, 2]}"#;
         assert!(matches!(
             walk(body, &steps),
-            Some(Walked::Stopped { depth: 1, kind: "array", len: 2, .. })
+            Some(Walked::Stopped {
+                depth: 1,
+                kind: "array",
+                len: 2,
+                ..
+            })
         ));
     }
 

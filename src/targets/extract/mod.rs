@@ -70,7 +70,10 @@
 //! `parse`) and label templates into text; `sink` collects the series
 //! (duplicates, the cap, the label budget) and counts errors per (rule,
 //! reason). [`Extractor::extract`] drives them: per rule, per node, into one
-//! sink, then into an [`Extraction`].
+//! sink, then into an [`Extraction`]. `explain` turns an [`Extraction`]
+//! (its per-rule [`explain::Trace`] and errors with their [`Site`]) into the
+//! rule-by-rule account of `remora once --explain`, the rule log lines and
+//! the target page ([`Extractor::explain`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -88,10 +91,10 @@ mod sink;
 
 use crate::config::Target;
 use crate::model::{Family, InstrumentSpec};
-pub use sink::{NodeStep, PathAt, Site};
 use explain::Trace;
 use path::{keys_of, NodeKey};
 use plan::{EachPlan, RulePlan};
+pub use sink::{NodeStep, PathAt, Site};
 use sink::{Sink, NO_SLOT};
 
 /// Why a series could not be produced (`remora_extraction_errors_total{reason}`).

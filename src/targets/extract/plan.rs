@@ -11,10 +11,10 @@ use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use super::convert::{arc_value, convert, cut, example, labels_text, render, write_scalar, Part};
-use super::sink::{site, PathAt};
 use super::path::{simple_prefix, NodeKey, PathPlan, SimplePath};
 use super::reach;
 use super::sink::Sink;
+use super::sink::{site, PathAt};
 use super::ErrorReason;
 use crate::config::{MetricRule, Parse, RuleKind, TemplatePart, ValueSource};
 

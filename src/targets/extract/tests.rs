@@ -1298,7 +1298,10 @@ fn explain_counts_nodes_and_series_per_rule_even_when_rules_share_an_instrument(
     let three = rule("n", "$.n");
     let r = explained(vec![one, two, three], &doc);
     let [a, b, n] = &r.rules[..] else { panic!() };
-    assert_eq!((a.nodes, a.series_total, a.each.as_deref()), (3, 3, Some("$.a.*")));
+    assert_eq!(
+        (a.nodes, a.series_total, a.each.as_deref()),
+        (3, 3, Some("$.a.*"))
+    );
     assert_eq!((b.nodes, b.series_total), (2, 2));
     // The second rule's series are its own, not the first's (same family).
     let shown: Vec<String> = b
@@ -1308,7 +1311,10 @@ fn explain_counts_nodes_and_series_per_rule_even_when_rules_share_an_instrument(
         .collect();
     assert_eq!(shown, ["m0=10", "m1=20"]);
     // The target's labels are left out.
-    assert!(a.series.iter().all(|(_, l, _)| l.len() == 1 && l[0].key.as_str() == "k"));
+    assert!(a
+        .series
+        .iter()
+        .all(|(_, l, _)| l.len() == 1 && l[0].key.as_str() == "k"));
     assert_eq!((n.nodes, n.series_total, n.failures.len()), (1, 1, 0));
     assert_eq!(n.paths, [("n".to_string(), "$.n".to_string())]);
 }
@@ -1317,7 +1323,13 @@ fn explain_counts_nodes_and_series_per_rule_even_when_rules_share_an_instrument(
 fn explain_shows_a_few_series_and_counts_the_rest() {
     let items: Vec<u32> = (0..50).collect();
     let doc = json!({ "items": items });
-    let r = explained(vec![labels(each(rule("m", "$"), "$.items[*]"), &[("i", "{@key}")])], &doc);
+    let r = explained(
+        vec![labels(
+            each(rule("m", "$"), "$.items[*]"),
+            &[("i", "{@key}")],
+        )],
+        &doc,
+    );
     let m = &r.rules[0];
     assert_eq!(m.series.len(), crate::model::explain::SHOWN_SERIES);
     assert_eq!((m.series_total, m.nodes), (50, 50));
@@ -1375,31 +1387,57 @@ fn explain_hints_name_what_to_change() {
     );
     let (reason, value, hint) = only_hint(by("uptime"));
     assert_eq!((reason, value), ("missing", None));
-    assert!(hint.contains("$.app has no key \"uptme\"; nearest keys: uptime, users, version"), "{hint}");
+    assert!(
+        hint.contains("$.app has no key \"uptme\"; nearest keys: uptime, users, version"),
+        "{hint}"
+    );
     assert!(hint.contains("optional: true"), "{hint}");
     assert_eq!(by("uptime").nodes, 0);
     let (_, _, hint) = only_hint(by("dur"));
-    assert!(hint.starts_with("\"ready\" cannot be read by parse: duration"), "{hint}");
+    assert!(
+        hint.starts_with("\"ready\" cannot be read by parse: duration"),
+        "{hint}"
+    );
     let (_, value, hint) = only_hint(by("flag"));
     assert_eq!(value, Some("true"));
-    assert!(hint.contains("a boolean, which parse: duration does not read"), "{hint}");
+    assert!(
+        hint.contains("a boolean, which parse: duration does not read"),
+        "{hint}"
+    );
     let (_, value, hint) = only_hint(by("mem"));
     assert_eq!(value, Some("{…}"));
-    assert!(hint.contains("use each: $.mem.*") && hint.contains("such as $.mem.rss"), "{hint}");
+    assert!(
+        hint.contains("use each: $.mem.*") && hint.contains("such as $.mem.rss"),
+        "{hint}"
+    );
     let (_, _, hint) = only_hint(by("list"));
-    assert!(hint.contains("use each: $.list[*]") && hint.contains("$.list[0]"), "{hint}");
+    assert!(
+        hint.contains("use each: $.list[*]") && hint.contains("$.list[0]"),
+        "{hint}"
+    );
     let (reason, _, hint) = only_hint(by("mapped"));
     assert_eq!(reason, "unmapped_value");
-    assert_eq!(hint, "\"ready\" is not in map: add ready: N to map: (it has up)");
+    assert_eq!(
+        hint,
+        "\"ready\" is not in map: add ready: N to map: (it has up)"
+    );
     let (reason, _, hint) = only_hint(by("state"));
     assert_eq!(reason, "unmapped_value");
     assert!(hint.contains("not one of states: [ok, down]"), "{hint}");
     // Under `each`: the node's own keys, the path relative to it.
     let lat = by("lat");
     assert_eq!(lat.failures[0].count, 2);
-    assert!(lat.failures[0].hint.contains("$ has no key \"latncy\"; nearest keys: latency"), "{lat:?}");
+    assert!(
+        lat.failures[0]
+            .hint
+            .contains("$ has no key \"latncy\"; nearest keys: latency"),
+        "{lat:?}"
+    );
     let (_, _, hint) = only_hint(by("lbl"));
-    assert!(hint.starts_with("label v: $.app.versio matched nothing"), "{hint}");
+    assert!(
+        hint.starts_with("label v: $.app.versio matched nothing"),
+        "{hint}"
+    );
     assert!(hint.contains("nearest keys: version"), "{hint}");
     let (reason, _, hint) = only_hint(by("objlabel"));
     assert_eq!(reason, "invalid_label");
@@ -1410,7 +1448,10 @@ fn explain_hints_name_what_to_change() {
     let (_, value, _) = only_hint(by("long"));
     assert_eq!(value.unwrap().chars().count(), 82); // 80 and the quotes
     let (_, _, hint) = only_hint(by("deep"));
-    assert!(hint.contains("$.list is an array of 2 items, no [5]"), "{hint}");
+    assert!(
+        hint.contains("$.list is an array of 2 items, no [5]"),
+        "{hint}"
+    );
 }
 
 #[test]
