@@ -454,9 +454,14 @@ pub fn publish(slot: &SlotWriter, target: &Target, outcome: Outcome) -> bool {
         state.series = outcome.series;
         state.families = Arc::new(outcome.families);
         state.passthrough = outcome.passthrough;
-        if let Some(report) = outcome.explain {
-            log_rule_changes(&target.name, state.explain.as_deref(), &report);
-            state.explain = Some(Arc::new(report));
+        // Kept while the target is down: the page shows the last good poll,
+        // and a rule still failing after an outage is not logged again.
+        match outcome.explain {
+            Some(report) => {
+                log_rule_changes(&target.name, state.explain.as_deref(), &report);
+                state.explain = Some(Arc::new(report));
+            }
+            None => state.explain = None,
         }
         if !was_up && !first {
             tracing::info!(target_name = %target.name, "target recovered");
