@@ -265,6 +265,13 @@ async fn a_failing_rule_logs_once_with_value_and_hint_and_once_when_it_recovers(
     app.set("/health", Reply::json(&body()));
     let at = app.hits("/health");
     health(at + 5).await;
+    // An outage while the rule fails, then the same failure: not a new onset.
+    app.set("/health", Reply::Body(500, "text/plain", "oops".into()));
+    let at = app.hits("/health");
+    health(at + 3).await;
+    app.set("/health", Reply::json(&body()));
+    let at = app.hits("/health");
+    health(at + 3).await;
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let _ = child.wait();
@@ -281,7 +288,13 @@ async fn a_failing_rule_logs_once_with_value_and_hint_and_once_when_it_recovers(
             .filter(|l| l["msg"] == msg && l["metric"] == metric)
             .collect()
     };
-    // Twice failing (two onsets), once recovered, never at every poll.
+    // Twice failing (two onsets), once recovered, never at every poll nor
+    // after the target's own outage.
+    assert_eq!(
+        logs.iter().filter(|l| l["msg"] == "target down").count(),
+        1,
+        "{all}"
+    );
     let failing = of("rule failing", "app.ready");
     assert_eq!(failing.len(), 2, "{all}");
     assert_eq!(of("rule recovered", "app.ready").len(), 1, "{all}");
