@@ -335,8 +335,18 @@ fn bench(c: &mut Criterion) {
             })
         });
         // The per-rule account the poller keeps of each poll (hints included).
+        // (The poller moves the trace in; here each run clones it.)
+        let families = std::sync::Arc::new(y.families.clone());
         group.bench_function("explain", |b| {
-            b.iter(|| extractor.explain(black_box(&y), Some(text.as_bytes()), base.len()))
+            b.iter(|| {
+                extractor.explain(
+                    families.clone(),
+                    black_box(y.trace.clone()),
+                    &y.errors,
+                    Some(text.as_bytes()),
+                    base.len(),
+                )
+            })
         });
         group.bench_function("parse all+extract", |b| {
             b.iter(|| {

@@ -4,13 +4,18 @@
 //! per target in the store, read by `remora once --explain`, the
 //! warn/recover log lines and `GET /targets/NAME`.
 //!
-//! Bounded whatever the body: at most [`SHOWN_SERIES`] series per rule, one
+//! Small and cheap whatever the body: it shares the poll's families with the
+//! store and the rules' text with every other poll (nothing is copied per
+//! series), shows at most [`SHOWN_SERIES`] series per rule, and keeps one
 //! failure per (rule, reason) with one example value cut to 80 characters.
 //! It holds no header, credential or body beyond those examples.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use opentelemetry::KeyValue;
+
+use super::Family;
 
 /// Series shown per rule; the rest are only counted.
 pub const SHOWN_SERIES: usize = 5;
@@ -18,27 +23,62 @@ pub const SHOWN_SERIES: usize = 5;
 /// One poll, rule by rule, in the order of `metrics:`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Report {
+    /// The families the poll made (shared with the store, not copied).
+    pub families: Arc<Vec<Family>>,
+    /// How many leading labels of each series are the target's own.
+    pub base_len: usize,
+    /// Per value of each rule, in order: (family, first series, end).
+    pub spans: Vec<(usize, usize, usize)>,
     pub rules: Vec<RuleReport>,
 }
 
-/// One rule in one poll.
+/// A rule as written, shared by the reports of every poll.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RuleReport {
+pub struct RuleInfo {
     /// The rule's name as written.
     pub metric: String,
     /// `each`, as written (canonical JSONPath), if any.
     pub each: Option<String>,
     /// Per value: the instrument name and its path (or constant) as written.
     pub paths: Vec<(String, String)>,
-    /// Nodes `each` matched; without `each`, 1 (the document).
+}
+
+/// One rule in one poll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleReport {
+    pub info: Arc<RuleInfo>,
+    /// Nodes `each` matched; without `each`, the value paths that matched.
     pub nodes: u64,
-    /// The first [`SHOWN_SERIES`] series: instrument name, the rule's own
-    /// labels (not the target's), value.
-    pub series: Vec<(Arc<str>, Vec<KeyValue>, f64)>,
+    /// Its values' entries in [`Report::spans`].
+    pub spans: Range<usize>,
     /// Every series the rule made.
     pub series_total: u64,
     /// One per reason, in the order met.
     pub failures: Vec<Failure>,
+}
+
+impl Report {
+    /// The first [`SHOWN_SERIES`] series of `rule`: instrument name, the
+    /// rule's own labels (not the target's), value.
+    pub fn series<'r>(
+        &'r self,
+        rule: &'r RuleReport,
+    ) -> impl Iterator<Item = (&'r str, &'r [KeyValue], f64)> + 'r {
+        self.spans
+            .get(rule.spans.clone())
+            .unwrap_or_default()
+            .iter()
+            .flat_map(move |&(family, start, end)| {
+                let f = self.families.get(family);
+                let series = f.and_then(|f| f.series.get(start..end)).unwrap_or_default();
+                series.iter().map(move |s| {
+                    let name = f.map_or("", |f| &*f.name);
+                    let labels = s.attributes.get(self.base_len..).unwrap_or_default();
+                    (name, labels, s.value)
+                })
+            })
+            .take(SHOWN_SERIES)
+    }
 }
 
 /// The failures of one rule and reason in one poll.

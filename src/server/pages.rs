@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::explain::RuleReport;
+use crate::model::explain::{Report, RuleReport};
 use crate::store::{unix_now, TargetState};
 
 /// `s` escaped for HTML text and attribute values.
@@ -127,7 +127,7 @@ pub(super) fn target_page(name: &str, t: &TargetState) -> String {
                  <th>series</th><th>failures</th></tr>",
             );
             for r in &report.rules {
-                rule_row(&mut html, r);
+                rule_row(&mut html, report, r);
             }
             html.push_str("</table>");
         }
@@ -148,16 +148,17 @@ pub(super) fn target_page(name: &str, t: &TargetState) -> String {
     html
 }
 
-fn rule_row(html: &mut String, r: &RuleReport) {
+fn rule_row(html: &mut String, report: &Report, r: &RuleReport) {
     let e = html_escape;
+    let info = &r.info;
     let class = if r.failing() { "failing" } else { "ok" };
-    let paths: Vec<String> = if r.paths.len() == 1 {
-        r.paths
+    let paths: Vec<String> = if info.paths.len() == 1 {
+        info.paths
             .iter()
             .map(|(_, p)| format!("<code>{}</code>", e(p)))
             .collect()
     } else {
-        r.paths
+        info.paths
             .iter()
             .map(|(n, p)| format!("{}: <code>{}</code>", e(n), e(p)))
             .collect()
@@ -165,15 +166,17 @@ fn rule_row(html: &mut String, r: &RuleReport) {
     let _ = write!(
         html,
         "<tr class=\"{class}\"><td class=\"metric\">{}</td><td>{}</td><td>{}</td><td class=\"nodes\">{}</td><td class=\"series\">",
-        e(&r.metric),
-        r.each
+        e(&info.metric),
+        info.each
             .as_deref()
             .map(|x| format!("<code>{}</code>", e(x)))
             .unwrap_or_default(),
         paths.join("<br>"),
         r.nodes,
     );
-    for (name, labels, value) in &r.series {
+    let mut shown = 0u64;
+    for (name, labels, value) in report.series(r) {
+        shown += 1;
         let mut s = name.to_string();
         if !labels.is_empty() {
             let inner: Vec<String> = labels
@@ -184,7 +187,7 @@ fn rule_row(html: &mut String, r: &RuleReport) {
         }
         let _ = write!(html, "<code>{} {value}</code><br>", e(&s));
     }
-    let more = r.series_total.saturating_sub(r.series.len() as u64);
+    let more = r.series_total.saturating_sub(shown);
     if more > 0 {
         let _ = write!(html, "… and {more} more<br>");
     }

@@ -6,8 +6,8 @@
 //!
 //! Cheap when nothing fails: the extraction only notes, per rule, the nodes
 //! matched and where its series start and end in the families ([`Trace`]);
-//! [`Extractor::explain`] copies at most [`SHOWN_SERIES`] series per rule
-//! and reads nothing more. A failure's hint may look at the body once more
+//! [`Extractor::explain`] shares the families and the rules' text, and
+//! copies nothing per series. A failure's hint may look at the body once more
 //! (a streaming pass that keeps a few keys, never the document) to name the
 //! keys that do exist where a path stopped matching.
 
@@ -19,16 +19,19 @@ use super::convert::Part;
 use super::path::{PathPlan, Step};
 use super::plan::{EachPlan, LabelPlan, RulePlan, SourcePlan};
 use super::sink::{NodeStep, PathAt, Sink};
-use super::{ErrorReason, Extraction, ExtractionError, Extractor, EXAMPLE_CHARS};
+use super::{ErrorReason, ExtractionError, Extractor, EXAMPLE_CHARS};
 use crate::config::{MetricRule, Parse, RuleKind, TemplatePart, ValueSource};
-use crate::model::explain::{Failure, Report, RuleReport, SHOWN_SERIES};
+use std::sync::Arc;
+
+use crate::model::explain::{Failure, Report, RuleInfo, RuleReport};
+use crate::model::Family;
 use crate::store::TargetState;
 
 /// Keys named as the nearest to a missing one.
 const NEAREST: usize = 3;
 
 /// What one extraction did per rule, noted as it ran.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Trace {
     /// Per rule: nodes matched (1 without `each`).
     nodes: Vec<u64>,
@@ -66,9 +69,8 @@ impl Trace {
 /// A rule as written, for the account.
 #[derive(Debug)]
 pub(super) struct RuleText {
-    each: Option<String>,
-    /// Per value: instrument name, path or constant.
-    paths: Vec<(String, String)>,
+    /// Name, `each` and paths, shared with every report.
+    info: Arc<RuleInfo>,
     /// Per label: its name and the text of each part that is a path.
     labels: Vec<(String, Vec<Option<String>>)>,
     states: Option<Vec<String>>,
@@ -81,18 +83,21 @@ pub(super) struct RuleText {
 impl RuleText {
     pub(super) fn new(rule: &MetricRule) -> Self {
         RuleText {
-            each: rule.each.as_ref().map(ToString::to_string),
-            paths: rule
-                .values
-                .iter()
-                .map(|v| {
-                    let source = match &v.source {
-                        ValueSource::Const(c) => c.to_string(),
-                        ValueSource::Path(p) => p.to_string(),
-                    };
-                    (v.name.clone(), source)
-                })
-                .collect(),
+            info: Arc::new(RuleInfo {
+                metric: rule.name.clone(),
+                each: rule.each.as_ref().map(ToString::to_string),
+                paths: rule
+                    .values
+                    .iter()
+                    .map(|v| {
+                        let source = match &v.source {
+                            ValueSource::Const(c) => c.to_string(),
+                            ValueSource::Path(p) => p.to_string(),
+                        };
+                        (v.name.clone(), source)
+                    })
+                    .collect(),
+            }),
             labels: rule
                 .labels
                 .iter()
@@ -120,30 +125,31 @@ impl RuleText {
 }
 
 impl Extractor {
-    /// The rule-by-rule account of `x`, an extraction of `body` (read again
-    /// only to name existing keys in the hints of failures), leaving out the
-    /// first `base_len` labels of each series (the target's own).
-    pub fn explain(&self, x: &Extraction, body: Option<&[u8]>, base_len: usize) -> Report {
-        let mut spans = x.trace.spans.iter();
-        let mut out = Vec::with_capacity(self.rules.len());
+    /// The rule-by-rule account of one extraction: its `families` (shared,
+    /// not copied), `trace` and `errors`, of `body` (read again only to
+    /// name existing keys in the hints of failures); the first `base_len`
+    /// labels of each series are the target's own.
+    pub fn explain(
+        &self,
+        families: Arc<Vec<Family>>,
+        trace: Trace,
+        errors: &[ExtractionError],
+        body: Option<&[u8]>,
+        base_len: usize,
+    ) -> Report {
+        let mut rules = Vec::with_capacity(self.rules.len());
+        let mut at = 0;
         for (i, (plan, text)) in self.rules.iter().zip(&self.texts).enumerate() {
-            let mut series = Vec::new();
-            let mut total = 0u64;
-            for &(family, start, end) in spans.by_ref().take(plan.values.len()) {
-                total += (end - start) as u64;
-                let Some(f) = x.families.get(family) else {
-                    continue;
-                };
-                for s in f.series.get(start..end).unwrap_or_default() {
-                    if series.len() >= SHOWN_SERIES {
-                        break;
-                    }
-                    let labels = s.attributes.get(base_len..).unwrap_or_default().to_vec();
-                    series.push((f.name.clone(), labels, s.value));
-                }
-            }
-            let failures: Vec<Failure> = x
-                .errors
+            let spans = at..(at + plan.values.len()).min(trace.spans.len());
+            at = spans.end;
+            let total = trace
+                .spans
+                .get(spans.clone())
+                .unwrap_or_default()
+                .iter()
+                .map(|(_, start, end)| end.saturating_sub(*start) as u64)
+                .sum();
+            let failures: Vec<Failure> = errors
                 .iter()
                 .filter(|e| e.rule == i)
                 .map(|e| Failure {
@@ -154,7 +160,7 @@ impl Extractor {
                 })
                 .collect();
             let nodes = match plan.each {
-                Some(_) => x.trace.nodes.get(i).copied().unwrap_or(0),
+                Some(_) => trace.nodes.get(i).copied().unwrap_or(0),
                 // The value paths that matched: each missing one is counted.
                 None => plan
                     .values
@@ -163,17 +169,20 @@ impl Extractor {
                     .count()
                     .saturating_sub(missing(&failures)) as u64,
             };
-            out.push(RuleReport {
-                metric: plan.metric.clone(),
-                each: text.each.clone(),
-                paths: text.paths.clone(),
+            rules.push(RuleReport {
+                info: text.info.clone(),
                 nodes,
-                series,
+                spans,
                 series_total: total,
                 failures,
             });
         }
-        Report { rules: out }
+        Report {
+            families,
+            base_len,
+            spans: trace.spans,
+            rules,
+        }
     }
 }
 
@@ -259,7 +268,7 @@ fn steps_text(steps: &[Step]) -> String {
 fn hint(e: &ExtractionError, plan: &RulePlan, text: &RuleText, body: Option<&[u8]>) -> String {
     // The path that failed, as written, and what the body holds along it.
     let path_text = match e.site.path {
-        Some(PathAt::Value(v)) => text.paths.get(v).map(|(_, p)| p.clone()),
+        Some(PathAt::Value(v)) => text.info.paths.get(v).map(|(_, p)| p.clone()),
         Some(PathAt::Label(l, p)) => text
             .labels
             .get(l)
@@ -658,26 +667,29 @@ pub fn write_target(out: &mut String, name: &str, t: &TargetState) {
         return;
     };
     for r in &report.rules {
-        let _ = write!(out, "  rule {}:", r.metric);
-        if let Some(each) = &r.each {
+        let info = &r.info;
+        let _ = write!(out, "  rule {}:", info.metric);
+        if let Some(each) = &info.each {
             let _ = write!(out, " each {each} matched {} node(s);", r.nodes);
         }
-        for (i, (name, path)) in r.paths.iter().enumerate() {
+        for (i, (name, path)) in info.paths.iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };
-            if r.paths.len() == 1 {
+            if info.paths.len() == 1 {
                 let _ = write!(out, " path {path}");
             } else {
                 let _ = write!(out, "{sep} {name} = {path}");
             }
         }
-        if r.each.is_none() {
+        if info.each.is_none() {
             let _ = write!(out, " matched {} node(s)", r.nodes);
         }
         let _ = writeln!(out, ": {} series", r.series_total);
-        for (name, labels, value) in &r.series {
-            let _ = writeln!(out, "    {}", series_text(name, labels, *value));
+        let mut shown = 0u64;
+        for (name, labels, value) in report.series(r) {
+            let _ = writeln!(out, "    {}", series_text(name, labels, value));
+            shown += 1;
         }
-        let more = r.series_total.saturating_sub(r.series.len() as u64);
+        let more = r.series_total.saturating_sub(shown);
         if more > 0 {
             let _ = writeln!(out, "    … and {more} more series");
         }

@@ -1281,7 +1281,14 @@ fn explained(rules: Vec<MetricRule>, doc: &Value) -> crate::model::explain::Repo
     };
     let base = [KeyValue::new("target", "app")];
     let x = ex.extract_body(text.as_bytes(), limits, &base).unwrap();
-    ex.explain(&x, Some(text.as_bytes()), base.len())
+    let families = std::sync::Arc::new(x.families);
+    ex.explain(
+        families,
+        x.trace,
+        &x.errors,
+        Some(text.as_bytes()),
+        base.len(),
+    )
 }
 
 fn only_hint(r: &crate::model::explain::RuleReport) -> (&'static str, Option<&str>, &str) {
@@ -1299,24 +1306,22 @@ fn explain_counts_nodes_and_series_per_rule_even_when_rules_share_an_instrument(
     let r = explained(vec![one, two, three], &doc);
     let [a, b, n] = &r.rules[..] else { panic!() };
     assert_eq!(
-        (a.nodes, a.series_total, a.each.as_deref()),
+        (a.nodes, a.series_total, a.info.each.as_deref()),
         (3, 3, Some("$.a.*"))
     );
     assert_eq!((b.nodes, b.series_total), (2, 2));
     // The second rule's series are its own, not the first's (same family).
-    let shown: Vec<String> = b
-        .series
-        .iter()
+    let shown: Vec<String> = r
+        .series(b)
         .map(|(n, l, v)| format!("{n}{}={v}", l[0].value))
         .collect();
     assert_eq!(shown, ["m0=10", "m1=20"]);
     // The target's labels are left out.
-    assert!(a
-        .series
-        .iter()
+    assert!(r
+        .series(a)
         .all(|(_, l, _)| l.len() == 1 && l[0].key.as_str() == "k"));
     assert_eq!((n.nodes, n.series_total, n.failures.len()), (1, 1, 0));
-    assert_eq!(n.paths, [("n".to_string(), "$.n".to_string())]);
+    assert_eq!(n.info.paths, [("n".to_string(), "$.n".to_string())]);
 }
 
 #[test]
@@ -1331,7 +1336,7 @@ fn explain_shows_a_few_series_and_counts_the_rest() {
         &doc,
     );
     let m = &r.rules[0];
-    assert_eq!(m.series.len(), crate::model::explain::SHOWN_SERIES);
+    assert_eq!(r.series(m).count(), crate::model::explain::SHOWN_SERIES);
     assert_eq!((m.series_total, m.nodes), (50, 50));
 }
 
@@ -1374,7 +1379,7 @@ fn explain_hints_name_what_to_change() {
     let by = |name: &str| {
         r.rules
             .iter()
-            .find(|x| x.metric == name)
+            .find(|x| x.info.metric == name)
             .unwrap_or_else(|| panic!("{name}"))
     };
     assert_eq!(

@@ -83,7 +83,7 @@ pub struct Outcome {
     pub duration: f64,
     /// Why the poll failed; `None` when it succeeded.
     pub error: Option<PollError>,
-    pub families: Vec<Family>,
+    pub families: Arc<Vec<Family>>,
     pub passthrough: Option<Arc<Vec<prom::PromFamily>>>,
     pub series: usize,
     /// Counted per (metric, reason): bounded by the rules, not the body.
@@ -117,7 +117,7 @@ impl Outcome {
             size,
             duration: 0.0,
             error: None,
-            families: Vec::new(),
+            families: Arc::new(Vec::new()),
             passthrough: None,
             series: 0,
             extraction_errors: Vec::new(),
@@ -331,11 +331,20 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, P
                 max_series: ctx.max_series,
                 max_bytes: usize::try_from(ctx.max_body_bytes).unwrap_or(usize::MAX),
             };
-            let ex = p
+            let mut ex = p
                 .extractor
                 .extract_body(body, limits, &p.base)
                 .map_err(|e| PollError::InvalidBody(format!("invalid JSON: {e}")))?;
-            out.explain = Some(p.extractor.explain(&ex, Some(body), p.base.len()));
+            // The account shares the families; it copies no series.
+            let families = Arc::new(std::mem::take(&mut ex.families));
+            let trace = std::mem::take(&mut ex.trace);
+            out.explain = Some(p.extractor.explain(
+                families.clone(),
+                trace,
+                &ex.errors,
+                Some(body),
+                p.base.len(),
+            ));
             out.series = ex.series;
             out.dropped = ex.dropped;
             out.extraction_errors = ex
@@ -348,7 +357,7 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, P
                     example: e.example,
                 })
                 .collect();
-            out.families = ex.families;
+            out.families = families;
         }
         Format::Prometheus => {
             let text = std::str::from_utf8(body)
@@ -452,7 +461,7 @@ pub fn publish(slot: &SlotWriter, target: &Target, outcome: Outcome) -> bool {
         state.last_success = Some(unix_now());
         state.last_error = None;
         state.series = outcome.series;
-        state.families = Arc::new(outcome.families);
+        state.families = outcome.families;
         state.passthrough = outcome.passthrough;
         // Kept while the target is down: the page shows the last good poll,
         // and a rule still failing after an outage is not logged again.
@@ -478,12 +487,12 @@ fn log_rule_changes(target: &str, before: Option<&Report>, now: &Report) {
     for (i, rule) in now.rules.iter().enumerate() {
         let was = before
             .and_then(|b| b.rules.get(i))
-            .filter(|b| b.metric == rule.metric)
+            .filter(|b| b.info.metric == rule.info.metric)
             .is_some_and(|b| b.failing());
         match rule.failures.first() {
             Some(f) if !was => tracing::warn!(
                 target_name = %target,
-                metric = %rule.metric,
+                metric = %rule.info.metric,
                 reason = f.reason,
                 count = f.count,
                 value = f.value.as_deref(),
@@ -491,7 +500,7 @@ fn log_rule_changes(target: &str, before: Option<&Report>, now: &Report) {
                 "rule failing"
             ),
             None if was => {
-                tracing::info!(target_name = %target, metric = %rule.metric, "rule recovered");
+                tracing::info!(target_name = %target, metric = %rule.info.metric, "rule recovered");
             }
             _ => {}
         }
