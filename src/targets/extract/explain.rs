@@ -30,6 +30,10 @@ use crate::store::TargetState;
 /// Keys named as the nearest to a missing one.
 const NEAREST: usize = 3;
 
+/// Passes over the body one account may make to name keys in its hints:
+/// the first failing rules get them, the others a hint without.
+const MAX_WALKS: usize = 8;
+
 /// What one extraction did per rule, noted as it ran.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Trace {
@@ -139,6 +143,7 @@ impl Extractor {
     ) -> Report {
         let mut rules = Vec::with_capacity(self.rules.len());
         let mut at = 0;
+        let mut walks = MAX_WALKS;
         for (i, (plan, text)) in self.rules.iter().zip(&self.texts).enumerate() {
             let spans = at..(at + plan.values.len()).min(trace.spans.len());
             at = spans.end;
@@ -156,7 +161,7 @@ impl Extractor {
                     reason: e.reason.as_str(),
                     count: e.count,
                     value: shown_value(e),
-                    hint: hint(e, plan, text, body),
+                    hint: hint(e, plan, text, body, &mut walks),
                 })
                 .collect();
             let nodes = match plan.each {
@@ -265,7 +270,13 @@ fn steps_text(steps: &[Step]) -> String {
 }
 
 /// What to change in the config for error `e` of the rule `plan`.
-fn hint(e: &ExtractionError, plan: &RulePlan, text: &RuleText, body: Option<&[u8]>) -> String {
+fn hint(
+    e: &ExtractionError,
+    plan: &RulePlan,
+    text: &RuleText,
+    body: Option<&[u8]>,
+    walks: &mut usize,
+) -> String {
     // The path that failed, as written, and what the body holds along it.
     let path_text = match e.site.path {
         Some(PathAt::Value(v)) => text.info.paths.get(v).map(|(_, p)| p.clone()),
@@ -280,9 +291,11 @@ fn hint(e: &ExtractionError, plan: &RulePlan, text: &RuleText, body: Option<&[u8
         Some(PathAt::Label(l, _)) => text.labels.get(l).map(|(name, _)| name.as_str()),
         _ => None,
     };
-    let walked = || {
+    let mut walked = || {
         let (steps, prefix) = root_steps(plan, e.site.path?, e.site.node.as_ref())?;
-        let walked = walk(body?, &steps)?;
+        let body = body.filter(|_| *walks > 0)?;
+        *walks -= 1;
+        let walked = walk(body, &steps)?;
         Some((walked, steps, prefix))
     };
     let raw = e.example.as_deref().unwrap_or("");

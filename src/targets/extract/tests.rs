@@ -1471,3 +1471,22 @@ fn explain_hints_stay_small_on_a_huge_object() {
     let near = &near[..near.find(')').unwrap()];
     assert_eq!(near, "key2, key20, key21", "{hint}");
 }
+
+#[test]
+fn explain_reads_the_body_again_for_the_first_few_failing_rules_only() {
+    let doc = json!({"status": 1, "uptime": 2});
+    let rules: Vec<MetricRule> = (0..10)
+        .map(|i| rule(&format!("m{i}"), &format!("$.statu{i}")))
+        .collect();
+    let r = explained(rules, &doc);
+    let named: Vec<bool> = r
+        .rules
+        .iter()
+        .map(|x| x.failures[0].hint.contains("nearest keys: status"))
+        .collect();
+    assert_eq!(
+        named,
+        [true, true, true, true, true, true, true, true, false, false]
+    );
+    assert!(r.rules[9].failures[0].hint.contains("optional: true"));
+}
