@@ -348,6 +348,26 @@ fn bench(c: &mut Criterion) {
                 )
             })
         });
+        // The same with one rule whose path misses (`$.servce`): its hint
+        // reads the body once more to name the nearest keys.
+        let mut typo = target.clone();
+        typo.metrics.push(R::new("app.typo", "$.servce").rule);
+        let typo = Extractor::new(&typo);
+        let t = typo
+            .extract_body(text.as_bytes(), limits, &base)
+            .expect("bench document");
+        let typo_families = std::sync::Arc::new(t.families.clone());
+        group.bench_function("explain, a path missing", |b| {
+            b.iter(|| {
+                typo.explain(
+                    typo_families.clone(),
+                    black_box(t.trace.clone()),
+                    &t.errors,
+                    Some(text.as_bytes()),
+                    base.len(),
+                )
+            })
+        });
         group.bench_function("parse all+extract", |b| {
             b.iter(|| {
                 let doc: Value = serde_json::from_str(black_box(&text)).expect("bench document");
