@@ -334,6 +334,40 @@ fn bench(c: &mut Criterion) {
                     .expect("bench document")
             })
         });
+        // The per-rule account the poller keeps of each poll (hints included).
+        // (The poller moves the trace in; here each run clones it.)
+        let families = std::sync::Arc::new(y.families.clone());
+        group.bench_function("explain", |b| {
+            b.iter(|| {
+                extractor.explain(
+                    families.clone(),
+                    black_box(y.trace.clone()),
+                    &y.errors,
+                    Some(text.as_bytes()),
+                    base.len(),
+                )
+            })
+        });
+        // The same with one rule whose path misses (`$.servce`): its hint
+        // reads the body once more to name the nearest keys.
+        let mut typo = target.clone();
+        typo.metrics.push(R::new("app.typo", "$.servce").rule);
+        let typo = Extractor::new(&typo);
+        let t = typo
+            .extract_body(text.as_bytes(), limits, &base)
+            .expect("bench document");
+        let typo_families = std::sync::Arc::new(t.families.clone());
+        group.bench_function("explain, a path missing", |b| {
+            b.iter(|| {
+                typo.explain(
+                    typo_families.clone(),
+                    black_box(t.trace.clone()),
+                    &t.errors,
+                    Some(text.as_bytes()),
+                    base.len(),
+                )
+            })
+        });
         group.bench_function("parse all+extract", |b| {
             b.iter(|| {
                 let doc: Value = serde_json::from_str(black_box(&text)).expect("bench document");

@@ -57,7 +57,12 @@ enum Command {
     /// Validate the config, print a one-line summary (exit 0) or every error (exit 1).
     Check,
     /// Poll every source once, print the exposition, exit 1 if any source failed.
-    Once,
+    Once {
+        /// Also print on stderr, per target and rule, what matched, what came
+        /// out, and what failed with the offending value and a hint.
+        #[arg(long)]
+        explain: bool,
+    },
     /// Probe an app (a base URL: its usual status paths) and write a commented exporter.yaml.
     Init {
         /// The app's base URL (http://127.0.0.1:8080) or status URLs.
@@ -204,7 +209,7 @@ pub fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Some(Command::Once) => {
+        Some(Command::Once { explain }) => {
             logging::init(&cli.log_level, format);
             let config = match load(&cli.config_file) {
                 Ok(c) => c,
@@ -215,10 +220,11 @@ pub fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let roots = Roots::new(&cli.procfs, &cli.sysfs, &cli.rootfs);
-            match rt.block_on(app::once(config, roots)) {
-                Ok((text, ok)) => {
+            match rt.block_on(app::once(config, roots, explain)) {
+                Ok((text, ok, account)) => {
                     use std::io::Write;
                     let _ = std::io::stdout().write_all(&text);
+                    let _ = std::io::stderr().write_all(account.as_bytes());
                     if ok {
                         ExitCode::SUCCESS
                     } else {

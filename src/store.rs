@@ -77,6 +77,8 @@ pub struct TargetState {
     pub families: Arc<Vec<Family>>,
     /// Families of a `format: prometheus` target's last good poll.
     pub passthrough: Option<Arc<Vec<crate::model::passthrough::PromFamily>>>,
+    /// The rule-by-rule account of the last good poll of a JSON target.
+    pub explain: Option<Arc<crate::model::explain::Report>>,
 }
 
 /// What is known about one host collector.

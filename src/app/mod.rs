@@ -194,9 +194,14 @@ fn mark_loaded(store: &Store) {
     inner.reload.last_success_timestamp = unix_now();
 }
 
-/// `remora once`: polls every source once and returns the exposition and
-/// whether every source succeeded.
-pub async fn once(config: Config, roots: Roots) -> Result<(Vec<u8>, bool), AppError> {
+/// `remora once`: polls every source once and returns the exposition,
+/// whether every source succeeded, and with `explain` the rule-by-rule
+/// account of every target (`remora once --explain`; else empty).
+pub async fn once(
+    config: Config,
+    roots: Roots,
+    explain: bool,
+) -> Result<(Vec<u8>, bool, String), AppError> {
     client::install_crypto_provider();
     let store = Store::new();
     mark_loaded(&store);
@@ -229,6 +234,12 @@ pub async fn once(config: Config, roots: Roots) -> Result<(Vec<u8>, bool), AppEr
         }
     }
     let text = crate::exposition::render_once(&pipeline, &store)?;
+    let mut account = String::new();
+    if explain {
+        for (name, t) in &store.read().targets {
+            crate::targets::extract::explain::write_target(&mut account, name, t);
+        }
+    }
     drop(slot);
-    Ok((text, ok))
+    Ok((text, ok, account))
 }

@@ -1,6 +1,6 @@
 //! The handlers and pages: `/metrics` (the latest render, gzip when
-//! accepted), `/`, `/-/healthy`, `/-/ready`, `/-/status`, `/-/reload`, with
-//! basic auth in front of all but the probes.
+//! accepted), `/`, `/targets/NAME` (see `pages`), `/-/healthy`, `/-/ready`,
+//! `/-/status`, `/-/reload`, with basic auth in front of all but the probes.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -13,6 +13,7 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::oneshot;
 
+use super::pages::{decode_segment, html_escape, target_href, target_page};
 use super::{AppState, RENDER_WAIT};
 use crate::exposition::VERSION;
 use crate::store::unix_now;
@@ -87,13 +88,6 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Resp {
     r
 }
 
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 fn age(last: Option<f64>) -> String {
     match last {
         Some(t) => format!("{:.1}s ago", (unix_now() - t).max(0.0)),
@@ -125,7 +119,8 @@ fn index(state: &AppState) -> Resp {
         };
         let _ = write!(
             html,
-            "<tr><td>{}</td><td>{}</td><td class=\"{class}\">{up}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td class=\"{class}\">{up}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            html_escape(&target_href(name)),
             html_escape(name),
             html_escape(&t.url),
             age(t.last_success),
@@ -153,6 +148,31 @@ fn index(state: &AppState) -> Resp {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     r
+}
+
+fn html(body: String) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+/// `GET /targets/NAME`: 404 for a name that is not a running target.
+fn target(state: &AppState, segment: &str) -> Resp {
+    let Some(name) = decode_segment(segment) else {
+        return text(StatusCode::NOT_FOUND, "Not Found\n");
+    };
+    let inner = state.store.read();
+    match inner.targets.get(&name) {
+        Some(t) => html(target_page(&name, t)),
+        // Configured but not polled yet.
+        None if state.config.load().targets.iter().any(|t| t.name == name) => {
+            html(target_page(&name, &Default::default()))
+        }
+        None => text(StatusCode::NOT_FOUND, "No such target\n"),
+    }
 }
 
 fn status(state: &AppState) -> Resp {
@@ -305,6 +325,8 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
                 }
             }
             ("/-/status", true) => status(&state),
+            (p, true) if p.starts_with("/targets/") => target(&state, &p["/targets/".len()..]),
+            (p, false) if p.starts_with("/targets/") => method_not_allowed("GET, HEAD"),
             ("/-/reload", _) if matches!(*req.method(), Method::POST | Method::PUT) => {
                 reload(&state).await
             }

@@ -10,6 +10,7 @@
 
 mod conns;
 mod handlers;
+mod pages;
 
 use std::future::Future;
 use std::sync::atomic::Ordering;

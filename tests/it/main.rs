@@ -11,6 +11,7 @@ mod common;
 mod auth_redirects;
 mod cli;
 mod e2e_prometheus;
+mod explain;
 mod exposition;
 mod host_fixtures;
 mod host_truth;

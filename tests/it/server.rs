@@ -99,7 +99,7 @@ async fn endpoints_behave() {
         .await
         .unwrap();
     assert!(
-        index.contains("<td>app</td>") && index.contains("/metrics"),
+        index.contains("<a href=\"/targets/app\">app</a>") && index.contains("/metrics"),
         "{index}"
     );
     let status: serde_json::Value = serde_json::from_str(

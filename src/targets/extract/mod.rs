@@ -70,7 +70,10 @@
 //! `parse`) and label templates into text; `sink` collects the series
 //! (duplicates, the cap, the label budget) and counts errors per (rule,
 //! reason). [`Extractor::extract`] drives them: per rule, per node, into one
-//! sink, then into an [`Extraction`].
+//! sink, then into an [`Extraction`]. `explain` turns an [`Extraction`]
+//! (its per-rule [`explain::Trace`] and errors with their [`Site`]) into the
+//! rule-by-rule account of `remora once --explain`, the rule log lines and
+//! the target page ([`Extractor::explain`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -80,6 +83,7 @@ use opentelemetry::KeyValue;
 use serde_json::Value;
 
 mod convert;
+pub mod explain;
 mod path;
 mod plan;
 mod reach;
@@ -87,8 +91,10 @@ mod sink;
 
 use crate::config::Target;
 use crate::model::{Family, InstrumentSpec};
+use explain::Trace;
 use path::{keys_of, NodeKey};
 use plan::{EachPlan, RulePlan};
+pub use sink::{NodeStep, PathAt, Site};
 use sink::{Sink, NO_SLOT};
 
 /// Why a series could not be produced (`remora_extraction_errors_total{reason}`).
@@ -137,6 +143,8 @@ pub const EXAMPLE_CHARS: usize = 80;
 pub struct ExtractionError {
     /// The rule's name as written in the config.
     pub metric: String,
+    /// The rule's position in the target's `metrics:`.
+    pub rule: usize,
     pub reason: ErrorReason,
     /// How many times (at least 1).
     pub count: u64,
@@ -145,6 +153,8 @@ pub struct ExtractionError {
     /// cut to [`EXAMPLE_CHARS`] characters (ending in `…` when cut). `None`
     /// for `missing`.
     pub example: Option<String>,
+    /// Where the first one was met (for the hints of [`explain`]).
+    pub site: Site,
 }
 
 /// The result of one extraction.
@@ -160,6 +170,8 @@ pub struct Extraction {
     pub series: usize,
     /// JSON values and nodes the memory budget left out.
     pub unread: u64,
+    /// Per rule: nodes matched and the series it made (for [`explain`]).
+    pub trace: Trace,
 }
 
 /// The bounds of one extraction.
@@ -212,6 +224,8 @@ pub struct Extractor {
     reach: reach::Reach,
     /// Series kept by the last extraction, to size the next one's tables.
     last_series: AtomicUsize,
+    /// The rules as written, for [`Extractor::explain`].
+    texts: Vec<explain::RuleText>,
 }
 
 impl std::fmt::Debug for Extractor {
@@ -252,6 +266,7 @@ impl Extractor {
             rules,
             reach,
             last_series: AtomicUsize::new(0),
+            texts: target.metrics.iter().map(explain::RuleText::new).collect(),
         }
     }
 
@@ -322,9 +337,14 @@ impl Extractor {
             hasher: foldhash::fast::RandomState::default(),
         };
         let mut buf = String::new();
+        let mut trace = Trace::with_rules(self.rules.len());
         for rule in &self.rules {
-            match &rule.each {
-                None => rule.node(doc, NodeKey::None, base, &mut sink, &mut buf),
+            let before = trace.before(rule, &sink);
+            let nodes = match &rule.each {
+                None => {
+                    rule.node(doc, NodeKey::None, base, &mut sink, &mut buf);
+                    1
+                }
                 // `$.a.b.*` / `$.a[*]`: iterate the container, keys for free.
                 Some(EachPlan::Members(container)) => match container.get(doc) {
                     Some(Value::Object(members)) => {
@@ -332,14 +352,16 @@ impl Extractor {
                         for (k, v) in members {
                             rule.node(v, NodeKey::Name(k), base, &mut sink, &mut buf);
                         }
+                        members.len()
                     }
                     Some(Value::Array(items)) => {
                         rule.reserve(items.len(), &mut sink);
                         for (i, v) in items.iter().enumerate() {
                             rule.node(v, NodeKey::Index(i), base, &mut sink, &mut buf);
                         }
+                        items.len()
                     }
-                    _ => {}
+                    _ => 0,
                 },
                 Some(EachPlan::Query(each)) if rule.uses_key => {
                     let mut nodes = each.query(doc).all();
@@ -347,6 +369,7 @@ impl Extractor {
                     sink.fit_nodes(rule.per_node(), &mut nodes, 56);
                     rule.reserve(nodes.len(), &mut sink);
                     let keys = keys_of(doc, &nodes);
+                    let n = nodes.len();
                     for node in nodes {
                         let key = keys
                             .get(&std::ptr::from_ref(node))
@@ -354,16 +377,20 @@ impl Extractor {
                             .unwrap_or(NodeKey::None);
                         rule.node(node, key, base, &mut sink, &mut buf);
                     }
+                    n
                 }
                 Some(EachPlan::Query(each)) => {
                     let mut nodes = each.query(doc).all();
                     sink.fit_nodes(rule.per_node(), &mut nodes, 8);
                     rule.reserve(nodes.len(), &mut sink);
+                    let n = nodes.len();
                     for node in nodes {
                         rule.node(node, NodeKey::None, base, &mut sink, &mut buf);
                     }
+                    n
                 }
-            }
+            };
+            trace.after(&sink, before, nodes);
         }
         self.last_series.store(sink.kept, Ordering::Relaxed);
         Extraction {
@@ -372,6 +399,7 @@ impl Extractor {
             dropped: sink.dropped,
             series: sink.kept,
             unread: sink.unread,
+            trace,
         }
     }
 }

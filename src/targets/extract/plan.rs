@@ -14,6 +14,7 @@ use super::convert::{arc_value, convert, cut, example, labels_text, render, writ
 use super::path::{simple_prefix, NodeKey, PathPlan, SimplePath};
 use super::reach;
 use super::sink::Sink;
+use super::sink::{site, PathAt};
 use super::ErrorReason;
 use crate::config::{MetricRule, Parse, RuleKind, TemplatePart, ValueSource};
 
@@ -233,7 +234,7 @@ impl RulePlan {
         let extra = usize::from(matches!(self.kind, KindPlan::StateSet(_)));
         let mut attrs = Vec::with_capacity(base.len() + self.labels.len() + extra);
         attrs.extend_from_slice(base);
-        for (k, plan) in &self.labels {
+        for (li, (k, plan)) in self.labels.iter().enumerate() {
             let value = match plan {
                 LabelPlan::Const(v) => v.clone(),
                 LabelPlan::Template(parts) => {
@@ -248,8 +249,10 @@ impl RulePlan {
                             arc_value(buf)
                         }
                         Err(Some((reason, offending))) => {
-                            return sink
-                                .error(self.index, &self.metric, reason, || offending.map(example))
+                            return sink.error(self.index, &self.metric, reason, || {
+                                let at = PathAt::Label(li, failing_part(parts, node, reason));
+                                (offending.map(example), site(key, Some(at), offending))
+                            })
                         }
                         Err(None) => {
                             sink.dropped = sink.dropped.saturating_add(self.per_node());
@@ -295,7 +298,9 @@ impl RulePlan {
                     };
                     match found {
                         None if !self.optional => {
-                            sink.error(self.index, &self.metric, ErrorReason::Missing, || None)
+                            sink.error(self.index, &self.metric, ErrorReason::Missing, || {
+                                (None, site(key, Some(PathAt::Value(i)), None))
+                            })
                         }
                         None | Some(Value::Null) => {}
                         Some(_) => {
@@ -314,7 +319,9 @@ impl RulePlan {
                         SourcePlan::Path(p) => match p.first(node) {
                             None if self.optional => continue,
                             None => {
-                                sink.error(self.index, &self.metric, ErrorReason::Missing, || None);
+                                sink.error(self.index, &self.metric, ErrorReason::Missing, || {
+                                    (None, site(key, Some(PathAt::Value(i)), None))
+                                });
                                 continue;
                             }
                             Some(Value::Null) => continue,
@@ -331,7 +338,8 @@ impl RulePlan {
                             SourcePlan::Const(_) => None,
                         };
                         sink.error(self.index, &self.metric, ErrorReason::UnmappedValue, || {
-                            Some(offending.map_or_else(|| cut(buf), example))
+                            let text = offending.map_or_else(|| cut(buf), example);
+                            (Some(text), site(key, Some(PathAt::Value(i)), offending))
                         });
                     }
                     let base_attrs = take();
@@ -351,7 +359,10 @@ impl RulePlan {
                     }
                     Ok(None) => {}
                     Err((reason, offending)) => {
-                        sink.error(self.index, &self.metric, reason, || offending.map(example))
+                        sink.error(self.index, &self.metric, reason, || {
+                            let at = Some(PathAt::Value(i));
+                            (offending.map(example), site(key, at, offending))
+                        })
                     }
                 },
             }
@@ -361,7 +372,7 @@ impl RulePlan {
                 self.index,
                 &self.metric,
                 ErrorReason::DuplicateSeries,
-                || Some(cut(&labels)),
+                || (Some(cut(&labels)), site(key, None, None)),
             );
         }
     }
@@ -394,4 +405,19 @@ impl RulePlan {
             Err((ErrorReason::NotANumber, Some(raw)))
         }
     }
+}
+
+/// The index of the first part of a label template that fails on `node`
+/// with `reason` (a path matching nothing, or an object or array).
+fn failing_part(parts: &[Part], node: &Value, reason: ErrorReason) -> usize {
+    parts
+        .iter()
+        .position(|p| match p {
+            Part::Path(p) => match p.first(node) {
+                None => reason == ErrorReason::Missing,
+                Some(v) => v.is_object() || v.is_array(),
+            },
+            _ => false,
+        })
+        .unwrap_or(0)
 }

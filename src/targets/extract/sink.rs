@@ -52,13 +52,14 @@ pub(super) struct Sink {
 }
 
 impl Sink {
-    /// Counts an error of `rule`; `example` is called for its first one.
+    /// Counts an error of `rule`; `example` is called for its first one
+    /// (the offending value and where it was met).
     pub(super) fn error(
         &mut self,
         rule: usize,
         metric: &str,
         reason: ErrorReason,
-        example: impl FnOnce() -> Option<String>,
+        example: impl FnOnce() -> (Option<String>, Site),
     ) {
         let Some(slots) = self.error_slots.get_mut(rule) else {
             return;
@@ -68,11 +69,14 @@ impl Sink {
             Some(e) => e.count += 1,
             None => {
                 *slot = u32::try_from(self.errors.len()).unwrap_or(NO_SLOT);
+                let (example, site) = example();
                 self.errors.push(ExtractionError {
                     metric: metric.to_string(),
+                    rule,
                     reason,
                     count: 1,
-                    example: example(),
+                    example,
+                    site,
                 });
             }
         }
@@ -161,4 +165,58 @@ pub(super) fn label_hash(
         kv.value.as_str().hash(&mut h);
     }
     h.finish()
+}
+
+/// Where an extraction error was first met, for the hints of
+/// [`explain`](super::explain).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Site {
+    /// The `{@key}` of the `each` node, when the rule has `each`.
+    pub node: Option<NodeStep>,
+    /// The path that failed.
+    pub path: Option<PathAt>,
+    /// The JSON type of the offending value (`string`, `object`, ...).
+    pub kind: Option<&'static str>,
+}
+
+/// An `each` node's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeStep {
+    Name(String),
+    Index(usize),
+}
+
+/// Which path of a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathAt {
+    /// The `n`th value (`path:` or a `values:` entry).
+    Value(usize),
+    /// Label `n`, part `p` of its template.
+    Label(usize, usize),
+}
+
+/// The [`Site`] of an error met on the node with `key`.
+pub(super) fn site(key: super::path::NodeKey, path: Option<PathAt>, v: Option<&Value>) -> Site {
+    use super::path::NodeKey;
+    Site {
+        node: match key {
+            NodeKey::None => None,
+            NodeKey::Name(n) => Some(NodeStep::Name(n.to_string())),
+            NodeKey::Index(i) => Some(NodeStep::Index(i)),
+        },
+        path,
+        kind: v.map(json_kind),
+    }
+}
+
+/// The JSON type name of `v`.
+pub(super) fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
 }

@@ -1268,6 +1268,229 @@ fn peer_json_exporter_allow_missing_key() {
     }
 }
 
+// ----- the per-rule account (explain) -----
+
+/// The account of `rules` over `doc` (read from its text, as a poll does).
+fn explained(rules: Vec<MetricRule>, doc: &Value) -> crate::model::explain::Report {
+    let t = target(rules);
+    let ex = Extractor::new(&t);
+    let text = doc.to_string();
+    let limits = Limits {
+        max_series: 10_000,
+        max_bytes: 1 << 20,
+    };
+    let base = [KeyValue::new("target", "app")];
+    let x = ex.extract_body(text.as_bytes(), limits, &base).unwrap();
+    let families = std::sync::Arc::new(x.families);
+    ex.explain(
+        families,
+        x.trace,
+        &x.errors,
+        Some(text.as_bytes()),
+        base.len(),
+    )
+}
+
+fn only_hint(r: &crate::model::explain::RuleReport) -> (&'static str, Option<&str>, &str) {
+    assert_eq!(r.failures.len(), 1, "{r:?}");
+    let f = &r.failures[0];
+    (f.reason, f.value.as_deref(), f.hint.as_str())
+}
+
+#[test]
+fn explain_counts_nodes_and_series_per_rule_even_when_rules_share_an_instrument() {
+    let doc = json!({"a": {"x": 1, "y": 2, "z": 3}, "b": [10, 20], "n": 7});
+    let one = labels(each(rule("m", "$"), "$.a.*"), &[("k", "{@key}")]);
+    let two = labels(each(rule("m", "$"), "$.b[*]"), &[("k", "{@key}")]);
+    let three = rule("n", "$.n");
+    let r = explained(vec![one, two, three], &doc);
+    let [a, b, n] = &r.rules[..] else { panic!() };
+    assert_eq!(
+        (a.nodes, a.series_total, a.info.each.as_deref()),
+        (3, 3, Some("$.a.*"))
+    );
+    assert_eq!((b.nodes, b.series_total), (2, 2));
+    // The second rule's series are its own, not the first's (same family).
+    let shown: Vec<String> = r
+        .series(b)
+        .map(|(n, l, v)| format!("{n}{}={v}", l[0].value))
+        .collect();
+    assert_eq!(shown, ["m0=10", "m1=20"]);
+    // The target's labels are left out.
+    assert!(r
+        .series(a)
+        .all(|(_, l, _)| l.len() == 1 && l[0].key.as_str() == "k"));
+    assert_eq!((n.nodes, n.series_total, n.failures.len()), (1, 1, 0));
+    assert_eq!(n.info.paths, [("n".to_string(), "$.n".to_string())]);
+}
+
+#[test]
+fn explain_shows_a_few_series_and_counts_the_rest() {
+    let items: Vec<u32> = (0..50).collect();
+    let doc = json!({ "items": items });
+    let r = explained(
+        vec![labels(
+            each(rule("m", "$"), "$.items[*]"),
+            &[("i", "{@key}")],
+        )],
+        &doc,
+    );
+    let m = &r.rules[0];
+    assert_eq!(r.series(m).count(), crate::model::explain::SHOWN_SERIES);
+    assert_eq!((m.series_total, m.nodes), (50, 50));
+}
+
+#[test]
+fn explain_hints_name_what_to_change() {
+    let doc = json!({
+        "status": "ready",
+        "app": {"uptime": 1, "users": 2, "version": "1"},
+        "flag": true,
+        "mem": {"rss": 1},
+        "list": [1, 2],
+        "state": "weird",
+        "checks": {"db": {"latency": 1}, "cache": {"latency": 2}},
+        "dups": [{"id": "a"}, {"id": "a"}],
+        "long": "y".repeat(200),
+    });
+    let mut dur = rule("dur", "$.status");
+    dur.parse = Parse::Duration;
+    let mut flag = rule("flag", "$.flag");
+    flag.parse = Parse::Duration;
+    let mut states = rule("state", "$.state");
+    states.kind = RuleKind::StateSet(vec!["ok".into(), "down".into()]);
+    let rules = vec![
+        rule("ready", "$.status"),
+        rule("uptime", "$.app.uptme"),
+        dur,
+        flag,
+        rule("mem", "$.mem"),
+        rule("list", "$.list"),
+        map(rule("mapped", "$.status"), &[("up", 1.0)]),
+        states,
+        each(rule("lat", "$.latncy"), "$.checks.*"),
+        labels(rule("lbl", "$.app.uptime"), &[("v", "{$.app.versio}")]),
+        labels(rule("objlabel", "$.app.uptime"), &[("v", "{$.mem}")]),
+        labels(each(rule("dup", "1"), "$.dups[*]"), &[("id", "{$.id}")]),
+        rule("long", "$.long"),
+        rule("deep", "$.list[5]"),
+    ];
+    let r = explained(rules, &doc);
+    let by = |name: &str| {
+        r.rules
+            .iter()
+            .find(|x| x.info.metric == name)
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    assert_eq!(
+        only_hint(by("ready")),
+        (
+            "not_a_number",
+            Some("\"ready\""),
+            "\"ready\" is not a number: add map: {ready: 1, not_ready: 0} or use kind: stateset"
+        )
+    );
+    let (reason, value, hint) = only_hint(by("uptime"));
+    assert_eq!((reason, value), ("missing", None));
+    assert!(
+        hint.contains("$.app has no key \"uptme\"; nearest keys: uptime, users, version"),
+        "{hint}"
+    );
+    assert!(hint.contains("optional: true"), "{hint}");
+    assert_eq!(by("uptime").nodes, 0);
+    let (_, _, hint) = only_hint(by("dur"));
+    assert!(
+        hint.starts_with("\"ready\" cannot be read by parse: duration"),
+        "{hint}"
+    );
+    let (_, value, hint) = only_hint(by("flag"));
+    assert_eq!(value, Some("true"));
+    assert!(
+        hint.contains("a boolean, which parse: duration does not read"),
+        "{hint}"
+    );
+    let (_, value, hint) = only_hint(by("mem"));
+    assert_eq!(value, Some("{…}"));
+    assert!(
+        hint.contains("use each: $.mem.*") && hint.contains("such as $.mem.rss"),
+        "{hint}"
+    );
+    let (_, _, hint) = only_hint(by("list"));
+    assert!(
+        hint.contains("use each: $.list[*]") && hint.contains("$.list[0]"),
+        "{hint}"
+    );
+    let (reason, _, hint) = only_hint(by("mapped"));
+    assert_eq!(reason, "unmapped_value");
+    assert_eq!(
+        hint,
+        "\"ready\" is not in map: add ready: N to map: (it has up)"
+    );
+    let (reason, _, hint) = only_hint(by("state"));
+    assert_eq!(reason, "unmapped_value");
+    assert!(hint.contains("not one of states: [ok, down]"), "{hint}");
+    // Under `each`: the node's own keys, the path relative to it.
+    let lat = by("lat");
+    assert_eq!(lat.failures[0].count, 2);
+    assert!(
+        lat.failures[0]
+            .hint
+            .contains("$ has no key \"latncy\"; nearest keys: latency"),
+        "{lat:?}"
+    );
+    let (_, _, hint) = only_hint(by("lbl"));
+    assert!(
+        hint.starts_with("label v: $.app.versio matched nothing"),
+        "{hint}"
+    );
+    assert!(hint.contains("nearest keys: version"), "{hint}");
+    let (reason, _, hint) = only_hint(by("objlabel"));
+    assert_eq!(reason, "invalid_label");
+    assert!(hint.starts_with("label v: $.mem is an object"), "{hint}");
+    let (reason, value, hint) = only_hint(by("dup"));
+    assert_eq!((reason, value), ("duplicate_series", Some("id=\"a\"")));
+    assert!(hint.contains("{@key}"), "{hint}");
+    let (_, value, _) = only_hint(by("long"));
+    assert_eq!(value.unwrap().chars().count(), 82); // 80 and the quotes
+    let (_, _, hint) = only_hint(by("deep"));
+    assert!(
+        hint.contains("$.list is an array of 2 items, no [5]"),
+        "{hint}"
+    );
+}
+
+#[test]
+fn explain_hints_stay_small_on_a_huge_object() {
+    // The keys of a large object are not kept, only the nearest few.
+    let members: serde_json::Map<String, Value> =
+        (0..20_000).map(|i| (format!("key{i}"), json!(i))).collect();
+    let doc = json!({ "big": members });
+    let r = explained(vec![rule("m", "$.big.key2x")], &doc);
+    let (_, _, hint) = only_hint(&r.rules[0]);
+    let near = hint.split("nearest keys: ").nth(1).unwrap();
+    let near = &near[..near.find(')').unwrap()];
+    assert_eq!(near, "key2, key20, key21", "{hint}");
+}
+
+#[test]
+fn explain_reads_the_body_again_for_the_first_few_failing_rules_only() {
+    let doc = json!({"status": 1, "uptime": 2});
+    let rules: Vec<MetricRule> = (0..10)
+        .map(|i| rule(&format!("m{i}"), &format!("$.statu{i}")))
+        .collect();
+    let r = explained(rules, &doc);
+    let named: Vec<bool> = r
+        .rules
+        .iter()
+        .map(|x| x.failures[0].hint.contains("nearest keys: status"))
+        .collect();
+    assert_eq!(
+        named,
+        [true, true, true, true, true, true, true, true, false, false]
+    );
+    assert!(r.rules[9].failures[0].hint.contains("optional: true"));
+}
+
 #[test]
 fn percent_strings_and_numbers_become_ratios() {
     let doc = json!({

@@ -12,6 +12,7 @@ use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
 use tokio::sync::watch;
 
 use crate::config::{Format, Method, Target};
+use crate::model::explain::Report;
 use crate::model::Family;
 use crate::store::{unix_now, PollResult, SlotWriter};
 use crate::targets::client::{send, ClientError};
@@ -82,12 +83,14 @@ pub struct Outcome {
     pub duration: f64,
     /// Why the poll failed; `None` when it succeeded.
     pub error: Option<PollError>,
-    pub families: Vec<Family>,
+    pub families: Arc<Vec<Family>>,
     pub passthrough: Option<Arc<Vec<prom::PromFamily>>>,
     pub series: usize,
     /// Counted per (metric, reason): bounded by the rules, not the body.
     pub extraction_errors: Vec<ErrorCount>,
     pub dropped: u64,
+    /// The rule-by-rule account of a JSON target's poll.
+    pub explain: Option<Report>,
 }
 
 /// The extraction errors of one metric and reason in one poll.
@@ -114,11 +117,12 @@ impl Outcome {
             size,
             duration: 0.0,
             error: None,
-            families: Vec::new(),
+            families: Arc::new(Vec::new()),
             passthrough: None,
             series: 0,
             extraction_errors: Vec::new(),
             dropped: 0,
+            explain: None,
         }
     }
 
@@ -327,10 +331,20 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, P
                 max_series: ctx.max_series,
                 max_bytes: usize::try_from(ctx.max_body_bytes).unwrap_or(usize::MAX),
             };
-            let ex = p
+            let mut ex = p
                 .extractor
                 .extract_body(body, limits, &p.base)
                 .map_err(|e| PollError::InvalidBody(format!("invalid JSON: {e}")))?;
+            // The account shares the families; it copies no series.
+            let families = Arc::new(std::mem::take(&mut ex.families));
+            let trace = std::mem::take(&mut ex.trace);
+            out.explain = Some(p.extractor.explain(
+                families.clone(),
+                trace,
+                &ex.errors,
+                Some(body),
+                p.base.len(),
+            ));
             out.series = ex.series;
             out.dropped = ex.dropped;
             out.extraction_errors = ex
@@ -343,7 +357,7 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, P
                     example: e.example,
                 })
                 .collect();
-            out.families = ex.families;
+            out.families = families;
         }
         Format::Prometheus => {
             let text = std::str::from_utf8(body)
@@ -447,8 +461,17 @@ pub fn publish(slot: &SlotWriter, target: &Target, outcome: Outcome) -> bool {
         state.last_success = Some(unix_now());
         state.last_error = None;
         state.series = outcome.series;
-        state.families = Arc::new(outcome.families);
+        state.families = outcome.families;
         state.passthrough = outcome.passthrough;
+        // Kept while the target is down: the page shows the last good poll,
+        // and a rule still failing after an outage is not logged again.
+        match outcome.explain {
+            Some(report) => {
+                log_rule_changes(&target.name, state.explain.as_deref(), &report);
+                state.explain = Some(Arc::new(report));
+            }
+            None => state.explain = None,
+        }
         if !was_up && !first {
             tracing::info!(target_name = %target.name, "target recovered");
         }
@@ -456,12 +479,41 @@ pub fn publish(slot: &SlotWriter, target: &Target, outcome: Outcome) -> bool {
     true
 }
 
-/// The URL as shown on `/` and `/-/status`: no user info.
+/// Logs each rule of `now` that fails where it did not in `before` (at
+/// warn, with its first failure's value and hint), and each that failed in
+/// `before` and no longer does (at info). Rules are matched by position
+/// and name, so a reload that changes them starts afresh.
+fn log_rule_changes(target: &str, before: Option<&Report>, now: &Report) {
+    for (i, rule) in now.rules.iter().enumerate() {
+        let was = before
+            .and_then(|b| b.rules.get(i))
+            .filter(|b| b.info.metric == rule.info.metric)
+            .is_some_and(|b| b.failing());
+        match rule.failures.first() {
+            Some(f) if !was => tracing::warn!(
+                target_name = %target,
+                metric = %rule.info.metric,
+                reason = f.reason,
+                count = f.count,
+                value = f.value.as_deref(),
+                hint = %f.hint,
+                "rule failing"
+            ),
+            None if was => {
+                tracing::info!(target_name = %target, metric = %rule.info.metric, "rule recovered");
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The URL as shown on `/`, `/-/status` and the target page: no user
+/// info, and the values of its query hidden (`?token=…`).
 pub fn redact(url: &reqwest::Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);
-    u.to_string()
+    extract::explain::public_url(u.as_str())
 }
 
 /// A stable offset in `[0, interval/10)` so targets don't fire in step.

@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn redact_strips_credentials() {
     let u = reqwest::Url::parse("http://user:pw@127.0.0.1:8080/health?x=1").unwrap();
-    assert_eq!(redact(&u), "http://127.0.0.1:8080/health?x=1");
+    assert_eq!(redact(&u), "http://127.0.0.1:8080/health?x=…");
 }
 
 #[test]

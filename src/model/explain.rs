@@ -1,0 +1,103 @@
+//! The account of one poll of a JSON target, rule by rule: what each rule's
+//! paths matched, the first series it made, and what failed with the
+//! offending value and a hint. Built by `targets::extract::explain`, kept
+//! per target in the store, read by `remora once --explain`, the
+//! warn/recover log lines and `GET /targets/NAME`.
+//!
+//! Small and cheap whatever the body: it shares the poll's families with the
+//! store and the rules' text with every other poll (nothing is copied per
+//! series), shows at most [`SHOWN_SERIES`] series per rule, and keeps one
+//! failure per (rule, reason) with one example value cut to 80 characters.
+//! It holds no header, credential or body beyond those examples.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use opentelemetry::KeyValue;
+
+use super::Family;
+
+/// Series shown per rule; the rest are only counted.
+pub const SHOWN_SERIES: usize = 5;
+
+/// One poll, rule by rule, in the order of `metrics:`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Report {
+    /// The families the poll made (shared with the store, not copied).
+    pub families: Arc<Vec<Family>>,
+    /// How many leading labels of each series are the target's own.
+    pub base_len: usize,
+    /// Per value of each rule, in order: (family, first series, end).
+    pub spans: Vec<(usize, usize, usize)>,
+    pub rules: Vec<RuleReport>,
+}
+
+/// A rule as written, shared by the reports of every poll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleInfo {
+    /// The rule's name as written.
+    pub metric: String,
+    /// `each`, as written (canonical JSONPath), if any.
+    pub each: Option<String>,
+    /// Per value: the instrument name and its path (or constant) as written.
+    pub paths: Vec<(String, String)>,
+}
+
+/// One rule in one poll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleReport {
+    pub info: Arc<RuleInfo>,
+    /// Nodes `each` matched; without `each`, the value paths that matched.
+    pub nodes: u64,
+    /// Its values' entries in [`Report::spans`].
+    pub spans: Range<usize>,
+    /// Every series the rule made.
+    pub series_total: u64,
+    /// One per reason, in the order met.
+    pub failures: Vec<Failure>,
+}
+
+impl Report {
+    /// The first [`SHOWN_SERIES`] series of `rule`: instrument name, the
+    /// rule's own labels (not the target's), value.
+    pub fn series<'r>(
+        &'r self,
+        rule: &'r RuleReport,
+    ) -> impl Iterator<Item = (&'r str, &'r [KeyValue], f64)> + 'r {
+        self.spans
+            .get(rule.spans.clone())
+            .unwrap_or_default()
+            .iter()
+            .flat_map(move |&(family, start, end)| {
+                let f = self.families.get(family);
+                let series = f.and_then(|f| f.series.get(start..end)).unwrap_or_default();
+                series.iter().map(move |s| {
+                    let name = f.map_or("", |f| &*f.name);
+                    let labels = s.attributes.get(self.base_len..).unwrap_or_default();
+                    (name, labels, s.value)
+                })
+            })
+            .take(SHOWN_SERIES)
+    }
+}
+
+/// The failures of one rule and reason in one poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The `reason` of `remora_extraction_errors_total`.
+    pub reason: &'static str,
+    /// How many in this poll.
+    pub count: u64,
+    /// The first offending value, as JSON would show it (strings quoted),
+    /// cut to 80 characters; `None` when there is none (a missing path).
+    pub value: Option<String>,
+    /// What to change in the config.
+    pub hint: String,
+}
+
+impl RuleReport {
+    /// Whether the rule failed in this poll.
+    pub fn failing(&self) -> bool {
+        !self.failures.is_empty()
+    }
+}

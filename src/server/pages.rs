@@ -1,0 +1,231 @@
+//! The HTML page of one target, `GET /targets/NAME`: its URL (no user info,
+//! query values hidden), the last poll (status, size, duration, error), and
+//! per rule what its paths matched, the first series it made, and what
+//! failed with the offending value and a hint. Plain server-rendered HTML,
+//! no script; every text from a config, a target or a body is escaped. No
+//! header, credential or body is ever shown, only the rules' own examples
+//! (cut to 80 characters).
+
+use std::fmt::Write as _;
+
+use crate::model::explain::{Report, RuleReport};
+use crate::store::{unix_now, TargetState};
+
+/// `s` escaped for HTML text and attribute values.
+pub(super) fn html_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `name` as one path segment: every byte but unreserved ones percent-encoded.
+pub(super) fn encode_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// A percent-encoded path segment decoded; `None` when it is not valid UTF-8
+/// or has a bad escape.
+pub(super) fn decode_segment(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The link to a target's page.
+pub(super) fn target_href(name: &str) -> String {
+    format!("/targets/{}", encode_segment(name))
+}
+
+const STYLE: &str = "body{font-family:sans-serif;margin:2em}td,th{padding:.2em .8em;text-align:left;vertical-align:top}\
+table{border-collapse:collapse}tr{border-bottom:1px solid #ddd}.down,.failing td.failures{color:#b00}.up{color:#070}\
+code{background:#f4f4f4}.hint{color:#333;font-style:italic}";
+
+fn age(last: Option<f64>) -> String {
+    match last {
+        Some(t) => format!("{:.1}s ago", (unix_now() - t).max(0.0)),
+        None => "never".into(),
+    }
+}
+
+/// The page of target `name` in state `t`.
+pub(super) fn target_page(name: &str, t: &TargetState) -> String {
+    let e = html_escape;
+    let mut html = String::with_capacity(8192);
+    let (class, up) = match (t.polled, t.up) {
+        (false, _) => ("", "pending"),
+        (true, true) => ("up", "up"),
+        (true, false) => ("down", "down"),
+    };
+    let _ = write!(
+        html,
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>remora: {n}</title>\
+         <style>{STYLE}</style></head><body><p><a href=\"/\">remora</a></p><h1>Target {n}</h1>\
+         <table id=\"poll\">\
+         <tr><th>url</th><td><code>{url}</code></td></tr>\
+         <tr><th>state</th><td class=\"{class}\">{up}</td></tr>\
+         <tr><th>last HTTP status</th><td>{status}</td></tr>\
+         <tr><th>response size</th><td>{size} bytes</td></tr>\
+         <tr><th>poll duration</th><td>{dur:.3} s</td></tr>\
+         <tr><th>last success</th><td>{last}</td></tr>\
+         <tr><th>series</th><td>{series}</td></tr>\
+         <tr><th>series dropped (total)</th><td>{dropped}</td></tr>\
+         <tr><th>last error</th><td>{error}</td></tr></table>",
+        n = e(name),
+        url = e(&t.url),
+        status = t.http_status,
+        size = t.response_size,
+        dur = t.poll_duration,
+        last = age(t.last_success),
+        series = t.series,
+        dropped = t.dropped,
+        error = e(t.last_error.as_deref().unwrap_or("")),
+    );
+    match &t.explain {
+        None if t.passthrough.is_some() => {
+            let families = t.passthrough.as_ref().map_or(0, |f| f.len());
+            let _ = write!(
+                html,
+                "<p>format: prometheus: {families} families passed through; no rules.</p>"
+            );
+        }
+        None => html.push_str("<p>No successful poll yet: no rules to show.</p>"),
+        Some(report) => {
+            html.push_str("<h2>Rules</h2>");
+            if !t.up {
+                html.push_str("<p class=\"down\">The target is down: the rules below are from its last successful poll.</p>");
+            }
+            html.push_str(
+                "<table id=\"rules\"><tr><th>rule</th><th>each</th><th>path</th><th>nodes matched</th>\
+                 <th>series</th><th>failures</th></tr>",
+            );
+            for r in &report.rules {
+                rule_row(&mut html, report, r);
+            }
+            html.push_str("</table>");
+        }
+    }
+    if !t.extraction_errors.is_empty() {
+        html.push_str("<h2>Extraction errors since start</h2><table id=\"errors\"><tr><th>metric</th><th>reason</th><th>count</th></tr>");
+        for ((metric, reason), n) in &t.extraction_errors {
+            let _ = write!(
+                html,
+                "<tr><td>{}</td><td>{}</td><td>{n}</td></tr>",
+                e(metric),
+                e(reason)
+            );
+        }
+        html.push_str("</table>");
+    }
+    html.push_str("</body></html>\n");
+    html
+}
+
+fn rule_row(html: &mut String, report: &Report, r: &RuleReport) {
+    let e = html_escape;
+    let info = &r.info;
+    let class = if r.failing() { "failing" } else { "ok" };
+    let paths: Vec<String> = if info.paths.len() == 1 {
+        info.paths
+            .iter()
+            .map(|(_, p)| format!("<code>{}</code>", e(p)))
+            .collect()
+    } else {
+        info.paths
+            .iter()
+            .map(|(n, p)| format!("{}: <code>{}</code>", e(n), e(p)))
+            .collect()
+    };
+    let _ = write!(
+        html,
+        "<tr class=\"{class}\"><td class=\"metric\">{}</td><td>{}</td><td>{}</td><td class=\"nodes\">{}</td><td class=\"series\">",
+        e(&info.metric),
+        info.each
+            .as_deref()
+            .map(|x| format!("<code>{}</code>", e(x)))
+            .unwrap_or_default(),
+        paths.join("<br>"),
+        r.nodes,
+    );
+    let mut shown = 0u64;
+    for (name, labels, value) in report.series(r) {
+        shown += 1;
+        let mut s = name.to_string();
+        if !labels.is_empty() {
+            let inner: Vec<String> = labels
+                .iter()
+                .map(|kv| format!("{}={:?}", kv.key, kv.value.as_str()))
+                .collect();
+            let _ = write!(s, "{{{}}}", inner.join(","));
+        }
+        let _ = write!(html, "<code>{} {value}</code><br>", e(&s));
+    }
+    let more = r.series_total.saturating_sub(shown);
+    if more > 0 {
+        let _ = write!(html, "… and {more} more<br>");
+    }
+    if r.series_total == 0 {
+        html.push_str("none");
+    }
+    html.push_str("</td><td class=\"failures\">");
+    for f in &r.failures {
+        let _ = write!(
+            html,
+            "<div class=\"failure\"><b>{}</b> ×{}",
+            e(f.reason),
+            f.count
+        );
+        if let Some(v) = &f.value {
+            let _ = write!(html, ", value <code class=\"value\">{}</code>", e(v));
+        }
+        let _ = write!(html, "<div class=\"hint\">{}</div></div>", e(&f.hint));
+    }
+    html.push_str("</td></tr>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_round_trip_and_escape() {
+        for name in ["checkout", "a b/c?d", "é<script>"] {
+            let enc = encode_segment(name);
+            assert!(!enc.contains(['/', '?', ' ', '<']));
+            assert_eq!(decode_segment(&enc).as_deref(), Some(name));
+        }
+        assert_eq!(decode_segment("%zz"), None);
+        assert_eq!(decode_segment("%"), None);
+        assert_eq!(
+            html_escape("<a href='x'>&\""),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;"
+        );
+    }
+}
