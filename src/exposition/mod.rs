@@ -1,10 +1,10 @@
 //! Exposition: from store snapshots to the Prometheus text a scrape gets.
-//! The only module that uses `opentelemetry_sdk`, `opentelemetry-prometheus`
-//! and `prometheus`.
+//! The only module that uses `opentelemetry_sdk`.
 //!
 //! - `pipeline`: one `SdkMeterProvider` per loaded config, every instrument
-//!   observable, read by the Prometheus exporter into its own registry;
-//! - `exporter`: the Prometheus exporter as remora sets it up;
+//!   observable, read by remora's text reader;
+//! - `exporter`: the meter provider as remora sets it up;
+//! - `text`: Prometheus text written from the SDK's collected data;
 //! - `names`: the family names the exporter serves (the served-names probe)
 //!   and the config's rule names checked against them;
 //! - `own`: remora's own instruments and build facts;
@@ -17,6 +17,7 @@ mod names;
 mod own;
 mod pipeline;
 mod render;
+mod text;
 #[cfg(test)]
 mod tests;
 
@@ -33,8 +34,8 @@ pub use render::{render_once, Latest, RenderError, Rendered, Renderer};
 pub enum ExpositionError {
     #[error("cannot build the Prometheus exporter: {0}")]
     Exporter(#[source] opentelemetry_sdk::error::OTelSdkError),
-    #[error("cannot encode the exposition: {0}")]
-    Encode(#[from] prometheus::Error),
+    #[error("cannot collect the instruments: {0}")]
+    Collect(#[source] opentelemetry_sdk::error::OTelSdkError),
 }
 
 /// The former name of [`ExpositionError`].
