@@ -6,7 +6,8 @@
 #   SIZES="100 10000" WINDOW=20 scripts/bench-scale.sh
 #
 # Scale part: one JSON target (a small Python server) serving N items x 3
-# values (3N series, values changing at every request), polled every second
+# values (3N series, values changing at every request; limits.max_series_per_target
+# max(2000, 3N + 1000)), polled every second
 # by remora (host collectors off), scraped every second by a client for
 # WINDOW seconds after a warm-up. Per size it prints:
 #   - CPU ms per second of remora (utime+stime deltas of /proc/PID/stat) and
@@ -154,7 +155,7 @@ threading.Thread(target=target.serve_forever, daemon=True).start()
 SCALE_CONFIG = """
 server: {{listen: 127.0.0.1:{port}}}
 global: {{interval: 1s, timeout: 1s}}
-limits: {{max_series_per_target: 200000, max_body_bytes: 64MiB}}
+limits: {{max_series_per_target: {limit}, max_body_bytes: 64MiB}}
 host: {{enabled: false}}
 targets:
   - name: bench
@@ -241,7 +242,10 @@ for n in SIZES:
     Target.bodies = bodies(n)
     cfg = os.path.join(work, f"scale-{n}.yaml")
     port = PORT + 10
-    open(cfg, "w").write(SCALE_CONFIG.format(port=port, tport=PORT + 1))
+    # The limit just above the need, as a user would set it (the SDK sizes
+    # each instrument's table for its limit up front).
+    limit = max(2000, 3 * n + 1000)
+    open(cfg, "w").write(SCALE_CONFIG.format(port=port, tport=PORT + 1, limit=limit))
     p = start([BIN, f"--config.file={cfg}"])
     wait_ok(port, "/-/ready")
     time.sleep(WARMUP)
