@@ -57,10 +57,8 @@ fn families(n: usize, round: u64) -> Vec<Family> {
 fn setup(n: usize) -> (Arc<Store>, Pipeline) {
     let config = parse_str("", std::path::Path::new("bench.yaml"), &|_| None)
         .unwrap_or_else(|e| panic!("{e:?}"));
-    let limits: BTreeMap<String, usize> = specs()
-        .iter()
-        .map(|s| (s.name.clone(), n + 16))
-        .collect();
+    let limits: BTreeMap<String, usize> =
+        specs().iter().map(|s| (s.name.clone(), n + 16)).collect();
     let store = Store::new();
     let pipeline = Pipeline::build(&config, &specs(), &limits, store.clone())
         .unwrap_or_else(|e| panic!("{e}"));

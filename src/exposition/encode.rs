@@ -5,16 +5,9 @@
 use std::collections::BTreeMap;
 
 use super::pipeline::Pipeline;
+use super::text::OwnBlock;
 use super::ExpositionError;
 use crate::model::passthrough::{escape_help, Claims, Fit, Kind, PromFamily, ServedNames};
-
-/// One family of remora's own pipeline, already encoded (HELP, TYPE, samples).
-#[derive(Debug)]
-pub(crate) struct OwnBlock {
-    pub(crate) name: String,
-    pub(crate) kind: Kind,
-    pub(crate) text: Vec<u8>,
-}
 
 /// Writes the pass-through families of `sources` alone, as the exposition
 /// serves them beside an empty pipeline whose served names are `served`

@@ -17,17 +17,19 @@ mod names;
 mod own;
 mod pipeline;
 mod render;
-mod text;
 #[cfg(test)]
 mod tests;
+mod text;
 
-pub use encode::write_passthrough;
 #[cfg(test)]
-pub(crate) use encode::{write_exposition, OwnBlock};
+pub(crate) use encode::write_exposition;
+pub use encode::write_passthrough;
 pub use names::{check_rule_names, served_as, served_names, ServedAs};
 pub use own::{own_specs, REVISION, RUSTC_VERSION, VERSION};
 pub use pipeline::Pipeline;
 pub use render::{render_once, Latest, RenderError, Rendered, Renderer};
+#[cfg(test)]
+pub(crate) use text::OwnBlock;
 
 /// Errors building or rendering the pipeline.
 #[derive(Debug, thiserror::Error)]

@@ -9,8 +9,8 @@ use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::KeyValue;
 
 use super::exporter::{provider, register};
-use super::text::TextReader;
 use super::own::own_specs;
+use super::text::TextReader;
 use super::ExpositionError;
 use crate::config::{Config, ConfigError, Format};
 use crate::model::passthrough::{Kind, Served, ServedNames};

@@ -15,11 +15,10 @@ use opentelemetry::metrics::{AsyncInstrument, MeterProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
-use super::encode::OwnBlock;
 use super::exporter::{provider, register};
-use super::text::{write_family, TextReader};
 use super::names::served_names;
 use super::own::{build_info_spec, own_instruments, REVISION, RUSTC_VERSION, VERSION};
+use super::text::{write_family, OwnBlock, TextReader};
 use super::ExpositionError;
 use crate::config::Config;
 

@@ -247,10 +247,20 @@ fn text_matches_opentelemetry_prometheus() {
         .build();
     let meter = provider.meter("remora");
     let specs = [
-        ("app.requests", InstrumentKind::Counter, "", "Requests\nwith a \\ and \"quotes\""),
+        (
+            "app.requests",
+            InstrumentKind::Counter,
+            "",
+            "Requests\nwith a \\ and \"quotes\"",
+        ),
         ("app.latency", InstrumentKind::Gauge, "ms", "Latency"),
         ("app.queue", InstrumentKind::UpDownCounter, "{item}", ""),
-        ("app.requests.total", InstrumentKind::Gauge, "", "conflicting type"),
+        (
+            "app.requests.total",
+            InstrumentKind::Gauge,
+            "",
+            "conflicting type",
+        ),
         ("app.size", InstrumentKind::Gauge, "By", "Size"),
         ("app.ratio", InstrumentKind::Gauge, "1", "Ratio"),
         ("app.rate", InstrumentKind::Gauge, "By/s", "Rate"),
@@ -284,18 +294,28 @@ fn text_matches_opentelemetry_prometheus() {
                     f64::NAN,
                 ),
                 (
-                    vec![KeyValue::new("z", "c"), KeyValue::new("f", 1.5), KeyValue::new("t", true)],
+                    vec![
+                        KeyValue::new("z", "c"),
+                        KeyValue::new("f", 1.5),
+                        KeyValue::new("t", true),
+                    ],
                     f64::INFINITY,
                 ),
                 (
                     vec![KeyValue::new(
                         "arr",
-                        Value::Array(Array::String(vec![StringValue::from("x"), StringValue::from("y")])),
+                        Value::Array(Array::String(vec![
+                            StringValue::from("x"),
+                            StringValue::from("y"),
+                        ])),
                     )],
                     1.5e-7,
                 ),
                 (Vec::new(), 3.0),
-                (vec![KeyValue::new("1st", "digit"), KeyValue::new("é", "accent")], 12345.678),
+                (
+                    vec![KeyValue::new("1st", "digit"), KeyValue::new("é", "accent")],
+                    12345.678,
+                ),
             ]
         };
         super::exporter::register(&meter, &spec, move |o| {
@@ -314,7 +334,10 @@ fn text_matches_opentelemetry_prometheus() {
         for (name, fam) in reader.families(&rm) {
             super::text::write_family(&mut ours, &name, &fam);
         }
-        let (ours, theirs) = (String::from_utf8(ours).unwrap(), String::from_utf8(theirs).unwrap());
+        let (ours, theirs) = (
+            String::from_utf8(ours).unwrap(),
+            String::from_utf8(theirs).unwrap(),
+        );
         assert!(theirs.contains("app_rate_bytes_per_second"), "{theirs}");
         assert_eq!(ours, theirs, "round {round}");
     }

@@ -78,6 +78,14 @@ impl MetricReader for TextReader {
     }
 }
 
+/// One family of remora's own pipeline, already encoded (HELP, TYPE, samples).
+#[derive(Debug)]
+pub(crate) struct OwnBlock {
+    pub(crate) name: String,
+    pub(crate) kind: Kind,
+    pub(crate) text: Vec<u8>,
+}
+
 /// One series: sanitised label names and values, and its value.
 #[derive(Debug)]
 pub(super) struct Point<'a> {
