@@ -7,7 +7,7 @@
 //! The data path, with the type at each step: a poll ([`targets::poller`],
 //! [`host`]) gives an `Outcome` or `CollectorReport`; it is published into a
 //! [`store`] slot; the observable callbacks of the [`exposition`] pipeline
-//! read the store; the `prometheus` registry is gathered, encoded and merged
+//! read the store; the collected data is written as text and merged
 //! with the pass-through families; the render thread publishes a `Rendered`
 //! that [`server`] hands to every `/metrics` scrape.
 //!

@@ -1,23 +1,13 @@
-//! Text encoding: the pipeline's families encoded by `prometheus`'s
-//! `TextEncoder`, merged with the pass-through families of `format:
-//! prometheus` targets, one block per family name.
+//! Text encoding: the pipeline's families (written by `text`), merged with
+//! the pass-through families of `format: prometheus` targets, one block per
+//! family name.
 
 use std::collections::BTreeMap;
 
-use prometheus::{Encoder, TextEncoder};
-
-use super::exporter::prom_kind;
 use super::pipeline::Pipeline;
+use super::text::OwnBlock;
 use super::ExpositionError;
 use crate::model::passthrough::{escape_help, Claims, Fit, Kind, PromFamily, ServedNames};
-
-/// One family of remora's own pipeline, already encoded (HELP, TYPE, samples).
-#[derive(Debug)]
-pub(crate) struct OwnBlock {
-    pub(crate) name: String,
-    pub(crate) kind: Kind,
-    pub(crate) text: Vec<u8>,
-}
 
 /// Writes the pass-through families of `sources` alone, as the exposition
 /// serves them beside an empty pipeline whose served names are `served`
@@ -113,31 +103,22 @@ fn writeln_bytes(out: &mut Vec<u8>, args: std::fmt::Arguments<'_>) -> std::io::R
 }
 
 impl Pipeline {
-    /// Encodes `own` (from [`Pipeline::gather`]) and the pass-through
-    /// families of `passthrough` as Prometheus text 0.0.4, one block per
+    /// Merges `own` (from [`Pipeline::gather`]) and the pass-through
+    /// families of `passthrough` into Prometheus text 0.0.4, one block per
     /// family name (see [`write_exposition`]).
     pub(super) fn encode<'a>(
         &self,
-        own: Vec<prometheus::proto::MetricFamily>,
+        own: Vec<OwnBlock>,
         passthrough: impl Iterator<Item = &'a [PromFamily]>,
-    ) -> Result<Vec<u8>, ExpositionError> {
-        let mut blocks = Vec::with_capacity(own.len());
-        for mf in own {
-            let mut text = Vec::with_capacity(256);
-            TextEncoder::new().encode(std::slice::from_ref(&mf), &mut text)?;
-            blocks.push(OwnBlock {
-                name: mf.name().to_string(),
-                kind: prom_kind(mf.get_field_type()),
-                text,
-            });
-        }
-        let mut out = Vec::with_capacity(16 * 1024);
-        write_exposition(&mut out, blocks, &self.served, passthrough);
-        Ok(out)
+    ) -> Vec<u8> {
+        let size: usize = own.iter().map(|b| b.text.len()).sum();
+        let mut out = Vec::with_capacity(size + 16 * 1024);
+        write_exposition(&mut out, own, &self.served, passthrough);
+        out
     }
 
     /// Collects every instrument and encodes Prometheus text 0.0.4 (no pass-through families).
     pub fn render(&self) -> Result<Vec<u8>, ExpositionError> {
-        self.encode(self.gather(), std::iter::empty())
+        Ok(self.encode(self.gather()?, std::iter::empty()))
     }
 }

@@ -1,7 +1,6 @@
-//! The `opentelemetry-prometheus` exporter as remora sets it up (one
-//! `prometheus` registry, no scope info, `target_info` only with a
-//! resource, per-instrument cardinality limits), shared by the pipeline and
-//! the served-names probe so the names found are the names served.
+//! The meter provider as remora sets it up (remora's text reader,
+//! per-instrument cardinality limits, the resource), shared by the pipeline
+//! and the served-names probe so the names found are the names served.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +9,8 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::{Instrument, SdkMeterProvider, Stream};
 use opentelemetry_sdk::Resource;
 
+use super::text::TextReader;
 use super::ExpositionError;
-use crate::model::passthrough::Kind;
 use crate::model::{InstrumentKind, InstrumentSpec};
 
 /// Registers one observable instrument of `spec` with callback `cb`.
@@ -51,9 +50,9 @@ pub(super) fn register(
     }
 }
 
-/// The exporter and meter provider of a pipeline: the Prometheus exporter
-/// as remora sets it up, reading into `registry`. The pipeline and the probe
-/// of served names share it, so the names found are the names served.
+/// The meter provider of a pipeline, read by `reader` (remora's text
+/// reader, see `text`). The pipeline and the probe of served names share
+/// it, so the names found are the names served.
 ///
 /// `limits` gives instruments their cardinality limit by name; the others
 /// get `default_limit`. The SDK sizes each instrument's table for its limit
@@ -63,15 +62,9 @@ pub(super) fn provider(
     resource: &BTreeMap<String, String>,
     limits: BTreeMap<String, usize>,
     default_limit: usize,
-    registry: &prometheus::Registry,
+    reader: &TextReader,
 ) -> Result<SdkMeterProvider, ExpositionError> {
-    let mut exporter = opentelemetry_prometheus::exporter()
-        .with_registry(registry.clone())
-        .scope_info_enabled(false);
-    if resource.is_empty() {
-        exporter = exporter.without_target_info();
-    }
-    let exporter = exporter.build().map_err(ExpositionError::Exporter)?;
+    let exporter = reader.clone();
     let attrs = resource
         .iter()
         .map(|(k, v)| KeyValue::new(k.clone(), v.clone()));
@@ -86,16 +79,4 @@ pub(super) fn provider(
         })
         .with_resource(Resource::builder_empty().with_attributes(attrs).build())
         .build())
-}
-
-/// The text-format type of a gathered family.
-pub(super) fn prom_kind(t: prometheus::proto::MetricType) -> Kind {
-    use prometheus::proto::MetricType;
-    match t {
-        MetricType::COUNTER => Kind::Counter,
-        MetricType::GAUGE => Kind::Gauge,
-        MetricType::HISTOGRAM => Kind::Histogram,
-        MetricType::SUMMARY => Kind::Summary,
-        _ => Kind::Untyped,
-    }
 }

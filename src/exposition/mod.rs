@@ -1,10 +1,10 @@
 //! Exposition: from store snapshots to the Prometheus text a scrape gets.
-//! The only module that uses `opentelemetry_sdk`, `opentelemetry-prometheus`
-//! and `prometheus`.
+//! The only module that uses `opentelemetry_sdk`.
 //!
 //! - `pipeline`: one `SdkMeterProvider` per loaded config, every instrument
-//!   observable, read by the Prometheus exporter into its own registry;
-//! - `exporter`: the Prometheus exporter as remora sets it up;
+//!   observable, read by remora's text reader;
+//! - `exporter`: the meter provider as remora sets it up;
+//! - `text`: Prometheus text written from the SDK's collected data;
 //! - `names`: the family names the exporter serves (the served-names probe)
 //!   and the config's rule names checked against them;
 //! - `own`: remora's own instruments and build facts;
@@ -19,22 +19,25 @@ mod pipeline;
 mod render;
 #[cfg(test)]
 mod tests;
+mod text;
 
-pub use encode::write_passthrough;
 #[cfg(test)]
-pub(crate) use encode::{write_exposition, OwnBlock};
+pub(crate) use encode::write_exposition;
+pub use encode::write_passthrough;
 pub use names::{check_rule_names, served_as, served_names, ServedAs};
 pub use own::{own_specs, REVISION, RUSTC_VERSION, VERSION};
 pub use pipeline::Pipeline;
 pub use render::{render_once, Latest, RenderError, Rendered, Renderer};
+#[cfg(test)]
+pub(crate) use text::OwnBlock;
 
 /// Errors building or rendering the pipeline.
 #[derive(Debug, thiserror::Error)]
 pub enum ExpositionError {
     #[error("cannot build the Prometheus exporter: {0}")]
     Exporter(#[source] opentelemetry_sdk::error::OTelSdkError),
-    #[error("cannot encode the exposition: {0}")]
-    Encode(#[from] prometheus::Error),
+    #[error("cannot collect the instruments: {0}")]
+    Collect(#[source] opentelemetry_sdk::error::OTelSdkError),
 }
 
 /// The former name of [`ExpositionError`].

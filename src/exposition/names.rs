@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::KeyValue;
 
-use super::exporter::{prom_kind, provider, register};
+use super::exporter::{provider, register};
 use super::own::own_specs;
+use super::text::TextReader;
 use super::ExpositionError;
 use crate::config::{Config, ConfigError, Format};
 use crate::model::passthrough::{Kind, Served, ServedNames};
@@ -36,34 +37,35 @@ fn probe(
     which: &[usize],
     found: &mut ServedAs,
 ) -> Result<(), ExpositionError> {
-    let registry = prometheus::Registry::new();
+    let reader = TextReader::new(true);
     // One series per instrument: a small limit, so the SDK does not size
     // each instrument's table for thousands of series at every (re)load.
-    let provider = provider(resource, BTreeMap::new(), PROBE_LIMIT, &registry)?;
+    let provider = provider(resource, BTreeMap::new(), PROBE_LIMIT, &reader)?;
     let meter = provider.meter("remora");
     for &i in which {
         let attrs = [KeyValue::new(PROBE_LABEL, i.to_string())];
         register(&meter, &specs[i], move |o| o.observe(i as f64, &attrs));
     }
-    for mf in registry.gather() {
+    let rm = reader.collect_now()?;
+    for (name, fam) in reader.families(&rm) {
         let served = Served {
-            kind: prom_kind(mf.get_field_type()),
-            help: mf.help().to_string(),
+            kind: fam.kind,
+            help: fam.help.to_string(),
         };
         let mut any = false;
-        for m in mf.get_metric() {
-            let index = m
-                .get_label()
+        for p in &fam.points {
+            let index = p
+                .labels
                 .iter()
-                .find(|l| l.name() == PROBE_LABEL)
-                .and_then(|l| l.value().parse::<usize>().ok());
+                .find(|(k, _)| k == PROBE_LABEL)
+                .and_then(|(_, v)| v.parse::<usize>().ok());
             if let Some(slot) = index.and_then(|i| found.specs.get_mut(i)) {
-                *slot = Some((mf.name().to_string(), served.clone()));
+                *slot = Some((name.clone(), served.clone()));
                 any = true;
             }
         }
-        if !any && !found.extra.iter().any(|(n, _)| n == mf.name()) {
-            found.extra.push((mf.name().to_string(), served));
+        if !any && !found.extra.iter().any(|(n, _)| *n == name) {
+            found.extra.push((name, served));
         }
     }
     let _ = provider.shutdown();

@@ -1,6 +1,6 @@
 //! The OpenTelemetry pipeline of one config: a meter provider whose
-//! observable instruments read the [`Store`], exported by
-//! `opentelemetry-prometheus` into a `prometheus` registry.
+//! observable instruments read the [`Store`], collected by remora's text
+//! reader (`text`) and written as Prometheus text.
 //!
 //! Every instrument is observable: its callback reads the latest snapshot in
 //! the store and never does I/O, so a scrape never waits on a target.
@@ -18,6 +18,7 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use super::exporter::{provider, register};
 use super::names::served_names;
 use super::own::{build_info_spec, own_instruments, REVISION, RUSTC_VERSION, VERSION};
+use super::text::{write_family, OwnBlock, TextReader};
 use super::ExpositionError;
 use crate::config::Config;
 
@@ -31,7 +32,7 @@ use crate::store::{Inner, Store};
 /// One config's meter provider and registry.
 pub struct Pipeline {
     pub(super) provider: SdkMeterProvider,
-    pub(super) registry: prometheus::Registry,
+    pub(super) reader: TextReader,
     /// Every family name the pipeline serves.
     pub(super) served: Arc<ServedNames>,
 }
@@ -96,8 +97,8 @@ impl Pipeline {
         store: Arc<Store>,
     ) -> Result<Self, ExpositionError> {
         let served = Arc::new(served_names(config, specs)?);
-        let registry = prometheus::Registry::new();
-        let provider = provider(&config.resource, limits.clone(), DEFAULT_LIMIT, &registry)?;
+        let reader = TextReader::new(true);
+        let provider = provider(&config.resource, limits.clone(), DEFAULT_LIMIT, &reader)?;
         let meter = provider.meter("remora");
 
         let global: Labels = Arc::new(
@@ -147,7 +148,7 @@ impl Pipeline {
         }
         Ok(Pipeline {
             provider,
-            registry,
+            reader,
             served,
         })
     }
@@ -157,10 +158,23 @@ impl Pipeline {
         &self.served
     }
 
-    /// Collects every instrument (the callbacks read the store: call it
-    /// without holding the store's lock).
-    pub(super) fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
-        self.registry.gather()
+    /// Collects every instrument and writes each family's text (the
+    /// callbacks read the store: call it without holding the store's lock).
+    pub(super) fn gather(&self) -> Result<Vec<OwnBlock>, ExpositionError> {
+        let rm = self.reader.collect_now()?;
+        let families = self.reader.families(&rm);
+        Ok(families
+            .into_iter()
+            .map(|(name, fam)| {
+                let mut text = Vec::with_capacity(128 + fam.points.len() * 64);
+                write_family(&mut text, &name, &fam);
+                OwnBlock {
+                    name,
+                    kind: fam.kind,
+                    text,
+                }
+            })
+            .collect())
     }
 }
 

@@ -212,15 +212,15 @@ pub fn render_once(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, Exposi
 /// The pipeline's families merged with those of `format: prometheus` targets.
 fn render_all(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, ExpositionError> {
     // Gathering runs the callbacks, which read the store: not under the lock.
-    let own = pipeline.gather();
+    let own = pipeline.gather()?;
     let inner = store.read();
-    pipeline.encode(
+    Ok(pipeline.encode(
         own,
         inner
             .targets
             .values()
             .filter_map(|t| t.passthrough.as_deref().map(Vec::as_slice)),
-    )
+    ))
 }
 
 #[cfg(test)]

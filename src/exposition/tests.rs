@@ -212,3 +212,133 @@ fn counters_get_total_and_limits_do_not_fold() {
     assert_eq!(text.matches("app_requests_total{").count(), 2500);
     assert!(!text.contains("otel_metric_overflow"));
 }
+
+/// The text reader writes exactly what `opentelemetry-prometheus` 0.33 and
+/// `prometheus`'s `TextEncoder` wrote for the same instruments (both read
+/// the same meter provider here): names, unit suffixes, `_total`, family
+/// merges and type conflicts, HELP and label escaping, label sanitising and
+/// joins, series order, values, `target_info`.
+#[test]
+fn text_matches_opentelemetry_prometheus() {
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry::{Array, StringValue, Value};
+    use opentelemetry_sdk::metrics::SdkMeterProvider;
+    use prometheus::Encoder as _;
+
+    let registry = prometheus::Registry::new();
+    let exporter = opentelemetry_prometheus::exporter()
+        .with_registry(registry.clone())
+        .scope_info_enabled(false)
+        .build()
+        .unwrap();
+    let reader = super::text::TextReader::new(true);
+    let provider = SdkMeterProvider::builder()
+        .with_reader(exporter)
+        .with_reader(reader.clone())
+        .with_resource(
+            opentelemetry_sdk::Resource::builder_empty()
+                .with_attributes([
+                    KeyValue::new("service.name", "check\"out"),
+                    KeyValue::new("service_name", "dup"),
+                    KeyValue::new("k8s.pod.name", "p-1"),
+                ])
+                .build(),
+        )
+        .build();
+    let meter = provider.meter("remora");
+    let specs = [
+        (
+            "app.requests",
+            InstrumentKind::Counter,
+            "",
+            "Requests\nwith a \\ and \"quotes\"",
+        ),
+        ("app.latency", InstrumentKind::Gauge, "ms", "Latency"),
+        ("app.queue", InstrumentKind::UpDownCounter, "{item}", ""),
+        (
+            "app.requests.total",
+            InstrumentKind::Gauge,
+            "",
+            "conflicting type",
+        ),
+        ("app.size", InstrumentKind::Gauge, "By", "Size"),
+        ("app.ratio", InstrumentKind::Gauge, "1", "Ratio"),
+        ("app.rate", InstrumentKind::Gauge, "By/s", "Rate"),
+        ("app.per", InstrumentKind::Gauge, "1/s", "Per"),
+        ("app.odd", InstrumentKind::Gauge, "foo/s", "Odd"),
+        ("app.odd2", InstrumentKind::Gauge, "By/x", "Odd too"),
+        ("app.x-y/z", InstrumentKind::Gauge, "Cel", "Temperature"),
+        ("app.help", InstrumentKind::Gauge, "", "first help"),
+        ("app_help", InstrumentKind::Gauge, "", "second help"),
+        ("app.empty", InstrumentKind::Gauge, "", "Nothing observed"),
+        ("zz.last", InstrumentKind::Counter, "s", ""),
+    ];
+    for (i, (name, kind, unit, help)) in specs.into_iter().enumerate() {
+        let spec = InstrumentSpec::new(name, kind, unit, help);
+        let series: Vec<(Vec<KeyValue>, f64)> = if name == "app.empty" {
+            Vec::new()
+        } else {
+            vec![
+                (
+                    vec![
+                        KeyValue::new("b", "x"),
+                        KeyValue::new("a.b", "dotted"),
+                        KeyValue::new("a_b", "under"),
+                    ],
+                    1e21,
+                ),
+                (vec![KeyValue::new("z", "q\"uo\\te\nnl")], 0.1 + i as f64),
+                (vec![KeyValue::new("z", "a")], -0.0),
+                (
+                    vec![KeyValue::new("z", "b"), KeyValue::new("n", 42_i64)],
+                    f64::NAN,
+                ),
+                (
+                    vec![
+                        KeyValue::new("z", "c"),
+                        KeyValue::new("f", 1.5),
+                        KeyValue::new("t", true),
+                    ],
+                    f64::INFINITY,
+                ),
+                (
+                    vec![KeyValue::new(
+                        "arr",
+                        Value::Array(Array::String(vec![
+                            StringValue::from("x"),
+                            StringValue::from("y"),
+                        ])),
+                    )],
+                    1.5e-7,
+                ),
+                (Vec::new(), 3.0),
+                (
+                    vec![KeyValue::new("1st", "digit"), KeyValue::new("é", "accent")],
+                    12345.678,
+                ),
+            ]
+        };
+        super::exporter::register(&meter, &spec, move |o| {
+            for (attrs, v) in &series {
+                o.observe(*v, attrs);
+            }
+        });
+    }
+    for round in 0..2 {
+        let mut theirs = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&registry.gather(), &mut theirs)
+            .unwrap();
+        let rm = reader.collect_now().unwrap();
+        let mut ours = Vec::new();
+        for (name, fam) in reader.families(&rm) {
+            super::text::write_family(&mut ours, &name, &fam);
+        }
+        let (ours, theirs) = (
+            String::from_utf8(ours).unwrap(),
+            String::from_utf8(theirs).unwrap(),
+        );
+        assert!(theirs.contains("app_rate_bytes_per_second"), "{theirs}");
+        assert_eq!(ours, theirs, "round {round}");
+    }
+}

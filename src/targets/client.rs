@@ -254,8 +254,22 @@ pub fn build(target: &Target) -> Result<reqwest::Client, ClientError> {
         .http1_only();
     if target.url.scheme() == "https" {
         builder = builder.tls_backend_preconfigured(tls_config(&target.tls)?);
+    } else if target.follow_redirects != FollowRedirects::Any {
+        // Plain HTTP that no redirect can take to HTTPS (same origin or none):
+        // no CA roots, so reqwest does not read every system CA file for
+        // this client (half of remora's start-up time).
+        builder = builder.tls_backend_preconfigured(no_roots_config()?);
     }
     Ok(builder.build()?)
+}
+
+/// A TLS config that trusts nothing, for clients that never use TLS.
+fn no_roots_config() -> Result<rustls::ClientConfig, ClientError> {
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ClientError::Tls(e.to_string()))?
+        .with_root_certificates(RootCertStore::empty())
+        .with_no_client_auth())
 }
 
 /// Where a redirect response points, resolved against the URL it answered.

@@ -1,0 +1,401 @@
+//! Prometheus text straight from the SDK's collected data.
+//!
+//! The pipeline's reader is the SDK's `ManualReader` (cumulative); a render
+//! collects once and writes each family's text directly from the data
+//! points. It follows `opentelemetry-prometheus` 0.33 with `prometheus`'s
+//! `TextEncoder` (as remora set them up: no scope info, no resource labels on
+//! series, `target_info` only with a resource) byte for byte, which the
+//! test `text_matches_opentelemetry_prometheus` checks against both crates:
+//!
+//! - family names: the instrument name sanitised (`[a-zA-Z0-9_:]`, a leading
+//!   digit gets `_`), the unit's suffix (`s` -> `_seconds`, `By` -> `_bytes`,
+//!   `1` -> `_ratio`, `x/y` -> `_x_per_y`), `_total` for monotonic sums;
+//! - the first instrument seen under a family name fixes its type and HELP for
+//!   the life of the pipeline; a later one of another type is left out;
+//! - label names: attribute keys with every character but `[a-zA-Z0-9:]`
+//!   turned into `_`, sorted; keys that collide once sanitised are joined,
+//!   their values joined with `;` in the order of the original keys;
+//! - families sorted by name, series by number of labels then label values,
+//!   families without series left out; values as Rust prints an `f64`.
+//!
+//! What it skips: one `MetricFamily` (and its label strings) per data point,
+//! the registry's merge of those families, and the per-point `BTreeMap`s.
+//! Histograms are not written: remora's instruments are all observable
+//! gauges, counters and up-down counters.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write as _;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use opentelemetry::Value;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::reader::MetricReader;
+use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Temporality};
+
+use super::ExpositionError;
+use crate::model::passthrough::Kind;
+
+const TARGET_INFO_NAME: &str = "target_info";
+const TARGET_INFO_HELP: &str = "Target metadata";
+
+/// The pipeline's metric reader: collects on demand, cumulative. Cloning
+/// shares the reader (one clone goes to the meter provider).
+#[derive(Debug, Clone)]
+pub(super) struct TextReader {
+    inner: Arc<ReaderInner>,
+}
+
+#[derive(Debug)]
+struct ReaderInner {
+    reader: ManualReader,
+    target_info: bool,
+    /// The type and HELP of the first instrument seen under each family name.
+    first: Mutex<HashMap<String, (Kind, String)>>,
+}
+
+impl MetricReader for TextReader {
+    fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
+        self.inner.reader.register_pipeline(pipeline);
+    }
+
+    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+        self.inner.reader.collect(rm)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.reader.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.reader.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self, _kind: InstrumentKind) -> Temporality {
+        Temporality::Cumulative
+    }
+}
+
+/// One family of remora's own pipeline, already encoded (HELP, TYPE, samples).
+#[derive(Debug)]
+pub(crate) struct OwnBlock {
+    pub(crate) name: String,
+    pub(crate) kind: Kind,
+    pub(crate) text: Vec<u8>,
+}
+
+/// One series: sanitised label names and values, and its value.
+#[derive(Debug)]
+pub(super) struct Point<'a> {
+    pub(super) labels: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    pub(super) value: f64,
+}
+
+/// One family as collected: type, HELP and series (sorted by [`TextReader::families`]).
+#[derive(Debug)]
+pub(super) struct Fam<'a> {
+    pub(super) kind: Kind,
+    pub(super) help: Cow<'a, str>,
+    pub(super) points: Vec<Point<'a>>,
+}
+
+impl TextReader {
+    /// A reader that writes `target_info` when the resource has attributes
+    /// and `target_info` is true.
+    pub(super) fn new(target_info: bool) -> Self {
+        TextReader {
+            inner: Arc::new(ReaderInner {
+                reader: ManualReader::builder()
+                    .with_temporality(Temporality::Cumulative)
+                    .build(),
+                target_info,
+                first: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Runs every callback and collects the data points.
+    pub(super) fn collect_now(&self) -> Result<ResourceMetrics, ExpositionError> {
+        let mut rm = ResourceMetrics::default();
+        self.inner
+            .reader
+            .collect(&mut rm)
+            .map_err(ExpositionError::Collect)?;
+        Ok(rm)
+    }
+
+    /// The families of `rm` by name (sorted), each one's series sorted,
+    /// families without series left out.
+    pub(super) fn families<'a>(&self, rm: &'a ResourceMetrics) -> BTreeMap<String, Fam<'a>> {
+        let mut out: BTreeMap<String, Fam<'a>> = BTreeMap::new();
+        if self.inner.target_info && !rm.resource().is_empty() {
+            out.insert(
+                TARGET_INFO_NAME.to_string(),
+                Fam {
+                    kind: Kind::Gauge,
+                    help: Cow::Borrowed(TARGET_INFO_HELP),
+                    points: vec![Point {
+                        labels: labels(rm.resource().iter()),
+                        value: 1.0,
+                    }],
+                },
+            );
+        }
+        let mut first = self.inner.first.lock().unwrap_or_else(|e| e.into_inner());
+        for sm in rm.scope_metrics() {
+            for m in sm.metrics() {
+                let Some((kind, name)) = kind_and_name(m) else {
+                    continue;
+                };
+                let help = match first.get(&name) {
+                    Some((k, _)) if *k != kind => continue,
+                    Some((_, h)) if h != m.description() => Cow::Owned(h.clone()),
+                    Some(_) => Cow::Borrowed(m.description()),
+                    None => {
+                        first.insert(name.clone(), (kind, m.description().to_string()));
+                        Cow::Borrowed(m.description())
+                    }
+                };
+                let mut points = Vec::new();
+                if let AggregatedMetrics::F64(data) = m.data() {
+                    match data {
+                        MetricData::Gauge(g) => points.extend(g.data_points().map(|dp| Point {
+                            labels: labels(dp.attributes().map(|kv| (&kv.key, &kv.value))),
+                            value: dp.value(),
+                        })),
+                        MetricData::Sum(s) => points.extend(s.data_points().map(|dp| Point {
+                            labels: labels(dp.attributes().map(|kv| (&kv.key, &kv.value))),
+                            value: dp.value(),
+                        })),
+                        _ => {}
+                    }
+                }
+                if points.is_empty() {
+                    continue;
+                }
+                match out.get_mut(&name) {
+                    Some(fam) => fam.points.append(&mut points),
+                    None => {
+                        out.insert(name, Fam { kind, help, points });
+                    }
+                }
+            }
+        }
+        drop(first);
+        for fam in out.values_mut() {
+            fam.points.sort_by(|a, b| {
+                a.labels.len().cmp(&b.labels.len()).then_with(|| {
+                    a.labels
+                        .iter()
+                        .zip(&b.labels)
+                        .map(|(x, y)| x.1.cmp(&y.1))
+                        .find(|o| o.is_ne())
+                        .unwrap_or(std::cmp::Ordering::Equal)
+                })
+            });
+        }
+        out
+    }
+}
+
+/// Writes one family: HELP (when not empty), TYPE, one line per series.
+pub(super) fn write_family(out: &mut Vec<u8>, name: &str, fam: &Fam<'_>) {
+    if !fam.help.is_empty() {
+        out.extend_from_slice(b"# HELP ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b' ');
+        escape(out, &fam.help, false);
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"# TYPE ");
+    out.extend_from_slice(name.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(fam.kind.as_str().as_bytes());
+    out.push(b'\n');
+    for p in &fam.points {
+        out.extend_from_slice(name.as_bytes());
+        let mut sep = b'{';
+        for (k, v) in &p.labels {
+            out.push(sep);
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"=\"");
+            escape(out, v, true);
+            out.push(b'"');
+            sep = b',';
+        }
+        if !p.labels.is_empty() {
+            out.push(b'}');
+        }
+        out.push(b' ');
+        let _ = write!(out, "{}", p.value);
+        out.push(b'\n');
+    }
+}
+
+/// Backslash and newline escaped, and the double quote when `quote`.
+fn escape(out: &mut Vec<u8>, s: &str, quote: bool) {
+    for &b in s.as_bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'"' if quote => out.extend_from_slice(b"\\\""),
+            _ => out.push(b),
+        }
+    }
+}
+
+/// The family type and name the exporter gives a collected instrument.
+fn kind_and_name(m: &Metric) -> Option<(Kind, String)> {
+    let kind = match m.data() {
+        AggregatedMetrics::F64(d) => data_kind(d),
+        AggregatedMetrics::I64(d) => data_kind(d),
+        AggregatedMetrics::U64(d) => data_kind(d),
+    }?;
+    let mut name = family_name(m.name(), m.unit());
+    if kind == Kind::Counter {
+        name.push_str("_total");
+    }
+    Some((kind, name))
+}
+
+fn data_kind<T>(d: &MetricData<T>) -> Option<Kind> {
+    match d {
+        MetricData::Gauge(_) => Some(Kind::Gauge),
+        MetricData::Sum(s) if s.is_monotonic() => Some(Kind::Counter),
+        MetricData::Sum(_) => Some(Kind::Gauge),
+        MetricData::Histogram(_) => Some(Kind::Histogram),
+        MetricData::ExponentialHistogram(_) => None,
+    }
+}
+
+/// The instrument name sanitised, with its unit's suffix (no `_total`).
+pub(super) fn family_name(name: &str, unit: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 12);
+    for (i, c) in name.chars().enumerate() {
+        if i == 0 && c.is_ascii_digit() {
+            out.push('_');
+            out.push(c);
+        } else if c.is_ascii_alphanumeric() || c == '_' || c == ':' {
+            out.push(c);
+        } else {
+            out.push('_');
+        }
+    }
+    if let Some(suffix) = unit_suffix(unit) {
+        out.push('_');
+        out.push_str(&suffix);
+    }
+    out
+}
+
+fn unit_suffix(unit: &str) -> Option<Cow<'static, str>> {
+    if unit.is_empty() {
+        return None;
+    }
+    if let Some(u) = unit_word(unit) {
+        return Some(Cow::Borrowed(u));
+    }
+    let (first, second) = unit.split_once('/')?;
+    let per = per_word(second)?;
+    let plain = ["1", "d", "h", "min", "s", "ms", "us", "ns"].contains(&first);
+    match (plain, unit_word(first)) {
+        (false, Some(u)) => Some(Cow::Owned(format!("{u}_per_{per}"))),
+        _ => Some(Cow::Owned(format!("per_{per}"))),
+    }
+}
+
+fn unit_word(unit: &str) -> Option<&'static str> {
+    Some(match unit {
+        "d" => "days",
+        "h" => "hours",
+        "min" => "minutes",
+        "s" => "seconds",
+        "ms" => "milliseconds",
+        "us" => "microseconds",
+        "ns" => "nanoseconds",
+        "By" | "B" => "bytes",
+        "KiBy" => "kibibytes",
+        "MiBy" => "mebibytes",
+        "GiBy" => "gibibytes",
+        "TiBy" => "tibibytes",
+        "KBy" | "KB" => "kilobytes",
+        "MBy" | "MB" => "megabytes",
+        "GBy" | "GB" => "gigabytes",
+        "TBy" | "TB" => "terabytes",
+        "m" => "meters",
+        "V" => "volts",
+        "A" => "amperes",
+        "J" => "joules",
+        "W" => "watts",
+        "g" => "grams",
+        "Cel" => "celsius",
+        "Hz" => "hertz",
+        "1" => "ratio",
+        "%" => "percent",
+        _ => return None,
+    })
+}
+
+fn per_word(unit: &str) -> Option<&'static str> {
+    Some(match unit {
+        "s" => "second",
+        "m" => "minute",
+        "h" => "hour",
+        "d" => "day",
+        "w" => "week",
+        "mo" => "month",
+        "y" => "year",
+        _ => return None,
+    })
+}
+
+/// A label name: every character but `[a-zA-Z0-9:]` turned into `_`.
+fn label_name(key: &str) -> Cow<'_, str> {
+    if key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b':') {
+        Cow::Borrowed(key)
+    } else {
+        Cow::Owned(
+            key.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == ':' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect(),
+        )
+    }
+}
+
+fn label_value(v: &Value) -> Cow<'_, str> {
+    match v {
+        Value::String(s) => Cow::Borrowed(s.as_str()),
+        other => Cow::Owned(other.to_string()),
+    }
+}
+
+/// Sanitised, sorted labels of an attribute set; keys equal once sanitised
+/// are joined, values with `;` in the order of the original keys.
+fn labels<'a>(
+    attrs: impl Iterator<Item = (&'a opentelemetry::Key, &'a Value)>,
+) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
+    let mut v: Vec<(Cow<'a, str>, &'a str, Cow<'a, str>)> = attrs
+        .map(|(k, val)| (label_name(k.as_str()), k.as_str(), label_value(val)))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    let mut out: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(v.len());
+    for (name, _, value) in v {
+        match out.last_mut() {
+            Some((last, joined)) if *last == name => {
+                let j = joined.to_mut();
+                j.push(';');
+                j.push_str(&value);
+            }
+            _ => out.push((name, value)),
+        }
+    }
+    out
+}
