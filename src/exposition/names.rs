@@ -39,7 +39,7 @@ fn probe(
     let registry = prometheus::Registry::new();
     // One series per instrument: a small limit, so the SDK does not size
     // each instrument's table for thousands of series at every (re)load.
-    let provider = provider(resource, BTreeMap::new(), PROBE_LIMIT, &registry)?;
+    let provider = provider(resource, BTreeMap::new(), PROBE_LIMIT, &registry, None)?;
     let meter = provider.meter("remora");
     for &i in which {
         let attrs = [KeyValue::new(PROBE_LABEL, i.to_string())];
