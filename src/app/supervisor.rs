@@ -136,11 +136,6 @@ impl Supervisor {
                 "server.listen changed; the new address takes effect at the next restart"
             );
         }
-        Ok(build(
-            config,
-            &self.options.roots,
-            &self.state.store,
-            true,
-        )?)
+        Ok(build(config, &self.options.roots, &self.state.store, true)?)
     }
 }

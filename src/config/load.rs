@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use super::checks::{check_instrument_conflicts, rule_name_positions};
 use super::decode::{node_of, Ctx, MapReader};
-use super::otlp::decode_otlp;
 use super::global::{decode_global, decode_limits, decode_resource, decode_server};
 use super::host::{decode_host, default_host};
+use super::otlp::decode_otlp;
 use super::target::decode_target;
 use super::types::*;
 use super::yaml::{self, Node};

@@ -84,7 +84,9 @@ pub fn parse_sample(line: &str) -> Option<Sample> {
             }
             let end = end?;
             labels.push((key, unescape(&body[..end])));
-            rest = body[end + 1..].strip_prefix(',').unwrap_or(&body[end + 1..]);
+            rest = body[end + 1..]
+                .strip_prefix(',')
+                .unwrap_or(&body[end + 1..]);
         }
     }
     let mut fields = rest.split_whitespace();
@@ -310,11 +312,15 @@ mod tests {
 
     #[test]
     fn parses_escaped_labels_and_timestamps() {
-        let s = parse_sample("a_total{x=\"q\\\"\\n\\\\\",target=\"t\"} 1.5e3 1700000000000").unwrap();
+        let s =
+            parse_sample("a_total{x=\"q\\\"\\n\\\\\",target=\"t\"} 1.5e3 1700000000000").unwrap();
         assert_eq!(s.name, "a_total");
         assert_eq!(
             s.labels,
-            vec![("x".into(), "q\"\n\\".into()), ("target".into(), "t".into())]
+            vec![
+                ("x".into(), "q\"\n\\".into()),
+                ("target".into(), "t".into())
+            ]
         );
         assert_eq!(s.value, 1500.0);
         assert_eq!(s.timestamp_ms, Some(1_700_000_000_000));

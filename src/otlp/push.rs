@@ -117,7 +117,12 @@ pub fn build(config: &OtlpConfig, store: &Arc<Store>) -> Result<(Reader, Handle)
     let runtime = tokio::runtime::Handle::try_current().map_err(|_| OtlpError::NoRuntime)?;
     let timeout = config
         .timeout
-        .or_else(|| env_millis(&["OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"]))
+        .or_else(|| {
+            env_millis(&[
+                "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+            ])
+        })
         .unwrap_or(Duration::from_secs(10));
     let shared = Arc::new(Shared {
         store: store.clone(),

@@ -15,6 +15,7 @@ mod exposition;
 mod host_fixtures;
 mod host_truth;
 mod memory;
+mod otlp;
 mod peers;
 mod reload;
 mod server;
