@@ -14,8 +14,8 @@ use prost::Message;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 
 use super::passthrough;
-use super::push::Shared;
 use super::OtlpError;
+use super::Shared;
 use crate::config::OtlpConfig;
 use crate::targets::client::tls_config;
 

@@ -5,9 +5,9 @@
 //!   host and remora's own instruments), reads the standard `OTEL_*`
 //!   variables where `otlp:` is silent, and retries with backoff within the
 //!   timeout;
-//! - [`client`] sends it with remora's own `reqwest` client on remora's
+//! - `client` sends it with remora's own `reqwest` client on remora's
 //!   runtime (rustls, the CA and client certificate of `otlp.tls`), after
-//!   adding the pass-through families ([`passthrough`]) to the same request;
+//!   adding the pass-through families (`passthrough`) to the same request;
 //! - `Counted` counts each export in `remora_otlp_exports_total{result}`
 //!   and logs once when pushes start failing and once when they recover.
 //!
@@ -25,6 +25,56 @@ mod push;
 
 #[cfg(feature = "otlp")]
 pub use push::{build, Handle, Reader};
+
+#[cfg(feature = "otlp")]
+use std::sync::atomic::{AtomicBool, Ordering};
+#[cfg(feature = "otlp")]
+use std::sync::Arc;
+
+#[cfg(feature = "otlp")]
+use opentelemetry_sdk::error::OTelSdkResult;
+
+#[cfg(feature = "otlp")]
+use crate::store::{unix_now, OtlpState, Store};
+
+#[cfg(feature = "otlp")]
+/// What the exporter, its client and the app share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) store: Arc<Store>,
+    pub(crate) closed: AtomicBool,
+    pub(crate) close_tx: tokio::sync::watch::Sender<bool>,
+    pub(crate) failing: AtomicBool,
+}
+
+#[cfg(feature = "otlp")]
+impl Shared {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Counts one export; logs once when pushes start failing and once
+    /// when they recover.
+    pub(crate) fn record(&self, result: &OTelSdkResult) {
+        {
+            let mut inner = self.store.write();
+            let state = inner.otlp.get_or_insert_with(OtlpState::default);
+            match result {
+                Ok(()) => {
+                    state.success += 1;
+                    state.last_success = Some(unix_now());
+                }
+                Err(_) => state.failure += 1,
+            }
+        }
+        let was = self.failing.swap(result.is_err(), Ordering::AcqRel);
+        match result {
+            Err(e) if !was => tracing::warn!(error = %e, "OTLP push failing"),
+            Ok(()) if was => tracing::info!("OTLP push recovered"),
+            _ => {}
+        }
+    }
+}
 
 /// Errors setting up the push.
 #[derive(Debug, thiserror::Error)]

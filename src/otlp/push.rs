@@ -13,49 +13,12 @@ use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, Temporality};
 
 use super::client::PushClient;
-use super::OtlpError;
+use super::{OtlpError, Shared};
 use crate::config::OtlpConfig;
-use crate::store::{unix_now, OtlpState, Store};
+use crate::store::{OtlpState, Store};
 
 /// The reader attached to the pipeline's meter provider.
 pub type Reader = PeriodicReader<Counted>;
-
-/// What the exporter, its client and the app share.
-#[derive(Debug)]
-pub(super) struct Shared {
-    pub(super) store: Arc<Store>,
-    closed: AtomicBool,
-    pub(super) close_tx: tokio::sync::watch::Sender<bool>,
-    failing: AtomicBool,
-}
-
-impl Shared {
-    pub(super) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
-    }
-
-    /// Counts one export; logs once when pushes start failing and once
-    /// when they recover.
-    fn record(&self, result: &OTelSdkResult) {
-        {
-            let mut inner = self.store.write();
-            let state = inner.otlp.get_or_insert_with(OtlpState::default);
-            match result {
-                Ok(()) => {
-                    state.success += 1;
-                    state.last_success = Some(unix_now());
-                }
-                Err(_) => state.failure += 1,
-            }
-        }
-        let was = self.failing.swap(result.is_err(), Ordering::AcqRel);
-        match result {
-            Err(e) if !was => tracing::warn!(error = %e, "OTLP push failing"),
-            Ok(()) if was => tracing::info!("OTLP push recovered"),
-            _ => {}
-        }
-    }
-}
 
 /// Stops a pipeline's push: any request in flight is abandoned and later
 /// exports (the reader's final one at a reload) return at once.
