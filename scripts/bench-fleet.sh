@@ -122,7 +122,6 @@ echo "[{\"targets\": [$targets], \"labels\": {\"fleet\": \"bench\"}}]" >"$WORK/r
 cat >"$WORK/prometheus.yml" <<EOF
 global:
   scrape_interval: $SCRAPE_INTERVAL
-  scrape_timeout: 10s
 scrape_configs:
   - job_name: remora
     file_sd_configs: [{files: ["$WORK/remoras.json"]}]
@@ -134,7 +133,7 @@ EOF
 "$PROMETHEUS" --config.file="$WORK/prometheus.yml" --storage.tsdb.path="$WORK/tsdb" \
   --web.listen-address="127.0.0.1:$PROM_PORT" >"$WORK/prometheus.log" 2>&1 &
 PIDS+=($!)
-wait_ok "http://127.0.0.1:$PROM_PORT/-/ready" 1200
+wait_ok "http://127.0.0.1:$PROM_PORT/-/ready" 1200 || { tail -20 "$WORK/prometheus.log" >&2; exit 1; }
 
 step=${SCRAPE_INTERVAL%s}
 warm=$((2 * step + 5))

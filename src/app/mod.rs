@@ -107,6 +107,9 @@ pub async fn run(
     let ready = Arc::new(Readiness::default());
     let (mut prepared, pipeline) = build(config, &options.roots, &store, true)?;
     let otlp = prepared.otlp.take();
+    if otlp.is_some() {
+        store.write().otlp.get_or_insert_with(Default::default);
+    }
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {
         renderer: Renderer::start(store.clone(), pipeline),

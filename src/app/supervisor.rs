@@ -93,8 +93,15 @@ impl Supervisor {
             old.close();
         }
         self.otlp = prepared.otlp.take();
-        if self.otlp.is_none() {
-            self.state.store.write().otlp = None;
+        match self.otlp {
+            Some(_) => {
+                self.state
+                    .store
+                    .write()
+                    .otlp
+                    .get_or_insert_with(Default::default);
+            }
+            None => self.state.store.write().otlp = None,
         }
         self.state.renderer.swap_pipeline(pipeline);
         self.state.config.store(prepared.config.clone());

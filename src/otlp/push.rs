@@ -15,7 +15,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, Temporality};
 use super::client::PushClient;
 use super::{OtlpError, Shared};
 use crate::config::OtlpConfig;
-use crate::store::{OtlpState, Store};
+use crate::store::Store;
 
 /// The reader attached to the pipeline's meter provider.
 pub type Reader = PeriodicReader<Counted>;
@@ -117,7 +117,6 @@ pub fn build(config: &OtlpConfig, store: &Arc<Store>) -> Result<(Reader, Handle)
         .with_temporality(Temporality::Cumulative)
         .build()
         .map_err(|e| OtlpError::Exporter(e.to_string()))?;
-    store.write().otlp.get_or_insert_with(OtlpState::default);
     let exporter = Counted {
         inner,
         shared: shared.clone(),
