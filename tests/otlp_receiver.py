@@ -11,11 +11,14 @@ the .proto). A body that does not decode is a 400 and is logged as
 How it answers is set with `POST /mode` (body `ok`, `500` or `hang`):
 `hang` holds the request open until the mode changes.
 
-Usage: otlp_receiver.py OUT   (prints the port it listens on, then serves)
+Usage: otlp_receiver.py OUT [CERT KEY CLIENT_CA]
+(prints the port it listens on, then serves; with CERT, KEY and CLIENT_CA it
+serves HTTPS and requires a client certificate signed by CLIENT_CA)
 """
 
 import gzip
 import json
+import ssl
 import sys
 import threading
 import time
@@ -92,6 +95,12 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if len(sys.argv) == 5:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        ctx.load_verify_locations(sys.argv[4])
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
     print(server.server_address[1], flush=True)
     server.serve_forever()
 

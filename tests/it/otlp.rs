@@ -23,6 +23,11 @@ struct Receiver {
 
 impl Receiver {
     fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// `tls`: server certificate, key and the client CA (HTTPS, client certificates required).
+    fn start_with(tls: &[&std::path::Path]) -> Option<Self> {
         let python = tool("python3")?;
         let ok = std::process::Command::new(&python)
             .args([
@@ -45,6 +50,7 @@ impl Receiver {
         let mut child = std::process::Command::new(python)
             .arg(script)
             .arg(&out)
+            .args(tls)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -606,4 +612,75 @@ async fn shutdown_pushes_the_final_state() {
         num(&point(&metric(&q, "app.jobs").unwrap(), "target", "app")),
         5.0
     );
+}
+
+#[tokio::test]
+async fn pushes_over_tls_with_a_client_certificate() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let pki = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct subjects: OpenSSL (the receiver) takes a leaf whose subject is
+    // its issuer's for a self-signed certificate.
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "remora test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let sign = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(vec![name.to_string()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let (c, k) = (
+            pki.path().join(format!("{name}.crt")),
+            pki.path().join(format!("{name}.key")),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    };
+    let (server_crt, server_key) = sign("localhost");
+    let (client_crt, client_key) = sign("remora");
+    let ca_file = pki.path().join("ca.crt");
+    std::fs::write(&ca_file, ca.pem()).unwrap();
+    let Some(rx) = Receiver::start_with(&[&server_crt, &server_key, &ca_file]) else {
+        return;
+    };
+    let app = FakeTarget::start().await;
+    app.set("/health", Reply::json(r#"{"jobs": 3}"#));
+    let base = format!(
+        "global: {{interval: 1s, timeout: 900ms}}\nhost: {{enabled: false}}\ntargets:\n  - name: app\n    url: {}\n    metrics: [{{name: app.jobs, kind: counter, path: $.jobs}}]\n",
+        app.url("/health"),
+    );
+    let endpoint = format!("https://localhost:{}", rx.port);
+    // Without the client certificate the receiver refuses the handshake: counted.
+    let r = Remora::start(&format!(
+        "{base}otlp: {{endpoint: {endpoint}, interval: 1s, timeout: 1s, tls: {{ca_file: {}}}}}\n",
+        ca_file.display()
+    ))
+    .await;
+    let m = r.metrics_until(20, |m| exports(m, "failure") >= 1.0).await;
+    assert!(exports(&m, "failure") >= 1.0, "{m}");
+    assert_eq!(exports(&m, "success"), 0.0);
+    r.stop().await;
+    // With it, pushes go through and decode.
+    let r = Remora::start(&format!(
+        "{base}otlp: {{endpoint: {endpoint}, interval: 1s, timeout: 1s, tls: {{ca_file: {}, cert_file: {}, key_file: {}}}}}\n",
+        ca_file.display(),
+        client_crt.display(),
+        client_key.display()
+    ))
+    .await;
+    let q = rx.wait_for(20, |q| has(q, "app.jobs")).await;
+    assert_eq!(
+        num(&point(&metric(&q, "app.jobs").unwrap(), "target", "app")),
+        3.0
+    );
+    let m = r.metrics_until(10, |m| exports(m, "success") >= 1.0).await;
+    assert!(exports(&m, "success") >= 1.0, "{m}");
+    r.stop().await;
 }
