@@ -72,6 +72,7 @@ impl Receiver {
     }
 
     async fn mode(&self, mode: &str) {
+        remora::targets::client::install_crypto_provider();
         let r = reqwest::Client::new()
             .post(format!("{}/mode", self.endpoint()))
             .body(mode.to_string())
@@ -683,4 +684,23 @@ async fn pushes_over_tls_with_a_client_certificate() {
     let m = r.metrics_until(10, |m| exports(m, "success") >= 1.0).await;
     assert!(exports(&m, "success") >= 1.0, "{m}");
     r.stop().await;
+}
+
+/// A collector that hangs cannot hold the shutdown past its 5 s deadline,
+/// even with a push timeout of 60 s (`Remora::stop` fails after 10 s).
+#[tokio::test]
+async fn a_hanging_collector_does_not_hold_the_shutdown() {
+    let Some(rx) = Receiver::start() else { return };
+    rx.mode("hang").await;
+    let app = FakeTarget::start().await;
+    app.set("/health", Reply::json(r#"{"jobs": 5}"#));
+    let config = format!(
+        "global: {{interval: 1s, timeout: 900ms}}\nhost: {{enabled: false}}\ntargets:\n  - name: app\n    url: {}\n    metrics: [{{name: app.jobs, kind: counter, path: $.jobs}}]\notlp: {{endpoint: {}, interval: 1h, timeout: 60s}}\n",
+        app.url("/health"),
+        rx.endpoint()
+    );
+    let r = Remora::start(&config).await;
+    r.metrics_until(10, |m| m.contains("app_jobs_total{")).await;
+    r.stop().await;
+    rx.mode("ok").await;
 }
