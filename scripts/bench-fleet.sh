@@ -91,7 +91,7 @@ class H(BaseHTTPRequestHandler):
         self.wfile.write(body or b"")
 ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 EOF
-python3 "$WORK/app.py" "$APP_PORT" k8s/base/demo-app &
+python3 "$WORK/app.py" "$APP_PORT" k8s/base/demo-app 2>"$WORK/app.log" &
 PIDS+=($!)
 wait_ok "http://127.0.0.1:$APP_PORT/health"
 
@@ -183,6 +183,8 @@ ndurs = series(f'scrape_duration_seconds{{job="node"}}{w}')
 nsamples = series(f'scrape_samples_scraped{{job="node"}}{w}')
 head = q(f"rate(prometheus_tsdb_head_samples_appended_total{w})")
 up = q('sum(up{job="remora"})')
+tup = q('sum(remora_target_up{job="remora"})')
+tall = q('count(remora_target_up{job="remora"})')
 alld = [v for vs in durs.values() for v in vs]
 nd = [v for vs in ndurs.values() for v in vs]
 rem_sps = sum(sum(vs) for vs in samples.values()) / dur
@@ -195,6 +197,7 @@ ncores = ncpu / tck / dur
 print()
 print(f"{'':34} {'total':>14} {'per pod':>14}")
 print(f"{'remora pods up (Prometheus)':34} {float(up[0]['value'][1]) if up else 0:>14.0f} {'':>14}")
+print(f"{'app targets up at the end':34} {float(tup[0]['value'][1]) if tup else 0:>14.0f} {'of ' + (tall[0]['value'][1] if tall else '0'):>14}")
 print(f"{'remora RSS (MiB)':34} {rss/1024:>14.1f} {rss/1024/n:>14.2f}")
 print(f"{'remora CPU (cores)':34} {cores:>14.4f} {cores/n:>14.5f}")
 print(f"{'samples/s ingested from remoras':34} {rem_sps:>14.1f} {rem_sps/n:>14.2f}")
