@@ -144,12 +144,38 @@ remora_check() { # BUILD
     PY remora-check "$build" "${cmd[@]}"
 }
 
+# The otlp variant: remora's otlp.endpoint names the Collector's Service and port, and
+# the Collector's config receives OTLP/HTTP there.
+otlp_variant() { # BUILD
+    "$VENV/bin/python" - "$1" <<'PYEOF'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+exporter = yaml.safe_load(by[("ConfigMap", "remora-config")]["data"]["exporter.yaml"])
+endpoint = exporter["otlp"]["endpoint"]
+svc = by[("Service", "otel-collector")]
+host, port = endpoint.split("//")[1].split(":")
+assert host == svc["metadata"]["name"], (host, svc["metadata"]["name"])
+assert int(port) in [p["port"] for p in svc["spec"]["ports"]], port
+col = yaml.safe_load(by[("ConfigMap", "otel-collector-config")]["data"]["otel-collector.yaml"])
+http = col["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+assert http.endswith(":" + port), http
+assert "otlp" in col["service"]["pipelines"]["metrics"]["receivers"]
+dep = by[("Deployment", "otel-collector")]
+vols = dep["spec"]["template"]["spec"]["volumes"]
+assert any(v.get("configMap", {}).get("name") == "otel-collector-config" for v in vols)
+print(f"  remora pushes to {endpoint}: Service {host} port {port}, Collector receiver {http}")
+PYEOF
+}
+
 echo "remora Kubernetes kit checks ($ROOT)"
 run_check "tools installed (prometheus, promtool, kubectl + kustomize, kubernetes-validate, hadolint)" install_tools
 KUBECTL=${KUBECTL:-$VENV/bin/kubectl}
 
 run_check "kustomize build k8s/ (native sidecar, Kubernetes >= 1.29)" kustomize_build k8s "$WORK/native.yaml"
 run_check "kustomize build k8s/legacy-sidecar (regular container)" kustomize_build k8s/legacy-sidecar "$WORK/legacy.yaml"
+run_check "kustomize build k8s/otlp (OTLP push to an OpenTelemetry Collector)" kustomize_build k8s/otlp "$WORK/otlp.yaml"
+run_check "kubernetes-validate: otlp variant (remora and the Collector)" kube_validate "$WORK/otlp.yaml" 1.29.0 1.37.0
 run_check "kubernetes-validate: native variant, core objects" kube_validate "$WORK/native.yaml" 1.29.0 1.37.0
 run_check "kubernetes-validate: legacy variant, core objects" kube_validate "$WORK/legacy.yaml" 1.25.0 1.37.0
 run_check "PodMonitor and PrometheusRule structure (monitoring.coreos.com/v1)" PY crds "$WORK/native.yaml"
@@ -180,6 +206,8 @@ run_check "component: sidecar added, the user's Deployment kept and named in one
     PY component "$WORK/own.yaml" "$KUBECTL"
 run_check "consistency: own-deployment (port, paths, labels, probes, job, limits)" PY consistency "$WORK/own.yaml" native
 run_check "remora check on own-deployment's exporter.yaml (written by remora init)" remora_check "$WORK/own.yaml"
+run_check "remora check on the otlp variant's exporter.yaml" remora_check "$WORK/otlp.yaml"
+run_check "otlp variant: the Collector Service and port remora pushes to" otlp_variant "$WORK/otlp.yaml"
 
 if ((FAILED)); then
     echo "failed: ${FAILED_NAMES[*]}"

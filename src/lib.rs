@@ -16,7 +16,7 @@
 //! host loop), [`model`] (the data sources hand over), [`store`] (latest
 //! state), [`readiness`] (the `/-/ready` latch), [`exposition`]
 //! (OpenTelemetry pipeline, encoding, render thread), [`server`] (HTTP),
-//! [`web`] (TLS and auth), [`app`] (lifecycle and reload), [`logging`],
+//! [`web`] (TLS and auth), [`otlp`] (OTLP push), [`app`] (lifecycle and reload), [`logging`],
 //! [`cli`]. ARCHITECTURE.md at the repository root says where state lives and
 //! what runs on which thread.
 
@@ -28,6 +28,7 @@ pub mod host;
 pub mod init;
 pub mod logging;
 pub mod model;
+pub mod otlp;
 pub mod readiness;
 pub mod server;
 pub mod store;

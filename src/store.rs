@@ -103,6 +103,14 @@ pub struct ReloadState {
     pub last_error: Option<String>,
 }
 
+/// OTLP push bookkeeping (`remora_otlp_*`).
+#[derive(Debug, Clone, Default)]
+pub struct OtlpState {
+    pub success: u64,
+    pub failure: u64,
+    pub last_success: Option<f64>,
+}
+
 #[derive(Debug, Default)]
 pub struct Inner {
     pub targets: BTreeMap<String, TargetState>,
@@ -110,6 +118,8 @@ pub struct Inner {
     /// remora's own `process_*` families.
     pub own_process: Arc<Vec<Family>>,
     pub reload: ReloadState,
+    /// OTLP pushes, once `otlp:` was set (counted across reloads).
+    pub otlp: Option<OtlpState>,
     /// The current owner of each claimed part of the store.
     owners: BTreeMap<SlotKey, u64>,
 }

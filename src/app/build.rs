@@ -25,6 +25,9 @@ pub enum BuildError {
     /// rule's name with another type.
     #[error("{}", join(.0))]
     Names(Vec<ConfigError>),
+    /// The OTLP push.
+    #[error(transparent)]
+    Otlp(#[from] crate::otlp::OtlpError),
     /// The pipeline or the served-names probe.
     #[error(transparent)]
     Exposition(#[from] ExpositionError),
@@ -51,6 +54,8 @@ pub(crate) struct Prepared {
     pub(crate) limits: BTreeMap<String, usize>,
     /// Every family name the config's pipeline serves.
     pub(crate) served: Arc<crate::model::passthrough::ServedNames>,
+    /// The handle of the pipeline's OTLP push, when `otlp:` is set.
+    pub(crate) otlp: Option<crate::otlp::Handle>,
 }
 
 pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, BuildError> {
@@ -100,6 +105,7 @@ pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, BuildEr
         specs,
         limits,
         served: Arc::new(served),
+        otlp: None,
     })
 }
 
@@ -116,18 +122,29 @@ pub fn check_served_names(config: &Config) -> Result<(), Vec<config::ConfigError
     exposition::check_rule_names(config, &reserved)
 }
 
-/// Prepares a config and builds its pipeline: everything a config needs, nothing started.
+/// Prepares a config and builds its pipeline: everything a config needs,
+/// nothing started but the OTLP push's reader when `push` and `otlp:` are set.
 pub(crate) fn build(
     config: Config,
     roots: &Roots,
     store: &Arc<Store>,
+    push: bool,
 ) -> Result<(Prepared, Pipeline), BuildError> {
-    let prepared = prepare(config, roots)?;
-    let pipeline = Pipeline::build(
+    let mut prepared = prepare(config, roots)?;
+    let reader = match (&prepared.config.otlp, push) {
+        (Some(o), true) => {
+            let (reader, handle) = crate::otlp::build(o, store)?;
+            prepared.otlp = Some(handle);
+            Some(reader)
+        }
+        _ => None,
+    };
+    let pipeline = Pipeline::build_with(
         &prepared.config,
         &prepared.specs,
         &prepared.limits,
         store.clone(),
+        reader,
     )?;
     Ok((prepared, pipeline))
 }

@@ -105,7 +105,11 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| config.server.metrics_path.clone());
     let ready = Arc::new(Readiness::default());
-    let (prepared, pipeline) = build(config, &options.roots, &store)?;
+    let (mut prepared, pipeline) = build(config, &options.roots, &store, true)?;
+    let otlp = prepared.otlp.take();
+    if otlp.is_some() {
+        store.write().otlp.get_or_insert_with(Default::default);
+    }
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {
         renderer: Renderer::start(store.clone(), pipeline),
@@ -143,6 +147,7 @@ pub async fn run(
         sources: Some(sources),
         last_read: running.clone().map(Ok),
         running,
+        otlp,
     };
     tokio::pin!(shutdown);
     loop {
@@ -183,6 +188,15 @@ pub async fn run(
         }
     };
     tokio::join!(drain, sources);
+    if let Some(push) = sup.otlp.take() {
+        // One last push with the final state, within what is left of the deadline.
+        let pipeline = sup.state.renderer.pipeline();
+        let flush = tokio::task::spawn_blocking(move || pipeline.force_flush());
+        if tokio::time::timeout_at(deadline, flush).await.is_err() {
+            tracing::warn!("the last OTLP push did not finish in time; abandoned");
+        }
+        push.close();
+    }
     sup.state.renderer.stop();
     Ok(())
 }
@@ -205,7 +219,7 @@ pub async fn once(
     client::install_crypto_provider();
     let store = Store::new();
     mark_loaded(&store);
-    let (prepared, pipeline) = build(config, &roots, &store)?;
+    let (prepared, pipeline) = build(config, &roots, &store, false)?;
     let ctx = poll_context(&prepared);
     let mut keys = host::runner::keys(prepared.host.as_ref());
     keys.extend(

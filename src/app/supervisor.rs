@@ -53,6 +53,8 @@ pub(crate) struct Supervisor {
     pub(crate) running: Option<String>,
     /// What the last attempt read: the text, or why it could not be read.
     pub(crate) last_read: Option<Result<String, String>>,
+    /// The running pipeline's OTLP push, if any.
+    pub(crate) otlp: Option<crate::otlp::Handle>,
 }
 
 impl Supervisor {
@@ -77,7 +79,7 @@ impl Supervisor {
         };
         let result = text.and_then(|text| self.try_reload(&text).map(|built| (text, built)));
         self.record(result.as_ref().map(|_| ()));
-        let (text, (prepared, pipeline)) = match result {
+        let (text, (mut prepared, pipeline)) = match result {
             Ok(built) => built,
             Err(e) => {
                 tracing::error!(file = %path.display(), error = %e, "config reload failed; the previous config keeps running");
@@ -85,6 +87,22 @@ impl Supervisor {
             }
         };
         self.running = Some(text);
+        // The old pipeline's push stops before it is dropped (its final
+        // export returns at once); the new one's counters carry on.
+        if let Some(old) = self.otlp.take() {
+            old.close();
+        }
+        self.otlp = prepared.otlp.take();
+        match self.otlp {
+            Some(_) => {
+                self.state
+                    .store
+                    .write()
+                    .otlp
+                    .get_or_insert_with(Default::default);
+            }
+            None => self.state.store.write().otlp = None,
+        }
         self.state.renderer.swap_pipeline(pipeline);
         self.state.config.store(prepared.config.clone());
         let new = Sources::launch(
@@ -125,6 +143,6 @@ impl Supervisor {
                 "server.listen changed; the new address takes effect at the next restart"
             );
         }
-        Ok(build(config, &self.options.roots, &self.state.store)?)
+        Ok(build(config, &self.options.roots, &self.state.store, true)?)
     }
 }

@@ -11,6 +11,7 @@ use super::checks::{check_instrument_conflicts, rule_name_positions};
 use super::decode::{node_of, Ctx, MapReader};
 use super::global::{decode_global, decode_limits, decode_resource, decode_server};
 use super::host::{decode_host, default_host};
+use super::otlp::decode_otlp;
 use super::target::decode_target;
 use super::types::*;
 use super::yaml::{self, Node};
@@ -113,6 +114,7 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
         },
         host: default_host(Duration::from_secs(15)),
         targets: Vec::new(),
+        otlp: None,
         rule_names_at: BTreeMap::new(),
     };
     let Some(mut top) = MapReader::new(ctx, root, "") else {
@@ -154,6 +156,9 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
             }
         }
     }
+    if let Some(node) = top.get("otlp") {
+        config.otlp = decode_otlp(ctx, node);
+    }
     // Targets are only decoded from a `targets:` node, so without one there
     // is nothing to check.
     if let Some(targets) = node_of(root, "targets") {
@@ -163,7 +168,9 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
 
     top.finish(
         ctx,
-        &["server", "global", "resource", "limits", "host", "targets"],
+        &[
+            "server", "global", "resource", "limits", "host", "targets", "otlp",
+        ],
     );
     config
 }

@@ -394,6 +394,51 @@ fn env_and_template_messages_are_unchanged() {
 }
 
 #[test]
+fn otlp_section_is_read_with_env_and_checked_with_positions() {
+    let c = parse(
+        "otlp:\n  endpoint: http://collector:4318/\n  interval: 30s\n  timeout: 5s\n  headers: {Authorization: \"Bearer ${KEY}\"}\n  compression: gzip\n  tls: {ca_file: /ca.pem, cert_file: /c.pem, key_file: /k.pem}\n",
+    )
+    .unwrap();
+    let o = c.otlp.unwrap();
+    assert_eq!(o.endpoint.as_deref(), Some("http://collector:4318/"));
+    assert_eq!(o.interval, Some(std::time::Duration::from_secs(30)));
+    assert_eq!(o.headers["Authorization"], "Bearer s3cret");
+    assert_eq!(o.gzip, Some(true));
+    assert!(o.tls.cert_file.is_some());
+    assert!(parse("targets: []\n").unwrap().otlp.is_none());
+    assert!(
+        parse("otlp: {}\n").unwrap().otlp.is_some(),
+        "all from OTEL_* variables"
+    );
+
+    let e = errors(
+        "otlp:\n  endpoint: collector:4318\n  interval: 5s\n  timeout: 10s\n  compression: zstd\n  headrs: {}\n  headers: {X: \"${NOPE}\"}\n  tls: {cert_file: /c.pem}\n",
+    );
+    let has = |needle: &str| e.iter().any(|l| l.contains(needle));
+    assert!(
+        has("exporter.yaml:2:13: otlp.endpoint: \"collector:4318\" is not an http(s) URL"),
+        "{e:?}"
+    );
+    assert!(
+        has("exporter.yaml:4:12: otlp.timeout: 10s is longer than otlp.interval 5s"),
+        "{e:?}"
+    );
+    assert!(
+        has("exporter.yaml:5:16: otlp.compression: \"zstd\""),
+        "{e:?}"
+    );
+    assert!(
+        has("otlp.headrs: unknown key (did you mean \"headers\"?"),
+        "{e:?}"
+    );
+    assert!(has("NOPE"), "{e:?}");
+    assert!(
+        has("otlp.tls: cert_file and key_file come together"),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn parse_percent_is_a_parser() {
     let c = parse("targets:\n  - {name: t, url: http://x/, metrics: [{name: cpu, unit: \"1\", path: $.cpu, parse: percent}]}\n").unwrap();
     assert_eq!(c.targets[0].metrics[0].parse, Parse::Percent);

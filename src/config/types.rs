@@ -23,6 +23,8 @@ pub struct Config {
     pub limits: Limits,
     pub host: HostConfig,
     pub targets: Vec<Target>,
+    /// `otlp:`, when set.
+    pub otlp: Option<OtlpConfig>,
     /// Where each rule's `name:` is written, by (target, rule) index, for
     /// problems found after loading (served-name collisions).
     pub rule_names_at: BTreeMap<(usize, usize), Located>,
@@ -294,4 +296,19 @@ pub struct MetricRule {
     pub parse: Parse,
     pub map: BTreeMap<String, f64>,
     pub optional: bool,
+}
+
+/// `otlp:`: push everything remora serves to an OTLP/HTTP endpoint. Unset
+/// keys fall back to the standard `OTEL_EXPORTER_OTLP_*` and
+/// `OTEL_METRIC_EXPORT_INTERVAL` variables, then to their defaults.
+#[derive(Debug, Clone)]
+pub struct OtlpConfig {
+    /// Base URL (`/v1/metrics` is appended, as for `OTEL_EXPORTER_OTLP_ENDPOINT`).
+    pub endpoint: Option<String>,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub headers: BTreeMap<String, String>,
+    /// `Some(true)` gzip, `Some(false)` none, `None` from the environment.
+    pub gzip: Option<bool>,
+    pub tls: TlsConfig,
 }

@@ -63,13 +63,17 @@ pub(super) fn provider(
     limits: BTreeMap<String, usize>,
     default_limit: usize,
     reader: &TextReader,
+    push: Option<crate::otlp::Reader>,
 ) -> Result<SdkMeterProvider, ExpositionError> {
     let exporter = reader.clone();
     let attrs = resource
         .iter()
         .map(|(k, v)| KeyValue::new(k.clone(), v.clone()));
-    Ok(SdkMeterProvider::builder()
-        .with_reader(exporter)
+    let mut builder = SdkMeterProvider::builder().with_reader(exporter);
+    if let Some(reader) = push {
+        builder = builder.with_reader(reader);
+    }
+    Ok(builder
         .with_view(move |i: &Instrument| {
             let limit = limits.get(i.name()).copied().unwrap_or(default_limit);
             Stream::builder()

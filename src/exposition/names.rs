@@ -40,7 +40,7 @@ fn probe(
     let reader = TextReader::new(true);
     // One series per instrument: a small limit, so the SDK does not size
     // each instrument's table for thousands of series at every (re)load.
-    let provider = provider(resource, BTreeMap::new(), PROBE_LIMIT, &reader)?;
+    let provider = provider(resource, BTreeMap::new(), PROBE_LIMIT, &reader, None)?;
     let meter = provider.meter("remora");
     for &i in which {
         let attrs = [KeyValue::new(PROBE_LABEL, i.to_string())];

@@ -227,6 +227,28 @@ pub(super) fn own_instruments() -> Vec<(InstrumentSpec, OwnReader)> {
             ),
             |i, o| o(i.reload.last_success_timestamp, Vec::new()),
         ),
+        (
+            InstrumentSpec::new("remora.otlp.exports", Counter, "", "OTLP pushes by result"),
+            |i, o| {
+                if let Some(s) = &i.otlp {
+                    o(s.success as f64, vec![KeyValue::new("result", "success")]);
+                    o(s.failure as f64, vec![KeyValue::new("result", "failure")]);
+                }
+            },
+        ),
+        (
+            InstrumentSpec::new(
+                "remora.otlp.last_success_timestamp",
+                Gauge,
+                "s",
+                "Unix time of the last successful OTLP push",
+            ),
+            |i, o| {
+                if let Some(ts) = i.otlp.as_ref().and_then(|s| s.last_success) {
+                    o(ts, Vec::new());
+                }
+            },
+        ),
     ]
 }
 

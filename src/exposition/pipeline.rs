@@ -96,9 +96,26 @@ impl Pipeline {
         limits: &BTreeMap<String, usize>,
         store: Arc<Store>,
     ) -> Result<Self, ExpositionError> {
+        Self::build_with(config, specs, limits, store, None)
+    }
+
+    /// [`Pipeline::build`] with a second reader (the OTLP push) on the same provider.
+    pub fn build_with(
+        config: &Config,
+        specs: &[InstrumentSpec],
+        limits: &BTreeMap<String, usize>,
+        store: Arc<Store>,
+        push: Option<crate::otlp::Reader>,
+    ) -> Result<Self, ExpositionError> {
         let served = Arc::new(served_names(config, specs)?);
         let reader = TextReader::new(true);
-        let provider = provider(&config.resource, limits.clone(), DEFAULT_LIMIT, &reader)?;
+        let provider = provider(
+            &config.resource,
+            limits.clone(),
+            DEFAULT_LIMIT,
+            &reader,
+            push,
+        )?;
         let meter = provider.meter("remora");
 
         let global: Labels = Arc::new(
@@ -156,6 +173,11 @@ impl Pipeline {
     /// Every family name this pipeline serves, with type and HELP.
     pub fn served(&self) -> &Arc<ServedNames> {
         &self.served
+    }
+
+    /// Collects and pushes now through the second reader, if any (blocks).
+    pub fn force_flush(&self) {
+        let _ = self.provider.force_flush();
     }
 
     /// Collects every instrument and writes each family's text (the

@@ -153,6 +153,11 @@ impl Renderer {
         self.shared.latest.load_full()
     }
 
+    /// The current pipeline.
+    pub fn pipeline(&self) -> Arc<Pipeline> {
+        self.shared.pipeline.load_full()
+    }
+
     /// Replaces the pipeline (after a reload); the render thread renders it.
     pub fn swap_pipeline(&self, pipeline: Pipeline) {
         self.shared.pipeline.store(Arc::new(pipeline));

@@ -118,6 +118,10 @@ fn served_names_match_the_exposition() {
         let mut cpu = crate::store::CollectorState::default();
         cpu.errors.insert("malformed_line", 1);
         w.collectors.insert("cpu".into(), cpu);
+        w.otlp = Some(crate::store::OtlpState {
+            last_success: Some(1.0),
+            ..Default::default()
+        });
         w.own_process =
             Arc::new(crate::host::self_process_families(std::path::Path::new("/proc")).unwrap());
     }

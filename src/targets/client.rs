@@ -194,7 +194,7 @@ impl ServerCertVerifier for NoVerify {
     }
 }
 
-fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, ClientError> {
+pub(crate) fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, ClientError> {
     let provider = provider();
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

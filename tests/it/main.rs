@@ -17,6 +17,7 @@ mod host_fixtures;
 mod host_truth;
 mod init;
 mod memory;
+mod otlp;
 mod peers;
 mod recipes;
 mod reload;
