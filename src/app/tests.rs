@@ -1,6 +1,6 @@
 //! Unit tests of sources stopping.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,27 +43,42 @@ async fn stopping_stuck_sources_costs_one_deadline() {
     assert!(store.read().targets.is_empty());
 }
 
-/// Hanging polls (the first ones) and a host round stuck in a blocking
-/// read all stop on the signal: none is left for the deadline to abort,
-/// and nothing they held stays in the store.
-/// Opens a FIFO for writing without blocking, so a reader stuck on it
-/// goes on (a blocking thread left stuck would hang the runtime's drop).
-struct Unblock(PathBuf);
+/// The writing end of a FIFO, opened once a reader is stuck on it; dropping
+/// it writes a line, so the reader goes on (a blocking thread left stuck
+/// would hang the runtime's drop).
+struct Unblock(std::fs::File);
 
-impl Drop for Unblock {
-    fn drop(&mut self) {
-        use std::io::Write;
+impl Unblock {
+    /// Waits (10 s at most) until a reader has the FIFO open, then holds it
+    /// open for writing without writing: the reader stays stuck in `read`.
+    fn when_read(path: &Path) -> Self {
         use std::os::unix::fs::OpenOptionsExt;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&self.0)
-        {
-            let _ = f.write_all(b"0.50 0.25 0.10 1/100 42\n");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            // Without a reader, a non-blocking open for writing fails (ENXIO).
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+            {
+                Ok(f) => return Unblock(f),
+                Err(e) => assert!(std::time::Instant::now() < deadline, "no reader: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
 
+impl Drop for Unblock {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let _ = self.0.write_all(b"0.50 0.25 0.10 1/100 42\n");
+    }
+}
+
+/// Hanging polls (the first ones) and a host round stuck in a blocking
+/// read all stop on the signal: none is left for the deadline to abort,
+/// and nothing they held stays in the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hanging_polls_and_a_stuck_host_round_stop_at_once() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -81,7 +96,6 @@ async fn hanging_polls_and_a_stuck_host_round_stop_at_once() {
     let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     // SAFETY: a valid C string and mode.
     assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-    let unblock = Unblock(fifo);
     let roots = Roots {
         proc: proc_dir.path().to_path_buf(),
         sys: proc_dir.path().join("sys"),
@@ -98,10 +112,12 @@ async fn hanging_polls_and_a_stuck_host_round_stop_at_once() {
     let ready = Arc::new(Readiness::default());
     let prepared = prepare(cfg, &roots).unwrap();
     let sources = Sources::launch(prepared, &roots, &store, &ready);
-    tokio::task::spawn_blocking(move || {
+    // Every poll hangs and the host round is stuck reading the FIFO.
+    let unblock = tokio::task::spawn_blocking(move || {
         for _ in 0..5 {
             accepted.recv_timeout(Duration::from_secs(10)).unwrap();
         }
+        Unblock::when_read(&fifo)
     })
     .await
     .unwrap();
