@@ -200,3 +200,55 @@ impl Drop for Pipeline {
         let _ = self.provider.shutdown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Series;
+    use std::sync::Mutex;
+
+    /// Records the attribute slices it is given.
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<Vec<String>>>);
+
+    impl AsyncInstrument<f64> for Seen {
+        fn observe(&self, _: f64, attrs: &[KeyValue]) {
+            let keys = attrs.iter().map(|kv| kv.key.to_string()).collect();
+            self.0.lock().unwrap().push(keys);
+        }
+    }
+
+    /// A target's series carry `target` before the rule's labels; the SDK
+    /// would keep an unsorted slice and a sorted copy of it (two trackers'
+    /// worth of attributes per series), so every slice observed is sorted.
+    #[test]
+    fn attributes_are_observed_sorted_by_key() {
+        let fam = Family {
+            name: Arc::from("m"),
+            series: vec![
+                Series::new(
+                    vec![KeyValue::new("target", "app"), KeyValue::new("id", "a")],
+                    1.0,
+                ),
+                Series::new(vec![KeyValue::new("id", "b")], 2.0),
+            ],
+        };
+        for global in [vec![], vec![KeyValue::new("env", "prod")]] {
+            let seen = Seen::default();
+            observe_families(
+                &seen,
+                std::slice::from_ref(&fam),
+                "m",
+                &global,
+                &mut Vec::new(),
+            );
+            let seen = seen.0.into_inner().unwrap();
+            assert_eq!(seen.len(), 2);
+            for keys in seen {
+                let mut sorted = keys.clone();
+                sorted.sort();
+                assert_eq!(keys, sorted, "global {global:?}");
+            }
+        }
+    }
+}
