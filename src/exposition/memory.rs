@@ -6,7 +6,7 @@
 //! render thread and a scrape on the other worker each leave free chunks in
 //! a different arena, where the other threads cannot reuse them, and a freed
 //! chunk in the middle of an arena stays resident. [`tune`] keeps one arena;
-//! [`release`] (called by the render thread after each render, once the
+//! `release` (called by the render thread after each render, once the
 //! collected data, labels and per-family text are freed) hands the free
 //! pages back to the kernel. Elsewhere than glibc both do nothing.
 
