@@ -46,23 +46,36 @@ impl std::fmt::Debug for Pipeline {
 type Labels = Arc<Vec<KeyValue>>;
 
 /// Observes every series of `name` from all sources, with the global labels added.
+///
+/// The SDK keys its table by the attribute slice as given and, when that is
+/// not sorted by key, inserts a sorted copy as well: two attribute vectors
+/// and two table entries for one series. Attributes are therefore observed
+/// sorted by key (`buf` is reused; the keys and values are shared strings, so
+/// copying them does not allocate). The text does not depend on the order.
 fn observe_families<T: AsyncInstrument<f64> + ?Sized>(
     observer: &T,
     families: &[Family],
     name: &str,
     global: &[KeyValue],
+    buf: &mut Vec<KeyValue>,
 ) {
     for fam in families.iter().filter(|f| &*f.name == name) {
         for s in &fam.series {
-            if global.is_empty() {
+            if global.is_empty() && sorted(&s.attributes) {
                 observer.observe(s.value, &s.attributes);
             } else {
-                let mut attrs = s.attributes.clone();
-                attrs.extend_from_slice(global);
-                observer.observe(s.value, &attrs);
+                buf.clear();
+                buf.extend_from_slice(&s.attributes);
+                buf.extend_from_slice(global);
+                buf.sort_by(|a, b| a.key.cmp(&b.key));
+                observer.observe(s.value, buf);
             }
         }
     }
+}
+
+fn sorted(attrs: &[KeyValue]) -> bool {
+    attrs.windows(2).all(|w| w[0].key <= w[1].key)
 }
 
 fn observe_all<T: AsyncInstrument<f64> + ?Sized>(
@@ -71,13 +84,14 @@ fn observe_all<T: AsyncInstrument<f64> + ?Sized>(
     name: &str,
     global: &[KeyValue],
 ) {
+    let mut buf = Vec::new();
     for t in inner.targets.values() {
-        observe_families(observer, &t.families, name, global);
+        observe_families(observer, &t.families, name, global, &mut buf);
     }
     for c in inner.collectors.values() {
-        observe_families(observer, &c.families, name, global);
+        observe_families(observer, &c.families, name, global, &mut buf);
     }
-    observe_families(observer, &inner.own_process, name, global);
+    observe_families(observer, &inner.own_process, name, global, &mut buf);
 }
 
 fn with(global: &[KeyValue], attrs: impl IntoIterator<Item = KeyValue>) -> Vec<KeyValue> {
@@ -129,7 +143,7 @@ impl Pipeline {
 
         // Build info: a constant.
         {
-            let attrs = with(
+            let mut attrs = with(
                 &global,
                 [
                     KeyValue::new("version", VERSION),
@@ -137,6 +151,7 @@ impl Pipeline {
                     KeyValue::new("rustc_version", RUSTC_VERSION),
                 ],
             );
+            attrs.sort_by(|a, b| a.key.cmp(&b.key));
             register(&meter, &build_info_spec(), move |o| o.observe(1.0, &attrs));
         }
         for (spec, read) in own_instruments() {
@@ -146,6 +161,7 @@ impl Pipeline {
                 let inner = store.read();
                 read(&inner, &mut |v, mut attrs| {
                     attrs.extend_from_slice(&global);
+                    attrs.sort_by(|a, b| a.key.cmp(&b.key));
                     o.observe(v, &attrs);
                 });
             });
@@ -204,5 +220,57 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         // Releases the callbacks (and their Arc<Store>) of a replaced pipeline.
         let _ = self.provider.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Series;
+    use std::sync::Mutex;
+
+    /// Records the attribute slices it is given.
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<Vec<String>>>);
+
+    impl AsyncInstrument<f64> for Seen {
+        fn observe(&self, _: f64, attrs: &[KeyValue]) {
+            let keys = attrs.iter().map(|kv| kv.key.to_string()).collect();
+            self.0.lock().unwrap().push(keys);
+        }
+    }
+
+    /// A target's series carry `target` before the rule's labels; the SDK
+    /// would keep an unsorted slice and a sorted copy of it (two trackers'
+    /// worth of attributes per series), so every slice observed is sorted.
+    #[test]
+    fn attributes_are_observed_sorted_by_key() {
+        let fam = Family {
+            name: Arc::from("m"),
+            series: vec![
+                Series::new(
+                    vec![KeyValue::new("target", "app"), KeyValue::new("id", "a")],
+                    1.0,
+                ),
+                Series::new(vec![KeyValue::new("id", "b")], 2.0),
+            ],
+        };
+        for global in [vec![], vec![KeyValue::new("env", "prod")]] {
+            let seen = Seen::default();
+            observe_families(
+                &seen,
+                std::slice::from_ref(&fam),
+                "m",
+                &global,
+                &mut Vec::new(),
+            );
+            let seen = seen.0.into_inner().unwrap();
+            assert_eq!(seen.len(), 2);
+            for keys in seen {
+                let mut sorted = keys.clone();
+                sorted.sort();
+                assert_eq!(keys, sorted, "global {global:?}");
+            }
+        }
     }
 }
