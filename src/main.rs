@@ -1,6 +1,5 @@
 //! The `remora` binary: a thin shell over [`remora::cli::main`].
 
 fn main() -> std::process::ExitCode {
-    remora::exposition::memory::tune();
     remora::cli::main()
 }

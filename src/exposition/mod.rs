@@ -10,11 +10,9 @@
 //! - `own`: remora's own instruments and build facts;
 //! - `encode`: text encoding, merged with the pass-through families;
 //! - `render`: the render thread and the latest render every scrape shares;
-//! - `memory`: the allocator's arenas and the pages it hands back after a render.
 
 mod encode;
 mod exporter;
-pub mod memory;
 mod names;
 mod own;
 mod pipeline;

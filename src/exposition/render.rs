@@ -73,8 +73,6 @@ impl Shared {
                 return;
             }
             seen = self.render_and_publish();
-            // The render's transient data is freed by now: hand its pages back.
-            super::memory::release();
         }
     }
 }
