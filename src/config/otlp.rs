@@ -1,8 +1,6 @@
 //! `otlp:`: the push of everything remora serves to an OTLP/HTTP endpoint
 //! (endpoint, interval, timeout, headers, compression, TLS).
 
-use std::path::PathBuf;
-
 use super::decode::{Ctx, MapReader};
 use super::types::{OtlpConfig, TlsConfig};
 use super::yaml::Node;
@@ -89,43 +87,8 @@ pub(super) fn decode_otlp(ctx: &mut Ctx<'_>, node: &Node) -> Option<OtlpConfig> 
         }
     }
     if let Some(n) = m.get("tls") {
-        if let Some(mut t) = MapReader::new(ctx, n, "otlp.tls") {
-            otlp.tls.ca_file = file(&mut t, ctx, "ca_file");
-            otlp.tls.cert_file = file(&mut t, ctx, "cert_file");
-            otlp.tls.key_file = file(&mut t, ctx, "key_file");
-            otlp.tls.server_name = t
-                .get("server_name")
-                .and_then(|v| ctx.nonempty_string(v, "otlp.tls.server_name"));
-            if let Some(v) = t.get("insecure_skip_verify") {
-                otlp.tls.insecure_skip_verify = ctx
-                    .boolean(v, "otlp.tls.insecure_skip_verify")
-                    .unwrap_or(false);
-            }
-            if otlp.tls.cert_file.is_some() != otlp.tls.key_file.is_some() {
-                ctx.err(
-                    n.mark,
-                    "otlp.tls",
-                    "cert_file and key_file come together (expected both or neither)",
-                );
-            }
-            t.finish(
-                ctx,
-                &[
-                    "ca_file",
-                    "cert_file",
-                    "key_file",
-                    "server_name",
-                    "insecure_skip_verify",
-                ],
-            );
-        }
+        otlp.tls = super::target::decode_tls(ctx, n, "otlp.tls");
     }
     m.finish(ctx, KEYS);
     (ctx.errors.len() == before).then_some(otlp)
-}
-
-fn file(t: &mut MapReader<'_>, ctx: &mut Ctx<'_>, name: &str) -> Option<PathBuf> {
-    t.get(name)
-        .and_then(|v| ctx.nonempty_string(v, &format!("otlp.tls.{name}")))
-        .map(PathBuf::from)
 }

@@ -175,45 +175,10 @@ pub(super) fn decode_target(
             "both basic_auth and bearer_token_file are set (expected at most one)",
         );
     }
-    let mut tls = TlsConfig::default();
-    if let Some(n) = m.get("tls") {
-        let tkey = m.path("tls");
-        if let Some(mut t) = MapReader::new(ctx, n, &tkey) {
-            let file = |t: &mut MapReader<'_>, ctx: &mut Ctx<'_>, name: &str| {
-                t.get(name)
-                    .and_then(|v| ctx.nonempty_string(v, &t.path(name)))
-                    .map(PathBuf::from)
-            };
-            tls.ca_file = file(&mut t, ctx, "ca_file");
-            tls.cert_file = file(&mut t, ctx, "cert_file");
-            tls.key_file = file(&mut t, ctx, "key_file");
-            tls.server_name = t
-                .get("server_name")
-                .and_then(|v| ctx.nonempty_string(v, &t.path("server_name")));
-            if let Some(v) = t.get("insecure_skip_verify") {
-                tls.insecure_skip_verify = ctx
-                    .boolean(v, &t.path("insecure_skip_verify"))
-                    .unwrap_or(false);
-            }
-            if tls.cert_file.is_some() != tls.key_file.is_some() {
-                ctx.err(
-                    n.mark,
-                    &tkey,
-                    "cert_file and key_file go together (expected both or neither)",
-                );
-            }
-            t.finish(
-                ctx,
-                &[
-                    "ca_file",
-                    "cert_file",
-                    "key_file",
-                    "server_name",
-                    "insecure_skip_verify",
-                ],
-            );
-        }
-    }
+    let tls = m
+        .get("tls")
+        .map(|n| decode_tls(ctx, n, &m.path("tls")))
+        .unwrap_or_default();
     let mut accept_status = Vec::new();
     if let Some(n) = m.get("accept_status") {
         let akey = m.path("accept_status");
@@ -343,4 +308,47 @@ pub(super) fn decode_target(
         labels,
         metrics,
     })
+}
+
+/// A `tls:` section (a target's or `otlp.tls`): CA, client certificate and
+/// key (both or neither), server name, `insecure_skip_verify`.
+pub(super) fn decode_tls(ctx: &mut Ctx<'_>, n: &Node, key: &str) -> TlsConfig {
+    let mut tls = TlsConfig::default();
+    let Some(mut t) = MapReader::new(ctx, n, key) else {
+        return tls;
+    };
+    let file = |t: &mut MapReader<'_>, ctx: &mut Ctx<'_>, name: &str| {
+        t.get(name)
+            .and_then(|v| ctx.nonempty_string(v, &t.path(name)))
+            .map(PathBuf::from)
+    };
+    tls.ca_file = file(&mut t, ctx, "ca_file");
+    tls.cert_file = file(&mut t, ctx, "cert_file");
+    tls.key_file = file(&mut t, ctx, "key_file");
+    tls.server_name = t
+        .get("server_name")
+        .and_then(|v| ctx.nonempty_string(v, &t.path("server_name")));
+    if let Some(v) = t.get("insecure_skip_verify") {
+        tls.insecure_skip_verify = ctx
+            .boolean(v, &t.path("insecure_skip_verify"))
+            .unwrap_or(false);
+    }
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        ctx.err(
+            n.mark,
+            key,
+            "cert_file and key_file go together (expected both or neither)",
+        );
+    }
+    t.finish(
+        ctx,
+        &[
+            "ca_file",
+            "cert_file",
+            "key_file",
+            "server_name",
+            "insecure_skip_verify",
+        ],
+    );
+    tls
 }

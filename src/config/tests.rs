@@ -433,7 +433,7 @@ fn otlp_section_is_read_with_env_and_checked_with_positions() {
     );
     assert!(has("NOPE"), "{e:?}");
     assert!(
-        has("otlp.tls: cert_file and key_file come together"),
+        has("otlp.tls: cert_file and key_file go together"),
         "{e:?}"
     );
 }
