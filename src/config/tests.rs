@@ -432,10 +432,7 @@ fn otlp_section_is_read_with_env_and_checked_with_positions() {
         "{e:?}"
     );
     assert!(has("NOPE"), "{e:?}");
-    assert!(
-        has("otlp.tls: cert_file and key_file go together"),
-        "{e:?}"
-    );
+    assert!(has("otlp.tls: cert_file and key_file go together"), "{e:?}");
 }
 
 #[test]

@@ -585,3 +585,43 @@ pub async fn prom_wait_for(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// The demo app's binary, built by cargo beside the test binary.
+fn demo_app_binary() -> PathBuf {
+    use std::process::Command;
+    // tests live in target/<profile>/deps; examples in target/<profile>/examples.
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let p = dir.join("examples").join("demo_app");
+    if !p.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--example", "demo_app"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    p
+}
+
+/// Starts the demo app (examples/demo_app.rs, built if needed) on a free
+/// port; gives the process and its `host:port`.
+pub fn start_demo_app() -> (Proc, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(demo_app_binary())
+        .arg("127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_string();
+    (Proc(child), addr)
+}

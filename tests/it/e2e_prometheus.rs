@@ -3,43 +3,7 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
-
-fn demo_app_binary() -> PathBuf {
-    // tests live in target/<profile>/deps; examples in target/<profile>/examples.
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let p = dir.join("examples").join("demo_app");
-    if !p.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "demo_app"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    p
-}
-
-fn start_demo_app() -> (common::Proc, String) {
-    let mut child = Command::new(demo_app_binary())
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    (common::Proc(child), addr)
-}
 
 fn value(sample: &serde_json::Value) -> f64 {
     sample["value"][1].as_str().unwrap().parse().unwrap()
@@ -63,7 +27,7 @@ async fn prometheus_scrapes_remora_polling_the_demo_app() {
     };
     remora::targets::client::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
-    let (mut app, app_addr) = start_demo_app();
+    let (mut app, app_addr) = common::start_demo_app();
 
     let config = format!(
         r#"

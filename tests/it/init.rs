@@ -6,9 +6,8 @@
 //! The leaves are found by walking the fixture JSON here, independently of
 //! init's own inference.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
@@ -450,36 +449,8 @@ async fn nothing_to_read_is_an_error_and_an_existing_file_is_kept() {
 }
 
 fn demo_app() -> (common::Proc, String) {
-    let exe = std::env::current_exe().unwrap();
-    let p = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/demo_app");
-    if !p.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--example", "demo_app"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-    let mut child = Command::new(p)
-        .arg("127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    (common::Proc(child), format!("http://{addr}"))
+    let (app, addr) = common::start_demo_app();
+    (app, format!("http://{addr}"))
 }
 
 #[tokio::test]
