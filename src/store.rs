@@ -279,6 +279,17 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Claims every key some source owns, so the state stays as it is: the
+    /// sources can no longer publish, and stopping them removes nothing
+    /// until the returned slot is dropped (shutdown: the last OTLP push
+    /// sends the state as it was when the shutdown began).
+    pub fn freeze(self: &Arc<Self>) -> Slot {
+        let keys = self.read().owners.keys().cloned().collect();
+        self.claim(keys)
+    }
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> f64 {
     SystemTime::now()
@@ -351,6 +362,20 @@ mod tests {
         let polls = store.read().targets["a"].polls[&PollResult::Success];
         assert_eq!(polls, 2, "counters survive the change of owner");
         drop(new);
+        assert!(store.read().targets.is_empty());
+    }
+
+    #[test]
+    fn a_frozen_store_keeps_its_state_until_the_freeze_ends() {
+        let store = Store::new();
+        let a = store.claim(target("a"));
+        let w = a.writer();
+        assert!(count_poll(&w, "a"));
+        let frozen = store.freeze();
+        assert!(!count_poll(&w, "a"), "a source still publishes");
+        drop(a);
+        assert_eq!(store.read().targets["a"].polls[&PollResult::Success], 1);
+        drop(frozen);
         assert!(store.read().targets.is_empty());
     }
 }

@@ -171,6 +171,9 @@ pub async fn run(
     }
     tracing::info!("shutting down");
     let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
+    // The last push sends the state as it is now, not what is left once the
+    // sources have stopped.
+    let frozen = sup.otlp.is_some().then(|| sup.state.store.freeze());
     let _ = server_stop_tx.send(());
     let mut server = server;
     let drain = async {
@@ -197,6 +200,7 @@ pub async fn run(
         }
         push.close();
     }
+    drop(frozen);
     sup.state.renderer.stop();
     Ok(())
 }

@@ -51,7 +51,7 @@ pub(super) fn register(
 }
 
 /// The meter provider of a pipeline, read by `reader` (remora's text
-/// reader, see `text`). The pipeline and the probe of served names share
+/// reader, see `text`) or by `push` (the OTLP push). The pipeline and the probe of served names share
 /// it, so the names found are the names served.
 ///
 /// `limits` gives instruments their cardinality limit by name; the others
@@ -62,14 +62,16 @@ pub(super) fn provider(
     resource: &BTreeMap<String, String>,
     limits: BTreeMap<String, usize>,
     default_limit: usize,
-    reader: &TextReader,
+    reader: Option<TextReader>,
     push: Option<crate::otlp::Reader>,
 ) -> Result<SdkMeterProvider, ExpositionError> {
-    let exporter = reader.clone();
     let attrs = resource
         .iter()
         .map(|(k, v)| KeyValue::new(k.clone(), v.clone()));
-    let mut builder = SdkMeterProvider::builder().with_reader(exporter);
+    let mut builder = SdkMeterProvider::builder();
+    if let Some(reader) = reader {
+        builder = builder.with_reader(reader);
+    }
     if let Some(reader) = push {
         builder = builder.with_reader(reader);
     }

@@ -40,14 +40,20 @@ fn probe(
     let reader = TextReader::new(true);
     // One series per instrument: a small limit, so the SDK does not size
     // each instrument's table for thousands of series at every (re)load.
-    let provider = provider(resource, BTreeMap::new(), PROBE_LIMIT, &reader, None)?;
+    let provider = provider(
+        resource,
+        BTreeMap::new(),
+        PROBE_LIMIT,
+        Some(reader.clone()),
+        None,
+    )?;
     let meter = provider.meter("remora");
     for &i in which {
         let attrs = [KeyValue::new(PROBE_LABEL, i.to_string())];
         register(&meter, &specs[i], move |o| o.observe(i as f64, &attrs));
     }
     let rm = reader.collect_now()?;
-    for (name, fam) in reader.families(&rm) {
+    for (name, fam) in reader.families(&rm, std::iter::empty()) {
         let served = Served {
             kind: fam.kind,
             help: fam.help.to_string(),
@@ -114,16 +120,28 @@ pub fn served_names(
     config: &Config,
     specs: &[InstrumentSpec],
 ) -> Result<ServedNames, ExpositionError> {
-    let all: Vec<InstrumentSpec> = own_specs()
-        .into_iter()
-        .chain(specs.iter().cloned())
-        .collect();
+    Ok(served_specs(config, specs)?.0)
+}
+
+/// The family name and type a spec is served as, `None` when it serves nothing.
+pub(super) type SpecServed = Option<(String, Served)>;
+
+/// [`served_names`], and what each of `specs` is served as (by index).
+pub(super) fn served_specs(
+    config: &Config,
+    specs: &[InstrumentSpec],
+) -> Result<(ServedNames, Vec<SpecServed>), ExpositionError> {
+    let own = own_specs();
+    let skip = own.len();
+    let all: Vec<InstrumentSpec> = own.into_iter().chain(specs.iter().cloned()).collect();
     let found = served_as(&config.resource, &all)?;
     let mut names = ServedNames::new();
-    for (name, served) in found.specs.into_iter().flatten().chain(found.extra) {
-        names.entry(name).or_insert(served);
+    for (name, served) in found.specs.iter().flatten().chain(&found.extra) {
+        names.entry(name.clone()).or_insert_with(|| served.clone());
     }
-    Ok(names)
+    let mut per_spec = found.specs;
+    per_spec.drain(..skip);
+    Ok((names, per_spec))
 }
 
 /// The JSON rules of `config` against what remora serves itself (its own

@@ -1,40 +1,70 @@
-//! The OpenTelemetry pipeline of one config: a meter provider whose
-//! observable instruments read the [`Store`], collected by remora's text
-//! reader (`text`) and written as Prometheus text.
+//! The pipeline of one config: remora's own instruments on an OpenTelemetry
+//! meter provider read by remora's text reader (`text`), and the store's
+//! families (JSON targets, host collectors, remora's process) written
+//! beside them from the store itself.
 //!
 //! Every instrument is observable: its callback reads the latest snapshot in
 //! the store and never does I/O, so a scrape never waits on a target.
-//! Cardinality limits are set per instrument from `limits.max_series_per_target`
-//! (the SDK's silent `otel_metric_overflow` folding must never happen: remora
-//! caps series itself and counts what it drops).
+//!
+//! The store's families are not collected through the SDK for the text: at
+//! every collect the SDK hashes each attribute set, keeps a tracker per
+//! series and copies every attribute into a data point, about 3 µs a series
+//! (README, "Cost per series"). A render reads them straight from a
+//! snapshot of the store and hands them to the text reader as if the SDK had
+//! collected them, so names, types, HELP, labels, order and values are the
+//! same (`tests::store_families_are_written_as_the_sdk_collects_them`).
+//! With `otlp:` set, a second meter provider carries every instrument, the
+//! store's included, for the push.
+//!
+//! Cardinality limits are set per instrument from `limits` (the SDK's
+//! silent `otel_metric_overflow` folding must never happen: remora caps
+//! series itself and counts what it drops).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use opentelemetry::metrics::{AsyncInstrument, MeterProvider as _};
+use opentelemetry::metrics::{AsyncInstrument, Meter, MeterProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
 use super::exporter::{provider, register};
-use super::names::served_names;
+use super::names::served_specs;
 use super::own::{build_info_spec, own_instruments, REVISION, RUSTC_VERSION, VERSION};
-use super::text::{write_family, OwnBlock, TextReader};
+use super::text::{labels, write_family, Collected, OwnBlock, Point, TextReader};
 use super::ExpositionError;
 use crate::config::Config;
 
 /// Cardinality limit of an instrument `limits` does not name (remora's own
 /// process figures; the builder names every other instrument).
 const DEFAULT_LIMIT: usize = 256;
-use crate::model::passthrough::ServedNames;
+use crate::model::passthrough::{Kind, ServedNames};
 use crate::model::{Family, InstrumentSpec};
 use crate::store::{Inner, Store};
 
-/// One config's meter provider and registry.
+/// One config's meter providers and the store families it writes.
 pub struct Pipeline {
+    /// remora's own instruments, read by `reader`.
     pub(super) provider: SdkMeterProvider,
     pub(super) reader: TextReader,
+    /// Every instrument, read by the OTLP push (with `otlp:` only).
+    push: Option<SdkMeterProvider>,
     /// Every family name the pipeline serves.
     pub(super) served: Arc<ServedNames>,
+    /// The instruments whose series the store holds, as the exporter serves them.
+    from_store: Vec<StoreInstrument>,
+    /// Instrument name -> index in `from_store`.
+    by_name: HashMap<Arc<str>, usize>,
+    global: Labels,
+    store: Arc<Store>,
+}
+
+/// An instrument whose series are written from the store.
+#[derive(Debug)]
+struct StoreInstrument {
+    kind: Kind,
+    /// The family name it is served under.
+    family: String,
+    help: String,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -78,6 +108,16 @@ fn sorted(attrs: &[KeyValue]) -> bool {
     attrs.windows(2).all(|w| w[0].key <= w[1].key)
 }
 
+/// Every source's families, in the order the callbacks read them.
+fn sources(inner: &Inner) -> impl Iterator<Item = &Arc<Vec<Family>>> {
+    inner
+        .targets
+        .values()
+        .map(|t| &t.families)
+        .chain(inner.collectors.values().map(|c| &c.families))
+        .chain(std::iter::once(&inner.own_process))
+}
+
 fn observe_all<T: AsyncInstrument<f64> + ?Sized>(
     observer: &T,
     inner: &Inner,
@@ -85,13 +125,9 @@ fn observe_all<T: AsyncInstrument<f64> + ?Sized>(
     global: &[KeyValue],
 ) {
     let mut buf = Vec::new();
-    for t in inner.targets.values() {
-        observe_families(observer, &t.families, name, global, &mut buf);
+    for families in sources(inner) {
+        observe_families(observer, families, name, global, &mut buf);
     }
-    for c in inner.collectors.values() {
-        observe_families(observer, &c.families, name, global, &mut buf);
-    }
-    observe_families(observer, &inner.own_process, name, global, &mut buf);
 }
 
 fn with(global: &[KeyValue], attrs: impl IntoIterator<Item = KeyValue>) -> Vec<KeyValue> {
@@ -100,10 +136,46 @@ fn with(global: &[KeyValue], attrs: impl IntoIterator<Item = KeyValue>) -> Vec<K
     v
 }
 
+/// Registers remora's own instruments (build info included) on `meter`.
+fn register_own(meter: &Meter, store: &Arc<Store>, global: &Labels) {
+    // Build info: a constant.
+    let mut attrs = with(
+        global,
+        [
+            KeyValue::new("version", VERSION),
+            KeyValue::new("revision", REVISION),
+            KeyValue::new("rustc_version", RUSTC_VERSION),
+        ],
+    );
+    attrs.sort_by(|a, b| a.key.cmp(&b.key));
+    register(meter, &build_info_spec(), move |o| o.observe(1.0, &attrs));
+    for (spec, read) in own_instruments() {
+        let store = store.clone();
+        let global = global.clone();
+        register(meter, &spec, move |o| {
+            let inner = store.read();
+            read(&inner, &mut |v, mut attrs| {
+                attrs.extend_from_slice(&global);
+                attrs.sort_by(|a, b| a.key.cmp(&b.key));
+                o.observe(v, &attrs);
+            });
+        });
+    }
+}
+
+/// The specs with distinct instrument names (the first of a name wins).
+fn distinct(specs: &[InstrumentSpec]) -> impl Iterator<Item = (usize, &InstrumentSpec)> {
+    let mut seen = std::collections::HashSet::new();
+    specs
+        .iter()
+        .enumerate()
+        .filter(move |(_, s)| seen.insert(s.name.as_str()))
+}
+
 impl Pipeline {
-    /// Builds the provider with remora's own instruments and one observable
-    /// instrument per spec (deduplicated by name; the first spec wins).
-    /// `limits` gives each instrument's cardinality limit by name.
+    /// Builds the provider with remora's own instruments and, for each spec
+    /// (deduplicated by name; the first spec wins), the family written from
+    /// the store. `limits` gives each instrument's cardinality limit by name.
     pub fn build(
         config: &Config,
         specs: &[InstrumentSpec],
@@ -113,7 +185,8 @@ impl Pipeline {
         Self::build_with(config, specs, limits, store, None)
     }
 
-    /// [`Pipeline::build`] with a second reader (the OTLP push) on the same provider.
+    /// [`Pipeline::build`] with the OTLP push: a second provider, read by
+    /// `push`, with one observable instrument per spec besides remora's own.
     pub fn build_with(
         config: &Config,
         specs: &[InstrumentSpec],
@@ -121,17 +194,15 @@ impl Pipeline {
         store: Arc<Store>,
         push: Option<crate::otlp::Reader>,
     ) -> Result<Self, ExpositionError> {
-        let served = Arc::new(served_names(config, specs)?);
+        let (served, as_served) = served_specs(config, specs)?;
         let reader = TextReader::new(true);
         let provider = provider(
             &config.resource,
             limits.clone(),
             DEFAULT_LIMIT,
-            &reader,
-            push,
+            Some(reader.clone()),
+            None,
         )?;
-        let meter = provider.meter("remora");
-
         let global: Labels = Arc::new(
             config
                 .global
@@ -140,49 +211,55 @@ impl Pipeline {
                 .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
                 .collect(),
         );
+        register_own(&provider.meter("remora"), &store, &global);
 
-        // Build info: a constant.
-        {
-            let mut attrs = with(
-                &global,
-                [
-                    KeyValue::new("version", VERSION),
-                    KeyValue::new("revision", REVISION),
-                    KeyValue::new("rustc_version", RUSTC_VERSION),
-                ],
-            );
-            attrs.sort_by(|a, b| a.key.cmp(&b.key));
-            register(&meter, &build_info_spec(), move |o| o.observe(1.0, &attrs));
-        }
-        for (spec, read) in own_instruments() {
-            let store = store.clone();
-            let global = global.clone();
-            register(&meter, &spec, move |o| {
-                let inner = store.read();
-                read(&inner, &mut |v, mut attrs| {
-                    attrs.extend_from_slice(&global);
-                    attrs.sort_by(|a, b| a.key.cmp(&b.key));
-                    o.observe(v, &attrs);
-                });
-            });
-        }
-        let mut seen = std::collections::HashSet::new();
-        for spec in specs {
-            if !seen.insert(spec.name.clone()) {
+        let mut from_store = Vec::new();
+        let mut by_name = HashMap::new();
+        for (i, spec) in distinct(specs) {
+            let Some(Some((family, served))) = as_served.get(i) else {
                 continue;
-            }
-            let store = store.clone();
-            let global = global.clone();
-            let name = spec.name.clone();
-            register(&meter, spec, move |o| {
-                let inner = store.read();
-                observe_all(o, &inner, &name, &global);
+            };
+            by_name.insert(Arc::from(spec.name.as_str()), from_store.len());
+            from_store.push(StoreInstrument {
+                kind: served.kind,
+                family: family.clone(),
+                help: spec.description.clone(),
             });
         }
+
+        let push = match push {
+            Some(reader) => {
+                let p = super::exporter::provider(
+                    &config.resource,
+                    limits.clone(),
+                    DEFAULT_LIMIT,
+                    None,
+                    Some(reader),
+                )?;
+                let meter = p.meter("remora");
+                register_own(&meter, &store, &global);
+                for (_, spec) in distinct(specs) {
+                    let store = store.clone();
+                    let global = global.clone();
+                    let name = spec.name.clone();
+                    register(&meter, spec, move |o| {
+                        let inner = store.read();
+                        observe_all(o, &inner, &name, &global);
+                    });
+                }
+                Some(p)
+            }
+            None => None,
+        };
         Ok(Pipeline {
             provider,
             reader,
-            served,
+            push,
+            served: Arc::new(served),
+            from_store,
+            by_name,
+            global,
+            store,
         })
     }
 
@@ -191,16 +268,55 @@ impl Pipeline {
         &self.served
     }
 
-    /// Collects and pushes now through the second reader, if any (blocks).
+    /// Collects and pushes now through the OTLP push, if any (blocks).
     pub fn force_flush(&self) {
-        let _ = self.provider.force_flush();
+        if let Some(p) = &self.push {
+            let _ = p.force_flush();
+        }
     }
 
-    /// Collects every instrument and writes each family's text (the
-    /// callbacks read the store: call it without holding the store's lock).
+    /// Collects remora's own instruments, adds the store's families and
+    /// writes each family's text (the callbacks read the store: call it
+    /// without holding the store's lock).
     pub(super) fn gather(&self) -> Result<Vec<OwnBlock>, ExpositionError> {
         let rm = self.reader.collect_now()?;
-        let families = self.reader.families(&rm);
+        // A snapshot: the store's lock is held only to clone the Arcs.
+        let snapshot: Vec<Arc<Vec<Family>>> = sources(&self.store.read()).cloned().collect();
+        let mut points: Vec<Vec<Point<'_>>> = Vec::new();
+        points.resize_with(self.from_store.len(), Vec::new);
+        for families in &snapshot {
+            for fam in families.iter() {
+                let Some(&i) = self.by_name.get(&fam.name) else {
+                    continue;
+                };
+                let to = &mut points[i];
+                to.reserve(fam.series.len());
+                // NaN and infinities are left out, as the SDK leaves them out.
+                let finite = fam.series.iter().filter(|s| s.value.is_finite());
+                to.extend(finite.map(|s| {
+                    Point {
+                        labels: labels(
+                            s.attributes
+                                .iter()
+                                .chain(self.global.iter())
+                                .map(|kv| (&kv.key, &kv.value)),
+                        ),
+                        value: s.value,
+                    }
+                }));
+            }
+        }
+        let more = self
+            .from_store
+            .iter()
+            .zip(points)
+            .map(|(inst, points)| Collected {
+                kind: inst.kind,
+                name: inst.family.clone(),
+                help: &inst.help,
+                points,
+            });
+        let families = self.reader.families(&rm, more);
         Ok(families
             .into_iter()
             .map(|(name, fam)| {
@@ -220,6 +336,9 @@ impl Drop for Pipeline {
     fn drop(&mut self) {
         // Releases the callbacks (and their Arc<Store>) of a replaced pipeline.
         let _ = self.provider.shutdown();
+        if let Some(p) = &self.push {
+            let _ = p.shutdown();
+        }
     }
 }
 
@@ -237,6 +356,182 @@ mod tests {
         fn observe(&self, _: f64, attrs: &[KeyValue]) {
             let keys = attrs.iter().map(|kv| kv.key.to_string()).collect();
             self.0.lock().unwrap().push(keys);
+        }
+    }
+
+    /// The text of remora's own instruments and of `specs` when every
+    /// instrument is collected through the SDK (as before the store's
+    /// families were written directly).
+    fn through_sdk(
+        config: &Config,
+        specs: &[InstrumentSpec],
+        limits: &BTreeMap<String, usize>,
+        store: &Arc<Store>,
+        reader: &TextReader,
+        provider: &mut Option<SdkMeterProvider>,
+    ) -> String {
+        let p = provider.get_or_insert_with(|| {
+            let p = super::super::exporter::provider(
+                &config.resource,
+                limits.clone(),
+                DEFAULT_LIMIT,
+                Some(reader.clone()),
+                None,
+            )
+            .unwrap();
+            let global: Labels = Arc::new(
+                config
+                    .global
+                    .labels
+                    .iter()
+                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+                    .collect(),
+            );
+            let meter = p.meter("remora");
+            register_own(&meter, store, &global);
+            for (_, spec) in distinct(specs) {
+                let store = store.clone();
+                let global = global.clone();
+                let name = spec.name.clone();
+                register(&meter, spec, move |o| {
+                    observe_all(o, &store.read(), &name, &global);
+                });
+            }
+            p
+        });
+        let _ = p;
+        let rm = reader.collect_now().unwrap();
+        let mut out = Vec::new();
+        for (name, fam) in reader.families(&rm, std::iter::empty()) {
+            write_family(&mut out, &name, &fam);
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn written(p: &Pipeline) -> String {
+        let blocks = p.gather().unwrap();
+        String::from_utf8(blocks.into_iter().flat_map(|b| b.text).collect()).unwrap()
+    }
+
+    /// The store's families, written without the SDK, give the text the
+    /// SDK path gave: family names and types (merges, a type conflict left
+    /// out, counters), HELP, labels (global labels added, a series label
+    /// winning over a global one of the same key, sanitised keys joined,
+    /// non-string values), series order across sources, values (NaN and
+    /// infinities left out), and series of a removed source gone.
+    #[test]
+    fn store_families_are_written_as_the_sdk_collects_them() {
+        use opentelemetry::Value;
+        let config = crate::config::parse_str(
+            "global:\n  labels:\n    env: prod\n    zone: a\nresource:\n  service.name: checkout\n",
+            std::path::Path::new("t.yaml"),
+            &|_| None,
+        )
+        .unwrap();
+        let spec = InstrumentSpec::new;
+        use crate::model::InstrumentKind::*;
+        let specs = [
+            spec("app.latency", Gauge, "ms", "Latency\nof \\ \"it\""),
+            spec("app.requests", Counter, "", "Requests"),
+            spec("app.queue", UpDownCounter, "{item}", ""),
+            spec("app.requests.total", Gauge, "", "conflicting type"),
+            spec("app.help", Gauge, "", "first help"),
+            spec("app_help", Gauge, "", "second help"),
+            spec("app.latency", Gauge, "ms", "a repeated name"),
+            spec("app.empty", Gauge, "By", "no series"),
+            spec("system.cpu.time", Counter, "s", "CPU"),
+            spec("process.cpu.time", Counter, "s", "own CPU"),
+        ];
+        let series = |target: &str, n: usize| -> Vec<Series> {
+            (0..n)
+                .map(|i| {
+                    let mut a = vec![
+                        KeyValue::new("target", target.to_string()),
+                        KeyValue::new("id", format!("n{}", (i * 7) % 5)),
+                        KeyValue::new("k", i as i64),
+                    ];
+                    match i % 4 {
+                        0 => a.push(KeyValue::new("env", "series-wins")),
+                        1 => {
+                            a.push(KeyValue::new("a.b", "dotted"));
+                            a.push(KeyValue::new("a_b", "under"));
+                        }
+                        2 => a.push(KeyValue::new("ok", i % 8 == 2)),
+                        _ => a.push(KeyValue::new("q", Value::F64(1.5))),
+                    }
+                    let v = [1e21, 0.1, -0.0, f64::NAN, f64::INFINITY, 12345.678][i % 6];
+                    Series::new(a, v + i as f64)
+                })
+                .collect()
+        };
+        let fams = |target: &str| -> Arc<Vec<Family>> {
+            Arc::new(
+                [
+                    "app.latency",
+                    "app.requests",
+                    "app.queue",
+                    "app.requests.total",
+                    "app.help",
+                    "app_help",
+                ]
+                .into_iter()
+                .enumerate()
+                .map(|(i, name)| Family {
+                    name: Arc::from(name),
+                    series: series(target, 3 + i),
+                })
+                .collect(),
+            )
+        };
+        let store = Store::new();
+        {
+            let mut w = store.write();
+            for t in ["b", "a"] {
+                let state = crate::store::TargetState {
+                    polled: true,
+                    families: fams(t),
+                    ..Default::default()
+                };
+                w.targets.insert(t.to_string(), state);
+            }
+            let cpu = crate::store::CollectorState {
+                families: Arc::new(vec![Family {
+                    name: Arc::from("system.cpu.time"),
+                    series: (0..4)
+                        .map(|c| {
+                            Series::new(
+                                vec![
+                                    KeyValue::new("cpu", c as i64),
+                                    KeyValue::new("state", "user"),
+                                ],
+                                c as f64 * 0.5,
+                            )
+                        })
+                        .collect(),
+                }]),
+                ..Default::default()
+            };
+            w.collectors.insert("cpu".into(), cpu);
+            w.own_process = Arc::new(vec![Family {
+                name: Arc::from("process.cpu.time"),
+                series: vec![Series::new(Vec::new(), 0.25)],
+            }]);
+        }
+        let limits = BTreeMap::new();
+        let pipeline = Pipeline::build(&config, &specs, &limits, store.clone()).unwrap();
+        let reader = TextReader::new(true);
+        let mut provider = None;
+        for round in 0..3 {
+            if round == 2 {
+                store.write().targets.remove("b");
+            }
+            let ours = written(&pipeline);
+            let sdk = through_sdk(&config, &specs, &limits, &store, &reader, &mut provider);
+            assert!(ours.contains("app_latency_milliseconds{"), "{ours}");
+            assert!(ours.contains("env=\"series-wins\""), "{ours}");
+            assert!(ours.contains("a_b=\"dotted;under\""), "{ours}");
+            assert_eq!(ours.contains("target=\"b\""), round < 2);
+            assert_eq!(ours, sdk, "round {round}");
         }
     }
 

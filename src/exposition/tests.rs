@@ -335,7 +335,7 @@ fn text_matches_opentelemetry_prometheus() {
             .unwrap();
         let rm = reader.collect_now().unwrap();
         let mut ours = Vec::new();
-        for (name, fam) in reader.families(&rm) {
+        for (name, fam) in reader.families(&rm, std::iter::empty()) {
             super::text::write_family(&mut ours, &name, &fam);
         }
         let (ours, theirs) = (

@@ -126,9 +126,15 @@ impl TextReader {
         Ok(rm)
     }
 
-    /// The families of `rm` by name (sorted), each one's series sorted,
-    /// families without series left out.
-    pub(super) fn families<'a>(&self, rm: &'a ResourceMetrics) -> BTreeMap<String, Fam<'a>> {
+    /// The families of `rm` and of `more` (instruments collected without
+    /// the SDK, see `pipeline`) by name (sorted), each one's series sorted,
+    /// families without series left out. `more` comes after the SDK's
+    /// instruments, as if registered after them.
+    pub(super) fn families<'a>(
+        &self,
+        rm: &'a ResourceMetrics,
+        more: impl IntoIterator<Item = Collected<'a>>,
+    ) -> BTreeMap<String, Fam<'a>> {
         let mut out: BTreeMap<String, Fam<'a>> = BTreeMap::new();
         if self.inner.target_info && !rm.resource().is_empty() {
             out.insert(
@@ -143,43 +149,34 @@ impl TextReader {
                 },
             );
         }
+        let sdk = rm
+            .scope_metrics()
+            .flat_map(|sm| sm.metrics())
+            .filter_map(collected);
         let mut first = self.inner.first.lock().unwrap_or_else(|e| e.into_inner());
-        for sm in rm.scope_metrics() {
-            for m in sm.metrics() {
-                let Some((kind, name)) = kind_and_name(m) else {
-                    continue;
-                };
-                let help = match first.get(&name) {
-                    Some((k, _)) if *k != kind => continue,
-                    Some((_, h)) if h != m.description() => Cow::Owned(h.clone()),
-                    Some(_) => Cow::Borrowed(m.description()),
-                    None => {
-                        first.insert(name.clone(), (kind, m.description().to_string()));
-                        Cow::Borrowed(m.description())
-                    }
-                };
-                let mut points = Vec::new();
-                if let AggregatedMetrics::F64(data) = m.data() {
-                    match data {
-                        MetricData::Gauge(g) => points.extend(g.data_points().map(|dp| Point {
-                            labels: labels(dp.attributes().map(|kv| (&kv.key, &kv.value))),
-                            value: dp.value(),
-                        })),
-                        MetricData::Sum(s) => points.extend(s.data_points().map(|dp| Point {
-                            labels: labels(dp.attributes().map(|kv| (&kv.key, &kv.value))),
-                            value: dp.value(),
-                        })),
-                        _ => {}
-                    }
+        for c in sdk.chain(more) {
+            let Collected {
+                kind,
+                name,
+                help,
+                mut points,
+            } = c;
+            let help = match first.get(&name) {
+                Some((k, _)) if *k != kind => continue,
+                Some((_, h)) if h != help => Cow::Owned(h.clone()),
+                Some(_) => Cow::Borrowed(help),
+                None => {
+                    first.insert(name.clone(), (kind, help.to_string()));
+                    Cow::Borrowed(help)
                 }
-                if points.is_empty() {
-                    continue;
-                }
-                match out.get_mut(&name) {
-                    Some(fam) => fam.points.append(&mut points),
-                    None => {
-                        out.insert(name, Fam { kind, help, points });
-                    }
+            };
+            if points.is_empty() {
+                continue;
+            }
+            match out.get_mut(&name) {
+                Some(fam) => fam.points.append(&mut points),
+                None => {
+                    out.insert(name, Fam { kind, help, points });
                 }
             }
         }
@@ -198,6 +195,40 @@ impl TextReader {
         }
         out
     }
+}
+
+/// One instrument's collected data: its family's type and name, HELP and series.
+#[derive(Debug)]
+pub(super) struct Collected<'a> {
+    pub(super) kind: Kind,
+    pub(super) name: String,
+    pub(super) help: &'a str,
+    pub(super) points: Vec<Point<'a>>,
+}
+
+/// An SDK metric as [`Collected`] (`None` for what the exporter leaves out).
+fn collected(m: &Metric) -> Option<Collected<'_>> {
+    let (kind, name) = kind_and_name(m)?;
+    let mut points = Vec::new();
+    if let AggregatedMetrics::F64(data) = m.data() {
+        match data {
+            MetricData::Gauge(g) => points.extend(g.data_points().map(|dp| Point {
+                labels: labels(dp.attributes().map(|kv| (&kv.key, &kv.value))),
+                value: dp.value(),
+            })),
+            MetricData::Sum(s) => points.extend(s.data_points().map(|dp| Point {
+                labels: labels(dp.attributes().map(|kv| (&kv.key, &kv.value))),
+                value: dp.value(),
+            })),
+            _ => {}
+        }
+    }
+    Some(Collected {
+        kind,
+        name,
+        help: m.description(),
+        points,
+    })
 }
 
 /// Writes one family: HELP (when not empty), TYPE, one line per series.
@@ -379,13 +410,16 @@ fn label_value(v: &Value) -> Cow<'_, str> {
 
 /// Sanitised, sorted labels of an attribute set; keys equal once sanitised
 /// are joined, values with `;` in the order of the original keys.
-fn labels<'a>(
+pub(super) fn labels<'a>(
     attrs: impl Iterator<Item = (&'a opentelemetry::Key, &'a Value)>,
 ) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
     let mut v: Vec<(Cow<'a, str>, &'a str, Cow<'a, str>)> = attrs
         .map(|(k, val)| (label_name(k.as_str()), k.as_str(), label_value(val)))
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    // One key given twice (a series label and a global label of one name):
+    // the first stays, as the SDK keeps it.
+    v.dedup_by(|later, kept| later.1 == kept.1);
     let mut out: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(v.len());
     for (name, _, value) in v {
         match out.last_mut() {
