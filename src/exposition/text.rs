@@ -260,13 +260,35 @@ pub(super) fn write_family(out: &mut Vec<u8>, name: &str, fam: &Fam<'_>) {
             out.push(b'}');
         }
         out.push(b' ');
-        let _ = write!(out, "{}", p.value);
+        write_value(out, p.value);
         out.push(b'\n');
     }
 }
 
+/// Writes `v` exactly as Rust's `Display` prints an `f64` (what the
+/// exporter wrote: `5`, `-0`, `0.125`, `1000000000000000000000`, `NaN`):
+/// whole numbers below 1e15 through `itoa`, the rest through `Display`.
+/// (`zmij` is faster but picks another of two shortest forms now and then.)
+fn write_value(out: &mut Vec<u8>, v: f64) {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        if v == 0.0 && v.is_sign_negative() {
+            out.extend_from_slice(b"-0");
+        } else {
+            // Whole and below 1e15: exact as an i64.
+            out.extend_from_slice(itoa::Buffer::new().format(v as i64).as_bytes());
+        }
+        return;
+    }
+    let _ = write!(out, "{v}");
+}
+
 /// Backslash and newline escaped, and the double quote when `quote`.
 fn escape(out: &mut Vec<u8>, s: &str, quote: bool) {
+    let special = |b: &u8| *b == b'\\' || *b == b'\n' || (quote && *b == b'"');
+    if !s.as_bytes().iter().any(special) {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
     for &b in s.as_bytes() {
         match b {
             b'\\' => out.extend_from_slice(b"\\\\"),
@@ -413,8 +435,27 @@ fn label_value(v: &Value) -> Cow<'_, str> {
 pub(super) fn labels<'a>(
     attrs: impl Iterator<Item = (&'a opentelemetry::Key, &'a Value)>,
 ) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
-    let mut v: Vec<(Cow<'a, str>, &'a str, Cow<'a, str>)> = attrs
-        .map(|(k, val)| (label_name(k.as_str()), k.as_str(), label_value(val)))
+    let attrs = attrs.map(|(k, val)| (label_name(k.as_str()), k.as_str(), label_value(val)));
+    let mut plain: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(attrs.size_hint().0);
+    let mut attrs = attrs.peekable();
+    // The usual case: every key already a label name, so sorting and
+    // deduplicating by key is all there is to do (no joins).
+    while let Some((name, _, value)) = attrs.next_if(|(n, _, _)| matches!(n, Cow::Borrowed(_))) {
+        plain.push((name, value));
+    }
+    if attrs.peek().is_none() {
+        plain.sort_by(|a, b| a.0.cmp(&b.0));
+        plain.dedup_by(|later, kept| later.0 == kept.0);
+        return plain;
+    }
+    let mut v: Vec<(Cow<'a, str>, &'a str, Cow<'a, str>)> = plain
+        .into_iter()
+        .filter_map(|(name, value)| match name {
+            // Every plain name is borrowed: its key as it was.
+            Cow::Borrowed(key) => Some((name, key, value)),
+            Cow::Owned(_) => None,
+        })
+        .chain(attrs)
         .collect();
     v.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
     // One key given twice (a series label and a global label of one name):
@@ -432,4 +473,67 @@ pub(super) fn labels<'a>(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn display(v: f64) -> String {
+        format!("{v}")
+    }
+
+    fn written(v: f64) -> String {
+        let mut out = Vec::new();
+        write_value(&mut out, v);
+        String::from_utf8(out).unwrap()
+    }
+
+    /// `write_value` prints every value as `Display` does: whole numbers on
+    /// both sides of 1e15, signed zeros, decimals of every magnitude,
+    /// subnormals, random bit patterns, NaN and infinities.
+    #[test]
+    fn values_are_written_as_display_prints_them() {
+        let mut fixed = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.1,
+            0.125,
+            1e15,
+            1e15 - 1.0,
+            -1e15 + 1.0,
+            9007199254740992.0,
+            1e21,
+            1.5e-7,
+            1e-5,
+            1e16,
+            123456.789,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::MIN,
+            5e-324,
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ];
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..200_000 {
+            fixed.push(f64::from_bits(next()));
+            let digits = (next() % 1_000_000_000) as f64;
+            let scale = 10f64.powi((next() % 40) as i32 - 20);
+            fixed.push(digits * scale);
+            fixed.push(-((next() % 4_000_000_000_000_000) as f64));
+        }
+        for v in fixed {
+            assert_eq!(written(v), display(v), "bits {:#x}", v.to_bits());
+        }
+    }
 }
