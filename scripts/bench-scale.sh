@@ -78,9 +78,22 @@ def load():
 
 
 def cpu_s(pid):
-    s = open(f"/proc/{pid}/stat").read()
-    f = s[s.rindex(")") + 2:].split()
-    return (int(f[11]) + int(f[12])) / TCK
+    """CPU seconds used by every thread of `pid` so far: the sum of each
+    thread's run time in /proc/PID/task/*/schedstat (nanoseconds; /proc/PID/stat
+    counts in 10 ms ticks, too coarse for the host part's 1 ms/s), plus the
+    ticks of threads that already exited (stat's total minus its live
+    threads' ticks)."""
+    total_ns, live_ticks = 0, 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            total_ns += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0])
+            f = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+            live_ticks += int(f[11]) + int(f[12])
+        except (OSError, ValueError, IndexError):
+            pass
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    gone = max(0, int(f[11]) + int(f[12]) - live_ticks)
+    return total_ns / 1e9 + gone / TCK
 
 
 def status_kib(pid, key):

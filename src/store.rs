@@ -75,6 +75,9 @@ pub struct TargetState {
     pub dropped: u64,
     /// The extracted families of the last good poll; empty while down.
     pub families: Arc<Vec<Family>>,
+    /// The labels every series of `families` carries besides its own
+    /// (`target` and the target's `labels:`), kept once, not per series.
+    pub labels: Arc<[opentelemetry::KeyValue]>,
     /// Families of a `format: prometheus` target's last good poll.
     pub passthrough: Option<Arc<Vec<crate::model::passthrough::PromFamily>>>,
     /// The rule-by-rule account of the last good poll of a JSON target.

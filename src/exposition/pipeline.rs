@@ -75,7 +75,8 @@ impl std::fmt::Debug for Pipeline {
 
 type Labels = Arc<Vec<KeyValue>>;
 
-/// Observes every series of `name` from all sources, with the global labels added.
+/// Observes every series of `name` from one source, with the source's
+/// labels (`base`) and the global labels added.
 ///
 /// The SDK keys its table by the attribute slice as given and, when that is
 /// not sorted by key, inserts a sorted copy as well: two attribute vectors
@@ -84,17 +85,18 @@ type Labels = Arc<Vec<KeyValue>>;
 /// copying them does not allocate). The text does not depend on the order.
 fn observe_families<T: AsyncInstrument<f64> + ?Sized>(
     observer: &T,
-    families: &[Family],
+    (base, families): Source<'_>,
     name: &str,
     global: &[KeyValue],
     buf: &mut Vec<KeyValue>,
 ) {
     for fam in families.iter().filter(|f| &*f.name == name) {
         for s in &fam.series {
-            if global.is_empty() && sorted(&s.attributes) {
+            if base.is_empty() && global.is_empty() && sorted(&s.attributes) {
                 observer.observe(s.value, &s.attributes);
             } else {
                 buf.clear();
+                buf.extend_from_slice(base);
                 buf.extend_from_slice(&s.attributes);
                 buf.extend_from_slice(global);
                 buf.sort_by(|a, b| a.key.cmp(&b.key));
@@ -108,14 +110,20 @@ fn sorted(attrs: &[KeyValue]) -> bool {
     attrs.windows(2).all(|w| w[0].key <= w[1].key)
 }
 
-/// Every source's families, in the order the callbacks read them.
-fn sources(inner: &Inner) -> impl Iterator<Item = &Arc<Vec<Family>>> {
+/// One source's labels (on every series of its families) and families.
+type Source<'a> = (&'a [KeyValue], &'a [Family]);
+/// A [`Source`] as the store shares it.
+type SharedSource = (Arc<[KeyValue]>, Arc<Vec<Family>>);
+
+/// Every source, in the order the callbacks read them.
+fn sources(inner: &Inner) -> impl Iterator<Item = (&Arc<[KeyValue]>, &Arc<Vec<Family>>)> {
+    static NONE: std::sync::LazyLock<Arc<[KeyValue]>> = std::sync::LazyLock::new(Arc::default);
     inner
         .targets
         .values()
-        .map(|t| &t.families)
-        .chain(inner.collectors.values().map(|c| &c.families))
-        .chain(std::iter::once(&inner.own_process))
+        .map(|t| (&t.labels, &t.families))
+        .chain(inner.collectors.values().map(|c| (&*NONE, &c.families)))
+        .chain(std::iter::once((&*NONE, &inner.own_process)))
 }
 
 fn observe_all<T: AsyncInstrument<f64> + ?Sized>(
@@ -125,8 +133,8 @@ fn observe_all<T: AsyncInstrument<f64> + ?Sized>(
     global: &[KeyValue],
 ) {
     let mut buf = Vec::new();
-    for families in sources(inner) {
-        observe_families(observer, families, name, global, &mut buf);
+    for (base, families) in sources(inner) {
+        observe_families(observer, (base, families), name, global, &mut buf);
     }
 }
 
@@ -281,10 +289,12 @@ impl Pipeline {
     pub(super) fn gather(&self) -> Result<Vec<OwnBlock>, ExpositionError> {
         let rm = self.reader.collect_now()?;
         // A snapshot: the store's lock is held only to clone the Arcs.
-        let snapshot: Vec<Arc<Vec<Family>>> = sources(&self.store.read()).cloned().collect();
+        let snapshot: Vec<SharedSource> = sources(&self.store.read())
+            .map(|(l, f)| (l.clone(), f.clone()))
+            .collect();
         let mut points: Vec<Vec<Point<'_>>> = Vec::new();
         points.resize_with(self.from_store.len(), Vec::new);
-        for families in &snapshot {
+        for (base, families) in &snapshot {
             for fam in families.iter() {
                 let Some(&i) = self.by_name.get(&fam.name) else {
                     continue;
@@ -296,8 +306,8 @@ impl Pipeline {
                 to.extend(finite.map(|s| {
                     Point {
                         labels: labels(
-                            s.attributes
-                                .iter()
+                            base.iter()
+                                .chain(&s.attributes)
                                 .chain(self.global.iter())
                                 .map(|kv| (&kv.key, &kv.value)),
                         ),
@@ -417,8 +427,9 @@ mod tests {
     /// SDK path gave: family names and types (merges, a type conflict left
     /// out, counters), HELP, labels (global labels added, a series label
     /// winning over a global one of the same key, sanitised keys joined,
-    /// non-string values), series order across sources, values (NaN and
-    /// infinities left out), and series of a removed source gone.
+    /// non-string values, a source's labels kept beside its series), series
+    /// order across sources, values (NaN and infinities left out), and
+    /// series of a removed source gone.
     #[test]
     fn store_families_are_written_as_the_sdk_collects_them() {
         use opentelemetry::Value;
@@ -487,9 +498,22 @@ mod tests {
         {
             let mut w = store.write();
             for t in ["b", "a"] {
+                let mut families = fams(t);
+                let mut labels: Arc<[KeyValue]> = Arc::default();
+                if t == "a" {
+                    // The target's labels kept beside its series (as the
+                    // poller keeps them), not in each.
+                    for f in &mut Arc::make_mut(&mut families)[..] {
+                        for s in &mut f.series {
+                            s.attributes.retain(|kv| kv.key.as_str() != "target");
+                        }
+                    }
+                    labels = vec![KeyValue::new("target", "a"), KeyValue::new("team", "x")].into();
+                }
                 let state = crate::store::TargetState {
                     polled: true,
-                    families: fams(t),
+                    families,
+                    labels,
                     ..Default::default()
                 };
                 w.targets.insert(t.to_string(), state);
@@ -531,40 +555,46 @@ mod tests {
             assert!(ours.contains("env=\"series-wins\""), "{ours}");
             assert!(ours.contains("a_b=\"dotted;under\""), "{ours}");
             assert_eq!(ours.contains("target=\"b\""), round < 2);
+            assert!(ours.contains("target=\"a\",team=\"x\""), "{ours}");
             assert_eq!(ours, sdk, "round {round}");
         }
     }
 
-    /// A target's series carry `target` before the rule's labels; the SDK
-    /// would keep an unsorted slice and a sorted copy of it (two trackers'
-    /// worth of attributes per series), so every slice observed is sorted.
+    /// A target's series carry `target` (the source's labels) before the
+    /// rule's labels; the SDK would keep an unsorted slice and a sorted copy
+    /// of it (two trackers' worth of attributes per series), so every slice
+    /// observed is sorted.
     #[test]
     fn attributes_are_observed_sorted_by_key() {
         let fam = Family {
             name: Arc::from("m"),
             series: vec![
                 Series::new(
-                    vec![KeyValue::new("target", "app"), KeyValue::new("id", "a")],
+                    vec![KeyValue::new("zone", "z"), KeyValue::new("id", "a")],
                     1.0,
                 ),
                 Series::new(vec![KeyValue::new("id", "b")], 2.0),
             ],
         };
-        for global in [vec![], vec![KeyValue::new("env", "prod")]] {
-            let seen = Seen::default();
-            observe_families(
-                &seen,
-                std::slice::from_ref(&fam),
-                "m",
-                &global,
-                &mut Vec::new(),
-            );
-            let seen = seen.0.into_inner().unwrap();
-            assert_eq!(seen.len(), 2);
-            for keys in seen {
-                let mut sorted = keys.clone();
-                sorted.sort();
-                assert_eq!(keys, sorted, "global {global:?}");
+        let target = [KeyValue::new("target", "app")];
+        for base in [&[][..], &target[..]] {
+            for global in [vec![], vec![KeyValue::new("env", "prod")]] {
+                let seen = Seen::default();
+                observe_families(
+                    &seen,
+                    (base, std::slice::from_ref(&fam)),
+                    "m",
+                    &global,
+                    &mut Vec::new(),
+                );
+                let seen = seen.0.into_inner().unwrap();
+                assert_eq!(seen.len(), 2);
+                for keys in seen {
+                    let mut sorted = keys.clone();
+                    sorted.sort();
+                    assert_eq!(keys, sorted, "base {base:?} global {global:?}");
+                    assert_eq!(keys.contains(&"target".to_string()), !base.is_empty());
+                }
             }
         }
     }

@@ -84,6 +84,8 @@ pub struct Outcome {
     /// Why the poll failed; `None` when it succeeded.
     pub error: Option<PollError>,
     pub families: Arc<Vec<Family>>,
+    /// The labels every series of `families` carries besides its own.
+    pub labels: Arc<[KeyValue]>,
     pub passthrough: Option<Arc<Vec<prom::PromFamily>>>,
     pub series: usize,
     /// Counted per (metric, reason): bounded by the rules, not the body.
@@ -118,6 +120,7 @@ impl Outcome {
             duration: 0.0,
             error: None,
             families: Arc::new(Vec::new()),
+            labels: Arc::default(),
             passthrough: None,
             series: 0,
             extraction_errors: Vec::new(),
@@ -147,8 +150,7 @@ pub struct PollContext {
 }
 
 /// The labels every extracted series of `target` carries. Built once per
-/// config: keys and values are shared strings, so copying them into each
-/// series does not allocate.
+/// config and kept beside the target's families, not in each series.
 pub fn base_labels(target: &Target) -> Vec<KeyValue> {
     let kv = |k: &str, v: &str| {
         KeyValue::new(
@@ -168,14 +170,14 @@ pub struct Poller {
     pub client: reqwest::Client,
     /// The target's rules, compiled.
     pub extractor: extract::Extractor,
-    pub base: Vec<KeyValue>,
+    pub base: Arc<[KeyValue]>,
 }
 
 impl Poller {
     pub fn new(target: Arc<Target>, client: reqwest::Client) -> Self {
         Poller {
             extractor: extract::Extractor::new(&target),
-            base: base_labels(&target),
+            base: base_labels(&target).into(),
             target,
             client,
         }
@@ -333,18 +335,16 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, P
             };
             let mut ex = p
                 .extractor
-                .extract_body(body, limits, &p.base)
+                .extract_body(body, limits, &[])
                 .map_err(|e| PollError::InvalidBody(format!("invalid JSON: {e}")))?;
             // The account shares the families; it copies no series.
             let families = Arc::new(std::mem::take(&mut ex.families));
             let trace = std::mem::take(&mut ex.trace);
-            out.explain = Some(p.extractor.explain(
-                families.clone(),
-                trace,
-                &ex.errors,
-                Some(body),
-                p.base.len(),
-            ));
+            out.explain =
+                Some(
+                    p.extractor
+                        .explain(families.clone(), trace, &ex.errors, Some(body), 0),
+                );
             out.series = ex.series;
             out.dropped = ex.dropped;
             out.extraction_errors = ex
@@ -358,6 +358,7 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, P
                 })
                 .collect();
             out.families = families;
+            out.labels = p.base.clone();
         }
         Format::Prometheus => {
             let text = std::str::from_utf8(body)
@@ -451,6 +452,7 @@ pub fn publish(slot: &SlotWriter, target: &Target, outcome: Outcome) -> bool {
         state.up = false;
         state.series = 0;
         state.families = Arc::new(Vec::new());
+        state.labels = Arc::default();
         state.passthrough = None;
         if was_up || first {
             tracing::warn!(target_name = %target.name, result = result.as_str(), error = %error, "target down");
@@ -462,6 +464,7 @@ pub fn publish(slot: &SlotWriter, target: &Target, outcome: Outcome) -> bool {
         state.last_error = None;
         state.series = outcome.series;
         state.families = outcome.families;
+        state.labels = outcome.labels;
         state.passthrough = outcome.passthrough;
         // Kept while the target is down: the page shows the last good poll,
         // and a rule still failing after an outage is not logged again.
