@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::pipeline::Pipeline;
-use super::text::OwnBlock;
+use super::text::Own;
 use super::ExpositionError;
 use crate::model::passthrough::{escape_help, Claims, Fit, Kind, PromFamily, ServedNames};
 
@@ -17,7 +17,7 @@ pub fn write_passthrough<'a>(
     served: &ServedNames,
     sources: impl Iterator<Item = &'a [PromFamily]>,
 ) {
-    write_exposition(out, Vec::new(), served, sources);
+    write_exposition(out, Own::default(), served, sources);
 }
 
 /// Writes remora's own families and the pass-through families of every
@@ -33,19 +33,19 @@ pub fn write_passthrough<'a>(
 /// reload.
 pub(crate) fn write_exposition<'a>(
     out: &mut Vec<u8>,
-    own: Vec<OwnBlock>,
+    own: Own,
     served: &ServedNames,
     sources: impl Iterator<Item = &'a [PromFamily]>,
 ) {
     struct Entry<'a> {
-        own: Option<Vec<u8>>,
+        own: Option<std::ops::Range<usize>>,
         help: Option<&'a str>,
         kind: Kind,
         samples: Vec<&'a str>,
     }
     let mut claims = Claims::of_served(served);
     let mut entries: BTreeMap<String, Entry<'a>> = BTreeMap::new();
-    for block in own {
+    for block in own.blocks {
         if claims.fit(&block.name, block.kind) == Fit::New {
             claims.add(&block.name, block.kind);
         }
@@ -80,7 +80,7 @@ pub(crate) fn write_exposition<'a>(
     }
     for (name, e) in entries {
         match e.own {
-            Some(text) => out.extend_from_slice(&text),
+            Some(text) => out.extend_from_slice(own.text.get(text).unwrap_or_default()),
             None => {
                 let help = served.get(&name).map(|s| s.help.as_str()).or(e.help);
                 if let Some(h) = help.filter(|h| !h.is_empty()) {
@@ -108,11 +108,16 @@ impl Pipeline {
     /// family name (see [`write_exposition`]).
     pub(super) fn encode<'a>(
         &self,
-        own: Vec<OwnBlock>,
+        own: Own,
         passthrough: impl Iterator<Item = &'a [PromFamily]>,
     ) -> Vec<u8> {
-        let size: usize = own.iter().map(|b| b.text.len()).sum();
-        let mut out = Vec::with_capacity(size + 16 * 1024);
+        let mut passthrough = passthrough.peekable();
+        if passthrough.peek().is_none() {
+            // Nothing to merge: the pipeline's text, sorted by name, is the
+            // exposition as it is (what `write_exposition` would copy).
+            return own.text;
+        }
+        let mut out = Vec::with_capacity(own.text.len() + 16 * 1024);
         write_exposition(&mut out, own, &self.served, passthrough);
         out
     }

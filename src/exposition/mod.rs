@@ -29,7 +29,7 @@ pub use own::{own_specs, REVISION, RUSTC_VERSION, VERSION};
 pub use pipeline::Pipeline;
 pub use render::{render_once, Latest, RenderError, Rendered, Renderer};
 #[cfg(test)]
-pub(crate) use text::OwnBlock;
+pub(crate) use text::{Own, OwnBlock};
 
 /// Errors building or rendering the pipeline.
 #[derive(Debug, thiserror::Error)]

@@ -30,7 +30,10 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use super::exporter::{provider, register};
 use super::names::served_specs;
 use super::own::{build_info_spec, own_instruments, REVISION, RUSTC_VERSION, VERSION};
-use super::text::{labels, write_family, Collected, OwnBlock, Point, TextReader};
+use super::text::{
+    labels, labels_into, order, write_family, write_sample, Collected, Own, OwnBlock, Point,
+    TextReader,
+};
 use super::ExpositionError;
 use crate::config::Config;
 
@@ -38,7 +41,7 @@ use crate::config::Config;
 /// process figures; the builder names every other instrument).
 const DEFAULT_LIMIT: usize = 256;
 use crate::model::passthrough::{Kind, ServedNames};
-use crate::model::{Family, InstrumentSpec};
+use crate::model::{Family, InstrumentSpec, Series};
 use crate::store::{Inner, Store};
 
 /// One config's meter providers and the store families it writes.
@@ -286,59 +289,104 @@ impl Pipeline {
     /// Collects remora's own instruments, adds the store's families and
     /// writes each family's text (the callbacks read the store: call it
     /// without holding the store's lock).
-    pub(super) fn gather(&self) -> Result<Vec<OwnBlock>, ExpositionError> {
+    pub(super) fn gather(&self) -> Result<Own, ExpositionError> {
         let rm = self.reader.collect_now()?;
         // A snapshot: the store's lock is held only to clone the Arcs.
         let snapshot: Vec<SharedSource> = sources(&self.store.read())
             .map(|(l, f)| (l.clone(), f.clone()))
             .collect();
-        let mut points: Vec<Vec<Point<'_>>> = Vec::new();
-        points.resize_with(self.from_store.len(), Vec::new);
+        // Which sources' families feed each instrument.
+        let mut feeds: Vec<Vec<Source<'_>>> = Vec::new();
+        feeds.resize_with(self.from_store.len(), Vec::new);
         for (base, families) in &snapshot {
             for fam in families.iter() {
-                let Some(&i) = self.by_name.get(&fam.name) else {
-                    continue;
-                };
-                let to = &mut points[i];
-                to.reserve(fam.series.len());
-                // NaN and infinities are left out, as the SDK leaves them out.
-                let finite = fam.series.iter().filter(|s| s.value.is_finite());
-                to.extend(finite.map(|s| {
-                    Point {
-                        labels: labels(
-                            base.iter()
-                                .chain(&s.attributes)
-                                .chain(self.global.iter())
-                                .map(|kv| (&kv.key, &kv.value)),
-                        ),
-                        value: s.value,
-                    }
-                }));
+                if let Some(&i) = self.by_name.get(&fam.name) {
+                    feeds[i].push((base, std::slice::from_ref(fam)));
+                }
             }
         }
-        let more = self
-            .from_store
-            .iter()
-            .zip(points)
-            .map(|(inst, points)| Collected {
+        let more = self.from_store.iter().zip(feeds).map(|(inst, feed)| {
+            let (points, lines) = self.samples(&inst.family, &feed);
+            Collected {
                 kind: inst.kind,
                 name: inst.family.clone(),
                 help: &inst.help,
                 points,
-            });
+                lines,
+            }
+        });
         let families = self.reader.families(&rm, more);
-        Ok(families
-            .into_iter()
-            .map(|(name, fam)| {
-                let mut text = Vec::with_capacity(128 + fam.points.len() * 64);
-                write_family(&mut text, &name, &fam);
-                OwnBlock {
-                    name,
-                    kind: fam.kind,
-                    text,
-                }
+        let size: usize = families
+            .values()
+            .map(|f| 128 + f.points.len() * 64 + f.lines.len())
+            .sum();
+        let mut own = Own {
+            text: Vec::with_capacity(size),
+            blocks: Vec::with_capacity(families.len()),
+        };
+        // Each family is dropped once written: its lines are not kept
+        // beside the whole text.
+        for (name, fam) in families {
+            let start = own.text.len();
+            write_family(&mut own.text, &name, &fam);
+            own.blocks.push(OwnBlock {
+                name,
+                kind: fam.kind,
+                text: start..own.text.len(),
+            });
+        }
+        Ok(own)
+    }
+}
+
+impl Pipeline {
+    /// The series `feed` gives one family, with the source's and the global
+    /// labels; NaN and infinities left out, as the SDK leaves them out.
+    ///
+    /// Most families come from one source with their series already in the
+    /// family's order (an `each` over items in the order of their labels):
+    /// those are written as they come, through two reused label vectors.
+    /// The others (or one found out of order) become points to sort.
+    fn samples<'a>(&'a self, family: &str, feed: &[Source<'a>]) -> (Vec<Point<'a>>, Vec<u8>) {
+        let series = || {
+            feed.iter().flat_map(|&(base, fams)| {
+                fams.iter()
+                    .flat_map(|f| &f.series)
+                    .filter(|s| s.value.is_finite())
+                    .map(move |s| (base, s))
             })
-            .collect())
+        };
+        let attrs = |base: &'a [KeyValue], s: &'a Series| {
+            base.iter()
+                .chain(&s.attributes)
+                .chain(self.global.iter())
+                .map(|kv| (&kv.key, &kv.value))
+        };
+        if let [(_, fams)] = feed {
+            let n: usize = fams.iter().map(|f| f.series.len()).sum();
+            let mut lines = Vec::with_capacity(n * 64);
+            let (mut prev, mut cur) = (Vec::new(), Vec::new());
+            let mut in_order = true;
+            for (i, (base, s)) in series().enumerate() {
+                labels_into(&mut cur, attrs(base, s));
+                if i > 0 && order(&prev, &cur).is_gt() {
+                    in_order = false;
+                    break;
+                }
+                write_sample(&mut lines, family, &cur, s.value);
+                std::mem::swap(&mut prev, &mut cur);
+            }
+            if in_order {
+                return (Vec::new(), lines);
+            }
+        }
+        let points = series()
+            .map(|(base, s)| Point {
+                labels: labels(attrs(base, s)),
+                value: s.value,
+            })
+            .collect();
+        (points, Vec::new())
     }
 }
 
@@ -419,8 +467,7 @@ mod tests {
     }
 
     fn written(p: &Pipeline) -> String {
-        let blocks = p.gather().unwrap();
-        String::from_utf8(blocks.into_iter().flat_map(|b| b.text).collect()).unwrap()
+        String::from_utf8(p.gather().unwrap().text).unwrap()
     }
 
     /// The store's families, written without the SDK, give the text the
@@ -428,8 +475,9 @@ mod tests {
     /// out, counters), HELP, labels (global labels added, a series label
     /// winning over a global one of the same key, sanitised keys joined,
     /// non-string values, a source's labels kept beside its series), series
-    /// order across sources, values (NaN and infinities left out), and
-    /// series of a removed source gone.
+    /// order (across sources, within one source in order and out of order),
+    /// values (NaN and infinities left out), and series of a removed source
+    /// gone.
     #[test]
     fn store_families_are_written_as_the_sdk_collects_them() {
         use opentelemetry::Value;
@@ -452,6 +500,7 @@ mod tests {
             spec("app.empty", Gauge, "By", "no series"),
             spec("system.cpu.time", Counter, "s", "CPU"),
             spec("process.cpu.time", Counter, "s", "own CPU"),
+            spec("system.disk.io", Counter, "By", "Disk bytes"),
         ];
         let series = |target: &str, n: usize| -> Vec<Series> {
             (0..n)
@@ -536,6 +585,24 @@ mod tests {
                 ..Default::default()
             };
             w.collectors.insert("cpu".into(), cpu);
+            // One source, its series not in the family's order.
+            let disk = crate::store::CollectorState {
+                families: Arc::new(vec![Family {
+                    name: Arc::from("system.disk.io"),
+                    series: ["sdb", "sda", "sdc", "sda"]
+                        .iter()
+                        .zip(["read", "read", "write", "write"])
+                        .map(|(d, dir)| {
+                            Series::new(
+                                vec![KeyValue::new("device", *d), KeyValue::new("direction", dir)],
+                                1.0,
+                            )
+                        })
+                        .collect(),
+                }]),
+                ..Default::default()
+            };
+            w.collectors.insert("disk".into(), disk);
             w.own_process = Arc::new(vec![Family {
                 name: Arc::from("process.cpu.time"),
                 series: vec![Series::new(Vec::new(), 0.25)],
@@ -556,6 +623,10 @@ mod tests {
             assert!(ours.contains("a_b=\"dotted;under\""), "{ours}");
             assert_eq!(ours.contains("target=\"b\""), round < 2);
             assert!(ours.contains("target=\"a\",team=\"x\""), "{ours}");
+            assert!(
+                ours.contains("system_disk_io_bytes_total{device=\"sda\""),
+                "{ours}"
+            );
             assert_eq!(ours, sdk, "round {round}");
         }
     }

@@ -78,12 +78,20 @@ impl MetricReader for TextReader {
     }
 }
 
-/// One family of remora's own pipeline, already encoded (HELP, TYPE, samples).
+/// The pipeline's families, already encoded (HELP, TYPE, samples) one
+/// after the other in `text`, sorted by name.
+#[derive(Debug, Default)]
+pub(crate) struct Own {
+    pub(crate) text: Vec<u8>,
+    pub(crate) blocks: Vec<OwnBlock>,
+}
+
+/// One family of [`Own`]: its name, type and where its text is.
 #[derive(Debug)]
 pub(crate) struct OwnBlock {
     pub(crate) name: String,
     pub(crate) kind: Kind,
-    pub(crate) text: Vec<u8>,
+    pub(crate) text: std::ops::Range<usize>,
 }
 
 /// One series: sanitised label names and values, and its value.
@@ -93,12 +101,14 @@ pub(super) struct Point<'a> {
     pub(super) value: f64,
 }
 
-/// One family as collected: type, HELP and series (sorted by [`TextReader::families`]).
+/// One family as collected: type, HELP and series (sorted by
+/// [`TextReader::families`]), and sample lines already written in order.
 #[derive(Debug)]
 pub(super) struct Fam<'a> {
     pub(super) kind: Kind,
     pub(super) help: Cow<'a, str>,
     pub(super) points: Vec<Point<'a>>,
+    pub(super) lines: Vec<u8>,
 }
 
 impl TextReader {
@@ -146,6 +156,7 @@ impl TextReader {
                         labels: labels(rm.resource().iter()),
                         value: 1.0,
                     }],
+                    lines: Vec::new(),
                 },
             );
         }
@@ -160,6 +171,7 @@ impl TextReader {
                 name,
                 help,
                 mut points,
+                mut lines,
             } = c;
             let help = match first.get(&name) {
                 Some((k, _)) if *k != kind => continue,
@@ -170,31 +182,48 @@ impl TextReader {
                     Cow::Borrowed(help)
                 }
             };
-            if points.is_empty() {
+            if points.is_empty() && lines.is_empty() {
                 continue;
             }
             match out.get_mut(&name) {
-                Some(fam) => fam.points.append(&mut points),
+                Some(fam) => {
+                    fam.points.append(&mut points);
+                    fam.lines.append(&mut lines);
+                }
                 None => {
-                    out.insert(name, Fam { kind, help, points });
+                    out.insert(
+                        name,
+                        Fam {
+                            kind,
+                            help,
+                            points,
+                            lines,
+                        },
+                    );
                 }
             }
         }
         drop(first);
         for fam in out.values_mut() {
-            fam.points.sort_by(|a, b| {
-                a.labels.len().cmp(&b.labels.len()).then_with(|| {
-                    a.labels
-                        .iter()
-                        .zip(&b.labels)
-                        .map(|(x, y)| x.1.cmp(&y.1))
-                        .find(|o| o.is_ne())
-                        .unwrap_or(std::cmp::Ordering::Equal)
-                })
-            });
+            fam.points.sort_by(|a, b| order(&a.labels, &b.labels));
         }
         out
     }
+}
+
+/// Labels as [`labels`] gives them.
+pub(super) type Labels<'a> = Vec<(Cow<'a, str>, Cow<'a, str>)>;
+
+/// The order of series in a family: by number of labels, then by label
+/// values in the order of the (sorted) label names.
+pub(super) fn order(a: &Labels<'_>, b: &Labels<'_>) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| x.1.cmp(&y.1))
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    })
 }
 
 /// One instrument's collected data: its family's type and name, HELP and series.
@@ -204,6 +233,8 @@ pub(super) struct Collected<'a> {
     pub(super) name: String,
     pub(super) help: &'a str,
     pub(super) points: Vec<Point<'a>>,
+    /// Sample lines already written, in order (after `points` once sorted).
+    pub(super) lines: Vec<u8>,
 }
 
 /// An SDK metric as [`Collected`] (`None` for what the exporter leaves out).
@@ -228,6 +259,7 @@ fn collected(m: &Metric) -> Option<Collected<'_>> {
         name,
         help: m.description(),
         points,
+        lines: Vec::new(),
     })
 }
 
@@ -246,23 +278,29 @@ pub(super) fn write_family(out: &mut Vec<u8>, name: &str, fam: &Fam<'_>) {
     out.extend_from_slice(fam.kind.as_str().as_bytes());
     out.push(b'\n');
     for p in &fam.points {
-        out.extend_from_slice(name.as_bytes());
-        let mut sep = b'{';
-        for (k, v) in &p.labels {
-            out.push(sep);
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"=\"");
-            escape(out, v, true);
-            out.push(b'"');
-            sep = b',';
-        }
-        if !p.labels.is_empty() {
-            out.push(b'}');
-        }
-        out.push(b' ');
-        write_value(out, p.value);
-        out.push(b'\n');
+        write_sample(out, name, &p.labels, p.value);
     }
+    out.extend_from_slice(&fam.lines);
+}
+
+/// Writes one sample line.
+pub(super) fn write_sample(out: &mut Vec<u8>, name: &str, labels: &Labels<'_>, value: f64) {
+    out.extend_from_slice(name.as_bytes());
+    let mut sep = b'{';
+    for (k, v) in labels {
+        out.push(sep);
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"=\"");
+        escape(out, v, true);
+        out.push(b'"');
+        sep = b',';
+    }
+    if !labels.is_empty() {
+        out.push(b'}');
+    }
+    out.push(b' ');
+    write_value(out, value);
+    out.push(b'\n');
 }
 
 /// Writes `v` exactly as Rust's `Display` prints an `f64` (what the
@@ -434,9 +472,20 @@ fn label_value(v: &Value) -> Cow<'_, str> {
 /// are joined, values with `;` in the order of the original keys.
 pub(super) fn labels<'a>(
     attrs: impl Iterator<Item = (&'a opentelemetry::Key, &'a Value)>,
-) -> Vec<(Cow<'a, str>, Cow<'a, str>)> {
+) -> Labels<'a> {
+    let mut out = Vec::new();
+    labels_into(&mut out, attrs);
+    out
+}
+
+/// [`labels`] into `plain` (cleared first), so one vector serves many series.
+pub(super) fn labels_into<'a>(
+    plain: &mut Labels<'a>,
+    attrs: impl Iterator<Item = (&'a opentelemetry::Key, &'a Value)>,
+) {
+    plain.clear();
     let attrs = attrs.map(|(k, val)| (label_name(k.as_str()), k.as_str(), label_value(val)));
-    let mut plain: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(attrs.size_hint().0);
+    plain.reserve(attrs.size_hint().0);
     let mut attrs = attrs.peekable();
     // The usual case: every key already a label name, so sorting and
     // deduplicating by key is all there is to do (no joins).
@@ -446,10 +495,10 @@ pub(super) fn labels<'a>(
     if attrs.peek().is_none() {
         plain.sort_by(|a, b| a.0.cmp(&b.0));
         plain.dedup_by(|later, kept| later.0 == kept.0);
-        return plain;
+        return;
     }
     let mut v: Vec<(Cow<'a, str>, &'a str, Cow<'a, str>)> = plain
-        .into_iter()
+        .drain(..)
         .filter_map(|(name, value)| match name {
             // Every plain name is borrowed: its key as it was.
             Cow::Borrowed(key) => Some((name, key, value)),
@@ -461,18 +510,16 @@ pub(super) fn labels<'a>(
     // One key given twice (a series label and a global label of one name):
     // the first stays, as the SDK keeps it.
     v.dedup_by(|later, kept| later.1 == kept.1);
-    let mut out: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(v.len());
     for (name, _, value) in v {
-        match out.last_mut() {
+        match plain.last_mut() {
             Some((last, joined)) if *last == name => {
                 let j = joined.to_mut();
                 j.push(';');
                 j.push_str(&value);
             }
-            _ => out.push((name, value)),
+            _ => plain.push((name, value)),
         }
     }
-    out
 }
 
 #[cfg(test)]

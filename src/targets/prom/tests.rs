@@ -1,11 +1,11 @@
 //! Unit tests of relabelling and merging.
 
 use super::*;
-use crate::exposition::{write_exposition, OwnBlock};
+use crate::exposition::{write_exposition, Own, OwnBlock};
 
 /// Writes pass-through families alone (no pipeline families).
 fn render<'a>(out: &mut Vec<u8>, sources: impl Iterator<Item = &'a [PromFamily]>) {
-    write_exposition(out, Vec::new(), &ServedNames::new(), sources);
+    write_exposition(out, Own::default(), &ServedNames::new(), sources);
 }
 
 const APP: &str = r#"# HELP http_requests_total Requests.
@@ -98,15 +98,19 @@ fn relabels_and_keeps_everything() {
 #[test]
 fn merges_with_remoras_own_family_and_its_help() {
     let r = relabel(APP, &labels(), &served(), 100).unwrap();
-    let own = OwnBlock {
-        name: "process_cpu_seconds_total".into(),
-        kind: Kind::Counter,
-        text: b"# HELP process_cpu_seconds_total remora's\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1\n".to_vec(),
+    let text = b"# HELP process_cpu_seconds_total remora's\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 1\n".to_vec();
+    let own = Own {
+        blocks: vec![OwnBlock {
+            name: "process_cpu_seconds_total".into(),
+            kind: Kind::Counter,
+            text: 0..text.len(),
+        }],
+        text,
     };
     let mut out = Vec::new();
     write_exposition(
         &mut out,
-        vec![own],
+        own,
         &served(),
         std::iter::once(r.families.as_slice()),
     );
