@@ -10,7 +10,8 @@
 # max(2000, 3N + 1000)), polled every second
 # by remora (host collectors off), scraped every second by a client for
 # WINDOW seconds after a warm-up. Per size it prints:
-#   - CPU ms per second of remora (utime+stime deltas of /proc/PID/stat) and
+#   - CPU ms per second of remora (run time of its threads, from
+#     /proc/PID/task/*/schedstat) and
 #     that CPU per series per poll-and-render cycle (one cycle per second);
 #   - RSS at the end (VmRSS) and its peak (VmHWM), and the RSS per series
 #     above the smallest size's (the marginal cost of a series);
@@ -162,8 +163,23 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
-target = Server(("127.0.0.1", PORT + 1), Target)
-threading.Thread(target=target.serve_forever, daemon=True).start()
+def serve_target(n):
+    """Serves the JSON target for N items in a process of its own, so that
+    writing a large body never holds this process's interpreter lock while
+    it times a scrape."""
+    import multiprocessing
+    ready = multiprocessing.Event()
+
+    def run():
+        Target.bodies = bodies(n)
+        srv = Server(("127.0.0.1", PORT + 1), Target)
+        ready.set()
+        srv.serve_forever()
+
+    proc = multiprocessing.get_context("fork").Process(target=run, daemon=True)
+    proc.start()
+    ready.wait(120)
+    return proc
 
 SCALE_CONFIG = """
 server: {{listen: 127.0.0.1:{port}}}
@@ -252,7 +268,7 @@ print(f"{'items':>6} {'series':>7} {'CPU ms/s':>9} {'us/series':>9} {'RSS MiB':>
       f"{'B/series':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}  load", flush=True)
 base = None
 for n in SIZES:
-    Target.bodies = bodies(n)
+    tproc = serve_target(n)
     cfg = os.path.join(work, f"scale-{n}.yaml")
     port = PORT + 10
     # The limit just above the need, as a user would set it (the SDK sizes
@@ -266,6 +282,7 @@ for n in SIZES:
     rss, hwm = status_kib(p.pid, "VmRSS"), status_kib(p.pid, "VmHWM")
     series = series_of(body)
     p.terminate(); p.wait()
+    tproc.terminate(); tproc.join()
     if base is None:
         base = (series, rss)
     per = (rss - base[1]) * 1024 / (series - base[0]) if series > base[0] else float("nan")
