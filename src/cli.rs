@@ -195,6 +195,7 @@ fn init(urls: &[String], output: Option<&std::path::Path>) -> ExitCode {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    crate::memory::tune();
     let cli = Cli::parse();
     let format = if cli.log_format == "json" {
         LogFormat::Json
