@@ -174,6 +174,31 @@ fn register_own(meter: &Meter, store: &Arc<Store>, global: &Labels) {
     }
 }
 
+/// `global.labels` as attributes.
+fn global_labels(config: &Config) -> Labels {
+    Arc::new(
+        config
+            .global
+            .labels
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+            .collect(),
+    )
+}
+
+/// Registers one observable instrument per spec (the first of a name)
+/// whose callback observes the store's series of that name.
+fn register_store(meter: &Meter, specs: &[InstrumentSpec], store: &Arc<Store>, global: &Labels) {
+    for (_, spec) in distinct(specs) {
+        let store = store.clone();
+        let global = global.clone();
+        let name = spec.name.clone();
+        register(meter, spec, move |o| {
+            observe_all(o, &store.read(), &name, &global);
+        });
+    }
+}
+
 /// The specs with distinct instrument names (the first of a name wins).
 fn distinct(specs: &[InstrumentSpec]) -> impl Iterator<Item = (usize, &InstrumentSpec)> {
     let mut seen = std::collections::HashSet::new();
@@ -214,14 +239,7 @@ impl Pipeline {
             Some(reader.clone()),
             None,
         )?;
-        let global: Labels = Arc::new(
-            config
-                .global
-                .labels
-                .iter()
-                .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
-                .collect(),
-        );
+        let global = global_labels(config);
         register_own(&provider.meter("remora"), &store, &global);
 
         let mut from_store = Vec::new();
@@ -249,15 +267,7 @@ impl Pipeline {
                 )?;
                 let meter = p.meter("remora");
                 register_own(&meter, &store, &global);
-                for (_, spec) in distinct(specs) {
-                    let store = store.clone();
-                    let global = global.clone();
-                    let name = spec.name.clone();
-                    register(&meter, spec, move |o| {
-                        let inner = store.read();
-                        observe_all(o, &inner, &name, &global);
-                    });
-                }
+                register_store(&meter, specs, &store, &global);
                 Some(p)
             }
             None => None,
@@ -428,7 +438,7 @@ mod tests {
         reader: &TextReader,
         provider: &mut Option<SdkMeterProvider>,
     ) -> String {
-        let p = provider.get_or_insert_with(|| {
+        provider.get_or_insert_with(|| {
             let p = super::super::exporter::provider(
                 &config.resource,
                 limits.clone(),
@@ -437,27 +447,12 @@ mod tests {
                 None,
             )
             .unwrap();
-            let global: Labels = Arc::new(
-                config
-                    .global
-                    .labels
-                    .iter()
-                    .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
-                    .collect(),
-            );
+            let global = global_labels(config);
             let meter = p.meter("remora");
             register_own(&meter, store, &global);
-            for (_, spec) in distinct(specs) {
-                let store = store.clone();
-                let global = global.clone();
-                let name = spec.name.clone();
-                register(&meter, spec, move |o| {
-                    observe_all(o, &store.read(), &name, &global);
-                });
-            }
+            register_store(&meter, specs, store, &global);
             p
         });
-        let _ = p;
         let rm = reader.collect_now().unwrap();
         let mut out = Vec::new();
         for (name, fam) in reader.families(&rm, std::iter::empty()) {
