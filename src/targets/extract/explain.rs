@@ -44,29 +44,34 @@ pub struct Trace {
 }
 
 impl Trace {
-    pub(super) fn with_rules(n: usize) -> Self {
+    pub(super) fn with_rules(rules: &[RulePlan]) -> Self {
+        let values = rules.iter().map(|r| r.values.len()).sum();
         Trace {
-            nodes: Vec::with_capacity(n),
-            spans: Vec::with_capacity(n),
+            nodes: vec![0; rules.len()],
+            spans: vec![(0, 0, 0); values],
         }
     }
 
-    /// Notes where `rule`'s families end before it runs.
+    /// Notes where `rule`'s families end before it runs. Returns where its
+    /// spans are: after the earlier rules' (`first_span`), whatever the
+    /// order rules run in.
     pub(super) fn before(&mut self, rule: &RulePlan, sink: &Sink) -> usize {
-        let at = self.spans.len();
-        for (family, _) in &rule.values {
+        let at = rule.first_span;
+        for (span, (family, _)) in self.spans.iter_mut().skip(at).zip(&rule.values) {
             let len = sink.families.get(*family).map_or(0, |f| f.series.len());
-            self.spans.push((*family, len, len));
+            *span = (*family, len, len);
         }
         at
     }
 
     /// Notes what `rule` made since [`Trace::before`] returned `at`.
-    pub(super) fn after(&mut self, sink: &Sink, at: usize, nodes: usize) {
-        for span in self.spans.iter_mut().skip(at) {
+    pub(super) fn after(&mut self, sink: &Sink, at: usize, rule: &RulePlan, nodes: usize) {
+        for span in self.spans.iter_mut().skip(at).take(rule.values.len()) {
             span.2 = sink.families.get(span.0).map_or(span.1, |f| f.series.len());
         }
-        self.nodes.push(nodes as u64);
+        if let Some(n) = self.nodes.get_mut(rule.index) {
+            *n = nodes as u64;
+        }
     }
 }
 

@@ -10,7 +10,11 @@
 //!
 //! Series come out in rule order, then document order (object members in
 //! serde_json's map order: sorted by key unless its `preserve_order` feature
-//! is on).
+//! is on). Rules whose `each` iterates the same container (`$.a.b.*`,
+//! `$.a[*]`) and that share no instrument run together, node by node, at the
+//! first one's place (a pass): a node is read once for
+//! all of them, and the cap keeps whole nodes. Errors are still listed in
+//! rule order.
 //!
 //! Semantics (SPEC section 4), with the choices the SPEC leaves open:
 //!
@@ -54,7 +58,8 @@
 //!   the same memory whatever the number of nodes that fail.
 //!
 //! Memory ([`Extractor::extract_body`]): the body is parsed into only what
-//! the rules can reach (the `reach` submodule), and the parsed values plus the label
+//! the rules can reach (the `reach` submodule; a container only one pass's
+//! `each` reads is kept as text and its members parsed one at a time), and the parsed values plus the label
 //! text of the series made share one budget (the body limit,
 //! `limits.max_body_bytes`; the parse may take three quarters of it, the
 //! labels the rest). Past it, the rest of the bulk is not read and a
@@ -220,6 +225,11 @@ pub struct Extractor {
     /// Instrument names, in [`specs`] order.
     names: Vec<Arc<str>>,
     rules: Vec<RulePlan>,
+    /// The rules as they run, by index: one at a time, except rules whose
+    /// `each` iterates the same container (`$.a.b.*`, `$.a[*]`) and that
+    /// share no instrument, which run together node by node at the first
+    /// one's place.
+    passes: Vec<Vec<usize>>,
     /// What the rules can read of a document.
     reach: reach::Reach,
     /// Series kept by the last extraction, to size the next one's tables.
@@ -256,14 +266,31 @@ impl Extractor {
             .enumerate()
             .map(|(i, rule)| RulePlan::new(i, rule, &index))
             .collect();
+        let mut rules = rules;
+        let mut first_span = 0;
+        for rule in &mut rules {
+            rule.first_span = first_span;
+            first_span += rule.values.len();
+        }
+        let passes = passes(&rules);
         let mut reach = reach::Reach::default();
         for rule in &rules {
             rule.add_reach(&mut reach);
         }
         reach.normalize();
+        let mut pass_of = vec![0; rules.len()];
+        for pass in &passes {
+            for i in pass {
+                if let (Some(slot), Some(first)) = (pass_of.get_mut(*i), pass.first()) {
+                    *slot = *first;
+                }
+            }
+        }
+        reach.mark_lazy(&pass_of);
         Extractor {
             names,
             rules,
+            passes,
             reach,
             last_series: AtomicUsize::new(0),
             texts: target.metrics.iter().map(explain::RuleText::new).collect(),
@@ -289,7 +316,13 @@ impl Extractor {
         let for_parse = budget - budget / 4;
         let parsed = reach::parse(body, &self.reach, self.rules.len(), for_parse)?;
         let for_labels = budget - (for_parse - parsed.budget);
-        let mut x = self.extract_within(&parsed.root, limits.max_series, for_labels, base);
+        // A lazy container's member is parsed, then dropped, within what the
+        // parse left (at least the quarter it kept for them).
+        let lazy = LazyInput {
+            containers: &parsed.lazy,
+            budget: parsed.budget.max(reach::member_budget(for_parse)),
+        };
+        let mut x = self.extract_within(&parsed.root, lazy, limits.max_series, for_labels, base);
         for (rule, n) in self.rules.iter().zip(&parsed.unread_members) {
             x.dropped = x.dropped.saturating_add(n.saturating_mul(rule.per_node()));
             x.unread += n;
@@ -304,13 +337,79 @@ impl Extractor {
     /// target with `Arc<str>` keys and values, so that cloning it per series
     /// does not allocate.
     pub fn extract(&self, doc: &Value, max_series: usize, base: &[KeyValue]) -> Extraction {
-        self.extract_within(doc, max_series, usize::MAX, base)
+        let lazy = LazyInput {
+            containers: &[],
+            budget: 0,
+        };
+        self.extract_within(doc, lazy, max_series, usize::MAX, base)
+    }
+
+    /// Runs the rules of `pass` (their `each` iterates one container; the
+    /// first one's spans start at `first_at`) over its members, node by
+    /// node: each member is read once for all of them, and parsed only then
+    /// when the parse left the container as text.
+    #[allow(clippy::too_many_arguments)]
+    fn members(
+        &self,
+        pass: &[usize],
+        at: Members,
+        base: &[KeyValue],
+        sink: &mut Sink,
+        buf: &mut String,
+        trace: &mut Trace,
+        first_at: usize,
+    ) {
+        let rules: Vec<&RulePlan> = pass.iter().filter_map(|i| self.rules.get(*i)).collect();
+        let mut ats = vec![first_at];
+        for rule in rules.iter().skip(1) {
+            ats.push(trace.before(rule, sink));
+        }
+        let found = at.container.get(at.doc);
+        let count = match (at.lazy, found) {
+            (Some(lazy), _) => lazy.len(),
+            (None, Some(Value::Object(m))) => m.len(),
+            (None, Some(Value::Array(a))) => a.len(),
+            _ => 0,
+        };
+        for rule in &rules {
+            rule.reserve(count, sink);
+        }
+        let mut run = |v: &Value, key: NodeKey| {
+            for rule in &rules {
+                rule.node(v, key, base, sink, buf);
+            }
+        };
+        let nodes = match (at.lazy, found) {
+            (Some(lazy), _) => {
+                let (n, unread) = lazy.for_each(at.budget, run);
+                sink.dropped = sink.dropped.saturating_add(unread);
+                sink.unread += unread;
+                n
+            }
+            (None, Some(Value::Object(members))) => {
+                for (k, v) in members {
+                    run(v, NodeKey::Name(k));
+                }
+                members.len()
+            }
+            (None, Some(Value::Array(items))) => {
+                for (i, v) in items.iter().enumerate() {
+                    run(v, NodeKey::Index(i));
+                }
+                items.len()
+            }
+            _ => 0,
+        };
+        for (rule, at) in rules.iter().zip(ats) {
+            trace.after(sink, at, rule, nodes);
+        }
     }
 
     /// [`Extractor::extract`] with `label_budget` bytes for the label text.
     fn extract_within(
         &self,
         doc: &Value,
+        lazy: LazyInput,
         max_series: usize,
         label_budget: usize,
         base: &[KeyValue],
@@ -337,32 +436,27 @@ impl Extractor {
             hasher: foldhash::fast::RandomState::default(),
         };
         let mut buf = String::new();
-        let mut trace = Trace::with_rules(self.rules.len());
-        for rule in &self.rules {
+        let mut trace = Trace::with_rules(&self.rules);
+        for pass in &self.passes {
+            let Some(rule) = pass.first().and_then(|i| self.rules.get(*i)) else {
+                continue;
+            };
             let before = trace.before(rule, &sink);
             let nodes = match &rule.each {
                 None => {
                     rule.node(doc, NodeKey::None, base, &mut sink, &mut buf);
                     1
                 }
-                // `$.a.b.*` / `$.a[*]`: iterate the container, keys for free.
-                Some(EachPlan::Members(container)) => match container.get(doc) {
-                    Some(Value::Object(members)) => {
-                        rule.reserve(members.len(), &mut sink);
-                        for (k, v) in members {
-                            rule.node(v, NodeKey::Name(k), base, &mut sink, &mut buf);
-                        }
-                        members.len()
-                    }
-                    Some(Value::Array(items)) => {
-                        rule.reserve(items.len(), &mut sink);
-                        for (i, v) in items.iter().enumerate() {
-                            rule.node(v, NodeKey::Index(i), base, &mut sink, &mut buf);
-                        }
-                        items.len()
-                    }
-                    _ => 0,
-                },
+                Some(EachPlan::Members(container)) => {
+                    let at = Members {
+                        container,
+                        doc,
+                        lazy: lazy.of(rule.index),
+                        budget: lazy.budget,
+                    };
+                    self.members(pass, at, base, &mut sink, &mut buf, &mut trace, before);
+                    continue;
+                }
                 Some(EachPlan::Query(each)) if rule.uses_key => {
                     let mut nodes = each.query(doc).all();
                     // The list and the map of keys.
@@ -390,8 +484,10 @@ impl Extractor {
                     n
                 }
             };
-            trace.after(&sink, before, nodes);
+            trace.after(&sink, before, rule, nodes);
         }
+        // Rules that ran together met their errors node by node.
+        sink.errors.sort_by_key(|e| e.rule);
         self.last_series.store(sink.kept, Ordering::Relaxed);
         Extraction {
             families: sink.families,
@@ -401,6 +497,65 @@ impl Extractor {
             unread: sink.unread,
             trace,
         }
+    }
+}
+
+/// Where the members of a pass's container are: in the document, or kept
+/// as text by the parse.
+#[derive(Clone, Copy)]
+struct Members<'a> {
+    container: &'a path::SimplePath,
+    doc: &'a Value,
+    lazy: Option<&'a reach::Lazy<'a, 'a>>,
+    budget: usize,
+}
+
+/// Groups the rules into passes (see [`Extractor::passes`]).
+fn passes(rules: &[RulePlan]) -> Vec<Vec<usize>> {
+    let container = |r: &RulePlan| match &r.each {
+        Some(EachPlan::Members(c)) => Some(c.steps.clone()),
+        _ => None,
+    };
+    let shares = |a: &RulePlan, b: &RulePlan| {
+        a.values
+            .iter()
+            .any(|(f, _)| b.values.iter().any(|(g, _)| f == g))
+    };
+    let mut passes: Vec<Vec<usize>> = Vec::new();
+    for rule in rules {
+        let steps = container(rule);
+        let joins = steps.as_ref().and_then(|steps| {
+            passes.iter_mut().find(|pass| {
+                let same = pass
+                    .first()
+                    .and_then(|i| rules.get(*i))
+                    .and_then(container)
+                    .is_some_and(|c| &c == steps);
+                same && pass
+                    .iter()
+                    .filter_map(|i| rules.get(*i))
+                    .all(|other| !shares(other, rule))
+            })
+        });
+        match joins {
+            Some(pass) => pass.push(rule.index),
+            None => passes.push(vec![rule.index]),
+        }
+    }
+    passes
+}
+
+/// The containers a body's parse left as text ([`reach::Lazy`]), and the
+/// budget each member is parsed within.
+#[derive(Clone, Copy)]
+struct LazyInput<'a, 'de, 'r> {
+    containers: &'a [Option<reach::Lazy<'de, 'r>>],
+    budget: usize,
+}
+
+impl LazyInput<'_, '_, '_> {
+    fn of(&self, rule: usize) -> Option<&reach::Lazy<'_, '_>> {
+        self.containers.get(rule).and_then(Option::as_ref)
     }
 }
 

@@ -71,6 +71,9 @@ pub(super) enum KindPlan {
 pub(super) struct RulePlan {
     /// The rule's position in the target.
     pub(super) index: usize,
+    /// Where its values' spans start in a [`super::explain::Trace`]: the
+    /// number of values of the rules before it (set by the extractor).
+    pub(super) first_span: usize,
     /// The rule's name as written, for errors.
     pub(super) metric: String,
     pub(super) kind: KindPlan,
@@ -154,6 +157,7 @@ impl RulePlan {
             .collect();
         RulePlan {
             index: position,
+            first_span: 0,
             metric: rule.name.clone(),
             kind,
             each,

@@ -18,6 +18,16 @@
 //!   slices, unions) reaches everything below its last plain step; a filter
 //!   that reads the root (`$` inside it) reaches the whole document.
 //!
+//! An `each: $.a.b.*` container reached by plain steps from the root, read
+//! by that one rule and nothing else, is not built: the parse keeps each
+//! member's text (`&RawValue`, borrowed from the body) in [`Parsed::lazy`],
+//! and the extraction parses one member at a time ([`Lazy::for_each`]) and
+//! drops it before the next. The parsed document then holds a few words per
+//! member instead of the members' trees (an object member's tree is a
+//! 640-byte B-tree leaf). The members come in serde_json's map order (sorted
+//! by key, the last of equal keys kept), as the built container would give
+//! them.
+//!
 //! The budget: the values reached in bulk (members of an `each` container,
 //!   subtrees under a general path) are charged an estimate of the memory
 //!   they take (`Value` slots, strings, map entries); once the budget is
@@ -27,13 +37,15 @@
 //!   by plain steps from the root are always read: there are at most as many
 //!   as the rules have steps.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::path::Step;
+use super::path::{NodeKey, Step};
 
 // Estimates, on the high side (measured with scripts/bench-memory.py).
 /// Bytes of one array element: a 32-byte `Value` and the `Vec`'s growth slack.
@@ -49,6 +61,9 @@ const STRING_SLOT: usize = 16;
 const ARRAY_FIRST: usize = 128;
 /// Bytes of an object's first allocation: a B-tree leaf of 11 entries.
 const OBJECT_FIRST: usize = 640;
+/// Bytes of one member of a lazy container: its key (`Cow<str>`), its text
+/// (`&RawValue`) and the `Vec`'s growth slack.
+const LAZY_SLOT: usize = 64;
 
 /// What of a JSON value the rules can reach.
 #[derive(Debug, Clone, Default)]
@@ -61,6 +76,10 @@ pub(super) struct Reach {
     any: Option<Box<Reach>>,
     /// The rules (by index) whose `each` iterates this node's members.
     containers: Vec<usize>,
+    /// A path reads an element from the end (through `any`).
+    from_end: bool,
+    /// Parsed lazily for this rule (see the module doc); set by `normalize`.
+    lazy: Option<usize>,
 }
 
 /// Reached by a general path: everything.
@@ -70,6 +89,8 @@ static ALL: Reach = Reach {
     indices: BTreeMap::new(),
     any: None,
     containers: Vec::new(),
+    from_end: false,
+    lazy: None,
 };
 
 impl Reach {
@@ -82,7 +103,10 @@ impl Reach {
                 Step::Index(i) => match usize::try_from(*i) {
                     Ok(i) => node.indices.entry(i).or_default(),
                     // From the end: the length is not known while parsing.
-                    Err(_) => node.members(),
+                    Err(_) => {
+                        node.from_end = true;
+                        node.members()
+                    }
                 },
             };
         }
@@ -109,6 +133,7 @@ impl Reach {
     /// one node).
     pub(super) fn merge(&mut self, other: &Reach) {
         self.all |= other.all;
+        self.from_end |= other.from_end;
         for (k, v) in &other.names {
             self.names.entry(k.clone()).or_default().merge(v);
         }
@@ -141,6 +166,29 @@ impl Reach {
                 any.all = true;
                 any.normalize();
             }
+        }
+    }
+
+    /// Marks the containers to parse lazily: those whose members are read
+    /// only through `any` by the rules of one pass (`pass_of`: per rule, the
+    /// first rule of its pass, which names the container in
+    /// [`Parsed::lazy`]). Call after [`Reach::normalize`].
+    pub(super) fn mark_lazy(&mut self, pass_of: &[usize]) {
+        let pass = |rule: &usize| pass_of.get(*rule).copied();
+        let first = self.containers.first().and_then(pass);
+        self.lazy = first.filter(|_| {
+            self.containers.iter().all(|r| pass(r) == first)
+                && !self.all
+                && !self.from_end
+                && self.names.is_empty()
+                && self.indices.is_empty()
+                && self.any.is_some()
+        });
+        for child in self.names.values_mut().chain(self.indices.values_mut()) {
+            child.mark_lazy(pass_of);
+        }
+        if let Some(any) = self.any.as_deref_mut() {
+            any.mark_lazy(pass_of);
         }
     }
 
@@ -182,8 +230,11 @@ impl Reach {
 
 /// A body parsed with a [`Reach`].
 #[derive(Debug)]
-pub(super) struct Parsed {
+pub(super) struct Parsed<'de, 'r> {
     pub(super) root: Value,
+    /// Per rule: the members of its container, when parsed lazily (the
+    /// container in `root` is then empty).
+    pub(super) lazy: Vec<Option<Lazy<'de, 'r>>>,
     /// Per rule: members of its `each` container the budget left unread.
     pub(super) unread_members: Vec<u64>,
     /// Other values the budget left unread.
@@ -192,13 +243,100 @@ pub(super) struct Parsed {
     pub(super) budget: usize,
 }
 
-struct Ctx {
-    budget: usize,
-    unread_members: Vec<u64>,
-    unread: u64,
+/// The members of a container parsed lazily: their text, in the order the
+/// built container would iterate them.
+#[derive(Debug)]
+pub(super) struct Lazy<'de, 'r> {
+    /// What the rule reads of each member.
+    reach: &'r Reach,
+    members: Members<'de>,
 }
 
-impl Ctx {
+#[derive(Debug)]
+enum Members<'de> {
+    Object(Vec<(Cow<'de, str>, &'de RawValue)>),
+    Array(Vec<&'de RawValue>),
+}
+
+impl Lazy<'_, '_> {
+    /// Parses each member in turn, within `budget` bytes each, and hands it
+    /// to `f` with its key, then drops it. Returns the number of members and
+    /// the values the budget left unread in them.
+    pub(super) fn for_each(
+        &self,
+        budget: usize,
+        mut f: impl FnMut(&Value, NodeKey),
+    ) -> (usize, u64) {
+        let mut unread = 0;
+        match &self.members {
+            Members::Object(members) => {
+                for (key, text) in members {
+                    let (value, n) = parse_member(self.reach, text, budget);
+                    unread += n;
+                    f(&value, NodeKey::Name(key));
+                }
+                (members.len(), unread)
+            }
+            Members::Array(items) => {
+                for (i, text) in items.iter().enumerate() {
+                    let (value, n) = parse_member(self.reach, text, budget);
+                    unread += n;
+                    f(&value, NodeKey::Index(i));
+                }
+                (items.len(), unread)
+            }
+        }
+    }
+
+    /// The number of members.
+    pub(super) fn len(&self) -> usize {
+        match &self.members {
+            Members::Object(m) => m.len(),
+            Members::Array(m) => m.len(),
+        }
+    }
+}
+
+/// What a parse of `budget` bytes keeps for the members of lazy containers
+/// (a quarter): their text is kept only while this much is left, and each
+/// member is parsed within at least this much.
+pub(super) fn member_budget(budget: usize) -> usize {
+    budget / 4
+}
+
+/// One member of a lazy container, parsed with what the rule reads of it.
+fn parse_member(reach: &Reach, text: &RawValue, budget: usize) -> (Value, u64) {
+    let mut ctx = Ctx {
+        budget,
+        reserve: 0,
+        unread_members: Vec::new(),
+        unread: 0,
+        lazy: Vec::new(),
+    };
+    let mut de = serde_json::Deserializer::from_str(text.get());
+    let seed = Seed {
+        reach,
+        ctx: &mut ctx,
+        bulk: true,
+    };
+    match seed.deserialize(&mut de) {
+        Ok(value) => (value, ctx.unread),
+        // Not met: the body's parse checked this text.
+        Err(_) => (Value::Null, ctx.unread + 1),
+    }
+}
+
+struct Ctx<'de, 'r> {
+    budget: usize,
+    /// Left for parsing the members of lazy containers: their text is kept
+    /// only while this much budget remains.
+    reserve: usize,
+    unread_members: Vec<u64>,
+    unread: u64,
+    lazy: Vec<Option<Lazy<'de, 'r>>>,
+}
+
+impl Ctx<'_, '_> {
     /// Takes `n` bytes of the budget; once it is short, it stays spent.
     fn take(&mut self, n: usize) -> bool {
         match self.budget.checked_sub(n) {
@@ -213,13 +351,22 @@ impl Ctx {
         }
     }
 
+    /// Takes `n` bytes for a lazy member's text, keeping the reserve.
+    fn take_lazy(&mut self, n: usize) -> bool {
+        if self.budget.saturating_sub(n) < self.reserve {
+            self.budget = self.reserve.min(self.budget);
+            return false;
+        }
+        self.take(n)
+    }
+
     /// Charges without refusing (values reached by plain steps).
     fn charge(&mut self, n: usize) {
         self.budget = self.budget.saturating_sub(n);
     }
 
     fn unread(&mut self, container: &Reach, n: u64) {
-        if container.containers.is_empty() {
+        if container.containers.is_empty() || self.unread_members.is_empty() {
             self.unread += n;
         }
         for rule in &container.containers {
@@ -232,16 +379,18 @@ impl Ctx {
 
 /// Parses `body`, keeping what `reach` reaches within `budget` bytes.
 /// `rules` is the number of rules (for [`Parsed::unread_members`]).
-pub(super) fn parse(
-    body: &[u8],
-    reach: &Reach,
+pub(super) fn parse<'de, 'r>(
+    body: &'de [u8],
+    reach: &'r Reach,
     rules: usize,
     budget: usize,
-) -> Result<Parsed, serde_json::Error> {
+) -> Result<Parsed<'de, 'r>, serde_json::Error> {
     let mut ctx = Ctx {
         budget,
+        reserve: member_budget(budget),
         unread_members: vec![0; rules],
         unread: 0,
+        lazy: std::iter::repeat_with(|| None).take(rules).collect(),
     };
     let mut de = serde_json::Deserializer::from_slice(body);
     let root = Seed {
@@ -253,28 +402,34 @@ pub(super) fn parse(
     de.end()?;
     Ok(Parsed {
         root,
+        lazy: ctx.lazy,
         unread_members: ctx.unread_members,
         unread: ctx.unread,
         budget: ctx.budget,
     })
 }
 
-struct Seed<'r, 'c> {
+struct Seed<'r, 'c, 'de> {
     reach: &'r Reach,
-    ctx: &'c mut Ctx,
+    ctx: &'c mut Ctx<'de, 'r>,
     /// Reached in bulk: charged against the budget.
     bulk: bool,
 }
 
-impl<'de> DeserializeSeed<'de> for Seed<'_, '_> {
+impl<'de> DeserializeSeed<'de> for Seed<'_, '_, 'de> {
     type Value = Value;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
+        match self.reach.lazy {
+            // A lazy container is one node of the document: reached by
+            // plain steps, never in bulk.
+            Some(rule) if !self.bulk => d.deserialize_any(Container { rule, seed: self }),
+            _ => d.deserialize_any(self),
+        }
     }
 }
 
-impl<'de> Visitor<'de> for Seed<'_, '_> {
+impl<'de> Visitor<'de> for Seed<'_, '_, 'de> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -404,6 +559,118 @@ impl<'de> Visitor<'de> for Seed<'_, '_> {
             members.insert(key.into_owned(), value);
         }
         Ok(Value::Object(members))
+    }
+}
+
+/// A lazy container: its members' text is kept for [`Lazy::for_each`], the
+/// tree gets an empty container of the same type. Another value in its
+/// place is read as usual (and, a duplicate key, replaces the members).
+struct Container<'r, 'c, 'de> {
+    rule: usize,
+    seed: Seed<'r, 'c, 'de>,
+}
+
+impl Container<'_, '_, '_> {
+    fn scalar(self) -> Self {
+        if let Some(slot) = self.seed.ctx.lazy.get_mut(self.rule) {
+            *slot = None;
+        }
+        self
+    }
+}
+
+impl<'de> Visitor<'de> for Container<'_, '_, 'de> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        self.scalar().seed.visit_bool(v)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        self.scalar().seed.visit_i64(v)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        self.scalar().seed.visit_u64(v)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        self.scalar().seed.visit_f64(v)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        self.scalar().seed.visit_str(v)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        self.scalar().seed.visit_unit()
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        self.scalar().seed.visit_none()
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let Seed { reach, ctx, .. } = self.seed;
+        let Some(each) = reach.any.as_deref() else {
+            return Ok(Value::Array(Vec::new()));
+        };
+        let mut items = Vec::new();
+        while let Some(text) = seq.next_element::<&'de RawValue>()? {
+            if !ctx.take_lazy(LAZY_SLOT) {
+                // Out of budget: the array ends here.
+                let mut n = 1;
+                while seq.next_element::<IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                ctx.unread(reach, n);
+                break;
+            }
+            items.push(text);
+        }
+        if let Some(slot) = ctx.lazy.get_mut(self.rule) {
+            *slot = Some(Lazy {
+                reach: each,
+                members: Members::Array(items),
+            });
+        }
+        Ok(Value::Array(Vec::new()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let Seed { reach, ctx, .. } = self.seed;
+        let Some(each) = reach.any.as_deref() else {
+            return Ok(Value::Object(Map::new()));
+        };
+        let mut members = Vec::new();
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            if !ctx.take_lazy(LAZY_SLOT + key.len()) {
+                map.next_value::<IgnoredAny>()?;
+                ctx.unread(reach, 1);
+                continue;
+            }
+            members.push((key, map.next_value::<&'de RawValue>()?));
+        }
+        // serde_json's map order: sorted by key, the last of equal keys kept.
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        members.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(later, kept);
+            }
+            same
+        });
+        if let Some(slot) = ctx.lazy.get_mut(self.rule) {
+            *slot = Some(Lazy {
+                reach: each,
+                members: Members::Object(members),
+            });
+        }
+        Ok(Value::Object(Map::new()))
     }
 }
 

@@ -935,14 +935,19 @@ fn the_parse_keeps_only_what_the_rules_reach() {
             "other": {"x": "y"}
         }"#;
     let parsed = reach::parse(body.as_bytes(), &ex.reach, 4, usize::MAX).unwrap();
+    // The `each` container is kept as text and parsed a member at a time.
     assert_eq!(
         parsed.root,
         json!({
             "a": {"b": 1},
-            "items": [{"v": 1, "name": "n"}, {"v": "2"}],
+            "items": [],
             "arr": [null, null, 12],
             "o": {}
         })
+    );
+    assert_eq!(
+        lazy_members(&parsed, 1),
+        [json!({"v": 1, "name": "n"}), json!({"v": "2"})]
     );
     // General paths keep everything below their plain steps; a filter
     // reading the root keeps the whole document.
@@ -960,6 +965,145 @@ fn the_parse_keeps_only_what_the_rules_reach() {
     let ex = Extractor::new(&t);
     let parsed = reach::parse(body.as_bytes(), &ex.reach, 1, usize::MAX).unwrap();
     assert_eq!(parsed.root, full);
+}
+
+/// The members of rule `rule`'s lazy container, parsed.
+fn lazy_members(parsed: &reach::Parsed, rule: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    let lazy = parsed.lazy[rule].as_ref().expect("a lazy container");
+    lazy.for_each(usize::MAX, |v, _| out.push(v.clone()));
+    out
+}
+
+/// [`Extractor::extract_body`] on `body` with room for everything.
+fn extract_text(t: &Target, body: &str) -> Extraction {
+    let limits = Limits {
+        max_series: 100_000,
+        max_bytes: 4 << 20,
+    };
+    Extractor::new(t)
+        .extract_body(body.as_bytes(), limits, &[])
+        .unwrap()
+}
+
+#[test]
+fn a_lazy_container_gives_what_the_built_one_gives() {
+    let each_v = |p: &str| labels(each(rule("v", "$.v"), p), &[("k", "{@key}")]);
+    // Members sorted by key, the last of equal keys kept, as serde_json
+    // builds a map; a duplicate container key: the last value wins.
+    for body in [
+        r#"{"m": {"b": {"v": 1}, "a": {"v": 2}, "b": {"v": 3}, "c\u0041": {"v": 4}}}"#,
+        r#"{"m": {"x": {"v": 9}}, "m": {"b": {"v": 3}, "cA": {"v": 4}, "a": {"v": 2}}}"#,
+        r#"{"m": 5, "m": {"b": {"v": 3}, "cA": {"v": 4}, "a": {"v": 2}}}"#,
+    ] {
+        let t = target(vec![each_v("$.m.*")]);
+        let x = extract_text(&t, body);
+        assert_eq!(
+            samples(&x),
+            ["v{k=\"a\"} 2", "v{k=\"b\"} 3", "v{k=\"cA\"} 4"],
+            "{body}"
+        );
+        let doc: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(samples(&super::extract(&t, &doc, 10_000, &[])), samples(&x));
+    }
+    // A scalar after the container replaces it.
+    let t = target(vec![each_v("$.m[*]")]);
+    let x = extract_text(&t, r#"{"m": [{"v": 1}], "m": 5}"#);
+    assert_eq!((x.series, x.dropped), (0, 0));
+    let x = extract_text(&t, r#"{"m": 5, "m": [{"v": 1}, {"v": 2}]}"#);
+    assert_eq!(samples(&x), ["v{k=\"0\"} 1", "v{k=\"1\"} 2"]);
+    // Read by a second rule (another `each` of the same instrument, an
+    // index from the end, a named member, the whole node): built as
+    // before, same series.
+    let reads = [
+        vec![each_v("$.m[*]"), each(rule("v", "$.v"), "$.m[*]")],
+        vec![each_v("$.m[*]"), rule("last", "$.m[-1].v")],
+        vec![each_v("$.m[*]"), rule("first", "$.m[0].v")],
+        vec![each_v("$.m[*]"), rule("all", "$..v")],
+    ];
+    for rules in reads {
+        let t = target(rules);
+        let body = r#"{"m": [{"v": 1}, {"v": 2}]}"#;
+        let ex = Extractor::new(&t);
+        let parsed = reach::parse(body.as_bytes(), &ex.reach, 2, usize::MAX).unwrap();
+        assert!(parsed.lazy.iter().all(Option::is_none));
+        assert_eq!(parsed.root["m"].as_array().map(Vec::len), Some(2));
+        assert!(extract_text(&t, body).series >= 3);
+    }
+}
+
+#[test]
+fn rules_over_one_container_run_together_node_by_node() {
+    let doc =
+        json!({"items": [{"id": "a", "r": 1, "q": 5}, {"id": "b", "r": 2, "q": "x"}], "n": 7});
+    let r = labels(each(rule("r", "$.r"), "$.items[*]"), &[("id", "{$.id}")]);
+    let q = labels(each(rule("q", "$.q"), "$.items[*]"), &[("id", "{$.id}")]);
+    let missing = rule("zz", "$.nothing");
+    let n = rule("n", "$.n");
+    // The cap keeps whole nodes: the first item's two series.
+    for rules in [
+        vec![r.clone(), n.clone(), q.clone()],
+        vec![r.clone(), q.clone()],
+    ] {
+        let x = extract(&target(rules), &doc, 2, &[]);
+        assert_eq!(samples(&x), ["r{id=\"a\"} 1", "q{id=\"a\"} 5"]);
+    }
+    // Errors stay in rule order, and the account is per rule, whatever
+    // order the rules ran in.
+    let rules = vec![missing, q, n, r];
+    let x = run(rules.clone(), &doc);
+    assert_eq!(errors(&x), [err("zz", "missing"), err("q", "not_a_number")]);
+    let report = explained(rules, &doc);
+    let counts: Vec<(u64, u64)> = report
+        .rules
+        .iter()
+        .map(|r| (r.nodes, r.series_total))
+        .collect();
+    assert_eq!(counts, [(0, 0), (2, 1), (1, 1), (2, 2)]);
+    let shown: Vec<String> = report
+        .series(&report.rules[3])
+        .map(|(n, l, v)| format!("{n}{}={v}", l[0].value))
+        .collect();
+    assert_eq!(shown, ["ra=1", "rb=2"]);
+}
+
+#[test]
+fn a_lazy_container_holds_a_few_words_per_member() {
+    let items: Vec<String> = (0..10_000)
+        .map(|i| format!(r#"{{"name": "item-{i}", "a": {i}, "b": 2, "c": 3.5}}"#))
+        .collect();
+    let body = format!(r#"{{"items": [{}]}}"#, items.join(","));
+    let r = values_rule("x", &[("a", "$.a"), ("b", "$.b"), ("c", "$.c")]);
+    let t = target(vec![labels(each(r, "$.items[*]"), &[("name", "{$.name}")])]);
+    let ex = Extractor::new(&t);
+    let parsed = reach::parse(body.as_bytes(), &ex.reach, 1, usize::MAX).unwrap();
+    // The budget is charged what the parse keeps: at most LAZY_SLOT a
+    // member (a built member takes a 640-byte B-tree leaf and its strings).
+    let kept = usize::MAX - parsed.budget;
+    assert!(kept <= 10_000 * 64 + 1_000, "{kept}");
+    let x = extract_text(&t, &body);
+    assert_eq!((x.series, x.dropped, x.unread), (30_000, 0, 0));
+    // Past the budget, the members left are counted as dropped, one per
+    // series the rule makes of each.
+    let limits = Limits {
+        max_series: 1_000_000,
+        max_bytes: 200_000,
+    };
+    let x = ex.extract_body(body.as_bytes(), limits, &[]).unwrap();
+    assert!(x.series > 0 && x.series < 30_000, "{}", x.series);
+    assert_eq!(x.series as u64 + x.dropped, 30_000);
+    // A member bigger than the budget left is cut like a built one.
+    let body = format!(
+        r#"{{"items": [{{"name": "{}", "a": 1}}]}}"#,
+        "n".repeat(100_000)
+    );
+    let limits = Limits {
+        max_series: 100,
+        max_bytes: 50_000,
+    };
+    let x = ex.extract_body(body.as_bytes(), limits, &[]).unwrap();
+    assert_eq!(x.series, 0);
+    assert!(x.unread >= 1 && x.dropped >= 1, "{x:?}");
 }
 
 #[test]
