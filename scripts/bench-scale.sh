@@ -58,7 +58,6 @@ SIZES = [int(s) for s in os.environ["SIZES"].split()]
 WINDOW = float(os.environ["WINDOW"])
 WARMUP = float(os.environ["WARMUP"])
 PORT = int(os.environ["PORT_BASE"])
-TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 work = tempfile.mkdtemp(prefix="bench-scale-")
 procs = []
@@ -78,23 +77,39 @@ def load():
     return " ".join(open("/proc/loadavg").read().split()[:3])
 
 
-def cpu_s(pid):
-    """CPU seconds used by every thread of `pid` so far: the sum of each
+class CpuMeter:
+    """CPU used by the threads of `pid` since the meter was made: each
     thread's run time in /proc/PID/task/*/schedstat (nanoseconds; /proc/PID/stat
-    counts in 10 ms ticks, too coarse for the host part's 1 ms/s), plus the
-    ticks of threads that already exited (stat's total minus its live
-    threads' ticks)."""
-    total_ns, live_ticks = 0, 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            total_ns += int(open(f"/proc/{pid}/task/{tid}/schedstat").read().split()[0])
-            f = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
-            live_ticks += int(f[11]) + int(f[12])
-        except (OSError, ValueError, IndexError):
-            pass
-    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    gone = max(0, int(f[11]) + int(f[12]) - live_ticks)
-    return total_ns / 1e9 + gone / TCK
+    counts in 10 ms ticks, and its total less the live threads' ticks is off by
+    a tick or more per window, a third of a ms/s over 30 s: too coarse for the
+    host part's 1 ms/s). Sampled at the start, after every scrape and at the
+    end: a thread that ends between two samples counts with its last sampled
+    run time, one that lives less than a second is not seen. `ended` counts
+    the threads seen to end, so that a figure that may be short says so."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.start = self.read()
+        self.last = dict(self.start)
+        self.ended = set()
+
+    def read(self):
+        out = {}
+        for tid in os.listdir(f"/proc/{self.pid}/task"):
+            try:
+                out[tid] = int(open(f"/proc/{self.pid}/task/{tid}/schedstat").read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+        return out
+
+    def sample(self):
+        now = self.read()
+        self.ended |= set(self.last) - set(now)
+        self.last.update(now)
+
+    def seconds(self):
+        self.sample()
+        return sum(ns - self.start.get(tid, 0) for tid, ns in self.last.items()) / 1e9
 
 
 def status_kib(pid, key):
@@ -222,9 +237,10 @@ def start(args, **kw):
     return p
 
 
-def scrape_every_second(port, seconds, path="/metrics"):
+def scrape_every_second(port, seconds, path="/metrics", after=lambda: None):
     """Scrapes every second (on the second) for `seconds`, asking for gzip as
-    Prometheus does; returns the latencies (ms) and the last plain body."""
+    Prometheus does, calling `after` after each; returns the latencies (ms)
+    and the last plain body."""
     lat, body = [], b""
     t0 = time.monotonic()
     k = 0
@@ -239,6 +255,7 @@ def scrape_every_second(port, seconds, path="/metrics"):
         status, _ = get(port, path, gzip=True)
         lat.append((time.perf_counter() - s) * 1000)
         assert status == 200, status
+        after()
         k += 1
     status, body = get(port, path)
     return lat, body
@@ -253,12 +270,17 @@ def series_of(body):
     return sum(1 for l in body.splitlines() if l and not l.startswith(b"#"))
 
 
+ENDED = {}
+
+
 def measure(pid, port, seconds):
-    """CPU seconds, latencies and last body over `seconds` of scraping every second."""
-    c0, w0 = cpu_s(pid), time.monotonic()
-    lat, body = scrape_every_second(port, seconds)
-    c1, w1 = cpu_s(pid), time.monotonic()
-    return (c1 - c0) / (w1 - w0), lat, body
+    """CPU seconds per second, latencies and last body over `seconds` of
+    scraping every second (threads seen to end: ENDED[pid])."""
+    meter, w0 = CpuMeter(pid), time.monotonic()
+    lat, body = scrape_every_second(port, seconds, after=meter.sample)
+    cpu, w1 = meter.seconds(), time.monotonic()
+    ENDED[pid] = len(meter.ended)
+    return cpu / (w1 - w0), lat, body
 
 
 rows = []
@@ -288,6 +310,8 @@ for n in SIZES:
     per = (rss - base[1]) * 1024 / (series - base[0]) if series > base[0] else float("nan")
     print(f"{n:>6} {series:>7} {cpu*1000:>9.1f} {cpu*1e6/series:>9.2f} {rss/1024:>8.1f} {hwm/1024:>9.1f} "
           f"{per:>9.0f} {pct(lat,.5):>7.1f} {pct(lat,.99):>7.1f} {max(lat):>7.1f}  {load()}", flush=True)
+    if ENDED.get(p.pid):
+        print(f"  (note: {ENDED[p.pid]} thread(s) of remora ended in the window: CPU may be short)")
 print("(us/series: CPU per series per poll-and-render cycle, one cycle per second, the HTTP "
       "client, runtime and scrapes included; B/series: RSS above the first size's, per series added)")
 
@@ -315,6 +339,9 @@ if not os.environ.get("SKIP_HOST"):
               f"{series_of(body):>7} {pct(lat,.5):>7.2f} {pct(lat,.99):>7.2f}  {load()}")
     rc, nc = res["remora"][0], res["node"][0]
     print(f"ratios remora/node_exporter: CPU {rc/nc:.2f}, RSS {status_kib(r.pid,'VmRSS')/status_kib(ne.pid,'VmRSS'):.2f}")
+    for name, pid in (("remora", r.pid), ("node_exporter", ne.pid)):
+        if ENDED.get(pid):
+            print(f"  (note: {ENDED[pid]} thread(s) of {name} ended in the window: its CPU may be short)")
     r.terminate(); ne.terminate(); r.wait(); ne.wait()
 
 if not os.environ.get("SKIP_START"):

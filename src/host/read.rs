@@ -175,30 +175,46 @@ impl Tally {
 /// A byte buffer reused for every read of one collector.
 #[derive(Debug, Default)]
 pub(crate) struct FileBuf {
+    /// Zeroed once when it grows; the last file's bytes are `buf[..len]`.
     buf: Vec<u8>,
+    len: usize,
 }
 
 impl FileBuf {
     pub(crate) fn new() -> Self {
         FileBuf {
-            buf: Vec::with_capacity(4096),
+            buf: vec![0; 4096],
+            len: 0,
         }
     }
 
-    /// Reads the whole file and returns its bytes.
+    /// Reads the whole file and returns its bytes. Reads until end of file
+    /// into the buffer as it is, growing it when full: a pseudo file has no
+    /// size to ask for first (`read_to_end` would `statx` and `lseek` each
+    /// time).
     pub(crate) fn read_bytes(&mut self, path: &Path) -> Result<&[u8], HostError> {
-        self.buf.clear();
+        self.len = 0;
         let mut f = File::open(path).map_err(|e| HostError::io(path, e))?;
-        f.read_to_end(&mut self.buf)
-            .map_err(|e| HostError::io(path, e))?;
-        Ok(&self.buf)
+        loop {
+            if self.len == self.buf.len() {
+                let more = self.buf.len().max(4096);
+                self.buf.resize(self.buf.len() + more, 0);
+            }
+            match f.read(&mut self.buf[self.len..]) {
+                Ok(0) => break,
+                Ok(n) => self.len += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(HostError::io(path, e)),
+            }
+        }
+        Ok(&self.buf[..self.len])
     }
 
     /// Reads the whole file as text. Pseudo files are ASCII; anything else is
     /// an error rather than a lossy copy.
     pub(crate) fn read(&mut self, path: &Path) -> Result<&str, HostError> {
         self.read_bytes(path)?;
-        std::str::from_utf8(&self.buf)
+        std::str::from_utf8(&self.buf[..self.len])
             .map_err(|_| HostError::entry(path, Reason::NonUtf8, "file is not UTF-8"))
     }
 }

@@ -23,6 +23,8 @@
 //! (reason `timeout`) and skipped, without a second thread, at every poll until
 //! its call returns; then it is probed again. A fresh worker carries on with the
 //! remaining mounts, and the whole pass never waits more than [`PASS_DEADLINE`].
+//! A worker that is not stuck is kept for the next poll (no thread is started
+//! per poll).
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString, OsStr};
@@ -94,9 +96,39 @@ pub(crate) fn is_stuck(path: &CStr) -> bool {
 
 type ProbeResult = io::Result<Option<FsSpace>>;
 
-/// Probes mounts with a deadline each, on threads that may be abandoned.
+/// One pass's mounts for the worker: it probes them in order and sends each
+/// answer, until the pass stops waiting (`stop`, or `results` dropped).
+struct Batch {
+    items: Vec<(usize, CString)>,
+    stop: Arc<AtomicBool>,
+    results: mpsc::Sender<(usize, ProbeResult)>,
+}
+
+/// The worker thread: probes each batch of the queue, and ends when the
+/// queue's sender is dropped (the collector is gone, or gave the worker up
+/// as stuck).
+fn work(probe: &ProbeFn, queue: &mpsc::Receiver<Batch>) {
+    for batch in queue {
+        for (i, path) in batch.items {
+            if batch.stop.load(Ordering::Acquire) {
+                break;
+            }
+            in_flight_set().insert(path.clone());
+            let r = probe(&path);
+            in_flight_set().remove(&path);
+            if batch.stop.load(Ordering::Acquire) || batch.results.send((i, r)).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// Probes mounts with a deadline each, on a worker thread kept from pass to
+/// pass and abandoned when a mount holds it.
 pub(crate) struct Prober {
     probe: ProbeFn,
+    /// The worker's queue, while it is not stuck.
+    worker: Option<mpsc::Sender<Batch>>,
     deadline: Duration,
     pass_deadline: Duration,
     /// Stuck mounts already logged by this collector.
@@ -107,6 +139,7 @@ impl Prober {
     pub(crate) fn new(probe: ProbeFn, deadline: Duration, pass_deadline: Duration) -> Self {
         Prober {
             probe,
+            worker: None,
             deadline,
             pass_deadline,
             logged: HashSet::new(),
@@ -152,26 +185,12 @@ impl Prober {
             }
             let (tx, rx) = mpsc::channel();
             let abandoned = Arc::new(AtomicBool::new(false));
-            let items: Vec<(usize, CString)> =
-                todo.iter().map(|&i| (i, paths[i].clone())).collect();
-            let (probe, stop) = (self.probe.clone(), abandoned.clone());
-            let spawned = std::thread::Builder::new()
-                .name("remora-statvfs".into())
-                .spawn(move || {
-                    for (i, path) in items {
-                        if stop.load(Ordering::Acquire) {
-                            return;
-                        }
-                        in_flight_set().insert(path.clone());
-                        let r = probe(&path);
-                        in_flight_set().remove(&path);
-                        if stop.load(Ordering::Acquire) || tx.send((i, r)).is_err() {
-                            return;
-                        }
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::warn!(error = %e, "cannot start a statvfs thread");
+            let batch = Batch {
+                items: todo.iter().map(|&i| (i, paths[i].clone())).collect(),
+                stop: abandoned.clone(),
+                results: tx,
+            };
+            if !self.send(batch) {
                 break;
             }
             let mut done = 0;
@@ -186,11 +205,16 @@ impl Prober {
                         done += 1;
                     }
                     Err(RecvTimeoutError::Timeout) => {
+                        // The worker is stuck in a call: left to it.
                         abandoned.store(true, Ordering::Release);
+                        self.worker = None;
                         stuck = Some(done);
                         break;
                     }
-                    Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Disconnected) => {
+                        self.worker = None;
+                        break;
+                    }
                 }
             }
             match stuck {
@@ -202,6 +226,32 @@ impl Prober {
             }
         }
         results
+    }
+
+    /// Hands `batch` to the worker, started first if there is none (or it
+    /// is gone). False when no thread can be started.
+    fn send(&mut self, batch: Batch) -> bool {
+        let batch = match &self.worker {
+            Some(worker) => match worker.send(batch) {
+                Ok(()) => return true,
+                Err(mpsc::SendError(batch)) => batch,
+            },
+            None => batch,
+        };
+        let (jobs, queue) = mpsc::channel::<Batch>();
+        let probe = self.probe.clone();
+        let spawned = std::thread::Builder::new()
+            .name("remora-statvfs".into())
+            .spawn(move || work(&probe, &queue));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start a statvfs thread");
+            self.worker = None;
+            return false;
+        }
+        // The thread holds the queue until this sender is dropped.
+        let sent = jobs.send(batch).is_ok();
+        self.worker = Some(jobs);
+        sent
     }
 
     fn stuck(&mut self, path: &CStr, tally: &mut Tally, file: &Path) {

@@ -242,3 +242,69 @@ fn mount_points_are_resolved_under_rootfs() {
     c.collect(&mut out, &mut t).unwrap();
     assert_eq!(mountpoints(&out), vec!["/data/x".to_string()]);
 }
+
+#[test]
+fn one_worker_probes_every_poll_until_a_mount_holds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut mounts = String::new();
+    for n in ["a", "b", "c"] {
+        std::fs::create_dir(dir.path().join(n)).unwrap();
+        mounts += &format!("/dev/{n} {} ext4 rw 0 0\n", dir.path().join(n).display());
+    }
+    std::fs::write(dir.path().join("mounts"), mounts).unwrap();
+    let gate = Arc::new(Gate {
+        path: CString::new(dir.path().join("b").to_str().unwrap()).unwrap(),
+        calls: Default::default(),
+        open: Mutex::new(true),
+        cv: Default::default(),
+    });
+    // Which thread probed which mount, in order.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let gated = gated_probe(gate.clone());
+    let record = {
+        let seen = seen.clone();
+        Arc::new(move |p: &CStr| {
+            let name = p.to_string_lossy().rsplit('/').next().unwrap().to_string();
+            seen.lock()
+                .unwrap()
+                .push((name, std::thread::current().id()));
+            gated(p)
+        })
+    };
+    let mut c = FilesystemCollector::new(
+        dir.path(),
+        Path::new("/"),
+        Regex::new("^$").unwrap(),
+        Regex::new("^$").unwrap(),
+    )
+    .with_probe(record, Duration::from_millis(100));
+    let take = || std::mem::take(&mut *seen.lock().unwrap());
+
+    // Three polls, one worker thread for all of them.
+    for _ in 0..3 {
+        let (mut out, mut t) = (Vec::new(), Tally::default());
+        c.collect(&mut out, &mut t).unwrap();
+        assert_eq!(mountpoints(&out).len(), 3);
+    }
+    let calls = take();
+    assert_eq!(calls.len(), 9);
+    assert!(calls.iter().all(|(_, id)| *id == calls[0].1), "{calls:?}");
+
+    // b holds the worker: a fresh one probes c, and is kept for the next poll.
+    *gate.open.lock().unwrap() = false;
+    let (c, _, t) = collect_within(c);
+    assert_eq!(t.get(Reason::Timeout), 1);
+    let (_, _, t) = collect_within(c);
+    assert_eq!(t.get(Reason::Timeout), 1);
+    let calls = take();
+    let names: Vec<&str> = calls.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c", "a", "c"]);
+    assert_eq!(calls[0].1, calls[1].1);
+    assert_ne!(calls[1].1, calls[2].1);
+    assert!(
+        calls[2..].iter().all(|(_, id)| *id == calls[2].1),
+        "{calls:?}"
+    );
+    *gate.open.lock().unwrap() = true;
+    gate.cv.notify_all();
+}
