@@ -31,6 +31,7 @@ pub mod memory;
 pub mod model;
 pub mod otlp;
 pub mod readiness;
+pub mod sched;
 pub mod server;
 pub mod store;
 pub mod targets;

@@ -138,7 +138,10 @@ impl Renderer {
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("remora-render".into())
-            .spawn(move || worker.run())
+            .spawn(move || {
+                crate::sched::background();
+                worker.run()
+            })
             .map_err(|e| tracing::error!(error = %e, "cannot start the render thread; metrics stay at the first render"))
             .ok();
         Renderer {

@@ -163,3 +163,24 @@ async fn stop_between_polls_ends_the_loop_without_another_poll() {
     assert_eq!(t0.elapsed(), Duration::from_secs(5));
     assert_eq!(log.borrow().starts, [Duration::ZERO]);
 }
+
+#[test]
+fn what_a_poll_replaces_is_dropped_off_the_async_threads() {
+    struct Sentinel(std::sync::mpsc::Sender<std::thread::ThreadId>);
+    impl Drop for Sentinel {
+        fn drop(&mut self) {
+            let _ = self.0.send(std::thread::current().id());
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let here = std::thread::current().id();
+    rt.block_on(async { super::drop_off_async(Sentinel(tx.clone())) });
+    let there = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    assert_ne!(there, here, "dropped on the runtime's thread");
+    // Outside a runtime: dropped at once.
+    super::drop_off_async(Sentinel(tx));
+    assert_eq!(rx.try_recv(), Ok(here));
+}
