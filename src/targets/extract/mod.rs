@@ -13,7 +13,8 @@
 //! is on). Rules whose `each` iterates the same container (`$.a.b.*`,
 //! `$.a[*]`) and that share no instrument run together, node by node, at the
 //! first one's place (a pass): a node is read once for
-//! all of them, and the cap keeps whole nodes. Errors are still listed in
+//! all of them, and the cap is reached node by node (a rule never runs ahead
+//! of another rule of the same instrument). Errors are still listed in
 //! rule order.
 //!
 //! Semantics (SPEC section 4), with the choices the SPEC leaves open:
@@ -318,11 +319,22 @@ impl Extractor {
         let for_labels = budget - (for_parse - parsed.budget);
         // A lazy container's member is parsed, then dropped, within what the
         // parse left (at least the quarter it kept for them).
+        let failed = std::cell::RefCell::new(None);
         let lazy = LazyInput {
             containers: &parsed.lazy,
             budget: parsed.budget.max(reach::member_budget(for_parse)),
+            failed: &failed,
+        };
+        // The members are parsed within what the labels would have had.
+        let for_labels = if parsed.lazy.iter().any(Option::is_some) {
+            for_labels.saturating_sub(lazy.budget)
+        } else {
+            for_labels
         };
         let mut x = self.extract_within(&parsed.root, lazy, limits.max_series, for_labels, base);
+        if let Some(e) = failed.take() {
+            return Err(e);
+        }
         for (rule, n) in self.rules.iter().zip(&parsed.unread_members) {
             x.dropped = x.dropped.saturating_add(n.saturating_mul(rule.per_node()));
             x.unread += n;
@@ -337,9 +349,11 @@ impl Extractor {
     /// target with `Arc<str>` keys and values, so that cloning it per series
     /// does not allocate.
     pub fn extract(&self, doc: &Value, max_series: usize, base: &[KeyValue]) -> Extraction {
+        let failed = std::cell::RefCell::new(None);
         let lazy = LazyInput {
             containers: &[],
             budget: 0,
+            failed: &failed,
         };
         self.extract_within(doc, lazy, max_series, usize::MAX, base)
     }
@@ -364,8 +378,13 @@ impl Extractor {
         for rule in rules.iter().skip(1) {
             ats.push(trace.before(rule, sink));
         }
+        // The members kept as text, when the container is still in the
+        // document (a later duplicate key may have replaced a parent).
         let found = at.container.get(at.doc);
-        let count = match (at.lazy, found) {
+        let lazy = at
+            .lazy
+            .filter(|_| matches!(found, Some(Value::Object(_) | Value::Array(_))));
+        let count = match (lazy, found) {
             (Some(lazy), _) => lazy.len(),
             (None, Some(Value::Object(m))) => m.len(),
             (None, Some(Value::Array(a))) => a.len(),
@@ -379,13 +398,18 @@ impl Extractor {
                 rule.node(v, key, base, sink, buf);
             }
         };
-        let nodes = match (at.lazy, found) {
-            (Some(lazy), _) => {
-                let (n, unread) = lazy.for_each(at.budget, run);
-                sink.dropped = sink.dropped.saturating_add(unread);
-                sink.unread += unread;
-                n
-            }
+        let nodes = match (lazy, found) {
+            (Some(lazy), _) => match lazy.for_each(at.budget, run) {
+                Ok((n, unread)) => {
+                    sink.dropped = sink.dropped.saturating_add(unread);
+                    sink.unread += unread;
+                    n
+                }
+                Err(e) => {
+                    at.failed.replace(Some(e));
+                    0
+                }
+            },
             (None, Some(Value::Object(members))) => {
                 for (k, v) in members {
                     run(v, NodeKey::Name(k));
@@ -453,6 +477,7 @@ impl Extractor {
                         doc,
                         lazy: lazy.of(rule.index),
                         budget: lazy.budget,
+                        failed: lazy.failed,
                     };
                     self.members(pass, at, base, &mut sink, &mut buf, &mut trace, before);
                     continue;
@@ -508,6 +533,8 @@ struct Members<'a> {
     doc: &'a Value,
     lazy: Option<&'a reach::Lazy<'a, 'a>>,
     budget: usize,
+    /// Where a member that is not valid JSON is reported.
+    failed: &'a std::cell::RefCell<Option<serde_json::Error>>,
 }
 
 /// Groups the rules into passes (see [`Extractor::passes`]).
@@ -531,9 +558,13 @@ fn passes(rules: &[RulePlan]) -> Vec<Vec<usize>> {
                     .and_then(|i| rules.get(*i))
                     .and_then(container)
                     .is_some_and(|c| &c == steps);
-                same && pass
+                // It runs at the pass's place: it may not share an
+                // instrument with the pass, nor with a rule it would jump.
+                let first = pass.first().copied().unwrap_or(rule.index);
+                same && rules
+                    .get(first..rule.index)
+                    .unwrap_or_default()
                     .iter()
-                    .filter_map(|i| rules.get(*i))
                     .all(|other| !shares(other, rule))
             })
         });
@@ -551,6 +582,8 @@ fn passes(rules: &[RulePlan]) -> Vec<Vec<usize>> {
 struct LazyInput<'a, 'de, 'r> {
     containers: &'a [Option<reach::Lazy<'de, 'r>>],
     budget: usize,
+    /// The first member that is not valid JSON: the body is refused.
+    failed: &'a std::cell::RefCell<Option<serde_json::Error>>,
 }
 
 impl LazyInput<'_, '_, '_> {

@@ -61,9 +61,10 @@ const STRING_SLOT: usize = 16;
 const ARRAY_FIRST: usize = 128;
 /// Bytes of an object's first allocation: a B-tree leaf of 11 entries.
 const OBJECT_FIRST: usize = 640;
-/// Bytes of one member of a lazy container: its key (`Cow<str>`), its text
-/// (`&RawValue`) and the `Vec`'s growth slack.
-const LAZY_SLOT: usize = 64;
+/// Bytes of one member of a lazy container: its key (`Cow<str>`, 24) and
+/// text (`&RawValue`, 16), twice for the `Vec`'s growth, and half again for
+/// the sort's scratch.
+const LAZY_SLOT: usize = 100;
 
 /// What of a JSON value the rules can reach.
 #[derive(Debug, Clone, Default)]
@@ -261,29 +262,32 @@ enum Members<'de> {
 impl Lazy<'_, '_> {
     /// Parses each member in turn, within `budget` bytes each, and hands it
     /// to `f` with its key, then drops it. Returns the number of members and
-    /// the values the budget left unread in them.
+    /// the values the budget left unread in them; an error for a member that
+    /// is not valid JSON after all (keeping its text checked its syntax, not
+    /// its numbers' range or its escapes), as the whole body's parse would
+    /// have failed on it.
     pub(super) fn for_each(
         &self,
         budget: usize,
         mut f: impl FnMut(&Value, NodeKey),
-    ) -> (usize, u64) {
+    ) -> Result<(usize, u64), serde_json::Error> {
         let mut unread = 0;
         match &self.members {
             Members::Object(members) => {
                 for (key, text) in members {
-                    let (value, n) = parse_member(self.reach, text, budget);
+                    let (value, n) = parse_member(self.reach, text, budget)?;
                     unread += n;
                     f(&value, NodeKey::Name(key));
                 }
-                (members.len(), unread)
+                Ok((members.len(), unread))
             }
             Members::Array(items) => {
                 for (i, text) in items.iter().enumerate() {
-                    let (value, n) = parse_member(self.reach, text, budget);
+                    let (value, n) = parse_member(self.reach, text, budget)?;
                     unread += n;
                     f(&value, NodeKey::Index(i));
                 }
-                (items.len(), unread)
+                Ok((items.len(), unread))
             }
         }
     }
@@ -305,8 +309,13 @@ pub(super) fn member_budget(budget: usize) -> usize {
 }
 
 /// One member of a lazy container, parsed with what the rule reads of it.
-fn parse_member(reach: &Reach, text: &RawValue, budget: usize) -> (Value, u64) {
+fn parse_member(
+    reach: &Reach,
+    text: &RawValue,
+    budget: usize,
+) -> Result<(Value, u64), serde_json::Error> {
     let mut ctx = Ctx {
+        lazy_ok: false,
         budget,
         reserve: 0,
         unread_members: Vec::new(),
@@ -319,14 +328,15 @@ fn parse_member(reach: &Reach, text: &RawValue, budget: usize) -> (Value, u64) {
         ctx: &mut ctx,
         bulk: true,
     };
-    match seed.deserialize(&mut de) {
-        Ok(value) => (value, ctx.unread),
-        // Not met: the body's parse checked this text.
-        Err(_) => (Value::Null, ctx.unread + 1),
-    }
+    let value = seed.deserialize(&mut de)?;
+    de.end()?;
+    Ok((value, ctx.unread))
 }
 
 struct Ctx<'de, 'r> {
+    /// Containers may be kept as text (the body is UTF-8: a member's text
+    /// is checked whole, where a skipped string is not).
+    lazy_ok: bool,
     budget: usize,
     /// Left for parsing the members of lazy containers: their text is kept
     /// only while this much budget remains.
@@ -386,6 +396,7 @@ pub(super) fn parse<'de, 'r>(
     budget: usize,
 ) -> Result<Parsed<'de, 'r>, serde_json::Error> {
     let mut ctx = Ctx {
+        lazy_ok: std::str::from_utf8(body).is_ok(),
         budget,
         reserve: member_budget(budget),
         unread_members: vec![0; rules],
@@ -423,7 +434,9 @@ impl<'de> DeserializeSeed<'de> for Seed<'_, '_, 'de> {
         match self.reach.lazy {
             // A lazy container is one node of the document: reached by
             // plain steps, never in bulk.
-            Some(rule) if !self.bulk => d.deserialize_any(Container { rule, seed: self }),
+            Some(rule) if !self.bulk && self.ctx.lazy_ok => {
+                d.deserialize_any(Container { rule, seed: self })
+            }
             _ => d.deserialize_any(self),
         }
     }
@@ -648,7 +661,12 @@ impl<'de> Visitor<'de> for Container<'_, '_, 'de> {
         };
         let mut members = Vec::new();
         while let Some(key) = map.next_key_seed(KeySeed)? {
-            if !ctx.take_lazy(LAZY_SLOT + key.len()) {
+            let owned = if matches!(key, Cow::Owned(_)) {
+                key.len() + STRING_SLOT
+            } else {
+                0
+            };
+            if !ctx.take_lazy(LAZY_SLOT + owned) {
                 map.next_value::<IgnoredAny>()?;
                 ctx.unread(reach, 1);
                 continue;
