@@ -381,8 +381,9 @@ impl Extractor {
         // The members kept as text, when the container is still in the
         // document (a later duplicate key may have replaced a parent).
         let found = at.container.get(at.doc);
-        let lazy = at
-            .lazy
+        let lazy = pass
+            .first()
+            .and_then(|first| at.kept.of(*first))
             .filter(|_| matches!(found, Some(Value::Object(_) | Value::Array(_))));
         let count = match (lazy, found) {
             (Some(lazy), _) => lazy.len(),
@@ -399,14 +400,14 @@ impl Extractor {
             }
         };
         let nodes = match (lazy, found) {
-            (Some(lazy), _) => match lazy.for_each(at.budget, run) {
+            (Some(lazy), _) => match lazy.for_each(at.kept.budget, run) {
                 Ok((n, unread)) => {
                     sink.dropped = sink.dropped.saturating_add(unread);
                     sink.unread += unread;
                     n
                 }
                 Err(e) => {
-                    at.failed.replace(Some(e));
+                    at.kept.failed.replace(Some(e));
                     0
                 }
             },
@@ -475,9 +476,7 @@ impl Extractor {
                     let at = Members {
                         container,
                         doc,
-                        lazy: lazy.of(rule.index),
-                        budget: lazy.budget,
-                        failed: lazy.failed,
+                        kept: lazy,
                     };
                     self.members(pass, at, base, &mut sink, &mut buf, &mut trace, before);
                     continue;
@@ -528,13 +527,11 @@ impl Extractor {
 /// Where the members of a pass's container are: in the document, or kept
 /// as text by the parse.
 #[derive(Clone, Copy)]
-struct Members<'a> {
+struct Members<'a, 'de, 'r> {
     container: &'a path::SimplePath,
     doc: &'a Value,
-    lazy: Option<&'a reach::Lazy<'a, 'a>>,
-    budget: usize,
-    /// Where a member that is not valid JSON is reported.
-    failed: &'a std::cell::RefCell<Option<serde_json::Error>>,
+    /// The containers the parse kept as text.
+    kept: LazyInput<'a, 'de, 'r>,
 }
 
 /// Groups the rules into passes (see [`Extractor::passes`]).

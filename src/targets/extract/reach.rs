@@ -79,8 +79,10 @@ pub(super) struct Reach {
     containers: Vec<usize>,
     /// A path reads an element from the end (through `any`).
     from_end: bool,
-    /// Parsed lazily for this rule (see the module doc); set by `normalize`.
+    /// Parsed lazily for this rule (see the module doc); set by `mark_lazy`.
     lazy: Option<usize>,
+    /// This node or one below is parsed lazily.
+    lazy_below: bool,
 }
 
 /// Reached by a general path: everything.
@@ -92,6 +94,7 @@ static ALL: Reach = Reach {
     containers: Vec::new(),
     from_end: false,
     lazy: None,
+    lazy_below: false,
 };
 
 impl Reach {
@@ -173,8 +176,9 @@ impl Reach {
     /// Marks the containers to parse lazily: those whose members are read
     /// only through `any` by the rules of one pass (`pass_of`: per rule, the
     /// first rule of its pass, which names the container in
-    /// [`Parsed::lazy`]). Call after [`Reach::normalize`].
-    pub(super) fn mark_lazy(&mut self, pass_of: &[usize]) {
+    /// [`Parsed::lazy`]). Call after [`Reach::normalize`]. Returns whether
+    /// any container at or below this node is parsed lazily.
+    pub(super) fn mark_lazy(&mut self, pass_of: &[usize]) -> bool {
         let pass = |rule: &usize| pass_of.get(*rule).copied();
         let first = self.containers.first().and_then(pass);
         self.lazy = first.filter(|_| {
@@ -185,12 +189,15 @@ impl Reach {
                 && self.indices.is_empty()
                 && self.any.is_some()
         });
+        let mut below = self.lazy.is_some();
         for child in self.names.values_mut().chain(self.indices.values_mut()) {
-            child.mark_lazy(pass_of);
+            below |= child.mark_lazy(pass_of);
         }
         if let Some(any) = self.any.as_deref_mut() {
-            any.mark_lazy(pass_of);
+            below |= any.mark_lazy(pass_of);
         }
+        self.lazy_below = below;
+        below
     }
 
     /// The reach of element `i` and whether it is reached in bulk.
@@ -396,7 +403,8 @@ pub(super) fn parse<'de, 'r>(
     budget: usize,
 ) -> Result<Parsed<'de, 'r>, serde_json::Error> {
     let mut ctx = Ctx {
-        lazy_ok: std::str::from_utf8(body).is_ok(),
+        // Checked only when a container may be kept as text.
+        lazy_ok: reach.lazy_below && std::str::from_utf8(body).is_ok(),
         budget,
         reserve: member_budget(budget),
         unread_members: vec![0; rules],
