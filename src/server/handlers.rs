@@ -7,21 +7,28 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::oneshot;
 
+use super::inflate::Inflate;
 use super::pages::{decode_segment, html_escape, target_href, target_page};
 use super::{AppState, RENDER_WAIT};
 use crate::exposition::VERSION;
 use crate::store::unix_now;
 
-type Resp = Response<Full<Bytes>>;
+/// A whole body, or the plain exposition inflated as it is sent.
+type Body = Either<Full<Bytes>, Inflate>;
+type Resp = Response<Body>;
+
+fn full(body: impl Into<Bytes>) -> Body {
+    Either::Left(Full::new(body.into()))
+}
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Resp {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -63,18 +70,14 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Resp {
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
     };
     let gzip = accepts_gzip(req);
-    let body = if gzip {
-        rendered.gzip.clone()
+    let (len, body) = if gzip {
+        (rendered.gzip.len(), full(rendered.gzip.clone()))
     } else {
-        rendered.text.clone()
+        let plain = Inflate::new(rendered.gzip.clone(), rendered.plain_len);
+        (rendered.plain_len, Either::Right(plain))
     };
-    let len = body.len();
-    let body = if req.method() == Method::HEAD {
-        Bytes::new()
-    } else {
-        body
-    };
-    let mut r = Response::new(Full::new(body));
+    // HEAD: `handle` empties the body; the length stays.
+    let mut r = Response::new(body);
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -142,7 +145,7 @@ fn index(state: &AppState) -> Resp {
         );
     }
     html.push_str("</table></body></html>\n");
-    let mut r = Response::new(Full::new(Bytes::from(html)));
+    let mut r = Response::new(full(html));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
@@ -151,7 +154,7 @@ fn index(state: &AppState) -> Resp {
 }
 
 fn html(body: String) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(full(body));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
@@ -239,7 +242,7 @@ fn status(state: &AppState) -> Resp {
             )
         }
     };
-    let mut r = Response::new(Full::new(Bytes::from(json)));
+    let mut r = Response::new(full(json));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -339,7 +342,7 @@ pub async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Resp
     };
     let mut resp = resp;
     if req.method() == Method::HEAD {
-        *resp.body_mut() = Full::new(Bytes::new());
+        *resp.body_mut() = full(Bytes::new());
     }
     Ok(resp)
 }

@@ -6,10 +6,12 @@
 //! at most 5 seconds, and returns.
 //!
 //! Rooms: `handlers` (routes and pages), `conns` (the connection table and
-//! its cap); this module accepts and drives connections.
+//! its cap), `inflate` (the plain exposition made from the kept gzip as it is
+//! sent); this module accepts and drives connections.
 
 mod conns;
 mod handlers;
+mod inflate;
 mod pages;
 
 use std::future::Future;

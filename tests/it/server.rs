@@ -26,6 +26,92 @@ targets:
     )
 }
 
+/// The render keeps only the gzip: a client that does not accept gzip gets
+/// the same text, inflated chunk by chunk, with the plain length up front.
+#[tokio::test]
+async fn plain_metrics_are_the_gzip_inflated_with_their_length() {
+    let items: Vec<String> = (0..8000)
+        .map(|i| format!(r#"{{"id":"item-{i:05}","queue":{i}}}"#))
+        .collect();
+    let app = FakeTarget::start().await;
+    app.set(
+        "/items",
+        Reply::json(&format!(r#"{{"items":[{}]}}"#, items.join(","))),
+    );
+    let r = Remora::start(&format!(
+        r#"
+global: {{interval: 1h, timeout: 5s}}
+limits: {{max_series_per_target: 10000}}
+host: {{enabled: false}}
+targets:
+  - name: app
+    url: {}
+    metrics:
+      - name: app.queue
+        each: $.items[*]
+        path: $.queue
+        labels: {{id: "{{$.id}}"}}
+"#,
+        app.url("/items")
+    ))
+    .await;
+    let client = reqwest::Client::builder().no_gzip().build().unwrap();
+    let gunzip = |b: &[u8]| {
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(b), &mut plain).unwrap();
+        plain
+    };
+    let get_gzip = || async {
+        let gz = client
+            .get(r.url("/metrics"))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        gunzip(&gz.bytes().await.unwrap())
+    };
+    // A render between two scrapes (remora's own metrics) is possible: the
+    // plain body is compared with the gzip taken on both sides of it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let before = get_gzip().await;
+        let plain = client.get(r.url("/metrics")).send().await.unwrap();
+        assert!(plain.headers().get("content-encoding").is_none());
+        let length: usize = plain.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let plain = plain.bytes().await.unwrap();
+        let head = client.head(r.url("/metrics")).send().await.unwrap();
+        let head = head.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let after = get_gzip().await;
+        assert_eq!(plain.len(), length);
+        assert!(
+            plain.len() > 4 * 64 * 1024,
+            "{} bytes: more than a few chunks",
+            plain.len()
+        );
+        if before == after {
+            assert_eq!(plain, before, "the plain body is the gzip's text");
+            let text = String::from_utf8(plain.to_vec()).unwrap();
+            assert_eq!(
+                sample(&text, "app_queue{id=\"item-07999\",target=\"app\"}"),
+                Some(7999.0)
+            );
+            assert_eq!(head, length.to_string(), "HEAD gives the plain length");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the render never held still for three scrapes"
+        );
+    }
+}
+
 #[tokio::test]
 async fn endpoints_behave() {
     let app = FakeTarget::start().await;
