@@ -242,7 +242,8 @@ pub async fn once(
             (poller.target.clone(), outcome)
         });
     }
-    let (_, reports, own) = host::runner::round(prepared.host, roots.proc.clone()).await;
+    let own = host::SelfProcess::new(&roots.proc);
+    let (_, _, reports, own) = host::runner::round(prepared.host, own).await;
     let mut ok = reports.iter().all(|r| r.result.is_ok());
     host::runner::publish(&writer, reports, own);
     while let Some(joined) = set.join_next().await {

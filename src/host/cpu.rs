@@ -120,7 +120,7 @@ impl CpuCollector {
     pub(crate) fn new(proc: &Path) -> Self {
         CpuCollector {
             stat: under(proc, "stat"),
-            buf: FileBuf::new(),
+            buf: FileBuf::kept(),
             ticks: clock_ticks(),
             cur: Vec::new(),
             prev: Vec::new(),

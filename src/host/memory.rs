@@ -119,7 +119,7 @@ impl MemoryCollector {
     pub(crate) fn new(proc: &Path) -> Self {
         MemoryCollector {
             meminfo: under(proc, "meminfo"),
-            buf: FileBuf::new(),
+            buf: FileBuf::kept(),
             n_usage: name(USAGE),
             n_limit: name(LIMIT),
             n_util: name(UTILIZATION),

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 use crate::config::{CollectorName, HostConfig};
 use crate::model::{Family, InstrumentSpec};
 
-pub use process::{self_process_families, self_process_specs};
+pub use process::{self_process_families, self_process_specs, SelfProcess};
 pub use read::{HostError, Reason, Tally};
 
 /// Where the pseudo file systems and the root file system are mounted

@@ -88,7 +88,7 @@ impl NetworkCollector {
     pub(crate) fn new(proc: &Path, devices_exclude: Regex) -> Self {
         NetworkCollector {
             path: under(proc, "net/dev"),
-            buf: FileBuf::new(),
+            buf: FileBuf::kept(),
             devices_exclude,
             names: HashMap::new(),
             families: [name(IO), name(PACKETS), name(ERRORS), name(DROPPED)],

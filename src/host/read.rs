@@ -1,7 +1,9 @@
 //! Reading pseudo files into reused buffers, and the collectors' error type.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use opentelemetry::{Key, KeyValue, Value};
@@ -173,11 +175,22 @@ impl Tally {
 }
 
 /// A byte buffer reused for every read of one collector.
+///
+/// Made with [`FileBuf::kept`], it also keeps the last file it read open
+/// when that file is a pseudo file (procfs, sysfs, cgroupfs), and reads it
+/// again from offset 0: such a file makes its content anew at each read
+/// from 0, so the next poll costs a read and not an open, a path walk and
+/// a close. A regular file (a fixture tree) is opened at each read, so that
+/// a file replaced under its path is seen.
 #[derive(Debug, Default)]
 pub(crate) struct FileBuf {
     /// Zeroed once when it grows; the last file's bytes are `buf[..len]`.
     buf: Vec<u8>,
     len: usize,
+    /// Whether to keep a pseudo file open ([`FileBuf::kept`]).
+    keep: bool,
+    /// The pseudo file kept open, and its path.
+    kept: Option<(PathBuf, File)>,
 }
 
 impl FileBuf {
@@ -185,7 +198,42 @@ impl FileBuf {
         FileBuf {
             buf: vec![0; 4096],
             len: 0,
+            keep: false,
+            kept: None,
         }
+    }
+
+    /// A buffer for a collector that reads the same pseudo file at every
+    /// poll: the file is kept open between reads.
+    pub(crate) fn kept() -> Self {
+        FileBuf {
+            keep: true,
+            ..FileBuf::new()
+        }
+    }
+
+    /// The descriptor of the file kept open (tests).
+    #[cfg(test)]
+    pub(crate) fn kept_fd(&self) -> Option<i32> {
+        self.kept.as_ref().map(|(_, f)| f.as_raw_fd())
+    }
+
+    /// For a kept mount table (`<proc>/mounts`, `mountinfo`), which the kernel
+    /// marks with `POLLPRI` when a mount or unmount changes it: true when it
+    /// has not changed since it was opened or last found changed. False when
+    /// no file is kept (a fixture tree), so the caller reads it. Other pseudo
+    /// files never signal a change: this answer means nothing for them.
+    pub(crate) fn mounts_unchanged(&self) -> bool {
+        let Some((_, file)) = &self.kept else {
+            return false;
+        };
+        let mut fd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLPRI,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, a timeout of 0: it does not wait.
+        unsafe { libc::poll(&mut fd, 1, 0) == 0 }
     }
 
     /// Reads the whole file and returns its bytes. Reads until end of file
@@ -193,21 +241,37 @@ impl FileBuf {
     /// size to ask for first (`read_to_end` would `statx` and `lseek` each
     /// time).
     pub(crate) fn read_bytes(&mut self, path: &Path) -> Result<&[u8], HostError> {
+        if let Some((kept_path, file)) = self.kept.take() {
+            if kept_path == path && self.fill(&file).is_ok() {
+                self.kept = Some((kept_path, file));
+                return Ok(&self.buf[..self.len]);
+            }
+            // Another path, or the kept file failed (its object went
+            // away): opened again below, and its error is the one told.
+        }
+        let file = File::open(path).map_err(|e| HostError::io(path, e))?;
+        self.fill(&file).map_err(|e| HostError::io(path, e))?;
+        if self.keep && is_pseudo(&file) {
+            self.kept = Some((path.to_path_buf(), file));
+        }
+        Ok(&self.buf[..self.len])
+    }
+
+    /// Reads `file` from offset 0 to its end into the buffer.
+    fn fill(&mut self, file: &File) -> io::Result<()> {
         self.len = 0;
-        let mut f = File::open(path).map_err(|e| HostError::io(path, e))?;
         loop {
             if self.len == self.buf.len() {
                 let more = self.buf.len().max(4096);
                 self.buf.resize(self.buf.len() + more, 0);
             }
-            match f.read(&mut self.buf[self.len..]) {
-                Ok(0) => break,
+            match file.read_at(&mut self.buf[self.len..], self.len as u64) {
+                Ok(0) => return Ok(()),
                 Ok(n) => self.len += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(HostError::io(path, e)),
+                Err(e) => return Err(e),
             }
         }
-        Ok(&self.buf[..self.len])
     }
 
     /// Reads the whole file as text. Pseudo files are ASCII; anything else is
@@ -217,6 +281,24 @@ impl FileBuf {
         std::str::from_utf8(&self.buf[..self.len])
             .map_err(|_| HostError::entry(path, Reason::NonUtf8, "file is not UTF-8"))
     }
+}
+
+/// Whether `file` lies on a file system whose files make their content at
+/// each read (procfs, sysfs, cgroup v1 and v2).
+fn is_pseudo(file: &File) -> bool {
+    // SAFETY: statfs is plain data; fstatfs writes it or fails.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: the descriptor is open for as long as `file` lives.
+    if unsafe { libc::fstatfs(file.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    [
+        libc::PROC_SUPER_MAGIC,
+        libc::SYSFS_MAGIC,
+        libc::CGROUP_SUPER_MAGIC,
+        libc::CGROUP2_SUPER_MAGIC,
+    ]
+    .contains(&st.f_type)
 }
 
 /// The lines of a pseudo file; `None` for a line that is not UTF-8 (the
@@ -326,6 +408,110 @@ mod tests {
         let err = b.read(&dir.path().join("missing")).unwrap_err();
         assert!(err.is_gone());
         assert!(err.to_string().contains("missing"));
+    }
+
+    #[test]
+    fn a_kept_pseudo_file_is_read_again_from_its_start_on_one_descriptor() {
+        // This thread's name: a procfs file whose content the test sets.
+        let comm = Path::new("/proc/thread-self/comm");
+        std::fs::write(comm, "remora-kept-a").unwrap();
+        let mut b = FileBuf::kept();
+        assert_eq!(b.read(comm).unwrap(), "remora-kept-a\n");
+        let fd = b.kept_fd().expect("a procfs file is kept open");
+        std::fs::write(comm, "remora-kept-bb").unwrap();
+        assert_eq!(b.read(comm).unwrap(), "remora-kept-bb\n");
+        assert_eq!(b.kept_fd(), Some(fd), "read again, not opened again");
+        // A file larger than the buffer's first size, read to its end twice.
+        let maps = Path::new("/proc/self/maps");
+        let first = b.read(maps).unwrap().len();
+        assert!(first > 0);
+        assert_ne!(b.kept_fd(), None);
+        assert!(b.read(maps).unwrap().ends_with('\n'));
+    }
+
+    #[test]
+    fn a_regular_file_is_opened_at_each_read_so_a_replaced_one_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("stat");
+        std::fs::write(&a, "one\n").unwrap();
+        let mut b = FileBuf::kept();
+        assert_eq!(b.read(&a).unwrap(), "one\n");
+        assert_eq!(b.kept_fd(), None);
+        let tmp = dir.path().join("stat.new");
+        std::fs::write(&tmp, "two\n").unwrap();
+        std::fs::rename(&tmp, &a).unwrap();
+        assert_eq!(b.read(&a).unwrap(), "two\n");
+    }
+
+    #[test]
+    fn a_kept_file_whose_process_ended_is_an_error_of_a_gone_file() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("600")
+            .spawn()
+            .unwrap();
+        let stat = PathBuf::from(format!("/proc/{}/stat", child.id()));
+        let mut b = FileBuf::kept();
+        assert!(b.read(&stat).unwrap().contains("(sleep)"));
+        assert_ne!(b.kept_fd(), None);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let err = b.read(&stat).unwrap_err();
+        assert!(err.is_gone(), "{err}");
+        assert_eq!(b.kept_fd(), None);
+    }
+
+    #[test]
+    fn a_kept_mount_table_tells_when_a_mount_changed_it() {
+        let mounts = Path::new("/proc/self/mounts");
+        let mut b = FileBuf::kept();
+        assert!(!b.mounts_unchanged(), "nothing kept yet: read it");
+        let before = b.read(mounts).unwrap().to_owned();
+        assert!(b.mounts_unchanged());
+        assert!(b.mounts_unchanged());
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("not root: the mount half of this test needs CAP_SYS_ADMIN");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let target = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+        let tmpfs = c"tmpfs";
+        // SAFETY: valid C strings; a tmpfs on a fresh directory of our own.
+        let mounted = unsafe {
+            libc::mount(
+                tmpfs.as_ptr(),
+                target.as_ptr(),
+                tmpfs.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if mounted != 0 {
+            eprintln!(
+                "mount failed ({}): the mount half skipped",
+                io::Error::last_os_error()
+            );
+            return;
+        }
+        let changed = !b.mounts_unchanged();
+        let after = b.read(mounts).unwrap().to_owned();
+        let unchanged_after_read = b.mounts_unchanged();
+        // SAFETY: the mount made above.
+        unsafe { libc::umount(target.as_ptr()) };
+        assert!(changed, "a new mount is signalled");
+        assert_ne!(before, after);
+        assert!(after.contains(dir.path().to_str().unwrap()));
+        assert!(unchanged_after_read);
+    }
+
+    #[test]
+    fn a_file_not_kept_is_never_called_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("mounts");
+        std::fs::write(&a, "x / tmpfs rw 0 0\n").unwrap();
+        let mut b = FileBuf::kept();
+        b.read(&a).unwrap();
+        assert!(!b.mounts_unchanged());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::{self_process_families, CollectorReport, HostCollectors};
+use super::{CollectorReport, HostCollectors, SelfProcess};
 use crate::model::Family;
 use crate::store::{unix_now, CollectorState, SlotKey, SlotWriter};
 
@@ -64,24 +64,27 @@ pub(crate) fn publish(
 }
 
 /// One round of the host loop (collectors and remora's own process), off the async threads.
+/// Gives back the collectors and the process reader (`None` if the task
+/// failed) with what they read.
 pub(crate) async fn round(
     host: Option<HostCollectors>,
-    proc_root: PathBuf,
+    own: SelfProcess,
 ) -> (
     Option<HostCollectors>,
+    Option<SelfProcess>,
     Vec<CollectorReport>,
     Option<Vec<Family>>,
 ) {
     let joined = tokio::task::spawn_blocking(move || {
-        let mut host = host;
+        let (mut host, mut own) = (host, own);
         let reports = host.as_mut().map_or_else(Vec::new, HostCollectors::poll);
-        let own = self_process_families(&proc_root).ok();
-        (host, reports, own)
+        let families = own.read().ok();
+        (host, Some(own), reports, families)
     })
     .await;
     joined.unwrap_or_else(|e| {
         tracing::error!(error = %e, "host poll task failed");
-        (None, Vec::new(), None)
+        (None, None, Vec::new(), None)
     })
 }
 
@@ -98,13 +101,15 @@ pub(crate) async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut first_done = Some(first_done);
+    let mut own = Some(SelfProcess::new(&proc_root));
     loop {
-        let (h, reports, own) = tokio::select! {
-            round = round(host.take(), proc_root.clone()) => round,
+        let reader = own.take().unwrap_or_else(|| SelfProcess::new(&proc_root));
+        let (h, o, reports, families) = tokio::select! {
+            round = round(host.take(), reader) => round,
             _ = shutdown.changed() => return,
         };
-        host = h;
-        if !publish(&slot, reports, own) {
+        (host, own) = (h, o);
+        if !publish(&slot, reports, families) {
             return;
         }
         if let Some(done) = first_done.take() {

@@ -33,7 +33,7 @@ impl LoadCollector {
     pub(crate) fn new(proc: &Path) -> Self {
         LoadCollector {
             path: under(proc, "loadavg"),
-            buf: FileBuf::new(),
+            buf: FileBuf::kept(),
             names: [name(LOAD_1M), name(LOAD_5M), name(LOAD_15M)],
         }
     }
@@ -103,7 +103,7 @@ impl UptimeCollector {
     pub(crate) fn new(proc: &Path) -> Self {
         UptimeCollector {
             path: under(proc, "uptime"),
-            buf: FileBuf::new(),
+            buf: FileBuf::kept(),
             n_uptime: name(UPTIME),
         }
     }

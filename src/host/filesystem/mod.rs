@@ -361,7 +361,7 @@ impl FilesystemCollector {
         FilesystemCollector {
             path: under(proc, "mounts"),
             rootfs: rootfs.to_path_buf(),
-            buf: FileBuf::new(),
+            buf: FileBuf::kept(),
             mount_points_exclude,
             fs_types_exclude,
             last: Vec::new(),
@@ -475,11 +475,15 @@ impl Collector for FilesystemCollector {
     }
 
     fn collect(&mut self, out: &mut Vec<Family>, tally: &mut Tally) -> Result<(), HostError> {
-        let text = self.buf.read_bytes(&self.path)?;
-        if text != self.last.as_slice() || self.last.is_empty() {
-            let text = text.to_vec();
-            self.parse_mounts(&text);
-            self.last = text;
+        // The mount table is made again only when the kernel says a mount
+        // changed it (or when it is a plain file, in a fixture tree).
+        if self.last.is_empty() || !self.buf.mounts_unchanged() {
+            let text = self.buf.read_bytes(&self.path)?;
+            if text != self.last.as_slice() || self.last.is_empty() {
+                let text = text.to_vec();
+                self.parse_mounts(&text);
+                self.last = text;
+            }
         }
         tally.add(&self.parse_tally);
         let paths: Vec<CString> = self.mounts.iter().map(|m| m.cpath.clone()).collect();

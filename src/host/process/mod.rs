@@ -429,49 +429,87 @@ pub fn self_process_specs() -> Vec<InstrumentSpec> {
 }
 
 /// Reads remora's own process metrics from `<proc>/self` (and the boot time
-/// from `<proc>/stat`).
+/// from `<proc>/stat`) once.
 pub fn self_process_families(proc_root: &Path) -> Result<Vec<Family>, HostError> {
-    let mut buf = FileBuf::new();
-    let ticks = clock_ticks();
+    SelfProcess::new(proc_root).read()
+}
 
-    let p = proc_root.join("stat");
-    let text = buf.read(&p)?;
-    let btime = text
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .ok_or_else(|| HostError::parse(&p, "no btime"))?;
-    let btime = parse_u64(&p, btime, "btime")?;
+/// remora's own process metrics, read at every host round: the files under
+/// `<proc>/self` kept open between rounds, the boot time read once (it does
+/// not change; `<proc>/stat` is the costliest file of the round to make).
+pub struct SelfProcess {
+    proc_root: PathBuf,
+    ticks: f64,
+    btime: Option<u64>,
+    stat: FileBuf,
+    statm: FileBuf,
+    limits: FileBuf,
+}
 
-    let p = proc_root.join("self/stat");
-    let st = parse_pid_stat(&p, buf.read_bytes(&p)?)?;
-
-    let p = proc_root.join("self/statm");
-    let rss_pages = parse_statm_resident(&p, buf.read(&p)?)?;
-
-    let p = proc_root.join("self/fd");
-    let fds = count_dir(&p).map_err(|e| HostError::io(&p, e))?;
-
-    let p = proc_root.join("self/limits");
-    let max_fds = buf.read(&p)?.lines().find_map(|l| {
-        let rest = l.strip_prefix("Max open files")?;
-        rest.split_ascii_whitespace().next()?.parse::<u64>().ok()
-    });
-
-    let fam = |n: &'static str, v: f64| Family {
-        name: Arc::from(n),
-        series: vec![series0(v)],
-    };
-    let mut out = vec![
-        fam(SELF_CPU, (st.utime + st.stime) as f64 / ticks),
-        fam(SELF_RSS, rss_pages as f64 * page_size()),
-        fam(SELF_VSIZE, st.vsize as f64),
-        fam(SELF_FDS, fds as f64),
-    ];
-    if let Some(m) = max_fds {
-        out.push(fam(SELF_MAX_FDS, m as f64));
+impl SelfProcess {
+    pub fn new(proc_root: &Path) -> Self {
+        SelfProcess {
+            proc_root: proc_root.to_path_buf(),
+            ticks: clock_ticks(),
+            btime: None,
+            stat: FileBuf::kept(),
+            statm: FileBuf::kept(),
+            limits: FileBuf::kept(),
+        }
     }
-    out.push(fam(SELF_START, btime as f64 + st.starttime as f64 / ticks));
-    Ok(out)
+
+    /// The boot time (`btime` of `<proc>/stat`), read the first time.
+    fn btime(&mut self) -> Result<u64, HostError> {
+        if let Some(b) = self.btime {
+            return Ok(b);
+        }
+        let p = self.proc_root.join("stat");
+        let text = FileBuf::new().read(&p)?.to_owned();
+        let btime = text
+            .lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .ok_or_else(|| HostError::parse(&p, "no btime"))?;
+        let btime = parse_u64(&p, btime, "btime")?;
+        self.btime = Some(btime);
+        Ok(btime)
+    }
+
+    /// One reading of the process's families.
+    pub fn read(&mut self) -> Result<Vec<Family>, HostError> {
+        let btime = self.btime()?;
+        let ticks = self.ticks;
+
+        let p = self.proc_root.join("self/stat");
+        let st = parse_pid_stat(&p, self.stat.read_bytes(&p)?)?;
+
+        let p = self.proc_root.join("self/statm");
+        let rss_pages = parse_statm_resident(&p, self.statm.read(&p)?)?;
+
+        let p = self.proc_root.join("self/fd");
+        let fds = count_dir(&p).map_err(|e| HostError::io(&p, e))?;
+
+        let p = self.proc_root.join("self/limits");
+        let max_fds = self.limits.read(&p)?.lines().find_map(|l| {
+            let rest = l.strip_prefix("Max open files")?;
+            rest.split_ascii_whitespace().next()?.parse::<u64>().ok()
+        });
+
+        let fam = |n: &'static str, v: f64| Family {
+            name: Arc::from(n),
+            series: vec![series0(v)],
+        };
+        let mut out = vec![
+            fam(SELF_CPU, (st.utime + st.stime) as f64 / ticks),
+            fam(SELF_RSS, rss_pages as f64 * page_size()),
+            fam(SELF_VSIZE, st.vsize as f64),
+            fam(SELF_FDS, fds as f64),
+        ];
+        if let Some(m) = max_fds {
+            out.push(fam(SELF_MAX_FDS, m as f64));
+        }
+        out.push(fam(SELF_START, btime as f64 + st.starttime as f64 / ticks));
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
