@@ -6,7 +6,8 @@
 # laid out together, what runs maps about a third of the binary.
 #
 #   scripts/code-order.sh           write link/code-order.txt again
-#   scripts/code-order.sh --check   only say how much of the list the build has
+#   scripts/code-order.sh --check   check that the release build is laid out by the
+#                                   list (fails under MIN_PERCENT=90 % of its names)
 #
 # How: a release build as users make it (`cargo build --release --bin
 # remora`: the names carry a hash of the crate's build settings, so a build
@@ -29,22 +30,43 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-command -v valgrind >/dev/null || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
-}
 REMORA_LINK_MAP=$PWD/$MAP cargo build --release --locked --quiet --bin remora
 
 if [ "${1:-}" = "--check" ]; then
-  python3 - "$MAP" link/code-order.txt <<'PY'
+  # Fails when under MIN_PERCENT (default 90) of the list's names are in the
+  # build, or when the functions found do not open the code in the list's
+  # order (the linker was not handed the list).
+  python3 - "$MAP" link/code-order.txt "${MIN_PERCENT:-90}" <<'PY'
 import re, sys
-have = set(re.findall(r"\(\.text\.(?:(?:unlikely|hot|startup|exit|split)\.)?([^)\s]+)\)",
-                      open(sys.argv[1]).read()))
-want = [l.strip() for l in open(sys.argv[2]) if l.strip()]
-found = sum(1 for n in want if n in have)
-print(f"{found} of {len(want)} names in link/code-order.txt are in this build ({100*found/max(1,len(want)):.0f} %)")
+mapfile, listfile, least = sys.argv[1], sys.argv[2], float(sys.argv[3])
+addr = {}
+text = None
+for line in open(mapfile):
+    m = re.match(r"\s*([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)\s+\d+\s+\.text$", line)
+    if m and text is None:
+        text = int(m.group(1), 16)
+    m = re.match(r"\s*([0-9a-f]+)\s+[0-9a-f]+\s+([0-9a-f]+)\s+\d+\s+\S.*"
+                 r"\(\.text\.(?:(?:unlikely|hot|startup|exit|split)\.)?([^)\s]+)\)$", line)
+    if m:
+        addr[m.group(3)] = (int(m.group(1), 16), int(m.group(2), 16))
+want = [l.strip() for l in open(listfile) if l.strip()]
+found = [addr[n] for n in want if n in addr]
+share = 100 * len(found) / max(1, len(want))
+in_order = all(a[0] < b[0] for a, b in zip(found, found[1:]))
+span = max((a + s for a, s in found), default=0) - (text or 0)
+size = sum(s for _, s in found)
+print(f"{len(found)} of {len(want)} names in link/code-order.txt are in this build ({share:.0f} %); "
+      f"in the list's order: {'yes' if in_order else 'no'}; "
+      f"their {size / 1e6:.2f} MB of code within the first {span / 1e6:.2f} MB of .text")
+if share < least or not in_order or span > 1.1 * size:
+    sys.exit(f"code order not applied: run scripts/code-order.sh again (MIN_PERCENT={least:g})")
 PY
   exit 0
 fi
+
+command -v valgrind >/dev/null || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+}
 
 cargo build --release --locked --quiet --example demo_app
 target/release/examples/demo_app 127.0.0.1:18080 >/dev/null 2>&1 &

@@ -1042,8 +1042,8 @@ def cmd_dockerfile() -> None:
     if len(froms) < 2:
         errors.append("not a multi-stage build")
     else:
-        if not re.match(r"FROM\s+(--platform=\S+\s+)?rust:1-bookworm\s+AS\s+\w+", froms[0], re.I):
-            errors.append(f"builder stage is {froms[0]!r}, expected rust:1-bookworm")
+        if not re.match(r"FROM\s+(--platform=\S+\s+)?rust:1(\.\d+){0,2}-bookworm\s+AS\s+\w+", froms[0], re.I):
+            errors.append(f"builder stage is {froms[0]!r}, expected rust:1-bookworm or a pinned rust:1.N-bookworm")
         if "gcr.io/distroless/cc-debian12" not in froms[-1] and "scratch" not in froms[-1]:
             errors.append(f"final stage is {froms[-1]!r}, expected a distroless or scratch base")
     if not re.search(r"cargo build\b[^\n]*--release[^\n]*--locked|cargo build\b[^\n]*--locked[^\n]*--release", " ".join(lines)):
@@ -1060,7 +1060,7 @@ def cmd_dockerfile() -> None:
     if re.search(r"^(RUN|COPY|ADD)\b.*apt-get", final, re.M):
         errors.append("the final stage installs packages")
     fail_if(errors)
-    print("  multi-stage rust:1-bookworm -> " + froms[-1].split()[1] + ", --locked release build, numeric non-root USER, remora entrypoint")
+    print("  multi-stage " + froms[0].split()[-3] + " -> " + froms[-1].split()[1] + ", --locked release build, numeric non-root USER, remora entrypoint")
 
 
 def free_port() -> int:
