@@ -8,6 +8,7 @@
 #   scripts/code-order.sh           write link/code-order.txt again
 #   scripts/code-order.sh --check   check that the release build is laid out by the
 #                                   list (fails under MIN_PERCENT=90 % of its names)
+#                                   and loads no libm.so.6 (src/mathlib.rs)
 #
 # How: a release build as users make it (`cargo build --release --bin
 # remora`: the names carry a hash of the crate's build settings, so a build
@@ -61,6 +62,18 @@ print(f"{len(found)} of {len(want)} names in link/code-order.txt are in this bui
 if share < least or not in_order or span > 1.1 * size:
     sys.exit(f"code order not applied: run scripts/code-order.sh again (MIN_PERCENT={least:g})")
 PY
+  # src/mathlib.rs defines the C math functions the dependencies call, so the
+  # binary does not load libm.so.6 (0.46 MiB of RSS); a new caller of another
+  # one (exp, sin, ...) brings it back.
+  if readelf -d target/release/remora | grep -q 'NEEDED.*libm\.so'; then
+    echo "target/release/remora loads libm.so.6 again; the math functions it takes from it:" >&2
+    libm=$(ldd target/release/remora | awk '/libm\.so/ {print $3}')
+    comm -12 <(nm -D --undefined-only target/release/remora | awk '{sub(/@.*/, "", $2); print $2}' | sort -u) \
+      <(nm -D --defined-only "$libm" | awk '{sub(/@.*/, "", $3); print $3}' | sort -u) >&2
+    echo "define them in src/mathlib.rs from the libm crate" >&2
+    exit 1
+  fi
+  echo "libm.so.6 not loaded"
   exit 0
 fi
 
