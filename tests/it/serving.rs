@@ -386,13 +386,13 @@ async fn when_every_connection_is_busy_a_new_client_waits() {
         .expect("the reload never arrived")
         .unwrap();
     let client = reqwest::Client::new();
-    let waiting = tokio::spawn({
+    let mut waiting = tokio::spawn({
         let (c, u) = (client.clone(), d.url("/metrics"));
         async move { scrape(&c, &u).await }
     });
-    // It cannot be answered while the only slot is busy.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!waiting.is_finished(), "served past the cap");
+    // It cannot be answered while the only slot is busy: no answer in 300 ms.
+    let early = tokio::time::timeout(Duration::from_millis(300), &mut waiting).await;
+    assert!(early.is_err(), "served past the cap");
     reply.send(Ok(())).unwrap();
     let resp = read_response(&mut busy).await;
     assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
