@@ -208,19 +208,21 @@ fn drops_leave_the_blocking_pool_at_normal_priority() {
         || tokio::task::spawn_blocking(|| (std::thread::current().id(), crate::sched::current()));
     let normal = crate::sched::current().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
-    let (before, after) = rt.block_on(async {
+    let (before, after, dropped_on) = rt.block_on(async {
         let before = pool_thread().await.unwrap();
         for _ in 0..8 {
             super::drop_off_async(Sentinel(tx.clone()));
         }
-        for _ in 0..8 {
-            let on = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-            assert_eq!(on.as_deref(), Some(crate::sched::drops::THREAD_NAME));
-        }
-        (before, pool_thread().await.unwrap())
+        let dropped_on: Vec<_> = (0..8)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        (before, pool_thread().await.unwrap(), dropped_on)
     });
     assert_eq!(before.0, after.0, "the pool's one thread was replaced");
     let after = after.1.unwrap();
     assert_eq!(after, normal);
     assert_eq!(after.policy, libc::SCHED_OTHER);
+    for on in dropped_on {
+        assert_eq!(on.as_deref(), Some(crate::sched::drops::THREAD_NAME));
+    }
 }
