@@ -12,11 +12,12 @@
 //! target's previous state (tens of MB at 100k series), so an unbounded
 //! queue behind a thread that falls behind would hold old states without
 //! limit. A full queue, or no drop thread (it could not be started), drops
-//! the value on the caller, as before the thread existed: the caller pays,
+//! the value on the caller (an async worker; outside a runtime the caller
+//! drops it anyway, `targets::poller::drop_off_async`): the caller pays,
 //! which slows the producer down instead of growing memory. The thread is
 //! never joined: it holds no lock anyone waits for, and the process exits
-//! without waiting for it (what is still queued then is not freed, the
-//! process's memory is).
+//! without waiting for it (what is still queued goes with the process's
+//! memory).
 
 use std::any::Any;
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};

@@ -10,7 +10,9 @@
 //! can starve for seconds). A nice-10 thread still gets about a tenth of
 //! the share of a nice-0 thread on the same core, so it cannot fall behind
 //! without bound, and a scrape or a poll on the async threads is scheduled
-//! ahead of it. A failure to lower it is logged at debug and ignored.
+//! ahead of it. A failure to lower it is logged at debug and ignored. A
+//! thread started from a background thread would inherit its nice: they
+//! start none.
 //!
 //! Nothing here touches the tokio threads: the async workers and the
 //! shared blocking pool (the parse of a large body, which is the poll
