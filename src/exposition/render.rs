@@ -170,12 +170,9 @@ impl Renderer {
             stop: AtomicBool::new(false),
         });
         let worker = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("remora-render".into())
-            .spawn(move || {
-                crate::sched::background();
-                worker.run(gzip)
-            })
+        // Its own thread at the background nice (crate::sched), so that a
+        // render never holds back a poll or a scrape.
+        let thread = crate::sched::spawn("remora-render", move || worker.run(gzip))
             .map_err(|e| tracing::error!(error = %e, "cannot start the render thread; metrics stay at the first render"))
             .ok();
         Renderer {

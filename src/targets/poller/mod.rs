@@ -18,7 +18,8 @@ use crate::store::{unix_now, PollResult, SlotWriter};
 use crate::targets::client::{send, ClientError};
 use crate::targets::{extract, prom};
 
-/// Documents larger than this are parsed and extracted on the blocking pool.
+/// Documents larger than this are parsed and extracted on the blocking pool
+/// (at the process's priority, like the rest of the poll).
 const INLINE_PARSE_LIMIT: usize = 64 * 1024;
 
 /// Why a poll failed. Its [`kind`](PollError::kind) is the `result` the poll
@@ -399,16 +400,15 @@ pub async fn poll_once(p: &Arc<Poller>, ctx: &PollContext) -> Outcome {
             let size = body.len() as u64;
             let processed = if body.len() > INLINE_PARSE_LIMIT {
                 let (p, c) = (p.clone(), ctx.clone());
-                tokio::task::spawn_blocking(move || {
-                    crate::sched::background();
-                    process_body(&p, &c, &body)
-                })
-                .await
-                .unwrap_or_else(|e| {
-                    Err(PollError::InvalidBody(format!(
-                        "extraction task failed: {e}"
-                    )))
-                })
+                // On the shared blocking pool at the process's priority:
+                // this is the poll itself, it must not wait behind anything.
+                tokio::task::spawn_blocking(move || process_body(&p, &c, &body))
+                    .await
+                    .unwrap_or_else(|e| {
+                        Err(PollError::InvalidBody(format!(
+                            "extraction task failed: {e}"
+                        )))
+                    })
             } else {
                 process_body(p, ctx, &body)
             };
@@ -440,18 +440,17 @@ pub fn publish(slot: &SlotWriter, target: &Target, outcome: Outcome) -> bool {
 /// pass-through families, dropped once the store's lock is released.
 type Replaced = Vec<Box<dyn std::any::Any + Send>>;
 
-/// Drops `replaced` on the blocking pool when called from the runtime (else
-/// here). Freeing the previous poll's series takes milliseconds at 100k
-/// series; on a worker thread, under the store's lock, it held back the
-/// scrapes queued on that worker and the render (the slowest scrapes at
-/// 100k series were 6-12 ms).
+/// Drops `replaced` on the drop thread ([`crate::sched::drops`], at the
+/// background nice) when called from the runtime, else here. Freeing the
+/// previous poll's series takes milliseconds at 100k series; on a worker
+/// thread, under the store's lock, it held back the scrapes queued on that
+/// worker and the render (the slowest scrapes at 100k series were 6-12 ms).
+/// Not on the blocking pool: its threads run polls and keep their priority.
 pub(crate) fn drop_off_async<T: Send + 'static>(replaced: T) {
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) => drop(rt.spawn_blocking(move || {
-            crate::sched::background();
-            drop(replaced);
-        })),
-        Err(_) => drop(replaced),
+    if tokio::runtime::Handle::try_current().is_ok() {
+        crate::sched::drops::drop_later(replaced);
+    } else {
+        drop(replaced);
     }
 }
 

@@ -184,3 +184,45 @@ fn what_a_poll_replaces_is_dropped_off_the_async_threads() {
     super::drop_off_async(Sentinel(tx));
     assert_eq!(rx.try_recv(), Ok(here));
 }
+
+/// The blocking pool's only thread, after the drops of what polls replaced
+/// were handed off: it keeps the process's policy and nice (the drops ran
+/// on the drop thread, never on the pool).
+#[cfg(target_os = "linux")]
+#[test]
+fn drops_leave_the_blocking_pool_at_normal_priority() {
+    struct Sentinel(std::sync::mpsc::Sender<Option<String>>);
+    impl Drop for Sentinel {
+        fn drop(&mut self) {
+            let _ = self
+                .0
+                .send(std::thread::current().name().map(str::to_string));
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .thread_keep_alive(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let pool_thread =
+        || tokio::task::spawn_blocking(|| (std::thread::current().id(), crate::sched::current()));
+    let normal = crate::sched::current().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (before, after, dropped_on) = rt.block_on(async {
+        let before = pool_thread().await.unwrap();
+        for _ in 0..8 {
+            super::drop_off_async(Sentinel(tx.clone()));
+        }
+        let dropped_on: Vec<_> = (0..8)
+            .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        (before, pool_thread().await.unwrap(), dropped_on)
+    });
+    assert_eq!(before.0, after.0, "the pool's one thread was replaced");
+    let after = after.1.unwrap();
+    assert_eq!(after, normal);
+    assert_eq!(after.policy, libc::SCHED_OTHER);
+    for on in dropped_on {
+        assert_eq!(on.as_deref(), Some(crate::sched::drops::THREAD_NAME));
+    }
+}
