@@ -81,7 +81,7 @@ pub struct TargetState {
     /// Families of a `format: prometheus` target's last good poll.
     pub passthrough: Option<Arc<Vec<crate::model::passthrough::PromFamily>>>,
     /// The rule-by-rule account of the last good poll of a JSON target.
-    pub explain: Option<Arc<crate::model::explain::Report>>,
+    pub explain: Option<Arc<crate::model::explain::Record>>,
 }
 
 /// What is known about one host collector.

@@ -12,11 +12,11 @@ use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
 use tokio::sync::watch;
 
 use crate::config::{Format, Method, Target};
-use crate::model::explain::Report;
+use crate::model::explain::Record;
 use crate::model::Family;
 use crate::store::{unix_now, PollResult, SlotWriter};
 use crate::targets::client::{send, ClientError};
-use crate::targets::{extract, prom};
+use crate::targets::{extract, prom, report};
 
 /// Documents larger than this are parsed and extracted on the blocking pool.
 const INLINE_PARSE_LIMIT: usize = 64 * 1024;
@@ -92,7 +92,7 @@ pub struct Outcome {
     pub extraction_errors: Vec<ErrorCount>,
     pub dropped: u64,
     /// The rule-by-rule account of a JSON target's poll.
-    pub explain: Option<Report>,
+    pub explain: Option<Record>,
 }
 
 /// The extraction errors of one metric and reason in one poll.
@@ -526,7 +526,7 @@ fn publish_into(
 /// warn, with its first failure's value and hint), and each that failed in
 /// `before` and no longer does (at info). Rules are matched by position
 /// and name, so a reload that changes them starts afresh.
-fn log_rule_changes(target: &str, before: Option<&Report>, now: &Report) {
+fn log_rule_changes(target: &str, before: Option<&Record>, now: &Record) {
     for (i, rule) in now.rules.iter().enumerate() {
         let was = before
             .and_then(|b| b.rules.get(i))
@@ -556,7 +556,7 @@ pub fn redact(url: &reqwest::Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);
-    extract::explain::public_url(u.as_str())
+    report::public_url(u.as_str())
 }
 
 /// A stable offset in `[0, interval/10)` so targets don't fire in step.
