@@ -97,7 +97,7 @@ pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, BuildEr
     reserved.extend(host::self_process_specs());
     exposition::check_rule_names(&config, &reserved).map_err(BuildError::Names)?;
     specs.extend(reserved);
-    let served = exposition::served_names(&config, &specs)?;
+    let served = exposition::served_names(&config, &specs);
     Ok(Prepared {
         config: Arc::new(config),
         pollers,

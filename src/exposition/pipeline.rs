@@ -230,7 +230,7 @@ impl Pipeline {
         store: Arc<Store>,
         push: Option<crate::otlp::Reader>,
     ) -> Result<Self, ExpositionError> {
-        let (served, as_served) = served_specs(config, specs)?;
+        let (served, as_served) = served_specs(config, specs);
         let reader = TextReader::new(true);
         let provider = provider(
             &config.resource,
