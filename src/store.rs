@@ -161,6 +161,9 @@ pub struct Store {
     next_owner: AtomicU64,
     /// Wakes the render thread when the generation changes.
     changed: (Mutex<()>, Condvar),
+    /// Read locks taken (tests count a render's).
+    #[cfg(test)]
+    reads: AtomicU64,
 }
 
 /// Ownership of some keys of the store by one running source. Dropping it
@@ -220,7 +223,15 @@ impl Store {
     /// Read access (poisoning is ignored: a panicking writer cannot leave
     /// the plain data here in a state worse than stale).
     pub fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        #[cfg(test)]
+        self.reads.fetch_add(1, Ordering::Relaxed);
         self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many read locks were taken.
+    #[cfg(test)]
+    pub(crate) fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// Write access; bumps the generation so the next scrape re-renders.

@@ -154,12 +154,7 @@ pub(crate) fn poll_context(p: &Prepared) -> poller::PollContext {
     poller::PollContext {
         max_body_bytes: config.limits.max_body_bytes,
         max_series: config.limits.max_series_per_target,
-        global_labels: config
-            .global
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        global_labels: crate::model::labels::GlobalLabels::new(&config.global.labels),
         served: p.served.clone(),
     }
 }

@@ -17,6 +17,7 @@ mod names;
 mod own;
 mod pipeline;
 mod render;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 mod text;

@@ -497,3 +497,73 @@ fn text_matches_opentelemetry_prometheus() {
         assert_eq!(ours, theirs, "round {round}");
     }
 }
+
+/// A render takes one read lock of the store and writes everything from
+/// that snapshot: remora's own instruments, a JSON target's families, a
+/// host collector's, remora's process, the pass-through families; and the
+/// global labels reach every one of them.
+#[test]
+fn a_render_reads_the_store_once() {
+    let store = Store::new();
+    let c = config("global:\n  labels: {cluster: eu1}\n");
+    let specs = [
+        InstrumentSpec::new("app.queue", InstrumentKind::Gauge, "", "Queue"),
+        InstrumentSpec::new("system.cpu.time", InstrumentKind::Counter, "s", "CPU"),
+        InstrumentSpec::new("process.cpu.time", InstrumentKind::Counter, "s", "own CPU"),
+    ];
+    let p = Pipeline::build(&c, &specs, &BTreeMap::new(), store.clone()).unwrap();
+    {
+        let mut w = store.write();
+        let fam = |name: &str, v: f64| {
+            Arc::new(vec![Family {
+                name: name.into(),
+                series: vec![Series::new(vec![KeyValue::new("k", "v")], v)],
+            }])
+        };
+        let mut json = TargetState {
+            polled: true,
+            up: true,
+            families: fam("app.queue", 3.0),
+            labels: vec![KeyValue::new("target", "json")].into(),
+            ..Default::default()
+        };
+        json.polls.insert(crate::store::PollResult::Success, 2);
+        w.targets.insert("json".into(), json);
+        let prom = TargetState {
+            polled: true,
+            up: true,
+            passthrough: Some(Arc::new(vec![crate::model::passthrough::PromFamily {
+                name: "app_passed".into(),
+                help: Some("Passed".into()),
+                kind: Kind::Gauge,
+                samples: "app_passed{cluster=\"eu1\",target=\"prom\"} 7\n".into(),
+            }])),
+            ..Default::default()
+        };
+        w.targets.insert("prom".into(), prom);
+        let cpu = crate::store::CollectorState {
+            up: true,
+            families: fam("system.cpu.time", 5.0),
+            ..Default::default()
+        };
+        w.collectors.insert("cpu".into(), cpu);
+        w.own_process = fam("process.cpu.time", 0.5);
+    }
+    let before = store.reads();
+    let text = String::from_utf8(render_once(&p, &store).unwrap()).unwrap();
+    assert_eq!(store.reads() - before, 1, "one read lock a render");
+    for line in [
+        "remora_target_up{cluster=\"eu1\",target=\"json\"} 1",
+        "remora_target_polls_total{cluster=\"eu1\",result=\"success\",target=\"json\"} 2",
+        "remora_build_info{cluster=\"eu1\",",
+        "app_queue{cluster=\"eu1\",k=\"v\",target=\"json\"} 3",
+        "system_cpu_time_seconds_total{cluster=\"eu1\",k=\"v\"} 5",
+        "process_cpu_time_seconds_total{cluster=\"eu1\",k=\"v\"} 0.5",
+        "app_passed{cluster=\"eu1\",target=\"prom\"} 7",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+    let before = store.reads();
+    render(&p);
+    assert_eq!(store.reads() - before, 1, "Pipeline::render: one read lock");
+}

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use opentelemetry::KeyValue;
 
 pub mod explain;
+pub mod labels;
 pub mod passthrough;
 
 /// How a value is aggregated and therefore how Prometheus types it.

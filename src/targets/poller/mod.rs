@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::config::{Format, Method, Target};
 use crate::model::explain::Record;
+use crate::model::labels::GlobalLabels;
 use crate::model::Family;
 use crate::store::{unix_now, PollResult, SlotWriter};
 use crate::targets::client::{send, ClientError};
@@ -142,8 +143,8 @@ impl Outcome {
 pub struct PollContext {
     pub max_body_bytes: u64,
     pub max_series: usize,
-    /// Labels added to passed-through Prometheus families (global labels).
-    pub global_labels: Vec<(String, String)>,
+    /// `global.labels`, added to passed-through Prometheus families.
+    pub global_labels: GlobalLabels,
     /// Every family name remora's pipeline serves: a passed-through family
     /// of one of these names is merged when its type agrees, else dropped.
     pub served: Arc<prom::ServedNames>,
@@ -363,9 +364,10 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, P
         Format::Prometheus => {
             let text = std::str::from_utf8(body)
                 .map_err(|_| PollError::InvalidBody("body is not UTF-8 text".into()))?;
-            let mut labels: Vec<(String, String)> = vec![("target".into(), target.name.clone())];
-            labels.extend(target.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-            labels.extend(ctx.global_labels.iter().cloned());
+            let labels = ctx.global_labels.of_passthrough(
+                std::iter::once(("target".to_string(), target.name.clone()))
+                    .chain(target.labels.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            );
             let relabeled = prom::relabel(text, &labels, &ctx.served, ctx.max_series)
                 .map_err(|e| PollError::InvalidBody(format!("invalid Prometheus text: {e}")))?;
             out.series = relabeled.series;
