@@ -1,5 +1,6 @@
 //! The latest state of every source, shared between pollers (writers), the
-//! exposition callbacks, the render thread and the HTTP server (readers).
+//! render thread (one snapshot a render), the OTLP push's callbacks and the
+//! HTTP server (readers).
 //!
 //! Each write bumps a generation number and wakes the render thread, which
 //! re-renders only when it changed. Counters here are cumulative over the life of the process and

@@ -28,7 +28,7 @@ pub enum BuildError {
     /// The OTLP push.
     #[error(transparent)]
     Otlp(#[from] crate::otlp::OtlpError),
-    /// The pipeline or the served-names probe.
+    /// The pipeline (its meter providers).
     #[error(transparent)]
     Exposition(#[from] ExpositionError),
 }

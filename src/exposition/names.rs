@@ -59,7 +59,7 @@ fn instrument_made(spec: &InstrumentSpec) -> bool {
 /// family name the first stream fixes type and HELP (`target_info` first,
 /// when the resource is set), and a stream of another type is left out
 /// (its specs stay `None`).
-fn probe(resource_set: bool, specs: &[InstrumentSpec], which: &[usize], found: &mut ServedAs) {
+fn one_pass(resource_set: bool, specs: &[InstrumentSpec], which: &[usize], found: &mut ServedAs) {
     // (name in lower case, description, type, unit) -> stream index.
     let mut ids: HashMap<(String, &str, InstrumentKind, &str), usize> = HashMap::new();
     // Per stream: the spec that made it and the specs observed in it.
@@ -141,7 +141,7 @@ pub fn served_as(resource: &BTreeMap<String, String>, specs: &[InstrumentSpec]) 
     let distinct: Vec<usize> = (0..specs.len())
         .filter(|&i| *first.entry(specs[i].name.as_str()).or_insert(i) == i)
         .collect();
-    probe(resource_set, specs, &distinct, &mut found);
+    one_pass(resource_set, specs, &distinct, &mut found);
     // The text keeps the first of two families of one name and different
     // types; each one left out is found on its own.
     let missing: Vec<usize> = distinct
@@ -150,7 +150,7 @@ pub fn served_as(resource: &BTreeMap<String, String>, specs: &[InstrumentSpec]) 
         .filter(|&i| found.specs[i].is_none())
         .collect();
     for i in missing {
-        probe(resource_set, specs, &[i], &mut found);
+        one_pass(resource_set, specs, &[i], &mut found);
     }
     for (i, spec) in specs.iter().enumerate() {
         let f = first.get(spec.name.as_str()).copied().unwrap_or(i);

@@ -23,6 +23,9 @@ pub(super) type Source<'a> = (&'a [KeyValue], &'a [Family]);
 /// A [`Source`] as the store shares it.
 pub(super) type SharedSource = (Arc<[KeyValue]>, Arc<Vec<Family>>);
 
+/// One target's pass-through families, as the store shares them.
+type SharedPassthrough = Arc<Vec<PromFamily>>;
+
 /// Per own instrument (in the order of `own::own_instruments`), its series:
 /// value and attributes, the global labels added, sorted by key.
 pub(super) type OwnSeries = Vec<Vec<(f64, Vec<KeyValue>)>>;
@@ -62,7 +65,7 @@ pub(super) struct Snapshot {
     /// Every source, as [`sources`] orders them.
     pub(super) sources: Vec<SharedSource>,
     /// The pass-through families of each `format: prometheus` target (by name).
-    pub(super) passthrough: Vec<Arc<Vec<PromFamily>>>,
+    pub(super) passthrough: Vec<SharedPassthrough>,
     /// remora's own instruments' series.
     pub(super) own: Arc<OwnSeries>,
 }
