@@ -1,21 +1,23 @@
 //! remora: a sidecar metrics exporter.
 //!
-//! It polls an application's status endpoints and the host it runs on, turns
-//! what it finds into OpenTelemetry instruments and serves them in Prometheus
-//! text format. The binary in `main.rs` is a thin shell over [`cli::main`].
+//! It polls an application's status endpoints and the host it runs on, keeps
+//! what it finds as families of series named like OpenTelemetry instruments,
+//! and serves them in Prometheus text format (and, with `otlp:`, pushes them
+//! as OTLP). The binary in `main.rs` is a thin shell over [`cli::main`].
 //!
 //! The data path, with the type at each step: a poll ([`targets::poller`],
 //! [`host`]) gives an `Outcome` or `CollectorReport`; it is published into a
-//! [`store`] slot; the observable callbacks of the [`exposition`] pipeline
-//! read the store; the collected data is written as text and merged
-//! with the pass-through families; the render thread publishes a `Rendered`
-//! that [`server`] hands to every `/metrics` scrape.
+//! [`store`] slot; a render of the [`exposition`] pipeline takes one snapshot
+//! of the store and writes its families straight to text (only remora's own
+//! `remora_*` instruments go through the OpenTelemetry SDK), merged with the
+//! pass-through families; the render thread publishes a `Rendered` that
+//! [`server`] hands to every `/metrics` scrape.
 //!
 //! Modules by concern: [`config`] (exporter.yaml), [`targets`] (polling and
 //! extraction), [`host`] (host, container and process collectors and the
 //! host loop), [`model`] (the data sources hand over), [`store`] (latest
 //! state), [`readiness`] (the `/-/ready` latch), [`exposition`]
-//! (OpenTelemetry pipeline, encoding, render thread), [`server`] (HTTP),
+//! (pipeline, text, encoding, render thread), [`server`] (HTTP),
 //! [`web`] (TLS and auth), [`otlp`] (OTLP push), [`app`] (lifecycle and reload), [`logging`],
 //! [`cli`]. ARCHITECTURE.md at the repository root says where state lives and
 //! what runs on which thread.

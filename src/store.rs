@@ -1,5 +1,6 @@
 //! The latest state of every source, shared between pollers (writers), the
-//! exposition callbacks, the render thread and the HTTP server (readers).
+//! render thread (one snapshot a render), the OTLP push's callbacks and the
+//! HTTP server (readers).
 //!
 //! Each write bumps a generation number and wakes the render thread, which
 //! re-renders only when it changed. Counters here are cumulative over the life of the process and
@@ -81,7 +82,7 @@ pub struct TargetState {
     /// Families of a `format: prometheus` target's last good poll.
     pub passthrough: Option<Arc<Vec<crate::model::passthrough::PromFamily>>>,
     /// The rule-by-rule account of the last good poll of a JSON target.
-    pub explain: Option<Arc<crate::model::explain::Report>>,
+    pub explain: Option<Arc<crate::model::explain::Record>>,
 }
 
 /// What is known about one host collector.
@@ -161,6 +162,9 @@ pub struct Store {
     next_owner: AtomicU64,
     /// Wakes the render thread when the generation changes.
     changed: (Mutex<()>, Condvar),
+    /// Read locks taken (tests count a render's).
+    #[cfg(test)]
+    reads: AtomicU64,
 }
 
 /// Ownership of some keys of the store by one running source. Dropping it
@@ -220,7 +224,15 @@ impl Store {
     /// Read access (poisoning is ignored: a panicking writer cannot leave
     /// the plain data here in a state worse than stale).
     pub fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        #[cfg(test)]
+        self.reads.fetch_add(1, Ordering::Relaxed);
         self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many read locks were taken.
+    #[cfg(test)]
+    pub(crate) fn reads(&self) -> u64 {
+        self.reads.load(Ordering::Relaxed)
     }
 
     /// Write access; bumps the generation so the next scrape re-renders.

@@ -28,7 +28,7 @@ pub enum BuildError {
     /// The OTLP push.
     #[error(transparent)]
     Otlp(#[from] crate::otlp::OtlpError),
-    /// The pipeline or the served-names probe.
+    /// The pipeline (its meter providers).
     #[error(transparent)]
     Exposition(#[from] ExpositionError),
 }
@@ -97,7 +97,7 @@ pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, BuildEr
     reserved.extend(host::self_process_specs());
     exposition::check_rule_names(&config, &reserved).map_err(BuildError::Names)?;
     specs.extend(reserved);
-    let served = exposition::served_names(&config, &specs)?;
+    let served = exposition::served_names(&config, &specs);
     Ok(Prepared {
         config: Arc::new(config),
         pollers,
@@ -154,12 +154,7 @@ pub(crate) fn poll_context(p: &Prepared) -> poller::PollContext {
     poller::PollContext {
         max_body_bytes: config.limits.max_body_bytes,
         max_series: config.limits.max_series_per_target,
-        global_labels: config
-            .global
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
+        global_labels: crate::model::labels::GlobalLabels::new(&config.global.labels),
         served: p.served.clone(),
     }
 }

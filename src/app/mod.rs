@@ -256,7 +256,7 @@ pub async fn once(
     let mut account = String::new();
     if explain {
         for (name, t) in &store.read().targets {
-            crate::targets::extract::explain::write_target(&mut account, name, t);
+            crate::targets::report::write_target(&mut account, name, t);
         }
     }
     drop(slot);

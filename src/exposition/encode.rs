@@ -122,8 +122,10 @@ impl Pipeline {
         out
     }
 
-    /// Collects every instrument and encodes Prometheus text 0.0.4 (no pass-through families).
+    /// Renders the pipeline's own store (one snapshot) as Prometheus text
+    /// 0.0.4, without the pass-through families.
     pub fn render(&self) -> Result<Vec<u8>, ExpositionError> {
-        Ok(self.encode(self.gather()?, std::iter::empty()))
+        let snap = self.snapshot(&self.store);
+        Ok(self.encode(self.gather(&snap)?, std::iter::empty()))
     }
 }

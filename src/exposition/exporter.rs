@@ -1,6 +1,6 @@
-//! The meter provider as remora sets it up (remora's text reader,
-//! per-instrument cardinality limits, the resource), shared by the pipeline
-//! and the served-names probe so the names found are the names served.
+//! The meter provider as remora sets it up (remora's text reader or the
+//! OTLP push's reader, per-instrument cardinality limits, the resource), and
+//! the registration of one observable instrument.
 
 use std::collections::BTreeMap;
 
@@ -51,13 +51,11 @@ pub(super) fn register(
 }
 
 /// The meter provider of a pipeline, read by `reader` (remora's text
-/// reader, see `text`) or by `push` (the OTLP push). The pipeline and the probe of served names share
-/// it, so the names found are the names served.
+/// reader, see `text`) or by `push` (the OTLP push).
 ///
 /// `limits` gives instruments their cardinality limit by name; the others
-/// get `default_limit`. The SDK sizes each instrument's table for its limit
-/// up front, so a probe that observes one series per instrument passes a
-/// small default instead of the pipeline's.
+/// get `default_limit` (the SDK sizes each instrument's table for its limit
+/// up front).
 pub(super) fn provider(
     resource: &BTreeMap<String, String>,
     limits: BTreeMap<String, usize>,

@@ -1,12 +1,16 @@
-//! Exposition: from store snapshots to the Prometheus text a scrape gets.
-//! The only module that uses `opentelemetry_sdk`.
+//! Exposition: from a snapshot of the store to the Prometheus text a scrape
+//! gets. With `otlp`, the only module that uses `opentelemetry_sdk`.
 //!
-//! - `pipeline`: one `SdkMeterProvider` per loaded config, every instrument
-//!   observable, read by remora's text reader;
+//! - `pipeline`: one config's pipeline: remora's own instruments on an
+//!   `SdkMeterProvider` read by remora's text reader, the store's families
+//!   written straight to text beside them (every instrument on a second
+//!   provider for the OTLP push);
+//! - `snapshot`: what one render reads of the store, under one lock;
 //! - `exporter`: the meter provider as remora sets it up;
-//! - `text`: Prometheus text written from the SDK's collected data;
-//! - `names`: the family names the exporter serves (the served-names probe)
-//!   and the config's rule names checked against them;
+//! - `text`: Prometheus text from the SDK's collected data and the store's
+//!   families, and the naming function of served families;
+//! - `names`: the family names served for each instrument (computed with
+//!   `text`'s naming function) and the config's rule names checked against them;
 //! - `own`: remora's own instruments and build facts;
 //! - `encode`: text encoding, merged with the pass-through families;
 //! - `render`: the render thread and the latest render every scrape shares;
@@ -17,6 +21,7 @@ mod names;
 mod own;
 mod pipeline;
 mod render;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 mod text;

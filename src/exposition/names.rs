@@ -1,20 +1,23 @@
-//! The served names probe: which family name and type the exporter serves
-//! each instrument under, found by running the specs through an exporter set
-//! up as the pipeline's; and the check of the config's rule names against
-//! the names remora serves itself.
+//! The served names: which family name, type and HELP each instrument is
+//! served under, computed with the text writer's naming function
+//! (`text::served_name`) and its rules for families of one name (the
+//! first instrument fixes type and HELP, one of another type is left out);
+//! and the check of the config's rule names against the names remora
+//! serves itself.
+//!
+//! No meter provider is built for it: what the SDK does before the text
+//! writer sees an instrument (it ignores an instrument whose name or unit it
+//! rejects, and makes one stream of instruments equal but for the case of
+//! their names) is done here too. `tests::served_as_agrees_with_the_sdk`
+//! runs both over the naming rules.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use opentelemetry::metrics::MeterProvider as _;
-use opentelemetry::KeyValue;
-
-use super::exporter::{provider, register};
 use super::own::own_specs;
-use super::text::TextReader;
-use super::ExpositionError;
+use super::text::{served_name, TARGET_INFO_HELP, TARGET_INFO_NAME};
 use crate::config::{Config, ConfigError, Format};
 use crate::model::passthrough::{Kind, Served, ServedNames};
-use crate::model::InstrumentSpec;
+use crate::model::{InstrumentKind, InstrumentSpec};
 
 /// What the exporter serves for a list of instrument specs.
 #[derive(Debug, Default)]
@@ -25,67 +28,111 @@ pub struct ServedAs {
     pub extra: Vec<(String, Served)>,
 }
 
-const PROBE_LABEL: &str = "remora_probe";
-/// Cardinality limit of the probe's instruments (each observes one series).
-const PROBE_LIMIT: usize = 4;
-
-/// Registers `which` specs in a fresh exporter set up as the pipeline's, each
-/// observing one series labelled with its index, and reads the families back.
-fn probe(
-    resource: &BTreeMap<String, String>,
-    specs: &[InstrumentSpec],
-    which: &[usize],
-    found: &mut ServedAs,
-) -> Result<(), ExpositionError> {
-    let reader = TextReader::new(true);
-    // One series per instrument: a small limit, so the SDK does not size
-    // each instrument's table for thousands of series at every (re)load.
-    let provider = provider(
-        resource,
-        BTreeMap::new(),
-        PROBE_LIMIT,
-        Some(reader.clone()),
-        None,
-    )?;
-    let meter = provider.meter("remora");
-    for &i in which {
-        let attrs = [KeyValue::new(PROBE_LABEL, i.to_string())];
-        register(&meter, &specs[i], move |o| o.observe(i as f64, &attrs));
+/// The family type of an instrument: a counter's is `counter`, a gauge's
+/// and an up-down counter's (a non-monotonic sum) `gauge`.
+fn served_kind(kind: InstrumentKind) -> Kind {
+    match kind {
+        InstrumentKind::Counter => Kind::Counter,
+        InstrumentKind::Gauge | InstrumentKind::UpDownCounter => Kind::Gauge,
     }
-    let rm = reader.collect_now()?;
-    for (name, fam) in reader.families(&rm, std::iter::empty()) {
-        let served = Served {
-            kind: fam.kind,
-            help: fam.help.to_string(),
-        };
-        let mut any = false;
-        for p in &fam.points {
-            let index = p
-                .labels
-                .iter()
-                .find(|(k, _)| k == PROBE_LABEL)
-                .and_then(|(_, v)| v.parse::<usize>().ok());
-            if let Some(slot) = index.and_then(|i| found.specs.get_mut(i)) {
-                *slot = Some((name.clone(), served.clone()));
-                any = true;
-            }
-        }
-        if !any && !found.extra.iter().any(|(n, _)| *n == name) {
-            found.extra.push((name, served));
-        }
-    }
-    let _ = provider.shutdown();
-    Ok(())
 }
 
-/// The family name and type the OpenTelemetry Prometheus exporter serves
-/// each spec under (name sanitised, unit suffix, `_total`), found by running
-/// the specs through an exporter set up as the pipeline's. A spec whose
-/// instrument name came earlier in `specs` is served as that one.
-pub fn served_as(
-    resource: &BTreeMap<String, String>,
-    specs: &[InstrumentSpec],
-) -> Result<ServedAs, ExpositionError> {
+/// Whether the SDK makes an instrument of `spec` (it makes a no-op one, which
+/// serves nothing, when the name or unit breaks the API's syntax): a name of
+/// 1 to 255 ASCII letters, digits, `_`, `.`, `-` and `/` starting with a
+/// letter; a unit of at most 63 ASCII characters.
+fn instrument_made(spec: &InstrumentSpec) -> bool {
+    let name = spec.name.as_str();
+    let name_ok = !name.is_empty()
+        && name.len() <= 255
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/'));
+    name_ok && spec.unit.len() <= 63 && spec.unit.is_ascii()
+}
+
+/// What the text writer serves `which` of `specs` as, when they are the
+/// pipeline's only instruments (remora's text reader, fresh): one stream
+/// per instrument identity (name ignoring ASCII case, description, type,
+/// unit; the first instrument names it), in the order they came; under each
+/// family name the first stream fixes type and HELP (`target_info` first,
+/// when the resource is set), and a stream of another type is left out
+/// (its specs stay `None`).
+fn one_pass(resource_set: bool, specs: &[InstrumentSpec], which: &[usize], found: &mut ServedAs) {
+    // (name in lower case, description, type, unit) -> stream index.
+    let mut ids: HashMap<(String, &str, InstrumentKind, &str), usize> = HashMap::new();
+    // Per stream: the spec that made it and the specs observed in it.
+    let mut streams: Vec<(usize, Vec<usize>)> = Vec::new();
+    for &i in which {
+        let Some(spec) = specs.get(i).filter(|s| instrument_made(s)) else {
+            continue;
+        };
+        let id = (
+            spec.name.to_ascii_lowercase(),
+            spec.description.as_str(),
+            spec.kind,
+            spec.unit.as_str(),
+        );
+        match ids.get(&id) {
+            Some(&s) => streams[s].1.push(i),
+            None => {
+                ids.insert(id, streams.len());
+                streams.push((i, vec![i]));
+            }
+        }
+    }
+    let mut families: BTreeMap<String, Served> = BTreeMap::new();
+    if resource_set {
+        families.insert(
+            TARGET_INFO_NAME.to_string(),
+            Served {
+                kind: Kind::Gauge,
+                help: TARGET_INFO_HELP.to_string(),
+            },
+        );
+    }
+    // The type and HELP of the first stream under each name (as the text
+    // reader's `first`: `target_info` is not in it).
+    let mut first: HashMap<String, Kind> = HashMap::new();
+    let mut target_info_used = false;
+    for (maker, observed) in streams {
+        let spec = &specs[maker];
+        let kind = served_kind(spec.kind);
+        let name = served_name(&spec.name, &spec.unit, kind);
+        if *first.entry(name.clone()).or_insert(kind) != kind {
+            continue;
+        }
+        let served = families
+            .entry(name.clone())
+            .or_insert_with(|| Served {
+                kind,
+                help: spec.description.clone(),
+            })
+            .clone();
+        target_info_used |= resource_set && name == TARGET_INFO_NAME;
+        for i in observed {
+            if let Some(slot) = found.specs.get_mut(i) {
+                *slot = Some((name.clone(), served.clone()));
+            }
+        }
+    }
+    if resource_set && !target_info_used && !found.extra.iter().any(|(n, _)| n == TARGET_INFO_NAME)
+    {
+        if let Some(served) = families.remove(TARGET_INFO_NAME) {
+            found.extra.push((TARGET_INFO_NAME.to_string(), served));
+        }
+    }
+}
+
+/// The family name and type the text writer serves each spec under (name
+/// sanitised, unit suffix, `_total`), as if the specs were the pipeline's
+/// instruments registered in this order with `resource`. A spec whose
+/// instrument name came earlier in `specs` is served as that one; one left
+/// out for the type of an earlier family of its name is given the name and
+/// type it would have on its own.
+pub fn served_as(resource: &BTreeMap<String, String>, specs: &[InstrumentSpec]) -> ServedAs {
+    let resource_set = !resource.is_empty();
     let mut found = ServedAs {
         specs: vec![None; specs.len()],
         extra: Vec::new(),
@@ -94,16 +141,16 @@ pub fn served_as(
     let distinct: Vec<usize> = (0..specs.len())
         .filter(|&i| *first.entry(specs[i].name.as_str()).or_insert(i) == i)
         .collect();
-    probe(resource, specs, &distinct, &mut found)?;
-    // The exporter keeps the first of two instruments of one name and
-    // different types; each one left out is probed on its own.
+    one_pass(resource_set, specs, &distinct, &mut found);
+    // The text keeps the first of two families of one name and different
+    // types; each one left out is found on its own.
     let missing: Vec<usize> = distinct
         .iter()
         .copied()
         .filter(|&i| found.specs[i].is_none())
         .collect();
     for i in missing {
-        probe(resource, specs, &[i], &mut found)?;
+        one_pass(resource_set, specs, &[i], &mut found);
     }
     for (i, spec) in specs.iter().enumerate() {
         let f = first.get(spec.name.as_str()).copied().unwrap_or(i);
@@ -111,16 +158,13 @@ pub fn served_as(
             found.specs[i] = found.specs[f].clone();
         }
     }
-    Ok(found)
+    found
 }
 
 /// Every family a pipeline of `config` with `specs` serves: remora's own,
 /// the specs', and `target_info` when `resource:` is set.
-pub fn served_names(
-    config: &Config,
-    specs: &[InstrumentSpec],
-) -> Result<ServedNames, ExpositionError> {
-    Ok(served_specs(config, specs)?.0)
+pub fn served_names(config: &Config, specs: &[InstrumentSpec]) -> ServedNames {
+    served_specs(config, specs).0
 }
 
 /// The family name and type a spec is served as, `None` when it serves nothing.
@@ -130,18 +174,18 @@ pub(super) type SpecServed = Option<(String, Served)>;
 pub(super) fn served_specs(
     config: &Config,
     specs: &[InstrumentSpec],
-) -> Result<(ServedNames, Vec<SpecServed>), ExpositionError> {
+) -> (ServedNames, Vec<SpecServed>) {
     let own = own_specs();
     let skip = own.len();
     let all: Vec<InstrumentSpec> = own.into_iter().chain(specs.iter().cloned()).collect();
-    let found = served_as(&config.resource, &all)?;
+    let found = served_as(&config.resource, &all);
     let mut names = ServedNames::new();
     for (name, served) in found.specs.iter().flatten().chain(&found.extra) {
         names.entry(name.clone()).or_insert_with(|| served.clone());
     }
     let mut per_spec = found.specs;
     per_spec.drain(..skip);
-    Ok((names, per_spec))
+    (names, per_spec)
 }
 
 /// The JSON rules of `config` against what remora serves itself (its own
@@ -153,19 +197,11 @@ pub fn check_rule_names(
     config: &Config,
     reserved: &[InstrumentSpec],
 ) -> Result<(), Vec<ConfigError>> {
-    let fail = |problem: String| {
-        vec![ConfigError {
-            file: config.path.display().to_string(),
-            mark: Default::default(),
-            key: "(served names)".into(),
-            problem,
-        }]
-    };
     let own: Vec<InstrumentSpec> = own_specs()
         .into_iter()
         .chain(reserved.iter().cloned())
         .collect();
-    let own_found = served_as(&config.resource, &own).map_err(|e| fail(e.to_string()))?;
+    let own_found = served_as(&config.resource, &own);
     let mut taken: BTreeMap<String, String> = BTreeMap::new();
     for (spec, found) in own.iter().zip(&own_found.specs) {
         if let Some((name, _)) = found {
@@ -198,7 +234,7 @@ pub fn check_rule_names(
             }
         }
     }
-    let found = served_as(&config.resource, &rule_specs).map_err(|e| fail(e.to_string()))?;
+    let found = served_as(&config.resource, &rule_specs);
     let mut errors = Vec::new();
     let mut by_rules: BTreeMap<String, (Kind, &str)> = BTreeMap::new();
     for ((ti, ri), (spec, served)) in at.into_iter().zip(rule_specs.iter().zip(&found.specs)) {

@@ -1,27 +1,33 @@
 //! The pipeline of one config: remora's own instruments on an OpenTelemetry
 //! meter provider read by remora's text reader (`text`), and the store's
 //! families (JSON targets, host collectors, remora's process) written
-//! beside them from the store itself.
+//! beside them without the SDK.
 //!
-//! Every instrument is observable: its callback reads the latest snapshot in
-//! the store and never does I/O, so a scrape never waits on a target.
+//! A render takes one [`Snapshot`] of the store and writes everything from
+//! it: the own instruments' callbacks observe the series the snapshot read
+//! for them, the store's families are written from the families it shares,
+//! and (`encode`) the pass-through families it holds are merged in. Nothing
+//! on this path does I/O, so a scrape never waits on a target.
 //!
 //! The store's families are not collected through the SDK for the text: at
 //! every collect the SDK hashes each attribute set, keeps a tracker per
 //! series and copies every attribute into a data point, about 3 µs a series
-//! (docs/design.md, departures from the contract). A render reads them straight from a
-//! snapshot of the store and hands them to the text reader as if the SDK had
-//! collected them, so names, types, HELP, labels, order and values are the
-//! same (`tests::store_families_are_written_as_the_sdk_collects_them`).
+//! (docs/performance.md, "Cost per series"). A render reads them from the
+//! snapshot and hands them to the text reader as if the SDK had collected
+//! them, so names, types, HELP, labels, order and values are the same
+//! (`tests::store_families_are_written_as_the_sdk_collects_them`).
 //! With `otlp:` set, a second meter provider carries every instrument, the
-//! store's included, for the push.
+//! store's included, for the push; its callbacks read the store when the
+//! push collects, on the push's own thread.
+//!
+//! Every series gets `global.labels` from [`GlobalLabels`], on both paths.
 //!
 //! Cardinality limits are set per instrument from `limits` (the SDK's
 //! silent `otel_metric_overflow` folding must never happen: remora caps
 //! series itself and counts what it drops).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use opentelemetry::metrics::{AsyncInstrument, Meter, MeterProvider as _};
 use opentelemetry::KeyValue;
@@ -29,20 +35,22 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 
 use super::exporter::{provider, register};
 use super::names::served_specs;
-use super::own::{build_info_spec, own_instruments, REVISION, RUSTC_VERSION, VERSION};
+use super::own::{build_info_spec, own_instruments, OwnReader, REVISION, RUSTC_VERSION, VERSION};
+use super::snapshot::{sources, OwnSeries, Snapshot, Source};
 use super::text::{
     labels, labels_into, order, write_family, write_sample, Collected, Own, OwnBlock, Point,
     TextReader,
 };
 use super::ExpositionError;
 use crate::config::Config;
+use crate::model::labels::GlobalLabels;
+use crate::model::passthrough::{Kind, ServedNames};
+use crate::model::{InstrumentSpec, Series};
+use crate::store::{Inner, Store};
 
 /// Cardinality limit of an instrument `limits` does not name (remora's own
 /// process figures; the builder names every other instrument).
 const DEFAULT_LIMIT: usize = 256;
-use crate::model::passthrough::{Kind, ServedNames};
-use crate::model::{Family, InstrumentSpec, Series};
-use crate::store::{Inner, Store};
 
 /// One config's meter providers and the store families it writes.
 pub struct Pipeline {
@@ -57,9 +65,19 @@ pub struct Pipeline {
     from_store: Vec<StoreInstrument>,
     /// Instrument name -> index in `from_store`.
     by_name: HashMap<Arc<str>, usize>,
-    global: Labels,
-    store: Arc<Store>,
+    global: GlobalLabels,
+    pub(super) store: Arc<Store>,
+    /// The readers of remora's own instruments, in their order.
+    own_readers: Vec<OwnReader>,
+    /// The own series of the render collecting now, observed by the own
+    /// instruments' callbacks of `provider`.
+    rendering: OwnSlot,
+    /// Held for a collect of `provider`: one render's series in `rendering` at a time.
+    collecting: Mutex<()>,
 }
+
+/// Where the text provider's own instruments find the render's series.
+type OwnSlot = Arc<Mutex<Arc<OwnSeries>>>;
 
 /// An instrument whose series are written from the store.
 #[derive(Debug)]
@@ -76,10 +94,8 @@ impl std::fmt::Debug for Pipeline {
     }
 }
 
-type Labels = Arc<Vec<KeyValue>>;
-
-/// Observes every series of `name` from one source, with the source's
-/// labels (`base`) and the global labels added.
+/// Observes every series of `name` from one source, its labels as
+/// [`GlobalLabels::sorted_into`] gives them.
 ///
 /// The SDK keys its table by the attribute slice as given and, when that is
 /// not sorted by key, inserts a sorted copy as well: two attribute vectors
@@ -90,7 +106,7 @@ fn observe_families<T: AsyncInstrument<f64> + ?Sized>(
     observer: &T,
     (base, families): Source<'_>,
     name: &str,
-    global: &[KeyValue],
+    global: &GlobalLabels,
     buf: &mut Vec<KeyValue>,
 ) {
     for fam in families.iter().filter(|f| &*f.name == name) {
@@ -98,11 +114,7 @@ fn observe_families<T: AsyncInstrument<f64> + ?Sized>(
             if base.is_empty() && global.is_empty() && sorted(&s.attributes) {
                 observer.observe(s.value, &s.attributes);
             } else {
-                buf.clear();
-                buf.extend_from_slice(base);
-                buf.extend_from_slice(&s.attributes);
-                buf.extend_from_slice(global);
-                buf.sort_by(|a, b| a.key.cmp(&b.key));
+                global.sorted_into(buf, base, &s.attributes);
                 observer.observe(s.value, buf);
             }
         }
@@ -113,27 +125,11 @@ fn sorted(attrs: &[KeyValue]) -> bool {
     attrs.windows(2).all(|w| w[0].key <= w[1].key)
 }
 
-/// One source's labels (on every series of its families) and families.
-type Source<'a> = (&'a [KeyValue], &'a [Family]);
-/// A [`Source`] as the store shares it.
-type SharedSource = (Arc<[KeyValue]>, Arc<Vec<Family>>);
-
-/// Every source, in the order the callbacks read them.
-fn sources(inner: &Inner) -> impl Iterator<Item = (&Arc<[KeyValue]>, &Arc<Vec<Family>>)> {
-    static NONE: std::sync::LazyLock<Arc<[KeyValue]>> = std::sync::LazyLock::new(Arc::default);
-    inner
-        .targets
-        .values()
-        .map(|t| (&t.labels, &t.families))
-        .chain(inner.collectors.values().map(|c| (&*NONE, &c.families)))
-        .chain(std::iter::once((&*NONE, &inner.own_process)))
-}
-
 fn observe_all<T: AsyncInstrument<f64> + ?Sized>(
     observer: &T,
     inner: &Inner,
     name: &str,
-    global: &[KeyValue],
+    global: &GlobalLabels,
 ) {
     let mut buf = Vec::new();
     for (base, families) in sources(inner) {
@@ -141,54 +137,55 @@ fn observe_all<T: AsyncInstrument<f64> + ?Sized>(
     }
 }
 
-fn with(global: &[KeyValue], attrs: impl IntoIterator<Item = KeyValue>) -> Vec<KeyValue> {
-    let mut v: Vec<KeyValue> = attrs.into_iter().collect();
-    v.extend_from_slice(global);
-    v
+/// Where the callbacks of remora's own instruments read their series.
+#[derive(Clone)]
+enum OwnSource {
+    /// From the store, under its lock, when the provider collects (the
+    /// OTLP push, which collects on its own thread).
+    Store(Arc<Store>),
+    /// From the snapshot of the render collecting (the text).
+    Render(OwnSlot),
 }
 
 /// Registers remora's own instruments (build info included) on `meter`.
-fn register_own(meter: &Meter, store: &Arc<Store>, global: &Labels) {
+fn register_own(meter: &Meter, source: &OwnSource, global: &GlobalLabels) {
     // Build info: a constant.
-    let mut attrs = with(
-        global,
-        [
-            KeyValue::new("version", VERSION),
-            KeyValue::new("revision", REVISION),
-            KeyValue::new("rustc_version", RUSTC_VERSION),
-        ],
-    );
-    attrs.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut attrs = vec![
+        KeyValue::new("version", VERSION),
+        KeyValue::new("revision", REVISION),
+        KeyValue::new("rustc_version", RUSTC_VERSION),
+    ];
+    global.add_sorted(&mut attrs);
     register(meter, &build_info_spec(), move |o| o.observe(1.0, &attrs));
-    for (spec, read) in own_instruments() {
-        let store = store.clone();
-        let global = global.clone();
-        register(meter, &spec, move |o| {
-            let inner = store.read();
-            read(&inner, &mut |v, mut attrs| {
-                attrs.extend_from_slice(&global);
-                attrs.sort_by(|a, b| a.key.cmp(&b.key));
-                o.observe(v, &attrs);
-            });
-        });
+    for (i, (spec, read)) in own_instruments().into_iter().enumerate() {
+        match source.clone() {
+            OwnSource::Store(store) => {
+                let global = global.clone();
+                register(meter, &spec, move |o| {
+                    read(&store.read(), &mut |v, mut attrs| {
+                        global.add_sorted(&mut attrs);
+                        o.observe(v, &attrs);
+                    });
+                });
+            }
+            OwnSource::Render(slot) => register(meter, &spec, move |o| {
+                let series = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                for (v, attrs) in series.get(i).into_iter().flatten() {
+                    o.observe(*v, attrs);
+                }
+            }),
+        }
     }
-}
-
-/// `global.labels` as attributes.
-fn global_labels(config: &Config) -> Labels {
-    Arc::new(
-        config
-            .global
-            .labels
-            .iter()
-            .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
-            .collect(),
-    )
 }
 
 /// Registers one observable instrument per spec (the first of a name)
 /// whose callback observes the store's series of that name.
-fn register_store(meter: &Meter, specs: &[InstrumentSpec], store: &Arc<Store>, global: &Labels) {
+fn register_store(
+    meter: &Meter,
+    specs: &[InstrumentSpec],
+    store: &Arc<Store>,
+    global: &GlobalLabels,
+) {
     for (_, spec) in distinct(specs) {
         let store = store.clone();
         let global = global.clone();
@@ -230,7 +227,7 @@ impl Pipeline {
         store: Arc<Store>,
         push: Option<crate::otlp::Reader>,
     ) -> Result<Self, ExpositionError> {
-        let (served, as_served) = served_specs(config, specs)?;
+        let (served, as_served) = served_specs(config, specs);
         let reader = TextReader::new(true);
         let provider = provider(
             &config.resource,
@@ -239,8 +236,13 @@ impl Pipeline {
             Some(reader.clone()),
             None,
         )?;
-        let global = global_labels(config);
-        register_own(&provider.meter("remora"), &store, &global);
+        let global = GlobalLabels::new(&config.global.labels);
+        let rendering = OwnSlot::default();
+        register_own(
+            &provider.meter("remora"),
+            &OwnSource::Render(rendering.clone()),
+            &global,
+        );
 
         let mut from_store = Vec::new();
         let mut by_name = HashMap::new();
@@ -266,7 +268,7 @@ impl Pipeline {
                     Some(reader),
                 )?;
                 let meter = p.meter("remora");
-                register_own(&meter, &store, &global);
+                register_own(&meter, &OwnSource::Store(store.clone()), &global);
                 register_store(&meter, specs, &store, &global);
                 Some(p)
             }
@@ -281,6 +283,9 @@ impl Pipeline {
             by_name,
             global,
             store,
+            own_readers: own_instruments().into_iter().map(|(_, r)| r).collect(),
+            rendering,
+            collecting: Mutex::new(()),
         })
     }
 
@@ -296,19 +301,26 @@ impl Pipeline {
         }
     }
 
-    /// Collects remora's own instruments, adds the store's families and
-    /// writes each family's text (the callbacks read the store: call it
-    /// without holding the store's lock).
-    pub(super) fn gather(&self) -> Result<Own, ExpositionError> {
-        let rm = self.reader.collect_now()?;
-        // A snapshot: the store's lock is held only to clone the Arcs.
-        let snapshot: Vec<SharedSource> = sources(&self.store.read())
-            .map(|(l, f)| (l.clone(), f.clone()))
-            .collect();
+    /// The snapshot a render of `store` writes from (one read lock).
+    pub(super) fn snapshot(&self, store: &Store) -> Snapshot {
+        Snapshot::take(store, &self.own_readers, &self.global)
+    }
+
+    /// Collects remora's own instruments (their callbacks observe the
+    /// series `snap` read for them), adds the store's families of `snap`
+    /// and writes each family's text. The store is not read.
+    pub(super) fn gather(&self, snap: &Snapshot) -> Result<Own, ExpositionError> {
+        let rm = {
+            let _one = self.collecting.lock().unwrap_or_else(|e| e.into_inner());
+            *self.rendering.lock().unwrap_or_else(|e| e.into_inner()) = snap.own.clone();
+            let rm = self.reader.collect_now();
+            *self.rendering.lock().unwrap_or_else(|e| e.into_inner()) = Arc::default();
+            rm?
+        };
         // Which sources' families feed each instrument.
         let mut feeds: Vec<Vec<Source<'_>>> = Vec::new();
         feeds.resize_with(self.from_store.len(), Vec::new);
-        for (base, families) in &snapshot {
+        for (base, families) in &snap.sources {
             for fam in families.iter() {
                 if let Some(&i) = self.by_name.get(&fam.name) {
                     feeds[i].push((base, std::slice::from_ref(fam)));
@@ -351,7 +363,8 @@ impl Pipeline {
 
 impl Pipeline {
     /// The series `feed` gives one family, with the source's and the global
-    /// labels; NaN and infinities left out, as the SDK leaves them out.
+    /// labels ([`GlobalLabels::of_series`]); NaN and infinities left out, as
+    /// the SDK leaves them out.
     ///
     /// Most families come from one source with their series already in the
     /// family's order (an `each` over items in the order of their labels):
@@ -367,9 +380,8 @@ impl Pipeline {
             })
         };
         let attrs = |base: &'a [KeyValue], s: &'a Series| {
-            base.iter()
-                .chain(&s.attributes)
-                .chain(self.global.iter())
+            self.global
+                .of_series(base, &s.attributes)
                 .map(|kv| (&kv.key, &kv.value))
         };
         if let [(_, fams)] = feed {
@@ -413,7 +425,7 @@ impl Drop for Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Series;
+    use crate::model::{Family, Series};
     use std::sync::Mutex;
 
     /// Records the attribute slices it is given.
@@ -447,9 +459,9 @@ mod tests {
                 None,
             )
             .unwrap();
-            let global = global_labels(config);
+            let global = GlobalLabels::new(&config.global.labels);
             let meter = p.meter("remora");
-            register_own(&meter, store, &global);
+            register_own(&meter, &OwnSource::Store(store.clone()), &global);
             register_store(&meter, specs, store, &global);
             p
         });
@@ -462,7 +474,7 @@ mod tests {
     }
 
     fn written(p: &Pipeline) -> String {
-        String::from_utf8(p.gather().unwrap().text).unwrap()
+        String::from_utf8(p.gather(&p.snapshot(&p.store)).unwrap().text).unwrap()
     }
 
     /// The store's families, written without the SDK, give the text the
@@ -644,7 +656,8 @@ mod tests {
         };
         let target = [KeyValue::new("target", "app")];
         for base in [&[][..], &target[..]] {
-            for global in [vec![], vec![KeyValue::new("env", "prod")]] {
+            let prod: BTreeMap<String, String> = [("env".to_string(), "prod".to_string())].into();
+            for global in [GlobalLabels::default(), GlobalLabels::new(&prod)] {
                 let seen = Seen::default();
                 observe_families(
                     &seen,

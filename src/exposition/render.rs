@@ -248,18 +248,12 @@ pub fn render_once(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, Exposi
     render_all(pipeline, store)
 }
 
-/// The pipeline's families merged with those of `format: prometheus` targets.
+/// The pipeline's families merged with those of `format: prometheus`
+/// targets, all written from one snapshot of `store`.
 fn render_all(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, ExpositionError> {
-    // Gathering runs the callbacks, which read the store: not under the lock.
-    let own = pipeline.gather()?;
-    let inner = store.read();
-    Ok(pipeline.encode(
-        own,
-        inner
-            .targets
-            .values()
-            .filter_map(|t| t.passthrough.as_deref().map(Vec::as_slice)),
-    ))
+    let snap = pipeline.snapshot(store);
+    let own = pipeline.gather(&snap)?;
+    Ok(pipeline.encode(own, snap.passthrough()))
 }
 
 #[cfg(test)]

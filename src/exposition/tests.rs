@@ -97,7 +97,7 @@ fn families_follow_the_store_and_vanish() {
     );
 }
 
-/// The served names probed from the exporter are exactly the families
+/// The served names computed are exactly the families
 /// (names and types) the real pipeline serves, `target_info` included.
 #[test]
 fn served_names_match_the_exposition() {
@@ -133,7 +133,6 @@ fn served_names_match_the_exposition() {
         .map(|(n, k)| (n.to_string(), k.to_string()))
         .collect();
     let probed: BTreeMap<String, String> = served_names(&c, &specs)
-        .unwrap()
         .into_iter()
         .map(|(n, s)| (n, s.kind.as_str().to_string()))
         .collect();
@@ -154,7 +153,7 @@ fn served_as_follows_the_exporter() {
         InstrumentSpec::new("app.requests.total", InstrumentKind::Gauge, "", ""),
         InstrumentSpec::new("app.requests", InstrumentKind::Counter, "", ""),
     ];
-    let found = served_as(&BTreeMap::new(), &specs).unwrap();
+    let found = served_as(&BTreeMap::new(), &specs);
     let names: Vec<(String, Kind)> = found
         .specs
         .into_iter()
@@ -171,6 +170,158 @@ fn served_as_follows_the_exporter() {
         ]
     );
     assert!(found.extra.is_empty());
+}
+
+/// What `served_as` computes is what the SDK and the text reader serve
+/// when the specs are registered in a meter provider set up as the
+/// pipeline's (the probe remora ran before), for the naming rules: dots and
+/// other characters sanitised, a leading digit, unit suffixes (`s`, `ms`,
+/// `By`, `KiBy`, `1`, `%`, `x/y`, `{item}`, unknown ones), counters'
+/// `_total`, names already suffixed, families of one name and two types,
+/// names equal but for case, names and units the SDK rejects, repeated
+/// names, `target_info` with and without a resource.
+#[test]
+fn served_as_agrees_with_the_sdk() {
+    use opentelemetry::metrics::MeterProvider as _;
+    use InstrumentKind::*;
+
+    /// The former probe: the specs observed through the SDK, read back.
+    fn sdk_probe(
+        resource: &BTreeMap<String, String>,
+        specs: &[InstrumentSpec],
+        which: &[usize],
+        found: &mut ServedAs,
+    ) {
+        let reader = super::text::TextReader::new(true);
+        let provider =
+            super::exporter::provider(resource, BTreeMap::new(), 4, Some(reader.clone()), None)
+                .unwrap();
+        let meter = provider.meter("remora");
+        for &i in which {
+            let attrs = [KeyValue::new("remora_probe", i.to_string())];
+            super::exporter::register(&meter, &specs[i], move |o| o.observe(i as f64, &attrs));
+        }
+        let rm = reader.collect_now().unwrap();
+        for (name, fam) in reader.families(&rm, std::iter::empty()) {
+            let served = crate::model::passthrough::Served {
+                kind: fam.kind,
+                help: fam.help.to_string(),
+            };
+            let mut any = false;
+            for p in &fam.points {
+                let index = p
+                    .labels
+                    .iter()
+                    .find(|(k, _)| k == "remora_probe")
+                    .and_then(|(_, v)| v.parse::<usize>().ok());
+                if let Some(slot) = index.and_then(|i| found.specs.get_mut(i)) {
+                    *slot = Some((name.clone(), served.clone()));
+                    any = true;
+                }
+            }
+            if !any && !found.extra.iter().any(|(n, _)| *n == name) {
+                found.extra.push((name, served));
+            }
+        }
+        let _ = provider.shutdown();
+    }
+
+    fn sdk_served_as(resource: &BTreeMap<String, String>, specs: &[InstrumentSpec]) -> ServedAs {
+        let mut found = ServedAs {
+            specs: vec![None; specs.len()],
+            extra: Vec::new(),
+        };
+        let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+        let distinct: Vec<usize> = (0..specs.len())
+            .filter(|&i| *first.entry(specs[i].name.as_str()).or_insert(i) == i)
+            .collect();
+        sdk_probe(resource, specs, &distinct, &mut found);
+        let missing: Vec<usize> = distinct
+            .iter()
+            .copied()
+            .filter(|&i| found.specs[i].is_none())
+            .collect();
+        for i in missing {
+            sdk_probe(resource, specs, &[i], &mut found);
+        }
+        for (i, spec) in specs.iter().enumerate() {
+            let f = first.get(spec.name.as_str()).copied().unwrap_or(i);
+            if f != i {
+                found.specs[i] = found.specs[f].clone();
+            }
+        }
+        found
+    }
+
+    let spec = InstrumentSpec::new;
+    let long_name = format!("a{}", "b".repeat(255));
+    let long_unit = "u".repeat(64);
+    let mut specs = vec![
+        spec("app.requests", Counter, "", "Requests"),
+        spec("app.latency", Gauge, "ms", "Latency"),
+        spec("app.uptime", Counter, "s", "Uptime"),
+        spec("app.uptime_seconds", Gauge, "s", "already suffixed"),
+        spec("app.sent", Counter, "By", "Bytes sent"),
+        spec("app.sent_bytes_total", Counter, "By", "already suffixed"),
+        spec("app.heap", Gauge, "KiBy", ""),
+        spec("app.disk", Gauge, "GB", ""),
+        spec("app.ratio", Gauge, "1", "a ratio"),
+        spec("app.pct", Gauge, "%", ""),
+        spec("app.rate", Gauge, "By/s", ""),
+        spec("app.rate2", Gauge, "1/s", ""),
+        spec("app.rate3", Gauge, "{req}/min", ""),
+        spec("app.rate4", Gauge, "{req}/m", ""),
+        spec("app.temp", Gauge, "Cel", ""),
+        spec("app.queue", UpDownCounter, "{item}", "Queue"),
+        spec("app.odd", Gauge, "furlongs", ""),
+        spec("app-dash/slash.x", Gauge, "", ""),
+        spec("app.requests.total", Gauge, "", "conflicting type"),
+        spec("app.requests_total", Counter, "", "a counter of one name"),
+        spec("app.requests", Counter, "", "repeated"),
+        spec("App.Requests", Counter, "", "Requests"),
+        spec("App.Latency", Gauge, "ms", "another HELP"),
+        spec("app.x", UpDownCounter, "", "first x"),
+        spec("app_x", Gauge, "", "second x"),
+        spec("app.y", Counter, "", ""),
+        spec("app.y.total", UpDownCounter, "", ""),
+        spec("target_info", Gauge, "", "a rule named target_info"),
+        spec("target.info", Counter, "", ""),
+        spec("1app", Gauge, "", "a leading digit"),
+        spec("app x", Gauge, "", "a space"),
+        spec("app.é", Gauge, "", "not ASCII"),
+        spec("", Gauge, "", "no name"),
+        spec(&long_name, Gauge, "", "too long"),
+        spec("app.unit", Gauge, &long_unit, "unit too long"),
+        spec("app.unit2", Gauge, "µs", "unit not ASCII"),
+        spec("a", Gauge, "", ""),
+    ];
+    specs.extend(crate::host::self_process_specs());
+    specs.extend(super::own::own_specs());
+    let check = |resource: &BTreeMap<String, String>, specs: &[InstrumentSpec]| {
+        let ours = served_as(resource, specs);
+        let sdk = sdk_served_as(resource, specs);
+        for (i, (a, b)) in ours.specs.iter().zip(&sdk.specs).enumerate() {
+            assert_eq!(a, b, "spec {i} {:?} ({:?})", specs[i].name, specs[i].unit);
+        }
+        assert_eq!(ours.extra, sdk.extra);
+    };
+    let with_resource: BTreeMap<String, String> =
+        [("service.name".to_string(), "checkout".to_string())].into();
+    for resource in [BTreeMap::new(), with_resource] {
+        check(&resource, &specs);
+        check(&resource, &[]);
+        // Each alone, and in the reverse order (another spec first).
+        for s in &specs {
+            check(&resource, std::slice::from_ref(s));
+        }
+        let reversed: Vec<InstrumentSpec> = specs.iter().rev().cloned().collect();
+        check(&resource, &reversed);
+    }
+    let ours = served_as(&BTreeMap::new(), &specs);
+    let name = |i: usize| ours.specs[i].as_ref().map(|(n, _)| n.as_str());
+    assert_eq!(name(2), Some("app_uptime_seconds_total"));
+    assert_eq!(name(8), Some("app_ratio_ratio"));
+    assert_eq!(name(29), None, "a leading digit: no instrument");
 }
 
 #[test]
@@ -345,4 +496,74 @@ fn text_matches_opentelemetry_prometheus() {
         assert!(theirs.contains("app_rate_bytes_per_second"), "{theirs}");
         assert_eq!(ours, theirs, "round {round}");
     }
+}
+
+/// A render takes one read lock of the store and writes everything from
+/// that snapshot: remora's own instruments, a JSON target's families, a
+/// host collector's, remora's process, the pass-through families; and the
+/// global labels reach every one of them.
+#[test]
+fn a_render_reads_the_store_once() {
+    let store = Store::new();
+    let c = config("global:\n  labels: {cluster: eu1}\n");
+    let specs = [
+        InstrumentSpec::new("app.queue", InstrumentKind::Gauge, "", "Queue"),
+        InstrumentSpec::new("system.cpu.time", InstrumentKind::Counter, "s", "CPU"),
+        InstrumentSpec::new("process.cpu.time", InstrumentKind::Counter, "s", "own CPU"),
+    ];
+    let p = Pipeline::build(&c, &specs, &BTreeMap::new(), store.clone()).unwrap();
+    {
+        let mut w = store.write();
+        let fam = |name: &str, v: f64| {
+            Arc::new(vec![Family {
+                name: name.into(),
+                series: vec![Series::new(vec![KeyValue::new("k", "v")], v)],
+            }])
+        };
+        let mut json = TargetState {
+            polled: true,
+            up: true,
+            families: fam("app.queue", 3.0),
+            labels: vec![KeyValue::new("target", "json")].into(),
+            ..Default::default()
+        };
+        json.polls.insert(crate::store::PollResult::Success, 2);
+        w.targets.insert("json".into(), json);
+        let prom = TargetState {
+            polled: true,
+            up: true,
+            passthrough: Some(Arc::new(vec![crate::model::passthrough::PromFamily {
+                name: "app_passed".into(),
+                help: Some("Passed".into()),
+                kind: Kind::Gauge,
+                samples: "app_passed{cluster=\"eu1\",target=\"prom\"} 7\n".into(),
+            }])),
+            ..Default::default()
+        };
+        w.targets.insert("prom".into(), prom);
+        let cpu = crate::store::CollectorState {
+            up: true,
+            families: fam("system.cpu.time", 5.0),
+            ..Default::default()
+        };
+        w.collectors.insert("cpu".into(), cpu);
+        w.own_process = fam("process.cpu.time", 0.5);
+    }
+    let before = store.reads();
+    let text = String::from_utf8(render_once(&p, &store).unwrap()).unwrap();
+    assert_eq!(store.reads() - before, 1, "one read lock a render");
+    for line in [
+        "remora_target_up{cluster=\"eu1\",target=\"json\"} 1",
+        "remora_target_polls_total{cluster=\"eu1\",result=\"success\",target=\"json\"} 2",
+        "remora_build_info{cluster=\"eu1\",",
+        "app_queue{cluster=\"eu1\",k=\"v\",target=\"json\"} 3",
+        "system_cpu_time_seconds_total{cluster=\"eu1\",k=\"v\"} 5",
+        "process_cpu_time_seconds_total{cluster=\"eu1\",k=\"v\"} 0.5",
+        "app_passed{cluster=\"eu1\",target=\"prom\"} 7",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+    let before = store.reads();
+    render(&p);
+    assert_eq!(store.reads() - before, 1, "Pipeline::render: one read lock");
 }

@@ -1,4 +1,7 @@
-//! Prometheus text straight from the SDK's collected data.
+//! Prometheus text straight from the SDK's collected data (remora's own
+//! instruments) and from the store's families (handed in as [`Collected`] by
+//! `pipeline`), and the naming function of served families
+//! ([`served_name`], which `names` uses too).
 //!
 //! The pipeline's reader is the SDK's `ManualReader` (cumulative); a render
 //! collects once and writes each family's text directly from the data
@@ -38,8 +41,8 @@ use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Tempora
 use super::ExpositionError;
 use crate::model::passthrough::Kind;
 
-const TARGET_INFO_NAME: &str = "target_info";
-const TARGET_INFO_HELP: &str = "Target metadata";
+pub(super) const TARGET_INFO_NAME: &str = "target_info";
+pub(super) const TARGET_INFO_HELP: &str = "Target metadata";
 
 /// The pipeline's metric reader: collects on demand, cumulative. Cloning
 /// shares the reader (one clone goes to the meter provider).
@@ -344,11 +347,18 @@ fn kind_and_name(m: &Metric) -> Option<(Kind, String)> {
         AggregatedMetrics::I64(d) => data_kind(d),
         AggregatedMetrics::U64(d) => data_kind(d),
     }?;
-    let mut name = family_name(m.name(), m.unit());
+    Some((kind, served_name(m.name(), m.unit(), kind)))
+}
+
+/// The family name an instrument of `name` and `unit` is served under
+/// with type `kind`: [`family_name`], and `_total` for a counter. The
+/// served names (`names`) are computed with it.
+pub(super) fn served_name(name: &str, unit: &str, kind: Kind) -> String {
+    let mut out = family_name(name, unit);
     if kind == Kind::Counter {
-        name.push_str("_total");
+        out.push_str("_total");
     }
-    Some((kind, name))
+    out
 }
 
 fn data_kind<T>(d: &MetricData<T>) -> Option<Kind> {

@@ -1,8 +1,9 @@
-//! The account of one poll of a JSON target, rule by rule: what each rule's
-//! paths matched, the first series it made, and what failed with the
-//! offending value and a hint. Built by `targets::extract::explain`, kept
-//! per target in the store, read by `remora once --explain`, the
-//! warn/recover log lines and `GET /targets/NAME`.
+//! The explain record of one poll of a JSON target, rule by rule: what each
+//! rule's paths matched, where the series it made are, and what failed with
+//! the offending value and a hint. Data only: built by
+//! `targets::extract::explain`, kept per target in the store, printed by
+//! `targets::report` (`remora once --explain`), the target page
+//! (`server::pages`) and the warn/recover log lines.
 //!
 //! Small and cheap whatever the body: it shares the poll's families with the
 //! store and the rules' text with every other poll (nothing is copied per
@@ -22,17 +23,17 @@ pub const SHOWN_SERIES: usize = 5;
 
 /// One poll, rule by rule, in the order of `metrics:`.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Report {
+pub struct Record {
     /// The families the poll made (shared with the store, not copied).
     pub families: Arc<Vec<Family>>,
     /// How many leading labels of each series are the target's own.
     pub base_len: usize,
     /// Per value of each rule, in order: (family, first series, end).
     pub spans: Vec<(usize, usize, usize)>,
-    pub rules: Vec<RuleReport>,
+    pub rules: Vec<RuleRecord>,
 }
 
-/// A rule as written, shared by the reports of every poll.
+/// A rule as written, shared by the records of every poll.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RuleInfo {
     /// The rule's name as written.
@@ -45,11 +46,11 @@ pub struct RuleInfo {
 
 /// One rule in one poll.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RuleReport {
+pub struct RuleRecord {
     pub info: Arc<RuleInfo>,
     /// Nodes `each` matched; without `each`, the value paths that matched.
     pub nodes: u64,
-    /// Its values' entries in [`Report::spans`].
+    /// Its values' entries in [`Record::spans`].
     pub spans: Range<usize>,
     /// Every series the rule made.
     pub series_total: u64,
@@ -57,12 +58,12 @@ pub struct RuleReport {
     pub failures: Vec<Failure>,
 }
 
-impl Report {
+impl Record {
     /// The first [`SHOWN_SERIES`] series of `rule`: instrument name, the
     /// rule's own labels (not the target's), value.
     pub fn series<'r>(
         &'r self,
-        rule: &'r RuleReport,
+        rule: &'r RuleRecord,
     ) -> impl Iterator<Item = (&'r str, &'r [KeyValue], f64)> + 'r {
         self.spans
             .get(rule.spans.clone())
@@ -95,7 +96,7 @@ pub struct Failure {
     pub hint: String,
 }
 
-impl RuleReport {
+impl RuleRecord {
     /// Whether the rule failed in this poll.
     pub fn failing(&self) -> bool {
         !self.failures.is_empty()

@@ -1,17 +1,20 @@
 //! The data every source hands to the exposition pipeline (a leaf: it
 //! imports no other module of remora). `passthrough` holds the families of
-//! `format: prometheus` targets.
+//! `format: prometheus` targets, `explain` the explain record of a JSON
+//! target's poll, `labels` the global labels every series gets.
 //!
 //! A source (a polled target, a host collector) declares the instruments it can
 //! produce up front as [`InstrumentSpec`]s, and after each poll publishes the
 //! latest values as [`Family`]s: one per instrument, each with its series.
-//! Observable-instrument callbacks read only these snapshots; they never do I/O.
+//! A render writes these families from a snapshot of the store (the OTLP
+//! push's callbacks read them too); neither does I/O.
 
 use std::sync::Arc;
 
 use opentelemetry::KeyValue;
 
 pub mod explain;
+pub mod labels;
 pub mod passthrough;
 
 /// How a value is aggregated and therefore how Prometheus types it.

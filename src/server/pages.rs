@@ -8,7 +8,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::explain::{Report, RuleReport};
+use crate::model::explain::{Record, RuleRecord};
 use crate::store::{unix_now, TargetState};
 
 /// `s` escaped for HTML text and attribute values.
@@ -117,7 +117,7 @@ pub(super) fn target_page(name: &str, t: &TargetState) -> String {
             );
         }
         None => html.push_str("<p>No successful poll yet: no rules to show.</p>"),
-        Some(report) => {
+        Some(record) => {
             html.push_str("<h2>Rules</h2>");
             if !t.up {
                 html.push_str("<p class=\"down\">The target is down: the rules below are from its last successful poll.</p>");
@@ -126,8 +126,8 @@ pub(super) fn target_page(name: &str, t: &TargetState) -> String {
                 "<table id=\"rules\"><tr><th>rule</th><th>each</th><th>path</th><th>nodes matched</th>\
                  <th>series</th><th>failures</th></tr>",
             );
-            for r in &report.rules {
-                rule_row(&mut html, report, r);
+            for r in &record.rules {
+                rule_row(&mut html, record, r);
             }
             html.push_str("</table>");
         }
@@ -148,7 +148,7 @@ pub(super) fn target_page(name: &str, t: &TargetState) -> String {
     html
 }
 
-fn rule_row(html: &mut String, report: &Report, r: &RuleReport) {
+fn rule_row(html: &mut String, record: &Record, r: &RuleRecord) {
     let e = html_escape;
     let info = &r.info;
     let class = if r.failing() { "failing" } else { "ok" };
@@ -175,7 +175,7 @@ fn rule_row(html: &mut String, report: &Report, r: &RuleReport) {
         r.nodes,
     );
     let mut shown = 0u64;
-    for (name, labels, value) in report.series(r) {
+    for (name, labels, value) in record.series(r) {
         shown += 1;
         let mut s = name.to_string();
         if !labels.is_empty() {

@@ -5,4 +5,5 @@ pub mod client;
 pub mod extract;
 pub mod poller;
 pub mod prom;
+pub mod report;
 pub mod value;

@@ -78,8 +78,9 @@
 //! reason). [`Extractor::extract`] drives them: per rule, per node, into one
 //! sink, then into an [`Extraction`]. `explain` turns an [`Extraction`]
 //! (its per-rule [`explain::Trace`] and errors with their [`Site`]) into the
-//! rule-by-rule account of `remora once --explain`, the rule log lines and
-//! the target page ([`Extractor::explain`]).
+//! explain record ([`Extractor::explain`], a `model::explain::Record`) that
+//! `remora once --explain` (`targets::report`), the rule log lines and the
+//! target page print.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1439,7 +1439,7 @@ fn peer_missing_keys_with_and_without_optional() {
 // ----- the per-rule account (explain) -----
 
 /// The account of `rules` over `doc` (read from its text, as a poll does).
-fn explained(rules: Vec<MetricRule>, doc: &Value) -> crate::model::explain::Report {
+fn explained(rules: Vec<MetricRule>, doc: &Value) -> crate::model::explain::Record {
     let t = target(rules);
     let ex = Extractor::new(&t);
     let text = doc.to_string();
@@ -1459,7 +1459,7 @@ fn explained(rules: Vec<MetricRule>, doc: &Value) -> crate::model::explain::Repo
     )
 }
 
-fn only_hint(r: &crate::model::explain::RuleReport) -> (&'static str, Option<&str>, &str) {
+fn only_hint(r: &crate::model::explain::RuleRecord) -> (&'static str, Option<&str>, &str) {
     assert_eq!(r.failures.len(), 1, "{r:?}");
     let f = &r.failures[0];
     (f.reason, f.value.as_deref(), f.hint.as_str())

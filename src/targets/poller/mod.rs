@@ -12,11 +12,12 @@ use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
 use tokio::sync::watch;
 
 use crate::config::{Format, Method, Target};
-use crate::model::explain::Report;
+use crate::model::explain::Record;
+use crate::model::labels::GlobalLabels;
 use crate::model::Family;
 use crate::store::{unix_now, PollResult, SlotWriter};
 use crate::targets::client::{send, ClientError};
-use crate::targets::{extract, prom};
+use crate::targets::{extract, prom, report};
 
 /// Documents larger than this are parsed and extracted on the blocking pool
 /// (at the process's priority, like the rest of the poll).
@@ -93,7 +94,7 @@ pub struct Outcome {
     pub extraction_errors: Vec<ErrorCount>,
     pub dropped: u64,
     /// The rule-by-rule account of a JSON target's poll.
-    pub explain: Option<Report>,
+    pub explain: Option<Record>,
 }
 
 /// The extraction errors of one metric and reason in one poll.
@@ -143,8 +144,8 @@ impl Outcome {
 pub struct PollContext {
     pub max_body_bytes: u64,
     pub max_series: usize,
-    /// Labels added to passed-through Prometheus families (global labels).
-    pub global_labels: Vec<(String, String)>,
+    /// `global.labels`, added to passed-through Prometheus families.
+    pub global_labels: GlobalLabels,
     /// Every family name remora's pipeline serves: a passed-through family
     /// of one of these names is merged when its type agrees, else dropped.
     pub served: Arc<prom::ServedNames>,
@@ -364,9 +365,10 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, P
         Format::Prometheus => {
             let text = std::str::from_utf8(body)
                 .map_err(|_| PollError::InvalidBody("body is not UTF-8 text".into()))?;
-            let mut labels: Vec<(String, String)> = vec![("target".into(), target.name.clone())];
-            labels.extend(target.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
-            labels.extend(ctx.global_labels.iter().cloned());
+            let labels = ctx.global_labels.of_passthrough(
+                std::iter::once(("target".to_string(), target.name.clone()))
+                    .chain(target.labels.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            );
             let relabeled = prom::relabel(text, &labels, &ctx.served, ctx.max_series)
                 .map_err(|e| PollError::InvalidBody(format!("invalid Prometheus text: {e}")))?;
             out.series = relabeled.series;
@@ -525,7 +527,7 @@ fn publish_into(
 /// warn, with its first failure's value and hint), and each that failed in
 /// `before` and no longer does (at info). Rules are matched by position
 /// and name, so a reload that changes them starts afresh.
-fn log_rule_changes(target: &str, before: Option<&Report>, now: &Report) {
+fn log_rule_changes(target: &str, before: Option<&Record>, now: &Record) {
     for (i, rule) in now.rules.iter().enumerate() {
         let was = before
             .and_then(|b| b.rules.get(i))
@@ -555,7 +557,7 @@ pub fn redact(url: &reqwest::Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);
-    extract::explain::public_url(u.as_str())
+    report::public_url(u.as_str())
 }
 
 /// A stable offset in `[0, interval/10)` so targets don't fire in step.

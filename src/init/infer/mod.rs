@@ -2,51 +2,22 @@
 //! status-like string becomes a rule; version strings one `info` rule;
 //! objects of like objects and arrays of named objects one `each` rule per
 //! field; text is listed as skipped.
+//!
+//! Rooms: this module walks the document into groups (the document, each
+//! collection's members) and emits their rules; `classify` says how a leaf
+//! reads (unit and scale from its key, states, versions); `names` makes
+//! names, label names and JSONPaths.
+
+mod classify;
+mod names;
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use crate::units::{parse_bytes, parse_duration, parse_number, parse_percent, parse_timestamp};
-
-/// Reserved by remora (labels it sets itself).
-const RESERVED_LABELS: [&str; 5] = ["target", "state", "process_name", "le", "quantile"];
-
-/// States apps report together; a state set gets the whole family of a
-/// state it saw, so a state not seen while probing is not an error later.
-const VOCABULARIES: [&[&str]; 10] = [
-    &["healthy", "degraded", "unhealthy"],
-    &["up", "down", "out_of_service", "unknown"],
-    &["pass", "warn", "fail"],
-    &["ok", "warning", "error"],
-    &["ready", "not_ready"],
-    &["alive", "dead"],
-    &["green", "yellow", "red"],
-    &["serving", "not_serving", "service_unknown"],
-    &["running", "starting", "stopped", "failed"],
-    &["online", "offline"],
-];
-
-/// Keys whose string value is a state.
-const STATUS_KEYS: [&str; 6] = ["status", "state", "health", "phase", "condition", "result"];
-
-/// Keys whose string value is a version, a commit or a build name.
-const VERSION_KEYS: [&str; 14] = [
-    "version",
-    "commit",
-    "revision",
-    "build",
-    "branch",
-    "sha",
-    "git_sha",
-    "git_commit",
-    "git_branch",
-    "build_version",
-    "build_number",
-    "go_version",
-    "release",
-    "tag",
-];
+use classify::{classify, states};
+use names::{example, json_path_display, label_name, unique, RESERVED_LABELS};
+pub use names::{json_path, snake};
 
 /// The kind of a generated rule.
 #[derive(Debug, Clone, PartialEq)]
@@ -345,177 +316,6 @@ fn named_elements(items: &[Value]) -> Option<&'static str> {
         })
 }
 
-/// A label name for the members of a container: the container's key in
-/// the singular (`checks` -> `check`), else `fallback`.
-fn label_name(container: &str, fallback: &str) -> String {
-    let s = snake(container);
-    let single = if let Some(x) = s.strip_suffix("ies") {
-        format!("{x}y")
-    } else if s.ends_with("ss") {
-        s.clone()
-    } else if let Some(x) = s.strip_suffix('s') {
-        x.to_string()
-    } else {
-        s.clone()
-    };
-    let ok = |n: &str| {
-        !n.is_empty()
-            && !n.starts_with("__")
-            && !n.starts_with(|c: char| c.is_ascii_digit())
-            && !RESERVED_LABELS.contains(&n)
-    };
-    if ok(&single) {
-        single
-    } else {
-        snake(fallback)
-    }
-}
-
-/// How a leaf at `key` reads, or None for text.
-fn classify(key: &str, v: &Value) -> Option<Leaf> {
-    let k = snake(key);
-    let version_key = VERSION_KEYS.contains(&k.as_str())
-        || ["_version", "_commit", "_sha", "_revision"]
-            .iter()
-            .any(|s| k.ends_with(s));
-    match v {
-        Value::Bool(_) => Some(Leaf::Bool),
-        Value::Number(_) if version_key => Some(Leaf::Version),
-        Value::Number(_) => Some(number_leaf(&k)),
-        Value::String(_) if version_key => Some(Leaf::Version),
-        Value::String(s) => {
-            let t = s.trim();
-            if parse_number(t).is_some() {
-                return Some(number_leaf(&k));
-            }
-            if t.ends_with('%') && parse_percent(t).is_some() {
-                return Some(Leaf::Percent);
-            }
-            if is_status(&k, t) {
-                return Some(Leaf::Status(s.clone()));
-            }
-            if t.contains('-') && parse_timestamp(t).is_some() {
-                return Some(Leaf::Timestamp);
-            }
-            let bytes_key = [
-                "byte", "size", "mem", "free", "used", "total", "heap", "disk",
-            ]
-            .iter()
-            .any(|h| k.contains(h));
-            if bytes_key && parse_bytes(t).is_some() {
-                return Some(Leaf::Bytes);
-            }
-            if t.chars().any(|c| c.is_ascii_alphabetic() || c == ':') && parse_duration(t).is_some()
-            {
-                return Some(Leaf::Duration);
-            }
-            if parse_bytes(t).is_some() {
-                return Some(Leaf::Bytes);
-            }
-            None
-        }
-        _ => None,
-    }
-}
-
-fn is_status(key: &str, value: &str) -> bool {
-    let v = value.to_ascii_lowercase();
-    let words = !value.is_empty()
-        && value.len() <= 40
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ' '));
-    let status_key = STATUS_KEYS.contains(&key)
-        || STATUS_KEYS
-            .iter()
-            .any(|s| key.ends_with(&format!("_{s}")) || key.starts_with(&format!("{s}_")));
-    words && (status_key || VOCABULARIES.iter().any(|voc| voc.contains(&v.as_str())))
-}
-
-/// A number's unit and scale from its key's suffix.
-fn number_leaf(key: &str) -> Leaf {
-    const SUFFIXES: [(&str, &str, f64, &str); 27] = [
-        ("_milliseconds", "s", 0.001, "milliseconds -> seconds"),
-        ("_millis", "s", 0.001, "milliseconds -> seconds"),
-        ("_ms", "s", 0.001, "milliseconds -> seconds"),
-        ("_microseconds", "s", 1e-6, "microseconds -> seconds"),
-        ("_us", "s", 1e-6, "microseconds -> seconds"),
-        ("_nanoseconds", "s", 1e-9, "nanoseconds -> seconds"),
-        ("_ns", "s", 1e-9, "nanoseconds -> seconds"),
-        ("_seconds", "s", 1.0, "seconds"),
-        ("_secs", "s", 1.0, "seconds"),
-        ("_sec", "s", 1.0, "seconds"),
-        ("_minutes", "s", 60.0, "minutes -> seconds"),
-        ("_hours", "s", 3600.0, "hours -> seconds"),
-        ("_days", "s", 86400.0, "days -> seconds"),
-        ("_bytes", "By", 1.0, "bytes"),
-        ("_kb", "By", 1e3, "kB -> bytes"),
-        ("_mb", "By", 1e6, "MB -> bytes"),
-        ("_gb", "By", 1e9, "GB -> bytes"),
-        ("_tb", "By", 1e12, "TB -> bytes"),
-        ("_kib", "By", 1024.0, "KiB -> bytes"),
-        ("_mib", "By", 1_048_576.0, "MiB -> bytes"),
-        ("_gib", "By", 1_073_741_824.0, "GiB -> bytes"),
-        ("_percent", "1", 0.01, "percent -> ratio"),
-        ("_percentage", "1", 0.01, "percent -> ratio"),
-        ("_pct", "1", 0.01, "percent -> ratio"),
-        ("_ratio", "1", 1.0, "ratio"),
-        ("_s", "s", 1.0, "seconds"),
-        ("_b", "By", 1.0, "bytes"),
-    ];
-    for (suffix, unit, scale, note) in SUFFIXES {
-        if let Some(stem) = key.strip_suffix(suffix) {
-            if !stem.is_empty() {
-                return Leaf::Number {
-                    unit: Some(unit),
-                    scale: (scale != 1.0).then_some(scale),
-                    stem: stem.to_string(),
-                    note,
-                };
-            }
-        }
-    }
-    Leaf::Number {
-        unit: None,
-        scale: None,
-        stem: key.to_string(),
-        note: "as reported",
-    }
-}
-
-/// The state set of a status field: the states seen, then the rest of
-/// each vocabulary one of them belongs to (in the case the app writes).
-fn states(seen: &BTreeSet<String>) -> (Vec<String>, bool) {
-    let mut out: Vec<String> = Vec::new();
-    let mut known = false;
-    for s in seen {
-        if !out.contains(s) {
-            out.push(s.clone());
-        }
-    }
-    for s in seen {
-        let lower = s.to_ascii_lowercase();
-        let upper =
-            s.chars().any(|c| c.is_ascii_uppercase()) && !s.chars().any(|c| c.is_ascii_lowercase());
-        for voc in VOCABULARIES {
-            if voc.contains(&lower.as_str()) {
-                known = true;
-                for w in voc.iter() {
-                    let w = if upper {
-                        w.to_ascii_uppercase()
-                    } else {
-                        (*w).to_string()
-                    };
-                    if !out.contains(&w) {
-                        out.push(w);
-                    }
-                }
-            }
-        }
-    }
-    (out, known)
-}
-
 /// The rules of one group.
 fn emit(
     g: &Group,
@@ -672,103 +472,5 @@ fn emit(
             parse: None,
             optional,
         });
-    }
-}
-
-/// `PREFIX.a.b.c`, made unique among `names` with `_2`, `_3`...
-fn unique(names: &mut BTreeSet<String>, prefix: &str, parts: &[String]) -> String {
-    let base = std::iter::once(prefix.to_string())
-        .chain(parts.iter().cloned())
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(".");
-    let mut name = base.clone();
-    let mut n = 2;
-    while !names.insert(name.clone()) {
-        name = format!("{base}_{n}");
-        n += 1;
-    }
-    name
-}
-
-/// `camelCase`, `kebab-case` and `Other Text` in snake_case, ASCII only,
-/// never starting with a digit.
-pub fn snake(s: &str) -> String {
-    let chars: Vec<char> = s.chars().collect();
-    let mut out = String::with_capacity(s.len() + 4);
-    for (i, &c) in chars.iter().enumerate() {
-        let prev = i.checked_sub(1).and_then(|p| chars.get(p)).copied();
-        let next = chars.get(i + 1).copied();
-        if c.is_ascii_uppercase() {
-            // A word starts at `aB` and at the last capital of `ABc` (GCCPUFraction).
-            let starts = prev.is_some_and(|p| p.is_ascii_lowercase() || p.is_ascii_digit())
-                || (prev.is_some_and(|p| p.is_ascii_uppercase())
-                    && next.is_some_and(|n| n.is_ascii_lowercase()));
-            if starts && !out.ends_with('_') {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('_') {
-            out.push('_');
-        }
-    }
-    let t = out.trim_matches('_').to_string();
-    if t.starts_with(|c: char| c.is_ascii_digit()) {
-        format!("n{t}")
-    } else {
-        t
-    }
-}
-
-/// A JSONPath from the root through `keys` (`$.a['b-c']`).
-pub fn json_path(keys: &[String]) -> String {
-    let mut out = String::from("$");
-    for k in keys {
-        let plain = k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if plain {
-            out.push('.');
-            out.push_str(k);
-        } else {
-            out.push_str("['");
-            for c in k.chars() {
-                match c {
-                    '\'' => out.push_str("\\'"),
-                    '\\' => out.push_str("\\\\"),
-                    c => out.push(c),
-                }
-            }
-            out.push_str("']");
-        }
-    }
-    out
-}
-
-/// A path for comments (`<check>` placeholders kept as they are).
-fn json_path_display(keys: &[String]) -> String {
-    let mut out = String::from("$");
-    for k in keys {
-        if k.starts_with('<') {
-            out.push('.');
-            out.push_str(k);
-        } else {
-            out.push_str(&json_path(std::slice::from_ref(k))[1..]);
-        }
-    }
-    out
-}
-
-/// A value as a comment shows it: one line, at most 60 characters.
-fn example(v: &Value) -> String {
-    let text = v.to_string();
-    let one_line: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    match one_line.char_indices().nth(60) {
-        Some((i, _)) => format!("{}…", &one_line[..i]),
-        None => one_line,
     }
 }
