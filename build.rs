@@ -25,6 +25,13 @@ fn main() {
     println!("cargo:rerun-if-env-changed=REMORA_REVISION");
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
+    // `REMORA_MATHLIB=0` leaves out `src/mathlib.rs` (the binary then loads
+    // libm.so.6 for `pow` and `log`): a build setting for scripts/bench-pods.sh.
+    println!("cargo:rustc-check-cfg=cfg(remora_no_mathlib)");
+    println!("cargo:rerun-if-env-changed=REMORA_MATHLIB");
+    if std::env::var("REMORA_MATHLIB").is_ok_and(|v| v == "0") {
+        println!("cargo:rustc-cfg=remora_no_mathlib");
+    }
     order_code(&rustc_version);
 }
 
@@ -39,11 +46,13 @@ fn main() {
 ///
 /// Only where the linker is known to take `--symbol-ordering-file`: rustc's
 /// own LLD, the default on x86_64 Linux since Rust 1.90, with no linker
-/// configured. `REMORA_CODE_ORDER=0` turns it off; `REMORA_LINK_MAP=PATH`
+/// configured. `REMORA_CODE_ORDER=0` turns the order off, `REMORA_RELR=0`
+/// the packed relocations below; `REMORA_LINK_MAP=PATH`
 /// writes the linker's map there (the names of a stripped binary's
 /// functions, which `scripts/code-order.sh` reads).
 fn order_code(rustc_version: &str) {
     println!("cargo:rerun-if-env-changed=REMORA_CODE_ORDER");
+    println!("cargo:rerun-if-env-changed=REMORA_RELR");
     println!("cargo:rerun-if-env-changed=REMORA_LINK_MAP");
     println!("cargo:rerun-if-changed=link/code-order.txt");
     let env = |k: &str| std::env::var(k).unwrap_or_default();
@@ -56,11 +65,11 @@ fn order_code(rustc_version: &str) {
         && minor.is_some_and(|m| m >= 90)
         && std::env::var_os("RUSTC_LINKER").is_none()
         && !env("CARGO_ENCODED_RUSTFLAGS").contains("link");
-    if env("PROFILE") != "release" || !default_lld || env("REMORA_CODE_ORDER") == "0" {
+    if env("PROFILE") != "release" || !default_lld {
         return;
     }
     let file = std::path::Path::new(&env("CARGO_MANIFEST_DIR")).join("link/code-order.txt");
-    if file.is_file() {
+    if env("REMORA_CODE_ORDER") != "0" && file.is_file() {
         let file = file.display();
         println!("cargo:rustc-link-arg-bin=remora=-Wl,--symbol-ordering-file={file}");
         println!("cargo:rustc-link-arg-bin=remora=-Wl,--no-warn-symbol-ordering");
@@ -72,7 +81,7 @@ fn order_code(rustc_version: &str) {
     let glibc_minor = glibc
         .strip_prefix("glibc 2.")
         .and_then(|m| m.parse::<u32>().ok());
-    if glibc_minor.is_some_and(|m| m >= 36) {
+    if env("REMORA_RELR") != "0" && glibc_minor.is_some_and(|m| m >= 36) {
         println!("cargo:rustc-link-arg-bin=remora=-Wl,-z,pack-relative-relocs");
     }
     let map = env("REMORA_LINK_MAP");
