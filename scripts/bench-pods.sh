@@ -103,19 +103,21 @@ for v in $VARIANTS; do
   [ -x "$OUT/remora-$v" ] || { echo "$OUT/remora-$v missing" >&2; exit 1; }
 done
 
-echo "== binaries"
-printf '%-11s %9s %6s %6s %9s %10s %s\n' variant size_MiB libm relr rela_KiB max_glibc "GLIBC_ABI_DT_RELR needed"
+echo "== binaries (libm: loads libm.so.6; relr: has .relr.dyn; max_glibc: newest GLIBC_x.y it needs;"
+echo "   ABI_RELR: needs GLIBC_ABI_DT_RELR, which the loader of glibc before 2.36 lacks, so it refuses to start it)"
+printf '%-11s %9s %6s %6s %9s %10s %8s %s\n' variant size_MiB libm relr rela_KiB max_glibc ABI_RELR sha256
 for v in $VARIANTS; do
   b="$OUT/remora-$v"
   sections=$(readelf -SW "$b")
-  rela=$(awk '$2 == ".rela.dyn" {print int(strtonum("0x" $6) / 1024)}' <<<"$sections")
+  rela=$(sed 's/^ *\[ *[0-9]*\]//' <<<"$sections" | awk '$1 == ".rela.dyn" {print $5}')
+  rela=$(( 16#${rela:-0} / 1024 ))
   relr=$(grep -q '\.relr\.dyn' <<<"$sections" && echo yes || echo no)
   libm=$(readelf -dW "$b" | grep -q 'libm\.so' && echo yes || echo no)
   versions=$(readelf -VW "$b")
   maxg=$(grep -o 'GLIBC_2\.[0-9]*' <<<"$versions" | sort -t. -k2,2n -u | tail -1)
   abi=$(grep -q GLIBC_ABI_DT_RELR <<<"$versions" && echo yes || echo no)
-  printf '%-11s %9.2f %6s %6s %9s %10s %s\n' "$v" "$(awk -v s="$(stat -c %s "$b")" 'BEGIN{print s/1048576}')" \
-    "$libm" "$relr" "${rela:-0}" "$maxg" "$abi"
+  printf '%-11s %9.2f %6s %6s %9s %10s %8s %s\n' "$v" "$(awk -v s="$(stat -c %s "$b")" 'BEGIN{print s/1048576}')" \
+    "$libm" "$relr" "$rela" "$maxg" "$abi" "$(sha256sum "$b" | cut -c1-12)"
 done
 
 # ---- cgroups -------------------------------------------------------------------
