@@ -2,7 +2,7 @@
 # What one more sidecar costs a node: private memory (USS) per process, beside PSS
 # and RSS, with N sidecars of the same binary side by side, as pods on a node are.
 #
-#   scripts/bench-pods.sh                 (builds the variants, then N = 10 and 30)
+#   scripts/bench-pods.sh                 (builds the release binary, then N = 10 and 30)
 #
 # RSS counts the pages a process shares with the other pods (the binary's file
 # pages, shared libraries); what one more pod costs the node is its private memory,
@@ -10,9 +10,9 @@
 # shared pages out among the processes that map them.
 #
 # In one run the script:
-#   1. builds one release binary per variant (build settings read by build.rs,
-#      see VARIANTS below) and copies each aside into OUT;
-#   2. for each variant and each N starts N sidecars of that binary (the repo's
+#   1. builds the release binary (`cargo build --release --locked --bin remora`)
+#      and copies it aside into OUT;
+#   2. for each N starts N sidecars of that binary (the repo's
 #      exporter.yaml, host collectors on, each on its own
 #      --web.listen-address=127.0.0.1:PORT), a small demo app on 127.0.0.1:8080 for
 #      exporter.yaml's targets (when the port is free), waits for every /-/ready,
@@ -20,9 +20,10 @@
 #      waits), scrapes each twice more (plain and gzip), and reads USS, PSS and RSS
 #      of every process;
 #   3. does the same with N Debian prometheus-node-exporter (the per-node peer);
-#   4. prints mean and median per variant and N, the USS each mechanism saves per
-#      sidecar (variant without it minus the variant with all) and the ratios
-#      remora / node_exporter.
+#   4. prints mean and median per N and the ratios remora / node_exporter.
+# Issue 25 ran it with five variants (code order, DT_RELR and src/mathlib.rs each
+# left out, all and none, as build.rs switches): none saved 0.1 MiB of USS per
+# sidecar and all three were removed; VARIANTS is where such build settings go.
 # When it can create memory cgroups (cgroup v2 with the memory controller, or the
 # v1 memory hierarchy) each process runs in its own child cgroup, created under the
 # script's own, and its charge is read too (v2 memory.current, v1
@@ -32,7 +33,7 @@
 #
 # Every process and cgroup it creates is removed on exit (also on Ctrl-C or failure).
 #
-# Environment: NS ("10 30"), VARIANTS (all of them), SKIP_BUILD=1 reuses the copies
+# Environment: NS ("10 30"), SKIP_BUILD=1 reuses the copy
 # in OUT, OUT (target/bench-pods), PORT_BASE (23000), NODE_EXPORTER
 # (/usr/bin/prometheus-node-exporter), CGROUPS=0 skips the cgroups.
 set -euo pipefail
@@ -44,16 +45,11 @@ PORT_BASE=${PORT_BASE:-23000}
 NODE_EXPORTER=${NODE_EXPORTER:-/usr/bin/prometheus-node-exporter}
 APP_PORT=8080 # exporter.yaml's targets
 
-# Variant name -> build settings (build.rs: REMORA_CODE_ORDER, REMORA_RELR,
-# REMORA_MATHLIB; 0 turns a mechanism off).
+# Variant name -> build settings (environment of the cargo build).
 declare -A SETTINGS=(
-  [all]="REMORA_CODE_ORDER=1 REMORA_RELR=1 REMORA_MATHLIB=1"
-  [no-order]="REMORA_CODE_ORDER=0 REMORA_RELR=1 REMORA_MATHLIB=1"
-  [no-relr]="REMORA_CODE_ORDER=1 REMORA_RELR=0 REMORA_MATHLIB=1"
-  [no-mathlib]="REMORA_CODE_ORDER=1 REMORA_RELR=1 REMORA_MATHLIB=0"
-  [none]="REMORA_CODE_ORDER=0 REMORA_RELR=0 REMORA_MATHLIB=0"
+  [release]=""
 )
-VARIANTS=${VARIANTS:-"all no-order no-relr no-mathlib none"}
+VARIANTS="release"
 
 for t in curl python3 cargo readelf; do
   command -v "$t" >/dev/null || { echo "$t is needed" >&2; exit 1; }
@@ -93,7 +89,7 @@ trap 'exit 130' INT TERM
 
 # ---- 1. the variants -----------------------------------------------------------
 for v in $VARIANTS; do
-  [ -n "${SETTINGS[$v]:-}" ] || { echo "unknown variant $v" >&2; exit 1; }
+  [ -n "${SETTINGS[$v]+set}" ] || { echo "unknown variant $v" >&2; exit 1; }
   if [ "${SKIP_BUILD:-0}" != 1 ]; then
     echo "== building $v (${SETTINGS[$v]})" >&2
     # shellcheck disable=SC2086
@@ -341,17 +337,6 @@ for n in ns:
             continue
         s = stats((v, n))
         print(f"{v:<14} {n:>3}  " + "  ".join(f"{a:6.2f} /{b:6.2f}" for a, b in s))
-print()
-print("USS saved per sidecar by each mechanism (variant without it minus all), MiB, mean / median")
-mech = [("code order", "no-order"), ("DT_RELR", "no-relr"), ("mathlib", "no-mathlib"), ("all three", "none")]
-for n in ns:
-    if ("all", n) not in rows:
-        continue
-    a = stats(("all", n))[0]
-    for name, v in mech:
-        if (v, n) in rows:
-            w = stats((v, n))[0]
-            print(f"  N={n:<3} {name:<11} {w[0] - a[0]:+7.3f} / {w[1] - a[1]:+7.3f}   (>= 1 MiB to keep)")
 print()
 print("remora / node_exporter, per process (ratio of means; median ratio in brackets)")
 print(f"{'variant':<14} {'N':>3}  {'USS':>14}  {'PSS':>14}  {'RSS':>14}  {'cgroup':>14}")

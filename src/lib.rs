@@ -27,8 +27,6 @@ pub mod exposition;
 pub mod host;
 pub mod init;
 pub mod logging;
-#[cfg(not(remora_no_mathlib))]
-pub mod mathlib;
 pub mod memory;
 pub mod model;
 pub mod otlp;
