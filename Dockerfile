@@ -10,9 +10,8 @@
 # ConfigMap or a directory there. Size: the distroless base (about 20 MiB: glibc,
 # libgcc, CA certificates, tzdata) plus the stripped remora binary.
 
-# The toolchain is pinned to the one link/code-order.txt was made with: symbol names
-# change with the compiler, and a stale list only leaves the default code layout.
-FROM rust:1.95-bookworm AS build
+# Any current stable Rust; bookworm's glibc (2.36) is the distroless base's.
+FROM rust:1-bookworm AS build
 # The git revision for remora_build_info (.git is not in the build context):
 #   docker build --build-arg REMORA_REVISION="$(git rev-parse --short=12 HEAD)" .
 ARG REMORA_REVISION=unknown

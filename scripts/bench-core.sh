@@ -9,7 +9,6 @@ cd "$(dirname "$0")/.."
 if ! command -v wrk >/dev/null || ! command -v prometheus-node-exporter >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk prometheus-node-exporter >/dev/null
 fi
-# Built apart: see bench-scale.sh on link/code-order.txt.
 cargo build --release --locked --quiet --bin remora
 cargo build --release --locked --quiet --example demo_app
 BIN=target/release/remora

@@ -44,9 +44,7 @@ export SIZES=${SIZES:-"100 1000 10000 33334"}
 export WINDOW=${WINDOW:-30} LAT_WINDOW=${LAT_WINDOW:-${WINDOW:-30}} WARMUP=${WARMUP:-8} PORT_BASE=${PORT_BASE:-19700}
 export SKIP_HOST=${SKIP_HOST:-} SKIP_START=${SKIP_START:-}
 
-# The binary is built on its own, as users build it: built together with an example,
-# the dev-dependencies' features change the symbol names and link/code-order.txt
-# no longer applies (see scripts/code-order.sh).
+# The binary is built on its own, as users build it.
 if [ ! -x "$REMORA_BIN" ]; then
   cargo build --release --locked --quiet --bin remora
 fi

@@ -29,7 +29,6 @@ pub mod exposition;
 pub mod host;
 pub mod init;
 pub mod logging;
-pub mod mathlib;
 pub mod memory;
 pub mod model;
 pub mod otlp;
