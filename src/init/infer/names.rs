@@ -97,6 +97,10 @@ pub fn json_path(keys: &[String]) -> String {
                 match c {
                     '\'' => out.push_str("\\'"),
                     '\\' => out.push_str("\\\\"),
+                    // RFC 9535: characters below U+0020 only escaped.
+                    c if u32::from(c) < 0x20 => {
+                        out.push_str(&format!("\\u{:04x}", u32::from(c)));
+                    }
                     c => out.push(c),
                 }
             }
