@@ -207,7 +207,10 @@ fn info(
     let first = versions
         .iter()
         .enumerate()
-        .max_by_key(|(i, v)| (v.count, usize::MAX - i))
+        .max_by_key(|(i, v)| {
+            let version = v.rel.last().is_some_and(|k| snake(k) == "version");
+            (v.count, version, usize::MAX - v.rel.len(), usize::MAX - i)
+        })
         .map(|(_, v)| v.path.clone());
     if labels.len() > own + 1 {
         comment.push("optional: a label whose string is missing is empty".to_string());

@@ -104,6 +104,9 @@ struct Group {
     tags: Vec<(String, String)>,
     /// The key of the member being walked (for how its leaves read).
     member: Option<String>,
+    /// For the document: the URL path's last word, naming the members of a
+    /// top-level collection (`/v1/agent/checks` -> `check`).
+    key_hint: String,
     /// Leaves read as text, with an example (a member with a number there
     /// makes the field mixed).
     text: Vec<(Vec<String>, String)>,
@@ -120,6 +123,11 @@ pub fn infer(doc: &Value, prefix: &str, source: &str, max_series: usize) -> Infe
     let mut out = Inferred::default();
     let mut groups = Vec::new();
     let mut root = new_group(None, None, Vec::new(), 1);
+    root.key_hint = source
+        .rsplit('/')
+        .find(|w| !w.is_empty() && !w.starts_with('<'))
+        .unwrap_or("")
+        .to_string();
     walk(
         doc,
         &mut Vec::new(),
@@ -157,6 +165,7 @@ fn new_group(
         tags: Vec::new(),
         member: None,
         text: Vec::new(),
+        key_hint: String::new(),
         at,
         members,
         fields: Vec::new(),
@@ -198,7 +207,9 @@ fn walk(
         }
         Value::Array(items) => match top.then(|| named_elements(items)).flatten() {
             Some((field, tags)) => {
-                let key = rel.last().map(String::as_str).unwrap_or("");
+                // A top-level list is labelled by its id key (`check_id`),
+                // a named one by its name in the singular (`checks` -> `check`).
+                let key = rel.last().map_or("", String::as_str);
                 let at = full(group, rel);
                 let mut g = new_group(
                     Some(format!("{}[*]", json_path(&at))),
@@ -372,17 +383,23 @@ fn collection_of_objects(m: &Map<String, Value>, rel: &[String], parent: &Group)
     if m.is_empty() || !m.values().all(Value::is_object) {
         return None;
     }
-    let key = rel.last().map(String::as_str).unwrap_or("");
+    let key = rel.last().map_or(parent.key_hint.as_str(), String::as_str);
     let members: Vec<&Map<String, Value>> = m.values().filter_map(Value::as_object).collect();
     let shared = shared_keys(&members);
     let known = KNOWN_CONTAINERS.contains(&snake(key).as_str());
-    if shared.is_empty() && !known || (m.len() < 2 && !known) {
+    if shared.is_empty() || (m.len() < 2 && !known) {
         return None;
     }
     let at = full(parent, rel);
+    // Terminus's info/error/details (and Spring Boot 2.1's details) hold
+    // health indicators.
+    let label = match snake(key).as_str() {
+        "info" | "error" | "details" => "component".to_string(),
+        _ => label_name(key, "key"),
+    };
     let mut g = new_group(
         Some(format!("{}.*", json_path(&at))),
-        Some((label_name(key, "key"), "{@key}".to_string())),
+        Some((label, "{@key}".to_string())),
         at,
         m.len(),
     );
@@ -415,12 +432,17 @@ fn shared_keys<'a>(members: &[&'a Map<String, Value>]) -> BTreeSet<&'a String> {
     })
 }
 
-/// An object of booleans (feature flags): one series per key.
+/// An object of booleans (feature flags), or of numbers under keys that
+/// are data (`"GET /v1/events": 918233` in an expvar map): one rule, one
+/// series per key.
 fn flags(m: &Map<String, Value>, rel: &[String], parent: &Group) -> Option<Group> {
-    if m.len() < 2 || !m.values().all(Value::is_boolean) {
+    let data_key = |k: &String| k.chars().any(|c| matches!(c, ' ' | '/' | ':'));
+    let bools = m.values().all(Value::is_boolean);
+    let numbers = m.values().all(Value::is_number) && m.keys().all(data_key);
+    if m.len() < 2 || !(bools || numbers) {
         return None;
     }
-    let key = rel.last().map(String::as_str).unwrap_or("");
+    let key = rel.last().map_or(parent.key_hint.as_str(), String::as_str);
     let at = full(parent, rel);
     let mut g = new_group(
         Some(format!("{}.*", json_path(&at))),
@@ -428,10 +450,18 @@ fn flags(m: &Map<String, Value>, rel: &[String], parent: &Group) -> Option<Group
         at,
         m.len(),
     );
+    let (leaf, example) = match m.iter().next() {
+        Some((k, v)) if numbers => (
+            classify(std::slice::from_ref(k), 1, v).unwrap_or(Leaf::Bool),
+            v.to_string(),
+        ),
+        Some((_, v)) => (Leaf::Bool, v.to_string()),
+        None => (Leaf::Bool, String::new()),
+    };
     g.fields.push(Field {
         rel: Vec::new(),
-        leaf: Leaf::Bool,
-        example: m.values().next().map(|v| v.to_string()).unwrap_or_default(),
+        leaf,
+        example,
         seen: BTreeSet::new(),
         count: m.len(),
         mixed: None,

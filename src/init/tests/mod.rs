@@ -132,3 +132,4 @@ fn strings_needing_escapes_survive_the_round_trip() {
     assert!(paths.contains("${HOME} $$"), "{paths}");
 }
 mod apps;
+mod points;
