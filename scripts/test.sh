@@ -35,9 +35,6 @@ export REMORA_TEST_STRICT=1
 echo "== cargo test"
 cargo test --all-targets --locked 2>&1
 
-echo "== the release build laid out by link/code-order.txt"
-scripts/code-order.sh --check
-
 if [ -x scripts/check-k8s.sh ]; then
   echo "== Kubernetes kit"
   cargo build --locked --quiet

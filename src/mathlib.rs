@@ -6,7 +6,7 @@
 //! weight of its task poll-time average, after each batch of tasks) and the
 //! OpenTelemetry SDK's exponential histograms call `log`. For those two
 //! symbols the loader mapped all of `libm.so.6`, and it resolved libm's many
-//! IFUNCs at every start: 0.46 MiB of RSS in every pod (README, "Cost per
+//! IFUNCs at every start: 0.46 MiB of RSS in every pod (CHANGELOG.md, "Cost per
 //! series"). With both defined in the binary, nothing is left for libm to
 //! resolve and the linker (`--as-needed`, rustc's default) drops it.
 //!

@@ -1,5 +1,5 @@
 //! The process allocator, set up for a sidecar whose heap is mostly one
-//! large state rebuilt at every poll (README, "Cost per series").
+//! large state rebuilt at every poll (docs/performance.md, "Cost per series").
 //!
 //! glibc's malloc gives each thread that allocates an arena of its own, up
 //! to eight per core. A poll runs on whichever blocking thread is free, so
@@ -9,7 +9,7 @@
 //! One arena used to slow scrapes (the render allocated hundreds of
 //! thousands of small objects under the arena's lock); the render now
 //! writes the text with a few reused buffers, and scrape latency and CPU
-//! are the same with one arena as with the default (README figures).
+//! are the same with one arena as with the default (CHANGELOG.md, issue 13 step 5).
 //! Elsewhere than glibc this does nothing.
 
 /// Keeps the process to one malloc arena, unless the environment already

@@ -9,7 +9,7 @@
 //! The store's families are not collected through the SDK for the text: at
 //! every collect the SDK hashes each attribute set, keeps a tracker per
 //! series and copies every attribute into a data point, about 3 µs a series
-//! (README, "Cost per series"). A render reads them straight from a
+//! (docs/design.md, departures from the contract). A render reads them straight from a
 //! snapshot of the store and hands them to the text reader as if the SDK had
 //! collected them, so names, types, HELP, labels, order and values are the
 //! same (`tests::store_families_are_written_as_the_sdk_collects_them`).

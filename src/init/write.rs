@@ -57,7 +57,7 @@ pub fn yaml(urls: &[String], targets: &[TargetOut], notes: &[String]) -> String 
     out.push_str(
         "# Each rule says above it what it reads. Keep what you want, rename freely\n\
          # (names without unit suffixes: the unit adds _seconds, _bytes, _ratio).\n\
-         # Every key is documented in README.md (\"Configuration reference\").\n\
+         # Every key is documented in docs/configuration.md.\n\
          #\n\
          # Next:  remora check --config.file=exporter.yaml\n\
          #        remora once --explain --config.file=exporter.yaml\n\

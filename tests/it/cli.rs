@@ -250,7 +250,7 @@ fn logfmt_is_the_default() {
 
 /// These semantic-convention names end in `.count`; promtool's lint wants
 /// `_count` only on histograms and summaries. remora keeps the names the
-/// contract gives (see README, "Metric names"); everything else must be clean.
+/// contract gives (see docs/design.md, "`_count` names"); everything else must be clean.
 const SEMCONV_COUNT_NAMES: [&str; 4] = [
     "process_count",
     "process_thread_count",

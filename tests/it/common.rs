@@ -470,19 +470,14 @@ fn sample_matches_labels_in_any_order() {
     assert!(has_name(text, "x") && !has_name(text, "w"));
 }
 
-/// Path to a shared peer folder (`../shared/` beside the checkout). Missing,
-/// it fails the test: a peer suite that cannot find its cases proves nothing.
-pub fn shared(path: &str) -> PathBuf {
+/// The text of `tests/fixtures/PATH`. Missing or unreadable, it fails the
+/// test with the path: a case that cannot find its input proves nothing.
+pub fn fixture(path: &str) -> String {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("shared")
+        .join("tests/fixtures")
         .join(path);
-    assert!(
-        p.exists(),
-        "{} not found: the peer cases live in ../shared/ beside this checkout",
-        p.display()
-    );
-    p
+    std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("fixture {} cannot be read: {e}", p.display()))
 }
 
 /// A tool from PATH (installed by the README's test command). Missing: a

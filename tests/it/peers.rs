@@ -1,14 +1,17 @@
-//! json_exporter's own test cases, translated into remora configs: the same
-//! samples come out (names, label sets, values; `_total` on counters aside),
-//! through YAML, polling and rendering. The cases are read from
-//! ../shared/peers/json_exporter/ and never copied here.
+//! json_exporter's cases, as facts established by bodies of our own
+//! (`tests/fixtures/peers/`, whose README says which case each stands for):
+//! the same samples come out (names, label sets, values; `_total` on
+//! counters aside), through YAML, polling and rendering.
 
 use std::collections::BTreeSet;
 
-use crate::common::{has, has_label, has_name, sample, shared, FakeTarget, Remora, Reply};
+use crate::common::{fixture, has, has_label, sample, FakeTarget, Remora, Reply};
 
-/// (name, sorted labels without `target`, value) of every sample line.
-fn samples(text: &str, names: &BTreeSet<String>) -> BTreeSet<(String, String, String)> {
+type Sample = (String, String, String);
+
+/// (name, sorted labels without `target`, value) of every sample line whose
+/// name (without `_total`) is one of `names`.
+fn samples(text: &str, names: &BTreeSet<String>) -> BTreeSet<Sample> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .filter_map(|l| {
@@ -32,19 +35,26 @@ fn samples(text: &str, names: &BTreeSet<String>) -> BTreeSet<(String, String, St
         .collect()
 }
 
-fn names_of(expected: &str) -> BTreeSet<String> {
-    expected
+/// The expected file's family names and samples; an expected file without
+/// samples fails the test (a comparison of two empty sets proves nothing).
+fn expected(file: &str) -> (BTreeSet<String>, BTreeSet<Sample>) {
+    let text = fixture(&format!("peers/{file}"));
+    let names: BTreeSet<String> = text
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split_whitespace().next())
         .map(String::from)
-        .collect()
+        .collect();
+    let want = samples(&text, &names);
+    assert!(!want.is_empty(), "{file} has no samples");
+    (names, want)
 }
 
-/// Serves `json` and runs remora with `rules` against it; returns the exposition.
-async fn run(json: &str, rules: &str) -> String {
+/// Serves the fixture `body` and runs remora with `rules` against it; returns
+/// the exposition.
+async fn run(body: &str, rules: &str) -> String {
     let app = FakeTarget::start().await;
-    app.set("/data", Reply::json(json));
+    app.set("/data", Reply::json(&fixture(&format!("peers/{body}"))));
     let config = format!(
         "global: {{interval: 10s, timeout: 2s}}\nhost: {{enabled: false}}\ntargets:\n  - name: peer\n    url: {}\n    metrics:\n{rules}",
         app.url("/data")
@@ -55,148 +65,126 @@ async fn run(json: &str, rules: &str) -> String {
     m
 }
 
-const GOOD_RULES: &str = r#"
-      - name: example_global_value
-        description: Example of a top-level global value scrape in the json
-        path: $.counter
-        labels: {environment: beta, location: "planet-{$.location}"}
-      - name: example_value
-        description: Example of sub-level value scrapes from a json
+/// json_exporter's `good.yml` module, over our workers list.
+const WORKER_RULES: &str = r#"
+      - name: pool_requests
+        description: Requests the pool has taken, from the top level
+        path: $.requests
+        labels: {environment: staging, region: "zone-{$.region}"}
+      - name: worker
+        description: Running workers, one series each
         kind: counter
-        each: '$.values[?@.state == "ACTIVE"]'
-        labels: {environment: beta, id: "{$.id}"}
-        values: {active: 1, count: $.count, boolean: $.some_boolean}
+        each: '$.workers[?@.state == "RUNNING"]'
+        labels: {environment: staging, id: "{$.id}"}
+        values: {up: 1, jobs: $.jobs, busy: $.busy}
 "#;
 
 #[tokio::test]
-async fn good_json_matches_json_exporter() {
-    let dir = shared("peers/json_exporter");
-    let json = std::fs::read_to_string(dir.join("test/serve/good.json")).unwrap();
-    let expected = std::fs::read_to_string(dir.join("test/response/good.txt")).unwrap();
-    let names = names_of(&expected);
-    let m = run(&json, GOOD_RULES).await;
-    assert_eq!(samples(&m, &names), samples(&expected, &names), "{m}");
-    assert!(
-        m.contains("# TYPE example_value_count_total counter"),
-        "{m}"
-    );
+async fn a_filtered_object_list_gives_json_exporters_series() {
+    let (names, want) = expected("workers.expected.txt");
+    let m = run("workers.json", WORKER_RULES).await;
+    assert_eq!(samples(&m, &names), want, "{m}");
+    assert!(m.contains("# TYPE worker_jobs_total counter"), "{m}");
 }
 
 /// json_exporter answers 500 for the whole scrape; remora serves every other
 /// series, keeps the first of the repeated ones and counts the rest.
 #[tokio::test]
-async fn repeated_metric_keeps_everything_else() {
-    let dir = shared("peers/json_exporter");
-    let json = std::fs::read_to_string(dir.join("test/serve/repeat-metric.json")).unwrap();
-    let expected = std::fs::read_to_string(dir.join("test/response/good.txt")).unwrap();
-    let names = names_of(&expected);
-    let m = run(&json, GOOD_RULES).await;
-    // What good.json gives, but id-C is the first of its two occurrences in
-    // this document (some_boolean true, count 3); the second is dropped.
-    let expected = expected.replace(
-        "example_value_boolean{environment=\"beta\",id=\"id-C\"} 0",
-        "example_value_boolean{environment=\"beta\",id=\"id-C\"} 1",
-    );
-    assert_eq!(samples(&m, &names), samples(&expected, &names), "{m}");
-    assert!(
-        sample(&m, "remora_target_up{target=\"peer\"}") == Some(1.0),
+async fn a_repeated_item_keeps_everything_else() {
+    let (names, want) = expected("workers.expected.txt");
+    let m = run("workers-repeated.json", WORKER_RULES).await;
+    // w-3's first occurrence (12 jobs, not busy) is kept, its second dropped.
+    assert_eq!(samples(&m, &names), want, "{m}");
+    assert_eq!(
+        sample(&m, "remora_target_up{target=\"peer\"}"),
+        Some(1.0),
         "{m}"
     );
     assert!(
-        has(&m, "remora_extraction_errors_total{metric=\"example_value\",reason=\"duplicate_series\",target=\"peer\"}"),
+        has(&m, "remora_extraction_errors_total{metric=\"worker\",reason=\"duplicate_series\",target=\"peer\"}"),
         "{m}"
     );
 }
 
+/// The README's `default` module: a filter with one match and static labels
+/// only, and an optional missing key that is no series and no error.
 #[tokio::test]
-async fn readme_default_module() {
-    let dir = shared("peers/json_exporter");
-    let json = std::fs::read_to_string(dir.join("examples/data.json")).unwrap();
-    let expected = std::fs::read_to_string(
-        dir.join("expected_from_readme/default_module__examples_data.json.txt"),
-    )
-    .unwrap();
-    let names = names_of(&expected);
-    let rules = r#"
-      - name: example_global_value
-        path: $.counter
-        labels: {environment: beta, location: "planet-{$.location}"}
-      - name: example_timestamped_value
-        each: '$.values[?@.state == "INACTIVE"]'
-        labels: {environment: beta}
-        values: {count: $.count}
-      - name: example_value
-        each: '$.values[?@.state == "ACTIVE"]'
-        labels: {environment: beta, id: "{$.id}"}
-        values: {active: 1, count: $.count, boolean: $.some_boolean}
-      - name: example_missing_key
+async fn a_single_match_and_an_optional_missing_key() {
+    let (names, want) = expected("workers-paused.expected.txt");
+    let rules = format!(
+        "{WORKER_RULES}{}",
+        r#"
+      - name: paused_worker
+        description: The paused worker
+        each: '$.workers[?@.state == "PAUSED"]'
+        labels: {environment: staging}
+        values: {jobs: $.jobs}
+      - name: pool_missing_key
         path: $.missing_key
         optional: true
-"#;
-    let m = run(&json, rules).await;
-    assert_eq!(samples(&m, &names), samples(&expected, &names), "{m}");
-    assert!(!m.contains("example_missing_key"), "{m}");
+"#
+    );
+    let m = run("workers.json", &rules).await;
+    assert_eq!(samples(&m, &names), want, "{m}");
+    assert!(!m.contains("pool_missing_key"), "{m}");
     assert!(
-        !has_name(&m, "remora_extraction_errors_total"),
+        !m.contains("remora_extraction_errors_total{"),
         "an optional missing key is no error: {m}"
     );
 }
 
+/// The README's `animals` module: a top-level array, labels from a string
+/// and a boolean field.
 #[tokio::test]
-async fn readme_animals_module() {
-    let dir = shared("peers/json_exporter");
-    let json = std::fs::read_to_string(dir.join("examples/animal-data.json")).unwrap();
-    let expected = std::fs::read_to_string(
-        dir.join("expected_from_readme/animals_module__examples_animal-data.json.txt"),
-    )
-    .unwrap();
-    let names = names_of(&expected);
+async fn a_top_level_array_with_boolean_labels() {
+    let (names, want) = expected("hosts.expected.txt");
     let rules = r#"
-      - name: animal
+      - name: node
+        description: Top-level list items, one series each
         each: $[*]
-        labels: {name: "{$.noun}", predator: "{$.predator}"}
-        values: {population: $.population}
+        labels: {name: "{$.host}", primary: "{$.primary}"}
+        values: {load: $.load}
 "#;
-    let m = run(&json, rules).await;
-    assert_eq!(samples(&m, &names), samples(&expected, &names), "{m}");
+    let m = run("hosts.json", rules).await;
+    assert_eq!(samples(&m, &names), want, "{m}");
 }
 
-/// allow_missing_key: true is `optional: true`; without it json_exporter
-/// fails the scrape, remora counts a `missing` extraction error and serves the rest.
+/// `allow_missing_key: true` is `optional: true`; without it json_exporter
+/// fails the scrape, remora counts a `missing` extraction error and serves
+/// the rest.
 #[tokio::test]
-async fn missing_keys() {
-    let dir = shared("peers/json_exporter");
-    let json = std::fs::read_to_string(dir.join("test/serve/good.json")).unwrap();
+async fn missing_keys_with_and_without_optional() {
     let rules = r#"
-      - {name: example_global_value_missing_ok, path: $.missing_value, optional: true}
-      - {name: example_global_value_missing, path: $.missing_value}
-      - {name: example_value_in_object_missing_ok, each: '$.values[0]', optional: true, values: {missing_value: $.missing_value}}
-      - {name: example_value_in_object_missing, each: '$.values[0]', values: {missing_value: $.missing_value}}
-      - {name: still_served, path: $.counter}
+      - {name: pool_missing_ok, path: $.missing_value, optional: true}
+      - {name: pool_missing, path: $.missing_value}
+      - {name: worker_missing_ok, each: '$.workers[0]', optional: true, values: {missing_value: $.missing_value}}
+      - {name: worker_missing, each: '$.workers[0]', values: {missing_value: $.missing_value}}
+      - {name: still_served, path: $.requests}
 "#;
-    let m = run(&json, rules).await;
-    assert!(
-        sample(&m, "still_served{target=\"peer\"}") == Some(1234.0),
+    let m = run("workers.json", rules).await;
+    assert_eq!(
+        sample(&m, "still_served{target=\"peer\"}"),
+        Some(9876.0),
         "{m}"
     );
     assert!(
         !crate::common::samples(&m)
             .iter()
-            .any(|s| s.name.ends_with("_missing") || s.name.ends_with("_missing_value")),
+            .any(|s| s.name.contains("_missing")),
         "{m}"
     );
-    assert!(sample(&m, "remora_extraction_errors_total{metric=\"example_global_value_missing\",reason=\"missing\",target=\"peer\"}") == Some(1.0), "{m}");
-    assert!(sample(&m, "remora_extraction_errors_total{metric=\"example_value_in_object_missing\",reason=\"missing\",target=\"peer\"}") == Some(1.0), "{m}");
-    assert!(
-        !has_label(&m, "metric", "example_global_value_missing_ok"),
-        "{m}"
-    );
-    assert!(
-        !has_label(&m, "metric", "example_value_in_object_missing_ok"),
-        "{m}"
-    );
-    assert!(
-        sample(&m, "remora_target_up{target=\"peer\"}") == Some(1.0),
+    for metric in ["pool_missing", "worker_missing"] {
+        let errors = format!(
+            "remora_extraction_errors_total{{metric=\"{metric}\",reason=\"missing\",target=\"peer\"}}"
+        );
+        assert_eq!(sample(&m, &errors), Some(1.0), "{m}");
+    }
+    for metric in ["pool_missing_ok", "worker_missing_ok"] {
+        assert!(!has_label(&m, "metric", metric), "{m}");
+    }
+    assert_eq!(
+        sample(&m, "remora_target_up{target=\"peer\"}"),
+        Some(1.0),
         "{m}"
     );
 }

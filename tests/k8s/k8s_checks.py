@@ -10,7 +10,7 @@ exits non-zero on a failure. Needs PyYAML (installed with kubernetes-validate).
     k8s_checks.py rule-meta                   severity, summary, description, runbook_url
     k8s_checks.py metric-names                rules and dashboard use only metrics remora serves
     k8s_checks.py alert-coverage              every alert tested firing and not firing
-    k8s_checks.py readme-anchors              README headings for every runbook_url anchor
+    k8s_checks.py readme-anchors              docs/troubleshooting.md headings for every runbook_url anchor
     k8s_checks.py scrape-job BUILD PROM TOOL  the plain scrape job's relabeling in a real Prometheus
     k8s_checks.py consistency BUILD VARIANT   ports, paths, labels agree everywhere
     k8s_checks.py consistency-selftest BUILD  the consistency check catches renames
@@ -50,9 +50,9 @@ SCRAPE_FILE = Path("k8s/prometheus/scrape-config.yml")
 DASHBOARD_FILE = Path("k8s/grafana/remora-dashboard.json")
 ALERT_TESTS = Path("tests/k8s/alerts_test.yml")
 DOCKERFILE = Path("Dockerfile")
-README = Path("README.md")
+RUNBOOKS = Path("docs/troubleshooting.md")
 
-RUNBOOK_BASE = "https://github.com/remora-exporter/remora/blob/main/README.md"
+RUNBOOK_BASE = "https://github.com/remora-exporter/remora/blob/main/docs/troubleshooting.md"
 JOB = "remora"
 REMORA_CONTAINER = "remora"
 SIDECAR_LABEL = ("remora-exporter/sidecar", "true")
@@ -591,9 +591,13 @@ def github_anchor(heading: str) -> str:
 
 
 def cmd_readme_anchors() -> int:
-    """0: all anchors exist; 1: some missing; 2: README has no runbook section yet."""
+    """0: all anchors exist; 1: some missing; 2: the runbook file is missing or has no
+    heading for any alert (scripts/check-k8s.sh fails on both)."""
     names = [r["alert"] for r in alerts()]
-    text = README.read_text(encoding="utf-8") if README.exists() else ""
+    if not RUNBOOKS.exists():
+        print(f"  {RUNBOOKS} is missing (the alerts' runbook_url anchors point into it)")
+        return 2
+    text = RUNBOOKS.read_text(encoding="utf-8")
     in_code = False
     anchors = set()
     for line in text.splitlines():
@@ -605,13 +609,13 @@ def cmd_readme_anchors() -> int:
             anchors.add(github_anchor(m.group(1)))
     present = [n for n in names if n.lower() in anchors]
     if not present:
-        print(f"  README.md has no heading for any alert yet (expected: {', '.join(names)})")
+        print(f"  {RUNBOOKS} has no heading for any alert (expected: {', '.join(names)})")
         return 2
     missing = [n for n in names if n.lower() not in anchors]
     if missing:
-        print("  README.md lacks headings (anchors) for: " + ", ".join(missing))
+        print(f"  {RUNBOOKS} lacks headings (anchors) for: " + ", ".join(missing))
         return 1
-    print(f"  README.md has a heading for each of the {len(names)} alerts' runbook_url anchors")
+    print(f"  {RUNBOOKS} has a heading for each of the {len(names)} alerts' runbook_url anchors")
     return 0
 
 

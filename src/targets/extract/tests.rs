@@ -1277,25 +1277,26 @@ fn label_text_shares_the_budget() {
     assert!(x.errors.is_empty());
 }
 
-// ----- json_exporter's own cases, translated by hand -----
+// ----- json_exporter's cases, as facts on bodies of our own -----
+// (tests/fixtures/peers/README.md says which case each file stands for)
 
-fn peer_dir() -> Option<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/peers/json_exporter");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: {} is absent", dir.display());
-        None
-    }
+/// The text of `tests/fixtures/peers/FILE`; missing, the test fails.
+fn peer_file(file: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/peers")
+        .join(file);
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("fixture {} cannot be read: {e}", path.display()))
 }
 
-fn read_json(dir: &std::path::Path, file: &str) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join(file)).unwrap()).unwrap()
+fn read_json(file: &str) -> Value {
+    serde_json::from_str(&peer_file(file)).unwrap()
 }
 
-/// Samples of a Prometheus text file, as `name{k="v",...} value` with sorted labels.
-fn expected(dir: &std::path::Path, file: &str) -> Vec<String> {
-    let text = std::fs::read_to_string(dir.join(file)).unwrap();
+/// Samples of a Prometheus text file, as `name{k="v",...} value` with sorted
+/// labels; a file without samples fails the test.
+fn expected(file: &str) -> Vec<String> {
+    let text = peer_file(file);
     let mut out: Vec<String> = text
         .lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
@@ -1307,6 +1308,7 @@ fn expected(dir: &std::path::Path, file: &str) -> Vec<String> {
             format!("{name}{{{}}} {value}", labels.join(","))
         })
         .collect();
+    assert!(!out.is_empty(), "{file} has no samples");
     out.sort();
     out
 }
@@ -1333,28 +1335,24 @@ fn normalized(x: &Extraction, base_len: usize) -> Vec<String> {
     out
 }
 
-/// test/config/good.yml, module `default`.
-fn good_rules() -> Vec<MetricRule> {
-    let global = labels(
-        rule("example_global_value", "$.counter"),
-        &[("environment", "beta"), ("location", "planet-{$.location}")],
+/// json_exporter's `good.yml` module, over the workers list.
+fn worker_rules() -> Vec<MetricRule> {
+    let requests = labels(
+        rule("pool_requests", "$.requests"),
+        &[("environment", "staging"), ("region", "zone-{$.region}")],
     );
-    let mut value = labels(
+    let mut worker = labels(
         each(
             values_rule(
-                "example_value",
-                &[
-                    ("active", "1"),
-                    ("count", "$.count"),
-                    ("boolean", "$.some_boolean"),
-                ],
+                "worker",
+                &[("up", "1"), ("jobs", "$.jobs"), ("busy", "$.busy")],
             ),
-            "$.values[?@.state == 'ACTIVE']",
+            "$.workers[?@.state == 'RUNNING']",
         ),
-        &[("environment", "beta"), ("id", "{$.id}")],
+        &[("environment", "staging"), ("id", "{$.id}")],
     );
-    value.kind = RuleKind::Counter;
-    vec![global, value]
+    worker.kind = RuleKind::Counter;
+    vec![requests, worker]
 }
 
 fn peer_extract(rules: Vec<MetricRule>, doc: &Value) -> Extraction {
@@ -1369,100 +1367,63 @@ fn peer_extract(rules: Vec<MetricRule>, doc: &Value) -> Extraction {
 }
 
 #[test]
-fn peer_json_exporter_good() {
-    let Some(dir) = peer_dir() else { return };
-    let x = peer_extract(good_rules(), &read_json(&dir, "test/serve/good.json"));
-    assert_eq!(normalized(&x, 1), expected(&dir, "test/response/good.txt"));
+fn peer_a_filtered_object_list() {
+    let x = peer_extract(worker_rules(), &read_json("workers.json"));
+    assert_eq!(normalized(&x, 1), expected("workers.expected.txt"));
     assert!(x.errors.is_empty());
 }
 
 #[test]
-fn peer_json_exporter_repeat_metric_keeps_the_rest() {
-    let Some(dir) = peer_dir() else { return };
-    let x = peer_extract(
-        good_rules(),
-        &read_json(&dir, "test/serve/repeat-metric.json"),
-    );
-    // The first id-C (count 3, some_boolean true) is kept, the second counted.
-    let want: Vec<String> = expected(&dir, "test/response/good.txt")
-        .into_iter()
-        .map(|l| {
-            if l.starts_with("example_value_boolean") && l.contains("id-C") {
-                l.replace("} 0", "} 1")
-            } else {
-                l
-            }
-        })
-        .collect();
-    assert_eq!(normalized(&x, 1), want);
-    assert_eq!(errors(&x), [err("example_value", "duplicate_series")]);
+fn peer_a_repeated_item_keeps_the_rest() {
+    let x = peer_extract(worker_rules(), &read_json("workers-repeated.json"));
+    // The first w-3 (12 jobs, not busy) is kept, the second counted.
+    assert_eq!(normalized(&x, 1), expected("workers.expected.txt"));
+    assert_eq!(errors(&x), [err("worker", "duplicate_series")]);
 }
 
 #[test]
-fn peer_json_exporter_readme_default_module() {
-    let Some(dir) = peer_dir() else { return };
-    let mut rules = good_rules();
-    // `epochTimestamp` has no equivalent: remora serves current values.
+fn peer_a_single_match_and_an_optional_missing_key() {
+    let mut rules = worker_rules();
     rules.insert(
         1,
         labels(
             each(
-                values_rule("example_timestamped_value", &[("count", "$.count")]),
-                "$.values[?@.state == 'INACTIVE']",
+                values_rule("paused_worker", &[("jobs", "$.jobs")]),
+                "$.workers[?@.state == 'PAUSED']",
             ),
-            &[("environment", "beta")],
+            &[("environment", "staging")],
         ),
     );
-    let mut missing = rule("example_missing_key", "$.missing_key");
+    let mut missing = rule("pool_missing_key", "$.missing_key");
     missing.optional = true;
     rules.push(missing);
-    let x = peer_extract(rules, &read_json(&dir, "examples/data.json"));
-    assert_eq!(
-        normalized(&x, 1),
-        expected(
-            &dir,
-            "expected_from_readme/default_module__examples_data.json.txt"
-        )
-    );
+    let x = peer_extract(rules, &read_json("workers.json"));
+    assert_eq!(normalized(&x, 1), expected("workers-paused.expected.txt"));
     assert!(x.errors.is_empty());
 }
 
 #[test]
-fn peer_json_exporter_readme_animals_module() {
-    let Some(dir) = peer_dir() else { return };
+fn peer_a_top_level_array_with_boolean_labels() {
     let rules = vec![labels(
-        each(
-            values_rule("animal", &[("population", "$.population")]),
-            "$[*]",
-        ),
-        &[("name", "{$.noun}"), ("predator", "{$.predator}")],
+        each(values_rule("node", &[("load", "$.load")]), "$[*]"),
+        &[("name", "{$.host}"), ("primary", "{$.primary}")],
     )];
-    let x = peer_extract(rules, &read_json(&dir, "examples/animal-data.json"));
-    assert_eq!(
-        normalized(&x, 1),
-        expected(
-            &dir,
-            "expected_from_readme/animals_module__examples_animal-data.json.txt"
-        )
-    );
+    let x = peer_extract(rules, &read_json("hosts.json"));
+    assert_eq!(normalized(&x, 1), expected("hosts.expected.txt"));
 }
 
 #[test]
-fn peer_json_exporter_allow_missing_key() {
-    let Some(dir) = peer_dir() else { return };
-    let doc = read_json(&dir, "test/serve/good.json");
+fn peer_missing_keys_with_and_without_optional() {
+    let doc = read_json("workers.json");
     for optional in [true, false] {
-        let mut global = rule("example_global_value_missing", "$.missing_value");
-        global.optional = optional;
+        let mut top = rule("pool_missing", "$.missing_value");
+        top.optional = optional;
         let mut object = each(
-            values_rule(
-                "example_value_in_object_missing",
-                &[("missing_value", "$.missing_value")],
-            ),
-            "$.values[0]",
+            values_rule("worker_missing", &[("missing_value", "$.missing_value")]),
+            "$.workers[0]",
         );
         object.optional = optional;
-        for r in [global, object] {
+        for r in [top, object] {
             let name = r.name.clone();
             let x = peer_extract(vec![r], &doc);
             assert_eq!(x.series, 0);
