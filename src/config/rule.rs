@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use super::decode::{valid_instrument_name, valid_label_name, Ctx, MapReader};
 use super::template::{parse_template, relative_path};
-use super::types::{MetricRule, Parse, RuleKind, RuleValue, TemplatePart, ValueSource};
+use super::types::{
+    MetricRule, Parse, RuleKind, RuleValue, TemplatePart, ValueSource, OTHER_STATE,
+};
 use super::yaml::Node;
 
 const RULE_KEYS: &[&str] = &[
@@ -75,6 +77,9 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
                             if let Some(s) = ctx.nonempty_string(s, &format!("{skey}[{i}]")) {
                                 if states.contains(&s) {
                                     ctx.err(sn.mark, &skey, format!("state {s:?} is listed twice"));
+                                }
+                                if s == OTHER_STATE {
+                                    ctx.err(sn.mark, &format!("{skey}[{i}]"), "\"other\" is the state remora serves for a value outside states (expected another name)");
                                 }
                                 states.push(s);
                             }

@@ -229,6 +229,10 @@ fn rule_checks() {
     let cases = [
         ("{name: m, kind: stateset, path: $.s}", "states"),
         (
+            "{name: m, kind: stateset, states: [ok, other], path: $.s}",
+            "\"other\" is the state remora serves",
+        ),
+        (
             "{name: m, path: $.a, values: {x: $.b}}",
             "path and values both set",
         ),

@@ -221,6 +221,10 @@ pub enum Parse {
     Percent,
 }
 
+/// The state a stateset serves, set to 1, when the current value is none of
+/// its `states` (listing it in `states` is a load error).
+pub const OTHER_STATE: &str = "other";
+
 /// The kind of a metric rule as written in the config.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RuleKind {

@@ -49,7 +49,8 @@
 //!   optional; `null`: no series).
 //! - `stateset`: the current value's text is compared with `states`; one
 //!   series per state, label `state`, 1 for the current one. A current value
-//!   not in `states` is `unmapped_value`, and every state is served as 0.
+//!   not in `states` is `unmapped_value`: every state is served as 0 and one
+//!   more series, `state="other"` ([`crate::config::OTHER_STATE`]), as 1.
 //! - Duplicates (same instrument and labels in one poll): the first is kept;
 //!   one `duplicate_series` error per node that produced any duplicate.
 //! - Cap: once `max_series` series are kept, further series are dropped and

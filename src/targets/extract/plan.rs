@@ -16,7 +16,7 @@ use super::reach;
 use super::sink::Sink;
 use super::sink::{site, PathAt};
 use super::ErrorReason;
-use crate::config::{MetricRule, Parse, RuleKind, TemplatePart, ValueSource};
+use crate::config::{MetricRule, Parse, RuleKind, TemplatePart, ValueSource, OTHER_STATE};
 
 /// Adds to `base` what `path`, evaluated from `base`'s node, can read: its
 /// plain steps, then everything below them (or below `base` when a filter
@@ -353,6 +353,14 @@ impl RulePlan {
                         a.push(KeyValue::new(STATE, state.clone()));
                         let v = if at == Some(j) { 1.0 } else { 0.0 };
                         let r = sink.push(family, a, v);
+                        note(sink, r);
+                    }
+                    // A value outside `states` is served as `other`, never
+                    // as every state at 0.
+                    if at.is_none() {
+                        let mut a = base_attrs;
+                        a.push(KeyValue::new(STATE, StringValue::from(OTHER_STATE)));
+                        let r = sink.push(family, a, 1.0);
                         note(sink, r);
                     }
                 }

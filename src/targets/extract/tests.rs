@@ -432,14 +432,28 @@ fn stateset_one_series_per_state() {
 }
 
 #[test]
-fn stateset_unknown_state_is_unmapped_and_all_zero() {
+fn stateset_unknown_state_is_unmapped_and_served_as_other() {
     let mut r = rule("app.status", "$.status");
     r.kind = RuleKind::StateSet(vec!["ok".into(), "down".into()]);
     let x = run(vec![r.clone()], &health());
     assert_eq!(
         samples(&x),
-        ["app.status{state=\"ok\"} 0", "app.status{state=\"down\"} 0"]
+        [
+            "app.status{state=\"ok\"} 0",
+            "app.status{state=\"down\"} 0",
+            "app.status{state=\"other\"} 1"
+        ]
     );
+    assert_eq!(errors(&x), [err("app.status", "unmapped_value")]);
+    // A known state serves no `other`.
+    let x = run(vec![r.clone()], &json!({"status": "down"}));
+    assert_eq!(
+        samples(&x),
+        ["app.status{state=\"ok\"} 0", "app.status{state=\"down\"} 1"]
+    );
+    // An object is outside the states too.
+    let x = run(vec![r.clone()], &json!({"status": {"a": 1}}));
+    assert_eq!(samples(&x).last().unwrap(), "app.status{state=\"other\"} 1");
     assert_eq!(errors(&x), [err("app.status", "unmapped_value")]);
 
     // Booleans and numbers compare by their text; missing and null as for values.

@@ -177,7 +177,7 @@ pub(super) fn hint(
         },
         ErrorReason::UnmappedValue => match &text.states {
             Some(states) => format!(
-                "{shown} is not one of states: [{}]: add it to states:",
+                "{shown} is not one of states: [{}] (served as state=\"other\"): add it to states:",
                 states.join(", ")
             ),
             None => {
