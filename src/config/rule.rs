@@ -3,10 +3,14 @@
 
 use std::collections::BTreeMap;
 
+use serde_json_path::JsonPath;
+
 use super::decode::{valid_instrument_name, valid_label_name, Ctx, MapReader};
 use super::template::{parse_template, relative_path};
-use super::types::{MetricRule, Parse, RuleKind, RuleValue, TemplatePart, ValueSource};
-use super::yaml::Node;
+use super::types::{
+    MetricRule, Parse, RuleKind, RuleValue, TemplatePart, ValueSource, OTHER_STATE,
+};
+use super::yaml::{Node, NodeKind};
 
 const RULE_KEYS: &[&str] = &[
     "name",
@@ -76,6 +80,9 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
                                 if states.contains(&s) {
                                     ctx.err(sn.mark, &skey, format!("state {s:?} is listed twice"));
                                 }
+                                if s == OTHER_STATE {
+                                    ctx.err(sn.mark, &format!("{skey}[{i}]"), "\"other\" is the state remora serves for a value outside states (expected another name)");
+                                }
                                 states.push(s);
                             }
                         }
@@ -105,10 +112,13 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
             "states only apply to kind: stateset",
         );
     }
-    let each = m.get("each").and_then(|n| {
-        let s = ctx.nonempty_string(n, &m.path("each"))?;
-        ctx.jsonpath(n, &m.path("each"), &relative_path(&s))
-    });
+    let (each, each_inner, list_each) = match m.get("each") {
+        Some(n) => decode_each(ctx, n, &m.path("each")),
+        None => (None, Vec::new(), false),
+    };
+    // Levels of nodes label templates may read: the document, or each
+    // level of `each:`.
+    let levels = 1 + each_inner.len();
     let mut values = Vec::new();
     let path_node = m.get("path");
     let values_node = m.get("values");
@@ -216,6 +226,13 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
                             "{@key} needs each: (expected an each: JSONPath on this rule)",
                         );
                     }
+                    if let Some(n) = t.parts.iter().map(TemplatePart::levels_out).max() {
+                        if n > 0 && !list_each {
+                            ctx.err(mark, &path, format!("{v:?} reads {n} level(s) out: that needs each: as a list of levels (expected each: ['$.outer.*', '$.inner.*'])"));
+                        } else if n >= levels {
+                            ctx.err(mark, &path, format!("{v:?} reads {n} level(s) out, beyond the {levels} level(s) of each: (expected N below {levels})"));
+                        }
+                    }
                     labels.push((k, t));
                 }
                 Err(e) => ctx.err(mark, &path, e.to_string()),
@@ -264,11 +281,54 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
         kind,
         unit,
         each,
+        each_inner,
         values,
         labels,
         scale,
         parse,
         map,
         optional,
+        aggregate: None,
     })
+}
+
+/// `each:`: one JSONPath, or a list of them (levels, each evaluated from
+/// the nodes of the level before). Returns the first level, the further
+/// ones, and whether it was written as a list.
+fn decode_each(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    key: &str,
+) -> (Option<JsonPath>, Vec<JsonPath>, bool) {
+    let NodeKind::Seq(items) = &node.kind else {
+        let each = ctx
+            .nonempty_string(node, key)
+            .and_then(|s| ctx.jsonpath(node, key, &relative_path(&s)));
+        return (each, Vec::new(), false);
+    };
+    if items.is_empty() {
+        ctx.err(
+            node.mark,
+            key,
+            "is an empty list (expected a JSONPath, or a list of JSONPaths: one per level)",
+        );
+        return (None, Vec::new(), true);
+    }
+    let mut levels = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let ikey = format!("{key}[{i}]");
+        if let Some(p) = ctx
+            .nonempty_string(item, &ikey)
+            .and_then(|s| ctx.jsonpath(item, &ikey, &relative_path(&s)))
+        {
+            levels.push(p);
+        }
+    }
+    if levels.len() < items.len() {
+        // An error was recorded: the load fails.
+        return (None, Vec::new(), true);
+    }
+    let mut levels = levels.into_iter();
+    let first = levels.next();
+    (first, levels.collect(), true)
 }

@@ -229,6 +229,10 @@ fn rule_checks() {
     let cases = [
         ("{name: m, kind: stateset, path: $.s}", "states"),
         (
+            "{name: m, kind: stateset, states: [ok, other], path: $.s}",
+            "\"other\" is the state remora serves",
+        ),
+        (
             "{name: m, path: $.a, values: {x: $.b}}",
             "path and values both set",
         ),
@@ -445,4 +449,72 @@ fn parse_percent_is_a_parser() {
         "{}",
         e[0]
     );
+}
+
+#[test]
+fn level_templates() {
+    let t = parse_template("{@key:1}/{@key:0}/{@2$.name}/{@0$.x}/{@key}").unwrap();
+    assert!(matches!(t.parts[0], TemplatePart::OuterKey(1)));
+    assert!(matches!(t.parts[2], TemplatePart::Key));
+    assert!(matches!(t.parts[4], TemplatePart::OuterPath(2, _)));
+    assert!(matches!(t.parts[6], TemplatePart::Path(_)));
+    assert!(matches!(t.parts[8], TemplatePart::Key));
+    for bad in [
+        "{@key:}",
+        "{@key:x}",
+        "{@key:-1}",
+        "{@1}",
+        "{@1.name}",
+        "{@1x$.a}",
+    ] {
+        let e = parse_template(bad).unwrap_err().to_string();
+        assert!(e.contains("malformed level reference"), "{bad}: {e}");
+    }
+    assert!(parse_template("{@1$.[}")
+        .unwrap_err()
+        .to_string()
+        .contains("invalid JSONPath"));
+}
+
+/// A rule's problem, as `(line:col, message)` of the first error.
+fn rule_error(rule: &str) -> String {
+    let text = format!("targets:\n  - name: t\n    url: http://127.0.0.1/\n    metrics:\n{rule}");
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    e[0].clone()
+}
+
+#[test]
+fn list_each_is_parsed_and_checked() {
+    let c = parse("targets:\n  - name: t\n    url: http://127.0.0.1/\n    metrics:\n      - name: m\n        kind: stateset\n        states: [UP, DOWN]\n        each: ['$.components.*', '@.components.*']\n        path: $.status\n        labels: {group: \"{@key:1}\", component: \"{@key}\", g: \"{@1$.status}\"}\n").unwrap();
+    let m = &c.targets[0].metrics[0];
+    assert_eq!(m.each.as_ref().unwrap().to_string(), "$.components.*");
+    assert_eq!(m.each_inner.len(), 1);
+    // A one-level list is the string form.
+    let c = parse("targets:\n  - {name: t, url: http://x/, metrics: [{name: m, each: ['$.a.*'], path: $.v, labels: {k: '{@key:0}'}}]}\n").unwrap();
+    assert!(c.targets[0].metrics[0].each_inner.is_empty());
+
+    let e = rule_error("      - name: m\n        each: []\n        path: $.v\n");
+    assert!(
+        e.starts_with("exporter.yaml:6:15: targets[0].metrics[0].each: is an empty list"),
+        "{e}"
+    );
+    let e = rule_error("      - name: m\n        each: ['$.a.*', '$.[']\n        path: $.v\n");
+    assert!(
+        e.starts_with("exporter.yaml:6:25: targets[0].metrics[0].each[1]: invalid JSONPath"),
+        "{e}"
+    );
+    let e = rule_error("      - name: m\n        each: ['$.a.*', '$.b.*']\n        path: $.v\n        labels:\n          g: '{@key:2}'\n");
+    assert!(e.starts_with("exporter.yaml:9:11: targets[0].metrics[0].labels.g: \"{@key:2}\" reads 2 level(s) out, beyond the 2 level(s)"), "{e}");
+    let e = rule_error("      - name: m\n        each: '$.a.*'\n        path: $.v\n        labels:\n          g: '{@1$.name}'\n");
+    assert!(e.starts_with("exporter.yaml:9:11: targets[0].metrics[0].labels.g: \"{@1$.name}\" reads 1 level(s) out: that needs each: as a list"), "{e}");
+    let e = rule_error(
+        "      - name: m\n        path: $.v\n        labels:\n          g: '{@key:1}'\n",
+    );
+    assert!(
+        e.contains("labels.g: \"{@key:1}\" reads 1 level(s) out: that needs each: as a list"),
+        "{e}"
+    );
+    let e = rule_error("      - name: m\n        each: ['$.a.*', '$.b.*']\n        path: $.v\n        labels:\n          g: '{@key:one}'\n");
+    assert!(e.starts_with("exporter.yaml:9:11: targets[0].metrics[0].labels.g: malformed level reference {@key:one}"), "{e}");
 }

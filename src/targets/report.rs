@@ -81,7 +81,12 @@ pub fn write_target(out: &mut String, name: &str, t: &TargetState) {
         let info = &r.info;
         let _ = write!(out, "  rule {}:", info.metric);
         if let Some(each) = &info.each {
-            let _ = write!(out, " each {each} matched {} node(s);", r.nodes);
+            let _ = write!(out, " each {each} matched {} node(s)", r.nodes);
+            for (level, path) in info.each_inner.iter().enumerate() {
+                let n = r.level_nodes.get(level).copied().unwrap_or(0);
+                let _ = write!(out, ", then {path} matched {n} node(s)");
+            }
+            let _ = write!(out, ";");
         }
         for (i, (name, path)) in info.paths.iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };

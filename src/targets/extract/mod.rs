@@ -23,6 +23,11 @@
 //!   templates then means that node (without `each`, the document root).
 //!   `{@key}` is the node's object key or array index (empty without `each`).
 //!   An `each` matching nothing gives no series and no error.
+//! - A list `each:` is levels: each level's path is evaluated from every
+//!   node of the level before (the first from the document), and the
+//!   innermost nodes are the rule's nodes. `{@key:N}` and `{@N$.path}`
+//!   read the node N levels out (`{@key:0}` is `{@key}`); the inner levels'
+//!   node counts are in the trace, for `--explain`.
 //! - A `path` or template path matching several nodes uses the first.
 //! - Values, `parse: auto`: numbers as they are, `true`/`false` 1/0, numeric
 //!   strings as numbers; `duration`/`timestamp`/`bytes` read strings with
@@ -49,7 +54,8 @@
 //!   optional; `null`: no series).
 //! - `stateset`: the current value's text is compared with `states`; one
 //!   series per state, label `state`, 1 for the current one. A current value
-//!   not in `states` is `unmapped_value`, and every state is served as 0.
+//!   not in `states` is `unmapped_value`: every state is served as 0 and one
+//!   more series, `state="other"` ([`crate::config::OTHER_STATE`]), as 1.
 //! - Duplicates (same instrument and labels in one poll): the first is kept;
 //!   one `duplicate_series` error per node that produced any duplicate.
 //! - Cap: once `max_series` series are kept, further series are dropped and
@@ -270,9 +276,12 @@ impl Extractor {
             .collect();
         let mut rules = rules;
         let mut first_span = 0;
+        let mut first_level = 0;
         for rule in &mut rules {
             rule.first_span = first_span;
             first_span += rule.values.len();
+            rule.first_level = first_level;
+            first_level += rule.inner.len();
         }
         let passes = passes(&rules);
         let mut reach = reach::Reach::default();
@@ -460,6 +469,7 @@ impl Extractor {
             base_len: base.len(),
             seen: HashMap::with_capacity_and_hasher(expected, Default::default()),
             hasher: foldhash::fast::RandomState::default(),
+            level_nodes: vec![0; self.rules.iter().map(|r| r.inner.len()).sum()],
         };
         let mut buf = String::new();
         let mut trace = Trace::with_rules(&self.rules);
@@ -514,6 +524,7 @@ impl Extractor {
         // Rules that ran together met their errors node by node.
         sink.errors.sort_by_key(|e| e.rule);
         self.last_series.store(sink.kept, Ordering::Relaxed);
+        trace.levels = std::mem::take(&mut sink.level_nodes);
         Extraction {
             families: sink.families,
             errors: sink.errors,

@@ -122,6 +122,19 @@ pub(super) enum NodeKey<'a> {
     Index(usize),
 }
 
+/// A node a rule reads and its key: the document, or one level of its
+/// `each` (a chain of them, outermost first, for a list `each:`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Level<'v> {
+    pub(super) node: &'v Value,
+    pub(super) key: NodeKey<'v>,
+}
+
+/// The level `out` levels out of the last of `chain`.
+pub(super) fn level<'c, 'v>(chain: &'c [Level<'v>], out: usize) -> Option<&'c Level<'v>> {
+    chain.len().checked_sub(out + 1).and_then(|i| chain.get(i))
+}
+
 /// The `{@key}` of each of `nodes` (members of `doc`): its object key or
 /// array index, as the located query would give it, found by address with
 /// one breadth-first walk that stops once every node is found. Takes a few

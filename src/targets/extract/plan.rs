@@ -11,12 +11,12 @@ use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use super::convert::{arc_value, convert, cut, example, labels_text, render, write_scalar, Part};
-use super::path::{simple_prefix, NodeKey, PathPlan, SimplePath};
+use super::path::{keys_of, level, simple_prefix, Level, NodeKey, PathPlan, SimplePath};
 use super::reach;
 use super::sink::Sink;
 use super::sink::{site, PathAt};
 use super::ErrorReason;
-use crate::config::{MetricRule, Parse, RuleKind, TemplatePart, ValueSource};
+use crate::config::{MetricRule, Parse, RuleKind, TemplatePart, ValueSource, OTHER_STATE};
 
 /// Adds to `base` what `path`, evaluated from `base`'s node, can read: its
 /// plain steps, then everything below them (or below `base` when a filter
@@ -78,6 +78,12 @@ pub(super) struct RulePlan {
     pub(super) metric: String,
     pub(super) kind: KindPlan,
     pub(super) each: Option<EachPlan>,
+    /// The further levels of a list `each:`, each from the nodes of the
+    /// level before.
+    pub(super) inner: Vec<EachPlan>,
+    /// Where its inner levels' node counts are in the sink's
+    /// `level_nodes` (the number of inner levels of the rules before it).
+    pub(super) first_level: usize,
     pub(super) labels: Vec<(Key, LabelPlan)>,
     /// Per `values` entry: its family index and source.
     pub(super) values: Vec<(usize, SourcePlan)>,
@@ -119,9 +125,14 @@ impl RulePlan {
                             TemplatePart::Literal(s) => Part::Literal(s.clone()),
                             TemplatePart::Key => {
                                 uses_key = true;
-                                Part::Key
+                                Part::Key(0)
                             }
-                            TemplatePart::Path(p) => Part::Path(PathPlan::new(p)),
+                            TemplatePart::OuterKey(n) => {
+                                uses_key = true;
+                                Part::Key(*n)
+                            }
+                            TemplatePart::Path(p) => Part::Path(0, PathPlan::new(p)),
+                            TemplatePart::OuterPath(n, p) => Part::Path(*n, PathPlan::new(p)),
                         })
                         .collect();
                     LabelPlan::Template(parts)
@@ -136,13 +147,12 @@ impl RulePlan {
                 KindPlan::StateSet(states.iter().map(|s| arc_value(s)).collect())
             }
         };
-        let each = rule
-            .each
-            .as_ref()
-            .map(|each| match SimplePath::parse(each, true) {
-                Some(container) => EachPlan::Members(container),
-                None => EachPlan::Query(each.clone()),
-            });
+        let each_plan = |each: &JsonPath| match SimplePath::parse(each, true) {
+            Some(container) => EachPlan::Members(container),
+            None => EachPlan::Query(each.clone()),
+        };
+        let each = rule.each.as_ref().map(each_plan);
+        let inner = rule.each_inner.iter().map(each_plan).collect();
         let values = rule
             .values
             .iter()
@@ -161,6 +171,8 @@ impl RulePlan {
             metric: rule.name.clone(),
             kind,
             each,
+            inner,
+            first_level: 0,
             labels,
             values,
             uses_key,
@@ -186,19 +198,40 @@ impl RulePlan {
                 return;
             }
         };
-        for (_, source) in &self.values {
-            if let SourcePlan::Path(p) = source {
-                path_reach(node, p);
-            }
-        }
+        self.level_reach(node, 0);
+    }
+
+    /// Adds what the rule reads from a node of level `depth` (0: the
+    /// document or the first `each` level) to `node`: the label paths of
+    /// that level, then the next level's nodes, or at the innermost level
+    /// the values.
+    fn level_reach(&self, node: &mut reach::Reach, depth: usize) {
+        let out = self.inner.len() - depth;
         for (_, label) in &self.labels {
             if let LabelPlan::Template(parts) = label {
                 for part in parts {
-                    if let Part::Path(p) = part {
+                    if let Part::Path(n, p) = part {
+                        if *n == out {
+                            path_reach(node, p);
+                        }
+                    }
+                }
+            }
+        }
+        match self.inner.get(depth) {
+            None => {
+                for (_, source) in &self.values {
+                    if let SourcePlan::Path(p) = source {
                         path_reach(node, p);
                     }
                 }
             }
+            Some(EachPlan::Members(container)) => {
+                let members = node.descend(&container.steps).members();
+                self.level_reach(members, depth + 1);
+            }
+            // Every node it matches lies under what it reaches.
+            Some(EachPlan::Query(each)) => reach_general(node, each),
         }
     }
 
@@ -226,7 +259,8 @@ impl RulePlan {
         sink.seen.reserve(room.saturating_mul(self.values.len()));
     }
 
-    /// Produces the series of one node (the document, or one `each` match).
+    /// Produces the series of one node (the document, or one `each`
+    /// match): through the inner levels of a list `each:` when it has them.
     pub(super) fn node(
         &self,
         node: &Value,
@@ -235,6 +269,78 @@ impl RulePlan {
         sink: &mut Sink,
         buf: &mut String,
     ) {
+        let first = Level { node, key };
+        if self.inner.is_empty() {
+            return self.leaf(&[first], base, sink, buf);
+        }
+        let mut chain = Vec::with_capacity(self.inner.len() + 1);
+        chain.push(first);
+        self.walk(&mut chain, base, sink, buf);
+    }
+
+    /// Runs the next inner level of `each:` from the last node of `chain`
+    /// (then the level after, ...), the innermost nodes into [`Self::leaf`].
+    fn walk<'v>(
+        &self,
+        chain: &mut Vec<Level<'v>>,
+        base: &[KeyValue],
+        sink: &mut Sink,
+        buf: &mut String,
+    ) {
+        let depth = chain.len() - 1;
+        let (Some(each), Some(parent)) = (self.inner.get(depth), chain.last().copied()) else {
+            return self.leaf(chain, base, sink, buf);
+        };
+        let mut run =
+            |chain: &mut Vec<Level<'v>>, node: &'v Value, key: NodeKey<'v>, sink: &mut Sink| {
+                chain.push(Level { node, key });
+                self.walk(chain, base, sink, buf);
+                chain.pop();
+            };
+        let n = match each {
+            EachPlan::Members(container) => match container.get(parent.node) {
+                Some(Value::Object(members)) => {
+                    for (k, v) in members {
+                        run(chain, v, NodeKey::Name(k), sink);
+                    }
+                    members.len()
+                }
+                Some(Value::Array(items)) => {
+                    for (i, v) in items.iter().enumerate() {
+                        run(chain, v, NodeKey::Index(i), sink);
+                    }
+                    items.len()
+                }
+                _ => 0,
+            },
+            EachPlan::Query(each) => {
+                let mut nodes = each.query(parent.node).all();
+                sink.fit_nodes(self.per_node(), &mut nodes, 56);
+                let keys = if self.uses_key {
+                    keys_of(parent.node, &nodes)
+                } else {
+                    HashMap::new()
+                };
+                for node in &nodes {
+                    let key = keys
+                        .get(&std::ptr::from_ref(*node))
+                        .copied()
+                        .unwrap_or(NodeKey::None);
+                    run(chain, node, key, sink);
+                }
+                nodes.len()
+            }
+        };
+        if let Some(count) = sink.level_nodes.get_mut(self.first_level + depth) {
+            *count = count.saturating_add(n as u64);
+        }
+    }
+
+    /// Produces the series of the innermost node of `chain`.
+    fn leaf(&self, chain: &[Level<'_>], base: &[KeyValue], sink: &mut Sink, buf: &mut String) {
+        let Some(&Level { node, key }) = chain.last() else {
+            return;
+        };
         let extra = usize::from(matches!(self.kind, KindPlan::StateSet(_)));
         let mut attrs = Vec::with_capacity(base.len() + self.labels.len() + extra);
         attrs.extend_from_slice(base);
@@ -242,7 +348,7 @@ impl RulePlan {
             let value = match plan {
                 LabelPlan::Const(v) => v.clone(),
                 LabelPlan::Template(parts) => {
-                    match render(parts, node, key, self.optional, sink.label_budget, buf) {
+                    match render(parts, chain, self.optional, sink.label_budget, buf) {
                         Ok(()) => {
                             // The text and the `Arc` it goes into.
                             if !sink.take_label(buf.len() + 32) {
@@ -254,7 +360,7 @@ impl RulePlan {
                         }
                         Err(Some((reason, offending))) => {
                             return sink.error(self.index, &self.metric, reason, || {
-                                let at = PathAt::Label(li, failing_part(parts, node, reason));
+                                let at = PathAt::Label(li, failing_part(parts, chain, reason));
                                 (offending.map(example), site(key, Some(at), offending))
                             })
                         }
@@ -355,6 +461,14 @@ impl RulePlan {
                         let r = sink.push(family, a, v);
                         note(sink, r);
                     }
+                    // A value outside `states` is served as `other`, never
+                    // as every state at 0.
+                    if at.is_none() {
+                        let mut a = base_attrs;
+                        a.push(KeyValue::new(STATE, StringValue::from(OTHER_STATE)));
+                        let r = sink.push(family, a, 1.0);
+                        note(sink, r);
+                    }
                 }
                 KindPlan::Number => match self.number(source, node, buf) {
                     Ok(Some(v)) => {
@@ -413,11 +527,11 @@ impl RulePlan {
 
 /// The index of the first part of a label template that fails on `node`
 /// with `reason` (a path matching nothing, or an object or array).
-fn failing_part(parts: &[Part], node: &Value, reason: ErrorReason) -> usize {
+fn failing_part(parts: &[Part], chain: &[Level<'_>], reason: ErrorReason) -> usize {
     parts
         .iter()
         .position(|p| match p {
-            Part::Path(p) => match p.first(node) {
+            Part::Path(out, p) => match level(chain, *out).and_then(|l| p.first(l.node)) {
                 None => reason == ErrorReason::Missing,
                 Some(v) => v.is_object() || v.is_array(),
             },

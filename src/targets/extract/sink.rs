@@ -49,6 +49,9 @@ pub(super) struct Sink {
     /// Hash of (family, labels) -> (family, series index) of the first series with it.
     pub(super) seen: HashMap<u64, (usize, usize), BuildHasherDefault<IdentityHasher>>,
     pub(super) hasher: foldhash::fast::RandomState,
+    /// Per inner level of a list `each:` (rule by rule, see
+    /// `RulePlan::first_level`): nodes matched.
+    pub(super) level_nodes: Vec<u64>,
 }
 
 impl Sink {

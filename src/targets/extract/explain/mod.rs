@@ -36,6 +36,8 @@ pub struct Trace {
     nodes: Vec<u64>,
     /// Per value of each rule, in order: (family, first series, end).
     spans: Vec<(usize, usize, usize)>,
+    /// Per inner level of a list `each:`, rule by rule: nodes matched.
+    pub(super) levels: Vec<u64>,
 }
 
 impl Trace {
@@ -44,6 +46,7 @@ impl Trace {
         Trace {
             nodes: vec![0; rules.len()],
             spans: vec![(0, 0, 0); values],
+            levels: Vec::new(),
         }
     }
 
@@ -90,6 +93,7 @@ impl RuleText {
             info: Arc::new(RuleInfo {
                 metric: rule.name.clone(),
                 each: rule.each.as_ref().map(ToString::to_string),
+                each_inner: rule.each_inner.iter().map(ToString::to_string).collect(),
                 paths: rule
                     .values
                     .iter()
@@ -110,7 +114,9 @@ impl RuleText {
                         .parts
                         .iter()
                         .map(|p| match p {
-                            TemplatePart::Path(p) => Some(p.to_string()),
+                            TemplatePart::Path(p) | TemplatePart::OuterPath(_, p) => {
+                                Some(p.to_string())
+                            }
                             _ => None,
                         })
                         .collect();
@@ -174,9 +180,11 @@ impl Extractor {
                     .count()
                     .saturating_sub(missing(&failures)) as u64,
             };
+            let levels = plan.first_level..plan.first_level + plan.inner.len();
             rules.push(RuleRecord {
                 info: text.info.clone(),
                 nodes,
+                level_nodes: trace.levels.get(levels).unwrap_or_default().to_vec(),
                 spans,
                 series_total: total,
                 failures,
