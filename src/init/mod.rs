@@ -257,6 +257,16 @@ pub async fn run(urls: &[String]) -> Result<Init, InitError> {
         match classify(a) {
             Body::Json(doc) => {
                 let t = json_target(a, &doc, &mut taken);
+                if t.rules.is_empty() && t.recipe.is_none() {
+                    // `metrics: []` would not pass `remora check`.
+                    notes.push(format!(
+                        "{}: HTTP {}, JSON with nothing to read ({} value(s) left out), skipped",
+                        a.url.path(),
+                        a.status,
+                        t.skipped.len()
+                    ));
+                    continue;
+                }
                 notes.push(format!(
                     "{}: HTTP {}, JSON: {} rule(s), {} value(s) left out",
                     a.url.path(),

@@ -87,6 +87,7 @@ pub fn fit(a: &Answer, doc: &Value) -> Option<Fit> {
                 &[
                     "app.health",
                     "app.component.health",
+                    "app.subcomponent.health",
                     "app.component.up",
                     "app.disk",
                     "app.database_info",

@@ -139,15 +139,6 @@ fn target(out: &mut String, t: &TargetOut) {
             comment(out, "    ", &format!("  {s}"));
         }
     }
-    if t.rules.is_empty() && t.recipe.is_none() {
-        comment(
-            out,
-            "    ",
-            "Nothing numeric: remora_target_up still says whether it answers.",
-        );
-        out.push_str("    metrics: []\n");
-        return;
-    }
     out.push_str("    metrics:\n");
     if let Some(fit) = &t.recipe {
         comment(

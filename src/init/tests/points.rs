@@ -400,6 +400,37 @@ fn known_shapes_get_their_recipe() {
     assert_eq!(rule(&c, "go.gc.cycles").kind, RuleKind::Counter);
     // The app's own variables are still read.
     rule(&c, "app.debug_vars.orders");
+    // Composite indicators: one family labelled by group and component.
+    let composite = json!({"status": "DOWN", "components": {
+        "db": {"status": "DOWN", "components": {
+            "ordersDataSource": {"status": "UP"}, "reportingDataSource": {"status": "DOWN"}}},
+        "ping": {"status": "UP"}}});
+    let (yaml, c) = config_for(
+        "http://127.0.0.1:8080/actuator/health",
+        503,
+        "application/json",
+        &composite,
+    );
+    let x = Extractor::new(&c.targets[0]).extract(&composite, 2000, &[]);
+    assert!(x.errors.is_empty(), "{:?}", x.errors);
+    let sub = x
+        .families
+        .iter()
+        .find(|f| &*f.name == "app.subcomponent.health")
+        .unwrap_or_else(|| panic!("{yaml}"));
+    let down = sub.series.iter().any(|s| {
+        let l = |k: &str| {
+            s.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == k)
+                .map(|kv| kv.value.to_string())
+        };
+        s.value == 1.0
+            && l("group").as_deref() == Some("db")
+            && l("component").as_deref() == Some("reportingDataSource")
+            && l("state").as_deref() == Some("DOWN")
+    });
+    assert!(down, "{:?}", sub.series);
     // Not Spring: MicroProfile's checks list.
     let (yaml, _) = health(&json!({"status": "UP", "checks": [{"name": "db", "status": "UP"}]}));
     assert!(!yaml.contains("examples/recipes/spring"), "{yaml}");
