@@ -208,6 +208,11 @@ fn json_target(a: &Answer, doc: &serde_json::Value, taken: &mut BTreeSet<String>
     } else {
         format!("app.{snake}")
     };
+    let documented = recipe::documented(doc);
+    let (doc, note) = match &documented {
+        Some((filled, note)) => (filled, Some(*note)),
+        None => (doc, None),
+    };
     let fit = recipe::fit(a, doc);
     // What a recipe reads is left to it; the rest of the body is inferred.
     let rest = match (&fit, doc) {
@@ -225,7 +230,7 @@ fn json_target(a: &Answer, doc: &serde_json::Value, taken: &mut BTreeSet<String>
         url: a.url.to_string(),
         accept_status: status::accept(a, doc),
         prometheus: false,
-        hint: if fit.is_some() { None } else { hint(a, doc) },
+        hint: note.or(if fit.is_some() { None } else { hint(a, doc) }),
         recipe: fit,
         rules: found.rules,
         skipped: found.skipped,

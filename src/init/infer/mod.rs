@@ -360,9 +360,9 @@ const KNOWN_CONTAINERS: [&str; 9] = [
 /// Member keys that identify an array's elements, by preference (matched
 /// case-insensitively, the first one unique among the elements wins).
 const ID_KEYS: [&str; 10] = [
+    "check_id",
     "name",
     "id",
-    "check_id",
     "service_id",
     "component_id",
     "key",

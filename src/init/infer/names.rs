@@ -15,6 +15,11 @@ pub(super) fn label_name(container: &str, fallback: &str) -> String {
     let s = snake(container);
     let single = if let Some(x) = s.strip_suffix("ies") {
         format!("{x}y")
+    } else if let Some(x) = s
+        .strip_suffix("es")
+        .filter(|x| ["ss", "sh", "ch", "x"].iter().any(|e| x.ends_with(e)))
+    {
+        x.to_string()
     } else if s.ends_with("ss") {
         s.clone()
     } else if let Some(x) = s.strip_suffix('s') {

@@ -453,3 +453,40 @@ fn thousands_of_keys_fit_the_series_cap() {
     rule(&c, "app.health.status");
     assert!(c.targets[0].metrics.iter().any(|r| r.parse == Parse::Auto));
 }
+
+#[test]
+fn a_list_left_empty_when_healthy_is_read_from_its_documented_shape() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/apps/consul-agent-health-service");
+    let read = |f: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(dir.join(f)).unwrap_or_default())
+            .unwrap_or(Value::Null)
+    };
+    let (yaml, c) = config_for(
+        "http://127.0.0.1:8500/v1/agent/health/service/id/checkout-1",
+        200,
+        "application/json",
+        &read("healthy.json"),
+    );
+    assert!(yaml.contains("documented check"), "{yaml}");
+    let x = Extractor::new(&c.targets[0]).extract(&read("failing.json"), 2000, &[]);
+    assert!(x.errors.is_empty(), "{:?}", x.errors);
+    let critical = x
+        .families
+        .iter()
+        .filter(|f| f.name.ends_with("checks.status"))
+        .any(|f| {
+            f.series.iter().any(|s| {
+                let l = |k: &str| {
+                    s.attributes
+                        .iter()
+                        .find(|kv| kv.key.as_str() == k)
+                        .map(|kv| kv.value.to_string())
+                };
+                s.value == 1.0
+                    && l("state").as_deref() == Some("critical")
+                    && l("check_id").as_deref() == Some("service:checkout-1")
+            })
+        });
+    assert!(critical, "{yaml}");
+}
