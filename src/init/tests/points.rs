@@ -485,7 +485,7 @@ fn a_list_left_empty_when_healthy_is_read_from_its_documented_shape() {
                 };
                 s.value == 1.0
                     && l("state").as_deref() == Some("critical")
-                    && l("check_id").as_deref() == Some("service:checkout-1")
+                    && l("check").as_deref() == Some("service:checkout-1")
             })
         });
     assert!(critical, "{yaml}");
