@@ -445,7 +445,7 @@ fn parse_percent_is_a_parser() {
     assert_eq!(c.targets[0].metrics[0].parse, Parse::Percent);
     let e = errors("targets:\n  - {name: t, url: http://x/, metrics: [{name: cpu, path: $.cpu, parse: percents}]}\n");
     assert!(
-        e[0].contains("expected auto, duration, timestamp, bytes or percent"),
+        e[0].contains("expected auto, duration, timestamp, age, bytes or percent"),
         "{}",
         e[0]
     );
@@ -517,4 +517,115 @@ fn list_each_is_parsed_and_checked() {
     );
     let e = rule_error("      - name: m\n        each: ['$.a.*', '$.b.*']\n        path: $.v\n        labels:\n          g: '{@key:one}'\n");
     assert!(e.starts_with("exporter.yaml:9:11: targets[0].metrics[0].labels.g: malformed level reference {@key:one}"), "{e}");
+}
+
+#[test]
+fn aggregations_are_parsed() {
+    let c = parse("targets:\n  - name: t\n    url: http://127.0.0.1/\n    metrics:\n      - {name: a, aggregate: count, each: '$.checks[*]'}\n      - {name: b, aggregate: sum, path: '$.idx.*.u'}\n      - {name: c, count_by: state, each: '$.checks[*]', states: [UP, DOWN], labels: {app: x, state: '{$.status}'}}\n      - {name: d, path: $.t, parse: age, unit: s}\n").unwrap();
+    let m = &c.targets[0].metrics;
+    assert_eq!(m[0].aggregate, Some(Aggregate::Count));
+    assert!(matches!(m[0].values[0].source, ValueSource::Const(_)));
+    assert_eq!(m[1].aggregate, Some(Aggregate::Sum));
+    assert_eq!(
+        m[2].aggregate,
+        Some(Aggregate::CountBy {
+            label: 1,
+            states: vec!["UP".into(), "DOWN".into()]
+        })
+    );
+    assert_eq!(m[3].parse, Parse::Age);
+}
+
+#[test]
+fn aggregations_are_linted_at_load() {
+    let at = |rule: &str| rule_error(&format!("      - {rule}\n"));
+    let cases = [
+        (
+            "{name: m, aggregate: avg, path: $.a}",
+            "exporter.yaml:5:",
+            "aggregate: \"avg\" is not an aggregation",
+        ),
+        (
+            "{name: m, aggregate: count}",
+            "exporter.yaml:5:",
+            "aggregate: count needs each: or path:",
+        ),
+        (
+            "{name: m, aggregate: sum, each: '$.a[*]'}",
+            "exporter.yaml:5:",
+            "path: missing",
+        ),
+        (
+            "{name: m, aggregate: sum, path: '1'}",
+            "exporter.yaml:5:",
+            "path: an aggregation reads a JSONPath",
+        ),
+        (
+            "{name: m, aggregate: sum, values: {a: $.a}}",
+            "exporter.yaml:5:",
+            "values: an aggregation reads one path",
+        ),
+        (
+            "{name: m, aggregate: max, path: $.a, kind: stateset, states: [a]}",
+            "exporter.yaml:5:",
+            "aggregate: an aggregation is a number",
+        ),
+        (
+            "{name: m, aggregate: sum, each: '$.a.*', path: $.v, labels: {k: '{@key}'}}",
+            "exporter.yaml:5:",
+            "labels.k: \"{@key}\" reads the node: an aggregation makes one series",
+        ),
+        (
+            "{name: m, aggregate: count, each: '$.a.*', scale: 2}",
+            "exporter.yaml:5:",
+            "scale: a count reads no value",
+        ),
+        (
+            "{name: m, count_by: nope, each: '$.a.*', labels: {s: '{$.s}'}}",
+            "exporter.yaml:5:",
+            "count_by: \"nope\" is not one of the rule's labels (expected one of [s]",
+        ),
+        (
+            "{name: m, count_by: s, labels: {s: '{$.s}'}}",
+            "exporter.yaml:5:",
+            "count_by: needs each:",
+        ),
+        (
+            "{name: m, count_by: s, each: '$.a.*', path: $.x, labels: {s: '{$.s}'}}",
+            "exporter.yaml:5:",
+            "path: count_by: counts the each nodes",
+        ),
+        (
+            "{name: m, count_by: s, aggregate: sum, each: '$.a.*', labels: {s: '{$.s}'}}",
+            "exporter.yaml:5:",
+            "aggregate: count_by: counts nodes per value: it takes no aggregate: sum",
+        ),
+        (
+            "{name: m, count_by: s, each: '$.a.*', labels: {s: '{$.s}', k: '{@key}'}}",
+            "exporter.yaml:5:",
+            "labels.k: \"{@key}\" reads the node: only the count_by label",
+        ),
+        (
+            "{name: m, count_by: s, each: '$.a.*', states: [ok, other], labels: {s: '{$.s}'}}",
+            "exporter.yaml:5:",
+            "states[1]: \"other\" is the state remora serves",
+        ),
+        (
+            "{name: m, path: $.a, states: [a]}",
+            "exporter.yaml:5:",
+            "states: states only apply to kind: stateset or count_by:",
+        ),
+        (
+            "{name: m, path: $.a, parse: ages}",
+            "exporter.yaml:5:",
+            "\"ages\" is not a parser (expected auto, duration, timestamp, age, bytes or percent)",
+        ),
+    ];
+    for (rule, pos, want) in cases {
+        let e = at(rule);
+        assert!(
+            e.starts_with(pos) && e.contains(want),
+            "{rule}: want {want:?} in {e}"
+        );
+    }
 }

@@ -43,6 +43,10 @@ pub struct RuleInfo {
     pub each: Option<String>,
     /// The further levels of a list `each:`, outermost first.
     pub each_inner: Vec<String>,
+    /// The aggregation, as `aggregate sum` or `count_by LABEL`.
+    pub aggregate: Option<String>,
+    /// `parse: age`: the values are now minus a timestamp.
+    pub age: bool,
     /// Per value: the instrument name and its path (or constant) as written.
     pub paths: Vec<(String, String)>,
 }
@@ -56,6 +60,8 @@ pub struct RuleRecord {
     /// Per further level of a list `each:`: the nodes it matched (from
     /// every node of the level before).
     pub level_nodes: Vec<u64>,
+    /// With an aggregation: the nodes it counted or the values it folded.
+    pub aggregated: Option<u64>,
     /// Its values' entries in [`Record::spans`].
     pub spans: Range<usize>,
     /// Every series the rule made.

@@ -88,7 +88,16 @@ pub fn write_target(out: &mut String, name: &str, t: &TargetState) {
             }
             let _ = write!(out, ";");
         }
-        for (i, (name, path)) in info.paths.iter().enumerate() {
+        // A count without `path:` counts the `each` nodes: no path to show.
+        let counts_nodes = info.aggregate.is_some()
+            && info.paths.len() == 1
+            && info.paths.iter().all(|(_, p)| p.parse::<f64>().is_ok());
+        let paths = if counts_nodes {
+            &[][..]
+        } else {
+            &info.paths[..]
+        };
+        for (i, (name, path)) in paths.iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };
             if info.paths.len() == 1 {
                 let _ = write!(out, " path {path}");
@@ -96,8 +105,23 @@ pub fn write_target(out: &mut String, name: &str, t: &TargetState) {
                 let _ = write!(out, "{sep} {name} = {path}");
             }
         }
-        if info.each.is_none() {
+        if info.age {
+            let _ = write!(out, " (age: now - timestamp, s)");
+        }
+        if info.each.is_none() && info.aggregate.is_none() {
             let _ = write!(out, " matched {} node(s)", r.nodes);
+        }
+        if let Some(agg) = &info.aggregate {
+            let sep = if paths.is_empty() && info.each.is_some() {
+                ""
+            } else {
+                ";"
+            };
+            let _ = write!(
+                out,
+                "{sep} {agg} over {} node(s)",
+                r.aggregated.unwrap_or(0)
+            );
         }
         let _ = writeln!(out, ": {} series", r.series_total);
         let mut shown = 0u64;

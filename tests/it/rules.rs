@@ -184,3 +184,223 @@ fn ietf_health_checks_nested_each_reads_the_check_name_and_component() {
         );
     }
 }
+
+/// Runs `rules` on each form of `product`: per form, its series and errors.
+fn forms(rules: &str, product: &str, names: &[&str]) -> Vec<Run> {
+    names.iter().map(|f| run(rules, &app(product, f))).collect()
+}
+
+#[test]
+fn microprofile_checks_count_by_state_and_count() {
+    let rules = r#"      - name: app.checks
+        description: Health checks per state
+        count_by: state
+        states: [UP, DOWN]
+        each: $.checks[*]
+        labels: {state: "{$.status}"}
+      - name: app.checks.total
+        aggregate: count
+        each: $.checks[*]
+"#;
+    let [healthy, failing, empty] = <[Run; 3]>::try_from(forms(
+        rules,
+        "microprofile-health",
+        &["healthy", "failing", "empty"],
+    ))
+    .ok()
+    .unwrap();
+    for (r, up, down) in [
+        (&healthy, 3.0, 0.0),
+        (&failing, 1.0, 2.0),
+        (&empty, 0.0, 0.0),
+    ] {
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(
+            value(r, "app.checks{state=\"UP\"}"),
+            Some(up),
+            "{:#?}",
+            r.series
+        );
+        assert_eq!(value(r, "app.checks{state=\"DOWN\"}"), Some(down));
+        // An empty checks list counts 0, not absent.
+        assert_eq!(value(r, "app.checks.total{}"), Some(up + down));
+    }
+    assert!(
+        failing.explain.contains(
+            "rule app.checks: each $.checks[*] matched 3 node(s); count_by state over 3 node(s): 2 series"
+        ),
+        "{}",
+        failing.explain
+    );
+    assert!(
+        empty.explain.contains(
+            "rule app.checks.total: each $.checks[*] matched 0 node(s); aggregate count over 0 node(s): 1 series"
+        ),
+        "{}",
+        empty.explain
+    );
+}
+
+const CONSUL_BY_STATUS: &str = r#"      - name: consul.checks
+        count_by: status
+        states: [passing, warning, critical]
+        each: $[*]
+        labels: {status: "{$.Status}"}
+"#;
+
+#[test]
+fn consul_health_checks_count_by_status_healthy_failing_empty() {
+    let runs = forms(
+        CONSUL_BY_STATUS,
+        "consul-health-checks",
+        &["healthy", "failing", "empty"],
+    );
+    let want = [(2.0, 0.0, 0.0), (0.0, 1.0, 2.0), (0.0, 0.0, 0.0)];
+    for (r, (passing, warning, critical)) in runs.iter().zip(want) {
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.series.len(), 3, "{:#?}", r.series);
+        assert_eq!(
+            value(r, "consul.checks{status=\"passing\"}"),
+            Some(passing),
+            "{:#?}",
+            r.series
+        );
+        assert_eq!(value(r, "consul.checks{status=\"warning\"}"), Some(warning));
+        assert_eq!(
+            value(r, "consul.checks{status=\"critical\"}"),
+            Some(critical)
+        );
+    }
+    // The agent's checks are an object keyed by check id: each $.* counts them the same way.
+    let agent = CONSUL_BY_STATUS.replace("$[*]", "$.*");
+    let failing = run(&agent, &app("consul-agent-checks", "failing"));
+    assert!(failing.errors.is_empty(), "{:?}", failing.errors);
+    assert_eq!(
+        value(&failing, "consul.checks{status=\"critical\"}"),
+        Some(1.0),
+        "{:#?}",
+        failing.series
+    );
+    assert_eq!(
+        value(&failing, "consul.checks{status=\"warning\"}"),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn kafka_connect_tasks_count_by_state_and_per_connector_with_nested_each() {
+    let rules = r#"      - name: connect.tasks
+        count_by: state
+        states: [UNASSIGNED, RUNNING, PAUSED, FAILED, RESTARTING, STOPPED]
+        each: $.tasks[*]
+        labels: {connector: "{$.name}", state: "{$.state}"}
+"#;
+    // The connector label reads the document root, not the node: rejected.
+    let text =
+        format!("targets:\n  - name: app\n    url: http://127.0.0.1:1/\n    metrics:\n{rules}");
+    let e = remora::config::parse_str(&text, Path::new("exporter.yaml"), &|_| None).unwrap_err();
+    assert!(
+        e[0].to_string().starts_with("exporter.yaml:9:18: targets[0].metrics[0].labels.connector: \"{$.name}\" reads the node: only the count_by label may read the nodes"),
+        "{e:#?}"
+    );
+    let rules = rules.replace("{connector: \"{$.name}\", ", "{");
+    let runs = forms(&rules, "kafka-connect", &["healthy", "failing"]);
+    for (r, running, failed) in [(&runs[0], 3.0, 0.0), (&runs[1], 2.0, 1.0)] {
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.series.len(), 6);
+        assert_eq!(value(r, "connect.tasks{state=\"RUNNING\"}"), Some(running));
+        assert_eq!(value(r, "connect.tasks{state=\"FAILED\"}"), Some(failed));
+    }
+    // ?expand=status: connectors keyed by name, tasks inside; the connector
+    // name is the outer level's key.
+    let expand = r#"      - name: connect.tasks
+        count_by: state
+        each: ['$.*', '$.status.tasks[*]']
+        labels: {state: "{@key:1}/{$.state}"}
+"#;
+    let r = run(expand, &app("kafka-connect", "expand-status"));
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    assert_eq!(
+        r.series,
+        [
+            "connect.tasks{state=\"orders-jdbc-sink/RUNNING\"} 1",
+            "connect.tasks{state=\"orders-jdbc-sink/FAILED\"} 1"
+        ]
+    );
+}
+
+#[test]
+fn elasticsearch_shards_not_active_sum_and_opensearch_zone_max() {
+    let rules = r#"      - name: es.shards.not_active
+        aggregate: sum
+        path: "$['unassigned_shards', 'initializing_shards', 'relocating_shards']"
+"#;
+    let runs = forms(rules, "elasticsearch", &["healthy", "failing"]);
+    assert_eq!(runs[0].series, ["es.shards.not_active{} 0"]);
+    assert_eq!(runs[1].series, ["es.shards.not_active{} 447"]);
+    assert!(runs.iter().all(|r| r.errors.is_empty()));
+    assert!(
+        runs[1]
+            .explain
+            .contains("; aggregate sum over 3 node(s): 1 series"),
+        "{}",
+        runs[1].explain
+    );
+    // Per awareness zone, the worst; the bodies without awareness give no
+    // series (a max over nothing) and no error.
+    let rules = r#"      - name: os.zone.unassigned.max
+        aggregate: max
+        each: $.awareness_attributes.zone.*
+        path: $.unassigned_shards
+"#;
+    let runs = forms(rules, "opensearch", &["healthy", "failing", "awareness"]);
+    assert!(runs[0].series.is_empty() && runs[1].series.is_empty());
+    assert_eq!(runs[2].series, ["os.zone.unassigned.max{} 0"]);
+    assert!(runs.iter().all(|r| r.errors.is_empty()));
+}
+
+#[test]
+fn ietf_checks_age_of_the_oldest_check_with_an_injected_clock() {
+    let rules = r#"      - name: app.check.age.max
+        description: Seconds since the oldest check ran
+        unit: s
+        aggregate: max
+        parse: age
+        each: ['$.checks.*', '$[*]']
+        path: $.time
+      - name: app.checks
+        count_by: status
+        states: [pass, warn, fail]
+        each: ['$.checks.*', '$[*]']
+        labels: {status: "{$.status}"}
+"#;
+    // 2024-06-10T15:01:44Z, the failing body's latest check.
+    let now = 1_718_031_704.0;
+    let healthy = run_with(rules, &app("ietf-health-json", "healthy"), |x| {
+        x.with_clock(move || now)
+    });
+    let failing = run_with(rules, &app("ietf-health-json", "failing"), |x| {
+        x.with_clock(move || now)
+    });
+    for r in [&healthy, &failing] {
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+    }
+    // The oldest check of both ran at 14:52:05.
+    assert_eq!(
+        value(&healthy, "app.check.age.max{}"),
+        Some(579.0),
+        "{:#?}",
+        healthy.series
+    );
+    assert_eq!(value(&failing, "app.check.age.max{}"), Some(579.0));
+    assert_eq!(value(&healthy, "app.checks{status=\"fail\"}"), Some(0.0));
+    assert_eq!(value(&failing, "app.checks{status=\"fail\"}"), Some(2.0));
+    assert_eq!(value(&failing, "app.checks{status=\"pass\"}"), Some(4.0));
+    assert!(
+        failing.explain.contains(
+            "rule app.check.age.max: each $.checks.* matched 5 node(s), then $[*] matched 6 node(s); path $.time (age: now - timestamp, s); aggregate max over 6 node(s): 1 series"
+        ),
+        "{}",
+        failing.explain
+    );
+}

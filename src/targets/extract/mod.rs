@@ -97,6 +97,7 @@ use serde_json::Value;
 
 mod convert;
 pub mod explain;
+mod fold;
 mod path;
 mod plan;
 mod reach;
@@ -244,6 +245,18 @@ pub struct Extractor {
     last_series: AtomicUsize,
     /// The rules as written, for [`Extractor::explain`].
     texts: Vec<explain::RuleText>,
+    /// Unix seconds now, for `parse: age` ([`Extractor::with_clock`]).
+    clock: Clock,
+}
+
+/// A source of the current time in Unix seconds.
+pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
+
+/// The system clock, in Unix seconds.
+fn system_clock() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl std::fmt::Debug for Extractor {
@@ -305,7 +318,16 @@ impl Extractor {
             reach,
             last_series: AtomicUsize::new(0),
             texts: target.metrics.iter().map(explain::RuleText::new).collect(),
+            clock: Arc::new(system_clock),
         }
+    }
+
+    /// The same extractor reading the time `parse: age` subtracts from
+    /// `clock` (Unix seconds) instead of the system clock: for tests, and
+    /// for a caller that has the poll's time already.
+    pub fn with_clock(mut self, clock: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 
     /// Parses `body` and extracts every rule from it, within `limits`: the
@@ -436,6 +458,7 @@ impl Extractor {
             _ => 0,
         };
         for (rule, at) in rules.iter().zip(ats) {
+            trace.aggregated(rule, rule.finish(base, sink));
             trace.after(sink, at, rule, nodes);
         }
     }
@@ -470,6 +493,16 @@ impl Extractor {
             seen: HashMap::with_capacity_and_hasher(expected, Default::default()),
             hasher: foldhash::fast::RandomState::default(),
             level_nodes: vec![0; self.rules.iter().map(|r| r.inner.len()).sum()],
+            folds: self.rules.iter().map(|_| sink::Fold::default()).collect(),
+            now: if self
+                .rules
+                .iter()
+                .any(|r| r.parse == crate::config::Parse::Age)
+            {
+                (self.clock)()
+            } else {
+                0.0
+            },
         };
         let mut buf = String::new();
         let mut trace = Trace::with_rules(&self.rules);
@@ -519,6 +552,7 @@ impl Extractor {
                     n
                 }
             };
+            trace.aggregated(rule, rule.finish(base, &mut sink));
             trace.after(&sink, before, rule, nodes);
         }
         // Rules that ran together met their errors node by node.

@@ -105,6 +105,14 @@ impl PathPlan {
         }
     }
 
+    /// Every node matched, in document order.
+    pub(super) fn all<'v>(&self, node: &'v Value) -> Vec<&'v Value> {
+        match self {
+            PathPlan::Simple(simple) => simple.get(node).into_iter().collect(),
+            PathPlan::General(path) => path.query(node).all(),
+        }
+    }
+
     /// The first node matched.
     pub(super) fn first<'v>(&self, node: &'v Value) -> Option<&'v Value> {
         match self {

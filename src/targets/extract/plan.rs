@@ -16,7 +16,9 @@ use super::reach;
 use super::sink::Sink;
 use super::sink::{site, PathAt};
 use super::ErrorReason;
-use crate::config::{MetricRule, Parse, RuleKind, TemplatePart, ValueSource, OTHER_STATE};
+use crate::config::{
+    Aggregate, MetricRule, Parse, RuleKind, TemplatePart, ValueSource, OTHER_STATE,
+};
 
 /// Adds to `base` what `path`, evaluated from `base`'s node, can read: its
 /// plain steps, then everything below them (or below `base` when a filter
@@ -93,6 +95,21 @@ pub(super) struct RulePlan {
     pub(super) map: BTreeMap<String, f64>,
     pub(super) scale: Option<f64>,
     pub(super) optional: bool,
+    /// `aggregate:` / `count_by:`: the nodes are folded (see `fold`).
+    pub(super) aggregate: Option<AggPlan>,
+}
+
+/// A rule's aggregation, compiled.
+pub(super) enum AggPlan {
+    Count,
+    Sum,
+    Min,
+    Max,
+    /// The counted label (an index in `labels`) and the values always served.
+    CountBy {
+        label: usize,
+        states: Vec<StringValue>,
+    },
 }
 
 pub(super) const STATE: Key = Key::from_static_str("state");
@@ -180,6 +197,16 @@ impl RulePlan {
             map: rule.map.clone(),
             scale: rule.scale,
             optional: rule.optional,
+            aggregate: rule.aggregate.as_ref().map(|a| match a {
+                Aggregate::Count => AggPlan::Count,
+                Aggregate::Sum => AggPlan::Sum,
+                Aggregate::Min => AggPlan::Min,
+                Aggregate::Max => AggPlan::Max,
+                Aggregate::CountBy { label, states } => AggPlan::CountBy {
+                    label: *label,
+                    states: states.iter().map(|s| arc_value(s)).collect(),
+                },
+            }),
         }
     }
 
@@ -246,6 +273,9 @@ impl RulePlan {
 
     /// Makes room for the series of `nodes` `each` matches.
     pub(super) fn reserve(&self, nodes: usize, sink: &mut Sink) {
+        if self.aggregate.is_some() {
+            return;
+        }
         let per_node = match &self.kind {
             KindPlan::StateSet(states) => states.len(),
             _ => 1,
@@ -338,6 +368,9 @@ impl RulePlan {
 
     /// Produces the series of the innermost node of `chain`.
     fn leaf(&self, chain: &[Level<'_>], base: &[KeyValue], sink: &mut Sink, buf: &mut String) {
+        if let Some(agg) = &self.aggregate {
+            return self.fold(agg, chain, sink, buf);
+        }
         let Some(&Level { node, key }) = chain.last() else {
             return;
         };
@@ -470,7 +503,7 @@ impl RulePlan {
                         note(sink, r);
                     }
                 }
-                KindPlan::Number => match self.number(source, node, buf) {
+                KindPlan::Number => match self.number(source, node, sink.now, buf) {
                     Ok(Some(v)) => {
                         let r = sink.push(family, take(), v);
                         note(sink, r);
@@ -496,10 +529,12 @@ impl RulePlan {
     }
 
     /// The value of a gauge/counter/updowncounter: `None` for no series.
+    /// `now` (Unix seconds) is what `parse: age` subtracts from.
     pub(super) fn number<'v>(
         &self,
         source: &SourcePlan,
         node: &'v Value,
+        now: f64,
         buf: &mut String,
     ) -> Result<Option<f64>, (ErrorReason, Option<&'v Value>)> {
         let raw = match source {
@@ -513,14 +548,26 @@ impl RulePlan {
                 Err((ErrorReason::Missing, None))
             };
         };
-        let Some(v) = convert(raw, self.parse, &self.map, buf).map_err(|r| (r, Some(raw)))? else {
+        self.value(raw, now, buf).map_err(|r| (r, Some(raw)))
+    }
+
+    /// One value read as a number: `map`, `parse` (`age`: `now` less the
+    /// timestamp), `scale`; `None` for `null`.
+    pub(super) fn value(
+        &self,
+        raw: &Value,
+        now: f64,
+        buf: &mut String,
+    ) -> Result<Option<f64>, ErrorReason> {
+        let Some(v) = convert(raw, self.parse, &self.map, buf)? else {
             return Ok(None);
         };
+        let v = if self.parse == Parse::Age { now - v } else { v };
         let v = self.scale.map_or(v, |s| v * s);
         if v.is_finite() {
             Ok(Some(v))
         } else {
-            Err((ErrorReason::NotANumber, Some(raw)))
+            Err(ErrorReason::NotANumber)
         }
     }
 }

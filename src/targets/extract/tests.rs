@@ -8,8 +8,8 @@ use serde_json_path::JsonPath;
 use super::path::SimplePath;
 use super::*;
 use crate::config::{
-    Format, Method, MetricRule, Parse, RuleKind, RuleValue, Template, TemplatePart, TlsConfig,
-    ValueSource,
+    Aggregate, Format, Method, MetricRule, Parse, RuleKind, RuleValue, Template, TemplatePart,
+    TlsConfig, ValueSource,
 };
 use crate::model::InstrumentKind;
 
@@ -1842,4 +1842,151 @@ fn list_each_errors_name_the_innermost_node() {
     assert_eq!(samples(&x), ["x{g=\"queues\",c=\"in\"} 3"]);
     assert_eq!(errors(&x), [err("x", "missing"), err("x", "missing")]);
     assert_eq!(x.errors[0].site.node, Some(NodeStep::Name("orders".into())));
+}
+
+// ----- aggregations -----
+
+fn agg(mut r: MetricRule, a: Aggregate) -> MetricRule {
+    r.aggregate = Some(a);
+    r
+}
+
+#[test]
+fn count_counts_each_nodes_or_path_matches_and_zero_is_served() {
+    let doc = json!({"checks": [{"s": "UP"}, {"s": "DOWN"}, {"s": "UP"}], "none": []});
+    // Without path: the each nodes.
+    let r = agg(each(rule("n", "1"), "$.checks[*]"), Aggregate::Count);
+    assert_eq!(samples(&run(vec![r], &doc)), ["n{} 3"]);
+    // With a path: every node it matches (no each).
+    let r = agg(rule("n", "$.checks[*].s"), Aggregate::Count);
+    assert_eq!(samples(&run(vec![r], &doc)), ["n{} 3"]);
+    // Over nothing: 0, not absent; a missing container is no error.
+    for container in ["$.none[*]", "$.absent[*]"] {
+        let r = labels(
+            agg(each(rule("n", "1"), container), Aggregate::Count),
+            &[("app", "x")],
+        );
+        let x = run(vec![r], &doc);
+        assert_eq!(samples(&x), ["n{app=\"x\"} 0"], "{container}");
+        assert!(x.errors.is_empty());
+        assert_eq!(x.trace.aggregated, [Some(0)]);
+    }
+}
+
+#[test]
+fn sum_min_max_fold_values_and_give_no_series_over_nothing() {
+    let doc = json!({"idx": {"a": {"u": 3}, "b": {"u": "5"}, "c": {"u": null}, "d": {"u": "x"}, "e": {}}});
+    let mk = |a| agg(each(rule("u", "$.u"), "$.idx.*"), a);
+    let x = run(vec![mk(Aggregate::Sum)], &doc);
+    assert_eq!(samples(&x), ["u{} 8"]);
+    // "x" is not a number; a node without the path is no error.
+    assert_eq!(errors(&x), [err("u", "not_a_number")]);
+    assert_eq!(x.trace.aggregated, [Some(2)]);
+    assert_eq!(samples(&run(vec![mk(Aggregate::Min)], &doc)), ["u{} 3"]);
+    assert_eq!(samples(&run(vec![mk(Aggregate::Max)], &doc)), ["u{} 5"]);
+    let mut scaled = mk(Aggregate::Max);
+    scaled.scale = Some(0.5);
+    assert_eq!(samples(&run(vec![scaled], &doc)), ["u{} 2.5"]);
+    for a in [Aggregate::Sum, Aggregate::Min, Aggregate::Max] {
+        let x = run(vec![mk(a)], &json!({"idx": {}}));
+        assert!(samples(&x).is_empty() && x.errors.is_empty());
+    }
+}
+
+#[test]
+fn count_by_counts_per_value_and_serves_every_listed_state() {
+    let doc = json!({"checks": [{"s": "UP"}, {"s": "DOWN"}, {"s": "UP"}, {"s": "MAINT"}]});
+    let by = |states: Vec<String>| {
+        labels(
+            agg(
+                each(rule("checks", "1"), "$.checks[*]"),
+                Aggregate::CountBy { label: 1, states },
+            ),
+            &[("app", "x"), ("state", "{$.s}")],
+        )
+    };
+    assert_eq!(
+        samples(&run(vec![by(vec![])], &doc)),
+        [
+            "checks{app=\"x\",state=\"UP\"} 2",
+            "checks{app=\"x\",state=\"DOWN\"} 1",
+            "checks{app=\"x\",state=\"MAINT\"} 1"
+        ]
+    );
+    let states = vec!["UP".to_string(), "DOWN".into(), "UNKNOWN".into()];
+    let x = run(vec![by(states.clone())], &doc);
+    assert_eq!(
+        samples(&x),
+        [
+            "checks{app=\"x\",state=\"UP\"} 2",
+            "checks{app=\"x\",state=\"DOWN\"} 1",
+            "checks{app=\"x\",state=\"UNKNOWN\"} 0",
+            "checks{app=\"x\",state=\"other\"} 1"
+        ]
+    );
+    assert!(x.errors.is_empty());
+    // Nothing to count: every listed state at 0; without states, nothing.
+    let x = run(vec![by(states)], &json!({"checks": []}));
+    assert_eq!(samples(&x).len(), 3);
+    assert!(samples(&x).iter().all(|s| s.ends_with(" 0")));
+    assert!(samples(&run(vec![by(vec![])], &json!({"checks": []}))).is_empty());
+    // A node without the label's path: missing, not counted.
+    let x = run(vec![by(vec![])], &json!({"checks": [{"s": "UP"}, {}]}));
+    assert_eq!(samples(&x), ["checks{app=\"x\",state=\"UP\"} 1"]);
+    assert_eq!(errors(&x), [err("checks", "missing")]);
+}
+
+#[test]
+fn count_by_under_a_list_each_reads_the_outer_key() {
+    let r = labels(
+        agg(
+            levels(
+                rule("components", "1"),
+                &["$.components.*", "$.components.*"],
+            ),
+            Aggregate::CountBy {
+                label: 0,
+                states: vec![],
+            },
+        ),
+        &[("group", "{@key:1}")],
+    );
+    let x = run(vec![r], &composite());
+    assert_eq!(
+        samples(&x),
+        [
+            "components{group=\"db\"} 2",
+            "components{group=\"queues\"} 1"
+        ]
+    );
+}
+
+#[test]
+fn age_is_now_minus_the_timestamp_from_an_injected_clock() {
+    let doc = json!({"checks": [
+        {"time": "2024-06-10T14:52:07Z"}, {"time": 1718030000}, {"time": "2024-06-10T15:01:44Z"}
+    ]});
+    let now = 1_718_031_704.0; // 2024-06-10T15:01:44Z
+    let mut plain = rule("last", "$.checks[0].time");
+    plain.parse = Parse::Age;
+    let mut oldest = agg(
+        each(rule("oldest", "$.time"), "$.checks[*]"),
+        Aggregate::Max,
+    );
+    oldest.parse = Parse::Age;
+    let mut newest = agg(
+        each(rule("newest", "$.time"), "$.checks[*]"),
+        Aggregate::Min,
+    );
+    newest.parse = Parse::Age;
+    let t = target(vec![plain, oldest, newest]);
+    let x = Extractor::new(&t)
+        .with_clock(move || now)
+        .extract(&doc, 100, &[]);
+    assert_eq!(samples(&x), ["last{} 577", "oldest{} 1704", "newest{} 0"]);
+    // Another time, another age: nothing read from the system clock.
+    let x = Extractor::new(&t)
+        .with_clock(move || now + 60.0)
+        .extract(&doc, 100, &[]);
+    assert_eq!(samples(&x)[0], "last{} 637");
 }
