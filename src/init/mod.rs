@@ -96,9 +96,21 @@ fn hint(a: &Answer, doc: &serde_json::Value) -> Option<&'static str> {
         || doc.get("releaseId").is_some()
     {
         Some("The IETF health check format: see examples/recipes/ietf-health-check/ (checks keyed component:measurement).")
+    } else if fastapi(doc) {
+        Some("A FastAPI-style health page: examples/recipes/fastapi-health/ reads /health, /health/live and /health/ready with names of its own (app.dependency.*).")
     } else {
         None
     }
+}
+
+/// The seed apps' FastAPI health pages: a status of theirs and `checks`.
+fn fastapi(doc: &serde_json::Value) -> bool {
+    let status = doc.get("status").and_then(serde_json::Value::as_str);
+    matches!(
+        status,
+        Some("alive" | "ready" | "not_ready" | "healthy" | "degraded" | "unhealthy")
+    ) && (doc.get("checks").is_some_and(serde_json::Value::is_object)
+        || doc.get("timestamp").is_some())
 }
 
 /// A target name from a URL's path: `/health/ready` -> `health-ready`.

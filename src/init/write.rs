@@ -180,6 +180,14 @@ fn rule(out: &mut String, r: &Rule) {
             let _ = writeln!(out, "{i}states: [{}]", s.join(", "));
         }
     }
+    if r.count {
+        let _ = writeln!(out, "{i}aggregate: count");
+    }
+    if let Some((label, states)) = &r.count_by {
+        let _ = writeln!(out, "{i}count_by: {}", q(label));
+        let s: Vec<String> = states.iter().map(|s| q(s)).collect();
+        let _ = writeln!(out, "{i}states: [{}]", s.join(", "));
+    }
     if let Some(unit) = r.unit {
         let _ = writeln!(out, "{i}unit: {}", q(unit));
     }

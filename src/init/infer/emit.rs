@@ -80,6 +80,8 @@ pub(super) fn emit(
             scale: None,
             parse: None,
             map: Vec::new(),
+            count: false,
+            count_by: None,
             optional: true,
             series: g.members.max(1),
         };
@@ -117,6 +119,21 @@ pub(super) fn emit(
                 (
                     snake(last),
                     "a boolean written as a string, \"true\" 1 and \"false\" 0".to_string(),
+                )
+            }
+            Leaf::List => {
+                rule.count = true;
+                rule.optional = false;
+                rule.path = Some(format!("{}[*]", json_path(&full(g, &f.rel))));
+                rule.series = 1;
+                let stem = if f.rel.is_empty() {
+                    "items".to_string()
+                } else {
+                    format!("{}.count", snake(last))
+                };
+                (
+                    stem,
+                    "a list: how many items it holds (0 when empty or absent)".to_string(),
                 )
             }
             Leaf::Percent => {
@@ -160,7 +177,7 @@ pub(super) fn emit(
             }
         };
         parts.retain(|p| !p.is_empty());
-        if !f.rel.is_empty() {
+        if !f.rel.is_empty() || f.leaf == Leaf::List {
             parts.push(if stem.is_empty() {
                 "value".to_string()
             } else {
@@ -170,11 +187,63 @@ pub(super) fn emit(
         rule.name = unique(names, prefix, &parts);
         rule.comment.push(format!("{place}: {}, {what}", f.example));
         rule.description = format!("{place} from {source}{whose}");
+        let per_state = per_state(g, &rule, &parts, prefix, names, &whose);
         rules.push(rule);
+        rules.extend(per_state);
     }
     if !versions.is_empty() {
         rules.push(info(g, &versions, labels, prefix, source, &whose, names));
     }
+}
+
+/// For the state set `r` of a collection's members, the members per state
+/// (`count_by`, every state served, 0 when none has it): "how many checks
+/// are failing" in one series.
+fn per_state(
+    g: &Group,
+    r: &Rule,
+    parts: &[String],
+    prefix: &str,
+    names: &mut BTreeSet<String>,
+    whose: &str,
+) -> Option<Rule> {
+    let (Kind::StateSet(states), Some(each), Some(path)) = (&r.kind, &g.each, &r.path) else {
+        return None;
+    };
+    let label = snake(parts.last().map_or("state", String::as_str));
+    let label = if label.is_empty() {
+        "state".to_string()
+    } else {
+        label
+    };
+    let mut p: Vec<String> = parts.to_vec();
+    p.pop();
+    p.push("count".to_string());
+    let name = unique(names, prefix, &p);
+    let template = if path == "@" {
+        "{@}".to_string()
+    } else {
+        format!("{{{path}}}")
+    };
+    Some(Rule {
+        comment: vec![format!(
+            "How many members are in each state (every state served, 0 when none is; a value outside them is counted under {label}=\"other\")"
+        )],
+        description: format!("Members per {label}{whose}"),
+        name,
+        kind: Kind::Gauge,
+        unit: None,
+        each: Some(each.clone()),
+        path: None,
+        labels: vec![(label.clone(), template)],
+        scale: None,
+        parse: None,
+        map: Vec::new(),
+        count: false,
+        count_by: Some((label, states.clone())),
+        optional: false,
+        series: states.len() + 1,
+    })
 }
 
 /// The `info` rule of a group's version strings: one label per string,
@@ -227,6 +296,8 @@ fn info(
         scale: None,
         parse: None,
         map: Vec::new(),
+        count: false,
+        count_by: None,
         optional: true,
         series: g.members.max(1),
     }

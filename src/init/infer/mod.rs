@@ -45,6 +45,10 @@ pub struct Rule {
     pub parse: Option<&'static str>,
     /// `map:` (string -> number).
     pub map: Vec<(String, f64)>,
+    /// `aggregate: count` (the rule counts the nodes its path matches).
+    pub count: bool,
+    /// `count_by: LABEL` with the states always served.
+    pub count_by: Option<(String, Vec<String>)>,
     pub optional: bool,
     /// Series the rule makes on the probed body (for the cap).
     pub series: usize,
@@ -72,6 +76,8 @@ enum Leaf {
     Bool,
     /// `"true"` / `"false"` as a string (etcd's `health`).
     BoolText,
+    /// A list of the document without an id key: its length.
+    List,
     Percent,
     Duration,
     Timestamp,
@@ -232,7 +238,17 @@ fn walk(
                         }
                     }
                 }
-                groups.push(g);
+                if g.fields.is_empty() && group.each.is_none() {
+                    // Only text in the items (RabbitMQ's alarms): their number.
+                    add(group, rel, Leaf::List, v);
+                } else {
+                    groups.push(g);
+                }
+            }
+            // A list of the document itself (RabbitMQ's alarms, an empty
+            // list of checks): how many items it holds.
+            None if top && group.each.is_none() => {
+                add(group, rel, Leaf::List, v);
             }
             None => skipped.push(format!(
                 "{}: a list of {} item(s) (no rule: write one with each: {}[*] if it matters)",

@@ -490,3 +490,78 @@ fn a_list_left_empty_when_healthy_is_read_from_its_documented_shape() {
         });
     assert!(critical, "{yaml}");
 }
+
+/// The value of `name`'s series whose `label` is `value` (or the only one).
+fn value_of(c: &Config, doc: &Value, name: &str, label: Option<(&str, &str)>) -> Option<f64> {
+    let x = Extractor::new(&c.targets[0]).extract(doc, 2000, &[]);
+    assert!(x.errors.is_empty(), "{:?}", x.errors);
+    let f = x.families.iter().find(|f| &*f.name == name)?;
+    f.series
+        .iter()
+        .find(|s| {
+            label.is_none_or(|(k, v)| {
+                s.attributes
+                    .iter()
+                    .any(|kv| kv.key.as_str() == k && kv.value.as_str() == v)
+            })
+        })
+        .map(|s| s.value)
+}
+
+#[test]
+fn members_per_state_and_lists_are_counted() {
+    let healthy = json!({"status": "UP", "checks": [
+        {"name": "db", "status": "UP"}, {"name": "cache", "status": "UP"}, {"name": "mq", "status": "UP"}]});
+    let failing = json!({"status": "DOWN", "checks": [
+        {"name": "db", "status": "DOWN"}, {"name": "cache", "status": "UP"}, {"name": "mq", "status": "DOWN"}]});
+    let (yaml, c) = config_for(
+        "http://127.0.0.1:8080/q/health/ready",
+        200,
+        "application/json",
+        &healthy,
+    );
+    let count = "app.q_health_ready.checks.count";
+    assert_eq!(
+        value_of(&c, &failing, count, Some(("status", "DOWN"))),
+        Some(2.0),
+        "{yaml}"
+    );
+    assert_eq!(
+        value_of(&c, &healthy, count, Some(("status", "DOWN"))),
+        Some(0.0),
+        "{yaml}"
+    );
+    // RabbitMQ's alarms: only text in the items, only there when failing.
+    let failing = json!({"status": "failed", "reason": "alarms", "alarms": [
+        {"node": "rabbit@a", "resource": "disk"}, {"node": "rabbit@b", "resource": "memory"}]});
+    let (yaml, c) = config_for(
+        "http://127.0.0.1:15672/api/health/checks/alarms",
+        503,
+        "application/json",
+        &failing,
+    );
+    let alarms = "app.api_health_checks_alarms.alarms.count";
+    assert_eq!(value_of(&c, &failing, alarms, None), Some(2.0), "{yaml}");
+    assert_eq!(
+        value_of(&c, &json!({"status": "ok"}), alarms, None),
+        Some(0.0),
+        "{yaml}"
+    );
+    // A top-level list with nothing else to read: its length, not metrics: [].
+    let (yaml, c) = config_for(
+        "http://127.0.0.1:8500/v1/health/checks/web",
+        200,
+        "application/json",
+        &json!([]),
+    );
+    assert_eq!(
+        value_of(
+            &c,
+            &json!([{"Status": "passing"}]),
+            "app.v1_health_checks_web.items",
+            None
+        ),
+        Some(1.0),
+        "{yaml}"
+    );
+}
