@@ -18,8 +18,8 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value};
 
 use classify::classify;
-use names::{example, json_path_display, label_name};
-pub use names::{json_path, snake};
+use names::{example, json_path_display};
+pub use names::{json_path, label_name, snake};
 
 /// The kind of a generated rule.
 #[derive(Debug, Clone, PartialEq)]

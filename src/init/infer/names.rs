@@ -11,7 +11,7 @@ pub(super) const RESERVED_LABELS: [&str; 5] = ["target", "state", "process_name"
 
 /// A label name for the members of a container: the container's key in
 /// the singular (`checks` -> `check`), else `fallback`.
-pub(super) fn label_name(container: &str, fallback: &str) -> String {
+pub fn label_name(container: &str, fallback: &str) -> String {
     let s = snake(container);
     let single = if let Some(x) = s.strip_suffix("ies") {
         format!("{x}y")
@@ -20,7 +20,7 @@ pub(super) fn label_name(container: &str, fallback: &str) -> String {
         .filter(|x| ["ss", "sh", "ch", "x"].iter().any(|e| x.ends_with(e)))
     {
         x.to_string()
-    } else if s.ends_with("ss") {
+    } else if s.ends_with("ss") || s.ends_with("us") {
         s.clone()
     } else if let Some(x) = s.strip_suffix('s') {
         x.to_string()

@@ -45,6 +45,9 @@ fn names_and_paths() {
     assert_eq!(snake("GCCPUFraction"), "gccpu_fraction");
     assert_eq!(snake("HeapAlloc"), "heap_alloc");
     assert_eq!(snake("PauseTotalNs"), "pause_total_ns");
+    assert_eq!(super::infer::label_name("status", "key"), "status");
+    assert_eq!(super::infer::label_name("addresses", "key"), "address");
+    assert_eq!(super::infer::label_name("checks", "key"), "check");
     let keys = |k: &[&str]| json_path(&k.iter().map(|s| s.to_string()).collect::<Vec<_>>());
     assert_eq!(keys(&["checks", "db"]), "$.checks.db");
     assert_eq!(
