@@ -159,12 +159,14 @@ impl R {
                 kind: RuleKind::Gauge,
                 unit: String::new(),
                 each: None,
+                each_inner: Vec::new(),
                 values,
                 labels: Vec::new(),
                 scale: None,
                 parse: Parse::Auto,
                 map: BTreeMap::new(),
                 optional: false,
+                aggregate: None,
             },
         }
     }

@@ -39,6 +39,7 @@ fn rule(name: &str, kind: RuleKind, each: Option<&str>, values: &[(&str, &str)])
         kind,
         unit: String::new(),
         each: each.map(path),
+        each_inner: Vec::new(),
         values: values
             .iter()
             .map(|(key, source)| RuleValue {
@@ -58,6 +59,7 @@ fn rule(name: &str, kind: RuleKind, each: Option<&str>, values: &[(&str, &str)])
         parse: Parse::Auto,
         map: BTreeMap::new(),
         optional: false,
+        aggregate: None,
     }
 }
 

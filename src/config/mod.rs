@@ -10,10 +10,11 @@
 //! `decode` the decoder every key is read through (position, key path,
 //! unknown keys); `global` the `server:`, `global:`, `resource:` and
 //! `limits:` sections; `host` the `host:` section; `target` one target;
-//! `rule` one metric rule; `otlp` the `otlp:` push; [`template`] label templates; `checks` the checks
+//! `rule` one metric rule (`aggregate` its `aggregate:` / `count_by:`); `otlp` the `otlp:` push; [`template`] label templates; `checks` the checks
 //! across targets. Value parsers (sizes, CPU quantities) are in
 //! [`crate::units`].
 
+mod aggregate;
 mod checks;
 mod decode;
 pub mod env;

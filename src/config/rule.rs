@@ -3,10 +3,15 @@
 
 use std::collections::BTreeMap;
 
+use serde_json_path::JsonPath;
+
+use super::aggregate::{self, Written};
 use super::decode::{valid_instrument_name, valid_label_name, Ctx, MapReader};
 use super::template::{parse_template, relative_path};
-use super::types::{MetricRule, Parse, RuleKind, RuleValue, TemplatePart, ValueSource};
-use super::yaml::Node;
+use super::types::{
+    MetricRule, Parse, RuleKind, RuleValue, TemplatePart, ValueSource, OTHER_STATE,
+};
+use super::yaml::{Node, NodeKind};
 
 const RULE_KEYS: &[&str] = &[
     "name",
@@ -22,6 +27,8 @@ const RULE_KEYS: &[&str] = &[
     "map",
     "optional",
     "states",
+    "aggregate",
+    "count_by",
 ];
 
 /// A value source: a number literal or a JSONPath.
@@ -60,6 +67,7 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
         .and_then(|n| ctx.string(n, &m.path("unit")))
         .unwrap_or_default();
     let states_node = m.get("states");
+    let states = states_node.map(|sn| decode_states(ctx, sn, &m.path("states")));
     let kind = match m.get("kind") {
         Some(n) => match ctx.string(n, &m.path("kind")).as_deref() {
             Some("gauge") | None => RuleKind::Gauge,
@@ -67,29 +75,14 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
             Some("updowncounter") => RuleKind::UpDownCounter,
             Some("info") => RuleKind::Info,
             Some("stateset") => {
-                let mut states = Vec::new();
-                match states_node {
-                    Some(sn) => {
-                        let skey = m.path("states");
-                        for (i, s) in ctx.seq(sn, &skey).iter().enumerate() {
-                            if let Some(s) = ctx.nonempty_string(s, &format!("{skey}[{i}]")) {
-                                if states.contains(&s) {
-                                    ctx.err(sn.mark, &skey, format!("state {s:?} is listed twice"));
-                                }
-                                states.push(s);
-                            }
-                        }
-                        if states.is_empty() {
-                            ctx.err(sn.mark, &skey, "is empty (expected the list of states)");
-                        }
-                    }
-                    None => ctx.err(
+                if states.is_none() {
+                    ctx.err(
                         n.mark,
                         &m.path("states"),
                         "missing (a stateset expects states: [ok, degraded, ...])",
-                    ),
+                    );
                 }
-                RuleKind::StateSet(states)
+                RuleKind::StateSet(states.clone().unwrap_or_default())
             }
             Some(other) => {
                 ctx.err(n.mark, &m.path("kind"), format!("{other:?} is not a kind (expected gauge, counter, updowncounter, info or stateset)"));
@@ -98,17 +91,25 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
         },
         None => RuleKind::Gauge,
     };
-    if let (Some(sn), false) = (states_node, matches!(kind, RuleKind::StateSet(_))) {
+    let count_by_node = m.get("count_by");
+    if let (Some(sn), false, None) = (
+        states_node,
+        matches!(kind, RuleKind::StateSet(_)),
+        count_by_node,
+    ) {
         ctx.err(
             sn.mark,
             &m.path("states"),
-            "states only apply to kind: stateset",
+            "states only apply to kind: stateset or count_by:",
         );
     }
-    let each = m.get("each").and_then(|n| {
-        let s = ctx.nonempty_string(n, &m.path("each"))?;
-        ctx.jsonpath(n, &m.path("each"), &relative_path(&s))
-    });
+    let (each, each_inner, list_each) = match m.get("each") {
+        Some(n) => decode_each(ctx, n, &m.path("each")),
+        None => (None, Vec::new(), false),
+    };
+    // Levels of nodes label templates may read: the document, or each
+    // level of `each:`.
+    let levels = 1 + each_inner.len();
     let mut values = Vec::new();
     let path_node = m.get("path");
     let values_node = m.get("values");
@@ -161,7 +162,12 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
             }
         }
         (None, None) => {
-            if kind == RuleKind::Info {
+            // A count without a path counts the `each` nodes (the
+            // aggregation's check wants each: then).
+            let counts = count_by_node.is_some()
+                || m.get("aggregate")
+                    .is_some_and(|n| n.scalar_text() == Some("count"));
+            if kind == RuleKind::Info || counts {
                 if let Some(name) = &name {
                     values.push(RuleValue {
                         name: name.clone(),
@@ -191,6 +197,7 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
         }
     }
     let mut labels = Vec::new();
+    let mut label_marks = Vec::new();
     if let Some(n) = m.get("labels") {
         let lkey = m.path("labels");
         for (k, v, mark) in ctx.string_map(n, &lkey) {
@@ -216,7 +223,15 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
                             "{@key} needs each: (expected an each: JSONPath on this rule)",
                         );
                     }
+                    if let Some(n) = t.parts.iter().map(TemplatePart::levels_out).max() {
+                        if n > 0 && !list_each {
+                            ctx.err(mark, &path, format!("{v:?} reads {n} level(s) out: that needs each: as a list of levels (expected each: ['$.outer.*', '$.inner.*'])"));
+                        } else if n >= levels {
+                            ctx.err(mark, &path, format!("{v:?} reads {n} level(s) out, beyond the {levels} level(s) of each: (expected N below {levels})"));
+                        }
+                    }
                     labels.push((k, t));
+                    label_marks.push(mark);
                 }
                 Err(e) => ctx.err(mark, &path, e.to_string()),
             }
@@ -230,8 +245,9 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
             Some("timestamp") => Parse::Timestamp,
             Some("bytes") => Parse::Bytes,
             Some("percent") => Parse::Percent,
+            Some("age") => Parse::Age,
             Some(other) => {
-                ctx.err(n.mark, &m.path("parse"), format!("{other:?} is not a parser (expected auto, duration, timestamp, bytes or percent)"));
+                ctx.err(n.mark, &m.path("parse"), format!("{other:?} is not a parser (expected auto, duration, timestamp, age, bytes or percent)"));
                 Parse::Auto
             }
         },
@@ -252,6 +268,25 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
         .get("optional")
         .and_then(|n| ctx.boolean(n, &m.path("optional")))
         .unwrap_or(false);
+    let written = Written {
+        node,
+        aggregate: m.get("aggregate"),
+        count_by: count_by_node,
+        states,
+        path: path_node,
+        values: values_node,
+        scale: m.get("scale"),
+        parse: m.get("parse"),
+        map: m.get("map"),
+    };
+    let aggregate = aggregate::decode(
+        ctx,
+        &m,
+        &written,
+        &kind,
+        each.is_some(),
+        (&labels, &label_marks),
+    );
     m.finish(ctx, RULE_KEYS);
     let name = name?;
     Some(MetricRule {
@@ -264,11 +299,74 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
         kind,
         unit,
         each,
+        each_inner,
         values,
         labels,
         scale,
         parse,
         map,
         optional,
+        aggregate,
     })
+}
+
+/// `each:`: one JSONPath, or a list of them (levels, each evaluated from
+/// the nodes of the level before). Returns the first level, the further
+/// ones, and whether it was written as a list.
+fn decode_each(
+    ctx: &mut Ctx<'_>,
+    node: &Node,
+    key: &str,
+) -> (Option<JsonPath>, Vec<JsonPath>, bool) {
+    let NodeKind::Seq(items) = &node.kind else {
+        let each = ctx
+            .nonempty_string(node, key)
+            .and_then(|s| ctx.jsonpath(node, key, &relative_path(&s)));
+        return (each, Vec::new(), false);
+    };
+    if items.is_empty() {
+        ctx.err(
+            node.mark,
+            key,
+            "is an empty list (expected a JSONPath, or a list of JSONPaths: one per level)",
+        );
+        return (None, Vec::new(), true);
+    }
+    let mut levels = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let ikey = format!("{key}[{i}]");
+        if let Some(p) = ctx
+            .nonempty_string(item, &ikey)
+            .and_then(|s| ctx.jsonpath(item, &ikey, &relative_path(&s)))
+        {
+            levels.push(p);
+        }
+    }
+    if levels.len() < items.len() {
+        // An error was recorded: the load fails.
+        return (None, Vec::new(), true);
+    }
+    let mut levels = levels.into_iter();
+    let first = levels.next();
+    (first, levels.collect(), true)
+}
+
+/// `states:`: a non-empty list of distinct names, none of them `other`.
+fn decode_states(ctx: &mut Ctx<'_>, sn: &Node, skey: &str) -> Vec<String> {
+    let mut states = Vec::new();
+    for (i, s) in ctx.seq(sn, skey).iter().enumerate() {
+        if let Some(s) = ctx.nonempty_string(s, &format!("{skey}[{i}]")) {
+            if states.contains(&s) {
+                ctx.err(sn.mark, skey, format!("state {s:?} is listed twice"));
+            }
+            if s == OTHER_STATE {
+                ctx.err(sn.mark, &format!("{skey}[{i}]"), "\"other\" is the state remora serves for a value outside states (expected another name)");
+            }
+            states.push(s);
+        }
+    }
+    if states.is_empty() {
+        ctx.err(sn.mark, skey, "is empty (expected the list of states)");
+    }
+    states
 }

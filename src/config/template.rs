@@ -1,5 +1,6 @@
-//! Label value templates: literal text mixed with `{JSONPath}` and
-//! `{@key}`, compiled once at load time.
+//! Label value templates: literal text mixed with `{JSONPath}`, `{@key}`
+//! and, under a list `each:`, the outer levels' `{@key:N}` and
+//! `{@N$.path}`, compiled once at load time.
 
 use serde_json_path::JsonPath;
 
@@ -17,6 +18,53 @@ pub enum TemplateError {
     },
     #[error("unmatched '}}' in template {template:?} (write }}}} for a literal brace)")]
     Unmatched { template: String },
+    #[error("malformed level reference {{{expr}}} in template {template:?} (expected {{@key}}, {{@key:N}} or {{@N$.path}} with N a level number)")]
+    BadLevel { expr: String, template: String },
+}
+
+/// Reads `{@key:N}` and `{@N$.path}`: `Ok(None)` when `expr` is neither
+/// (a plain JSONPath or `@key`), an error when it starts like one and is
+/// malformed.
+fn level_part(expr: &str, template: &str) -> Result<Option<TemplatePart>, TemplateError> {
+    let bad = || TemplateError::BadLevel {
+        expr: expr.into(),
+        template: template.into(),
+    };
+    let level = |digits: &str| -> Result<usize, TemplateError> {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        digits.parse().map_err(|_| bad())
+    };
+    if let Some(n) = expr.strip_prefix("@key:") {
+        return Ok(Some(match level(n.trim())? {
+            0 => TemplatePart::Key,
+            n => TemplatePart::OuterKey(n),
+        }));
+    }
+    let Some(rest) = expr.strip_prefix('@') else {
+        return Ok(None);
+    };
+    if !rest.starts_with(|c: char| c.is_ascii_digit()) {
+        // `@key`, `@.x`, or a JSONPath error for the caller.
+        return Ok(None);
+    }
+    let digits_end = rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len());
+    let n = level(&rest[..digits_end])?;
+    let path = &rest[digits_end..];
+    if !path.starts_with('$') {
+        return Err(bad());
+    }
+    let parsed = JsonPath::parse(path).map_err(|error| TemplateError::BadPath {
+        expr: expr.into(),
+        error,
+    })?;
+    Ok(Some(match n {
+        0 => TemplatePart::Path(parsed),
+        n => TemplatePart::OuterPath(n, parsed),
+    }))
 }
 
 /// `@.x` (relative to the current node) is written `$.x` for the JSONPath parser.
@@ -27,7 +75,9 @@ pub(super) fn relative_path(s: &str) -> String {
     }
 }
 
-/// Parses a label template: literal text, `{JSONPath}`, `{@key}`; `{{` and `}}` are literal braces.
+/// Parses a label template: literal text, `{JSONPath}`, `{@key}`,
+/// `{@key:N}`, `{@N$.path}`; `{{` and `}}` are literal braces. Whether the
+/// levels exist is the rule's check.
 pub fn parse_template(s: &str) -> Result<Template, TemplateError> {
     let mut parts = Vec::new();
     let mut lit = String::new();
@@ -66,6 +116,8 @@ pub fn parse_template(s: &str) -> Result<Template, TemplateError> {
                 }
                 if expr == "@key" {
                     parts.push(TemplatePart::Key);
+                } else if let Some(part) = level_part(expr, s)? {
+                    parts.push(part);
                 } else {
                     let text = relative_path(expr);
                     let path = JsonPath::parse(&text).map_err(|error| TemplateError::BadPath {

@@ -229,6 +229,10 @@ fn rule_checks() {
     let cases = [
         ("{name: m, kind: stateset, path: $.s}", "states"),
         (
+            "{name: m, kind: stateset, states: [ok, other], path: $.s}",
+            "\"other\" is the state remora serves",
+        ),
+        (
             "{name: m, path: $.a, values: {x: $.b}}",
             "path and values both set",
         ),
@@ -441,8 +445,187 @@ fn parse_percent_is_a_parser() {
     assert_eq!(c.targets[0].metrics[0].parse, Parse::Percent);
     let e = errors("targets:\n  - {name: t, url: http://x/, metrics: [{name: cpu, path: $.cpu, parse: percents}]}\n");
     assert!(
-        e[0].contains("expected auto, duration, timestamp, bytes or percent"),
+        e[0].contains("expected auto, duration, timestamp, age, bytes or percent"),
         "{}",
         e[0]
     );
+}
+
+#[test]
+fn level_templates() {
+    let t = parse_template("{@key:1}/{@key:0}/{@2$.name}/{@0$.x}/{@key}").unwrap();
+    assert!(matches!(t.parts[0], TemplatePart::OuterKey(1)));
+    assert!(matches!(t.parts[2], TemplatePart::Key));
+    assert!(matches!(t.parts[4], TemplatePart::OuterPath(2, _)));
+    assert!(matches!(t.parts[6], TemplatePart::Path(_)));
+    assert!(matches!(t.parts[8], TemplatePart::Key));
+    for bad in [
+        "{@key:}",
+        "{@key:x}",
+        "{@key:-1}",
+        "{@1}",
+        "{@1.name}",
+        "{@1x$.a}",
+    ] {
+        let e = parse_template(bad).unwrap_err().to_string();
+        assert!(e.contains("malformed level reference"), "{bad}: {e}");
+    }
+    assert!(parse_template("{@1$.[}")
+        .unwrap_err()
+        .to_string()
+        .contains("invalid JSONPath"));
+}
+
+/// A rule's problem, as `(line:col, message)` of the first error.
+fn rule_error(rule: &str) -> String {
+    let text = format!("targets:\n  - name: t\n    url: http://127.0.0.1/\n    metrics:\n{rule}");
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    e[0].clone()
+}
+
+#[test]
+fn list_each_is_parsed_and_checked() {
+    let c = parse("targets:\n  - name: t\n    url: http://127.0.0.1/\n    metrics:\n      - name: m\n        kind: stateset\n        states: [UP, DOWN]\n        each: ['$.components.*', '@.components.*']\n        path: $.status\n        labels: {group: \"{@key:1}\", component: \"{@key}\", g: \"{@1$.status}\"}\n").unwrap();
+    let m = &c.targets[0].metrics[0];
+    assert_eq!(m.each.as_ref().unwrap().to_string(), "$.components.*");
+    assert_eq!(m.each_inner.len(), 1);
+    // A one-level list is the string form.
+    let c = parse("targets:\n  - {name: t, url: http://x/, metrics: [{name: m, each: ['$.a.*'], path: $.v, labels: {k: '{@key:0}'}}]}\n").unwrap();
+    assert!(c.targets[0].metrics[0].each_inner.is_empty());
+
+    let e = rule_error("      - name: m\n        each: []\n        path: $.v\n");
+    assert!(
+        e.starts_with("exporter.yaml:6:15: targets[0].metrics[0].each: is an empty list"),
+        "{e}"
+    );
+    let e = rule_error("      - name: m\n        each: ['$.a.*', '$.[']\n        path: $.v\n");
+    assert!(
+        e.starts_with("exporter.yaml:6:25: targets[0].metrics[0].each[1]: invalid JSONPath"),
+        "{e}"
+    );
+    let e = rule_error("      - name: m\n        each: ['$.a.*', '$.b.*']\n        path: $.v\n        labels:\n          g: '{@key:2}'\n");
+    assert!(e.starts_with("exporter.yaml:9:11: targets[0].metrics[0].labels.g: \"{@key:2}\" reads 2 level(s) out, beyond the 2 level(s)"), "{e}");
+    let e = rule_error("      - name: m\n        each: '$.a.*'\n        path: $.v\n        labels:\n          g: '{@1$.name}'\n");
+    assert!(e.starts_with("exporter.yaml:9:11: targets[0].metrics[0].labels.g: \"{@1$.name}\" reads 1 level(s) out: that needs each: as a list"), "{e}");
+    let e = rule_error(
+        "      - name: m\n        path: $.v\n        labels:\n          g: '{@key:1}'\n",
+    );
+    assert!(
+        e.contains("labels.g: \"{@key:1}\" reads 1 level(s) out: that needs each: as a list"),
+        "{e}"
+    );
+    let e = rule_error("      - name: m\n        each: ['$.a.*', '$.b.*']\n        path: $.v\n        labels:\n          g: '{@key:one}'\n");
+    assert!(e.starts_with("exporter.yaml:9:11: targets[0].metrics[0].labels.g: malformed level reference {@key:one}"), "{e}");
+}
+
+#[test]
+fn aggregations_are_parsed() {
+    let c = parse("targets:\n  - name: t\n    url: http://127.0.0.1/\n    metrics:\n      - {name: a, aggregate: count, each: '$.checks[*]'}\n      - {name: b, aggregate: sum, path: '$.idx.*.u'}\n      - {name: c, count_by: state, each: '$.checks[*]', states: [UP, DOWN], labels: {app: x, state: '{$.status}'}}\n      - {name: d, path: $.t, parse: age, unit: s}\n").unwrap();
+    let m = &c.targets[0].metrics;
+    assert_eq!(m[0].aggregate, Some(Aggregate::Count));
+    assert!(matches!(m[0].values[0].source, ValueSource::Const(_)));
+    assert_eq!(m[1].aggregate, Some(Aggregate::Sum));
+    assert_eq!(
+        m[2].aggregate,
+        Some(Aggregate::CountBy {
+            label: 1,
+            states: vec!["UP".into(), "DOWN".into()]
+        })
+    );
+    assert_eq!(m[3].parse, Parse::Age);
+}
+
+#[test]
+fn aggregations_are_linted_at_load() {
+    let at = |rule: &str| rule_error(&format!("      - {rule}\n"));
+    let cases = [
+        (
+            "{name: m, aggregate: avg, path: $.a}",
+            "exporter.yaml:5:",
+            "aggregate: \"avg\" is not an aggregation",
+        ),
+        (
+            "{name: m, aggregate: count}",
+            "exporter.yaml:5:",
+            "aggregate: count needs each: or path:",
+        ),
+        (
+            "{name: m, aggregate: sum, each: '$.a[*]'}",
+            "exporter.yaml:5:",
+            "path: missing",
+        ),
+        (
+            "{name: m, aggregate: sum, path: '1'}",
+            "exporter.yaml:5:",
+            "path: an aggregation reads a JSONPath",
+        ),
+        (
+            "{name: m, aggregate: sum, values: {a: $.a}}",
+            "exporter.yaml:5:",
+            "values: an aggregation reads one path",
+        ),
+        (
+            "{name: m, aggregate: max, path: $.a, kind: stateset, states: [a]}",
+            "exporter.yaml:5:",
+            "aggregate: an aggregation is a number",
+        ),
+        (
+            "{name: m, aggregate: sum, each: '$.a.*', path: $.v, labels: {k: '{@key}'}}",
+            "exporter.yaml:5:",
+            "labels.k: \"{@key}\" reads the node: an aggregation makes one series",
+        ),
+        (
+            "{name: m, aggregate: count, each: '$.a.*', scale: 2}",
+            "exporter.yaml:5:",
+            "scale: a count reads no value",
+        ),
+        (
+            "{name: m, count_by: nope, each: '$.a.*', labels: {s: '{$.s}'}}",
+            "exporter.yaml:5:",
+            "count_by: \"nope\" is not one of the rule's labels (expected one of [s]",
+        ),
+        (
+            "{name: m, count_by: s, labels: {s: '{$.s}'}}",
+            "exporter.yaml:5:",
+            "count_by: needs each:",
+        ),
+        (
+            "{name: m, count_by: s, each: '$.a.*', path: $.x, labels: {s: '{$.s}'}}",
+            "exporter.yaml:5:",
+            "path: count_by: counts the each nodes",
+        ),
+        (
+            "{name: m, count_by: s, aggregate: sum, each: '$.a.*', labels: {s: '{$.s}'}}",
+            "exporter.yaml:5:",
+            "aggregate: count_by: counts nodes per value: it takes no aggregate: sum",
+        ),
+        (
+            "{name: m, count_by: s, each: '$.a.*', labels: {s: '{$.s}', k: '{@key}'}}",
+            "exporter.yaml:5:",
+            "labels.k: \"{@key}\" reads the node: only the count_by label",
+        ),
+        (
+            "{name: m, count_by: s, each: '$.a.*', states: [ok, other], labels: {s: '{$.s}'}}",
+            "exporter.yaml:5:",
+            "states[1]: \"other\" is the state remora serves",
+        ),
+        (
+            "{name: m, path: $.a, states: [a]}",
+            "exporter.yaml:5:",
+            "states: states only apply to kind: stateset or count_by:",
+        ),
+        (
+            "{name: m, path: $.a, parse: ages}",
+            "exporter.yaml:5:",
+            "\"ages\" is not a parser (expected auto, duration, timestamp, age, bytes or percent)",
+        ),
+    ];
+    for (rule, pos, want) in cases {
+        let e = at(rule);
+        assert!(
+            e.starts_with(pos) && e.contains(want),
+            "{rule}: want {want:?} in {e}"
+        );
+    }
 }

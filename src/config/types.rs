@@ -219,7 +219,13 @@ pub enum Parse {
     Bytes,
     /// `"12.5%"` and plain numbers as percent, giving a ratio (`0.125`).
     Percent,
+    /// Now minus a timestamp (what [`Parse::Timestamp`] reads), in seconds.
+    Age,
 }
+
+/// The state a stateset serves, set to 1, when the current value is none of
+/// its `states` (listing it in `states` is a load error).
+pub const OTHER_STATE: &str = "other";
 
 /// The kind of a metric rule as written in the config.
 #[derive(Debug, Clone, PartialEq)]
@@ -253,6 +259,27 @@ pub enum TemplatePart {
     Path(JsonPath),
     /// `{@key}`: the object key or array index of the current `each` node.
     Key,
+    /// `{@key:N}`, N >= 1: the key of the node N levels out of a list `each:`.
+    OuterKey(usize),
+    /// `{@N$.path}`, N >= 1: the first node matched from the node N levels
+    /// out of a list `each:`.
+    OuterPath(usize, JsonPath),
+}
+
+impl TemplatePart {
+    /// How many levels out of the innermost `each` node the part reads
+    /// (0 for the node itself or literal text).
+    pub fn levels_out(&self) -> usize {
+        match self {
+            TemplatePart::OuterKey(n) | TemplatePart::OuterPath(n, _) => *n,
+            _ => 0,
+        }
+    }
+
+    /// Whether the part reads the document (a key or a path).
+    pub fn reads_node(&self) -> bool {
+        !matches!(self, TemplatePart::Literal(_))
+    }
 }
 
 /// A label value template: literal text mixed with `{JSONPath}` and `{@key}`.
@@ -287,8 +314,12 @@ pub struct MetricRule {
     pub description: String,
     pub kind: RuleKind,
     pub unit: String,
-    /// Optional iteration: one series per node matched.
+    /// Optional iteration: one series per node matched (the first level of
+    /// a list `each:`).
     pub each: Option<JsonPath>,
+    /// The further levels of a list `each:`, outermost first: each is
+    /// evaluated from every node the level before matched.
+    pub each_inner: Vec<JsonPath>,
     /// One entry for `path:`, one per key for `values:`.
     pub values: Vec<RuleValue>,
     pub labels: Vec<(String, Template)>,
@@ -296,6 +327,42 @@ pub struct MetricRule {
     pub parse: Parse,
     pub map: BTreeMap<String, f64>,
     pub optional: bool,
+    /// `aggregate:` / `count_by:`: series over all the nodes the rule
+    /// matches instead of one per node.
+    pub aggregate: Option<Aggregate>,
+}
+
+/// How a rule with `aggregate:` or `count_by:` folds the nodes it matches
+/// (its `each` nodes, or the nodes its `path` matches in each of them).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Aggregate {
+    /// The number of nodes matched (0 when none).
+    Count,
+    /// The sum, least and greatest of their values (no series when none).
+    Sum,
+    Min,
+    Max,
+    /// One series per distinct value of the label `label` (an index in
+    /// [`MetricRule::labels`]), its count of nodes; with `states`, every
+    /// listed value is served (0 when absent) and the others count under
+    /// [`OTHER_STATE`].
+    CountBy {
+        label: usize,
+        states: Vec<String>,
+    },
+}
+
+impl Aggregate {
+    /// The name as written (`count_by` for [`Aggregate::CountBy`]).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Aggregate::Count => "count",
+            Aggregate::Sum => "sum",
+            Aggregate::Min => "min",
+            Aggregate::Max => "max",
+            Aggregate::CountBy { .. } => "count_by",
+        }
+    }
 }
 
 /// `otlp:`: push everything remora serves to an OTLP/HTTP endpoint. Unset

@@ -50,6 +50,15 @@ impl Node {
         matches!(&self.kind, NodeKind::Scalar { text, plain: true } if matches!(text.as_str(), "" | "~" | "null" | "Null" | "NULL"))
     }
 
+    /// The text of a scalar (before `${VAR}` expansion), `None` for a
+    /// collection.
+    pub fn scalar_text(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::Scalar { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
     /// A short name of the node's type, for messages.
     pub fn type_name(&self) -> &'static str {
         match &self.kind {

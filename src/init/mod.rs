@@ -11,6 +11,8 @@
 
 pub mod infer;
 mod probe;
+mod recipe;
+mod status;
 mod write;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +35,10 @@ pub enum InitError {
     #[error("http client: {0}")]
     Client(String),
 }
+
+/// The series cap a written target gets (remora's default
+/// `limits.max_series_per_target`; `init` writes no `limits:`).
+pub const MAX_SERIES: usize = 2000;
 
 /// What `init` produced: the YAML and one line per URL asked (for stderr).
 #[derive(Debug)]
@@ -90,9 +96,21 @@ fn hint(a: &Answer, doc: &serde_json::Value) -> Option<&'static str> {
         || doc.get("releaseId").is_some()
     {
         Some("The IETF health check format: see examples/recipes/ietf-health-check/ (checks keyed component:measurement).")
+    } else if fastapi(doc) {
+        Some("A FastAPI-style health page: examples/recipes/fastapi-health/ reads /health, /health/live and /health/ready with names of its own (app.dependency.*).")
     } else {
         None
     }
+}
+
+/// The seed apps' FastAPI health pages: a status of theirs and `checks`.
+fn fastapi(doc: &serde_json::Value) -> bool {
+    let status = doc.get("status").and_then(serde_json::Value::as_str);
+    matches!(
+        status,
+        Some("alive" | "ready" | "not_ready" | "healthy" | "degraded" | "unhealthy")
+    ) && (doc.get("checks").is_some_and(serde_json::Value::is_object)
+        || doc.get("timestamp").is_some())
 }
 
 /// A target name from a URL's path: `/health/ready` -> `health-ready`.
@@ -124,10 +142,7 @@ fn target_name(url: &Url, taken: &mut BTreeSet<String>) -> String {
 async fn gather(urls: &[String], notes: &mut Vec<String>) -> Result<Vec<Answer>, InitError> {
     let mut answers = Vec::new();
     for raw in urls {
-        let url = Url::parse(raw).map_err(|_| InitError::Url(raw.clone()))?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(InitError::Url(raw.clone()));
-        }
+        let url = parse_url(raw)?;
         let client = probe::client(&url)?;
         if is_base(&url) {
             let mut found = 0;
@@ -155,7 +170,7 @@ async fn gather(urls: &[String], notes: &mut Vec<String>) -> Result<Vec<Answer>,
                 return Err(InitError::Fetch {
                     url: raw.clone(),
                     reason: format!(
-                        "HTTP status {} (expected 2xx, or 5xx with a JSON body)",
+                        "HTTP status {} (expected 2xx, or 5xx, 408, 429 or 47x with a JSON body)",
                         a.status
                     ),
                 });
@@ -166,17 +181,80 @@ async fn gather(urls: &[String], notes: &mut Vec<String>) -> Result<Vec<Answer>,
     Ok(answers)
 }
 
-/// A 2xx answer, or a 5xx with a JSON body (a 503 from a readiness page
-/// says why). A 404 with a JSON body (FastAPI's `{"detail": "Not Found"}`)
-/// is not a status page.
+/// A URL argument: http or https, with a host, nothing a YAML file or a
+/// log line could be broken by (whitespace, control characters: the URL
+/// parser would drop a newline or a tab silently).
+pub fn parse_url(raw: &str) -> Result<Url, InitError> {
+    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(InitError::Url(raw.to_string()));
+    }
+    let url = Url::parse(raw).map_err(|_| InitError::Url(raw.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(InitError::Url(raw.to_string()));
+    }
+    Ok(url)
+}
+
+/// A 2xx answer, or a 5xx, 408, 429 or 47x with a JSON body (a 503 from a
+/// readiness page says why; Vault answers 429 and 472-474 on standbys,
+/// Consul 429 for "warning", Elasticsearch 408 on a timed-out wait). A 404
+/// with a JSON body (FastAPI's `{"detail": "Not Found"}`) is not a status
+/// page.
 fn usable(a: &Answer) -> bool {
+    let health_code = (500..600).contains(&a.status)
+        || matches!(a.status, 408 | 429)
+        || (470..480).contains(&a.status);
     (200..300).contains(&a.status)
-        || ((500..600).contains(&a.status)
-            && serde_json::from_slice::<serde_json::Value>(&a.body).is_ok_and(|v| v.is_object()))
+        || (health_code
+            && serde_json::from_slice::<serde_json::Value>(&a.body)
+                .is_ok_and(|v| v.is_object() || v.is_array()))
+}
+
+/// The target of one JSON answer: its rules (a recipe's when the body has
+/// a recipe's shape), the statuses whose body is read, a pointer to a recipe.
+fn json_target(a: &Answer, doc: &serde_json::Value, taken: &mut BTreeSet<String>) -> TargetOut {
+    let name = target_name(&a.url, taken);
+    let snake = infer::snake(&name);
+    let prefix = if snake == "app" {
+        "app".to_string()
+    } else {
+        format!("app.{snake}")
+    };
+    let documented = recipe::documented(doc);
+    let (doc, note) = match &documented {
+        Some((filled, note)) => (filled, Some(*note)),
+        None => (doc, None),
+    };
+    let fit = recipe::fit(a, doc);
+    // What a recipe reads is left to it; the rest of the body is inferred.
+    let rest = match (&fit, doc) {
+        (Some(f), serde_json::Value::Object(m)) => serde_json::Value::Object(
+            m.iter()
+                .filter(|(k, _)| !f.covers.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        _ => doc.clone(),
+    };
+    let found = infer::infer(&rest, &prefix, a.url.path(), MAX_SERIES);
+    TargetOut {
+        name,
+        url: a.url.to_string(),
+        accept_status: status::accept(a, doc),
+        prometheus: false,
+        hint: note.or(if fit.is_some() { None } else { hint(a, doc) }),
+        recipe: fit,
+        rules: found.rules,
+        skipped: found.skipped,
+    }
 }
 
 /// Probes `urls` and writes the config.
 pub async fn run(urls: &[String]) -> Result<Init, InitError> {
+    let parsed = urls
+        .iter()
+        .map(|u| parse_url(u).map(|u| u.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut skipped = Vec::new();
     let answers = gather(urls, &mut skipped).await?;
     let mut notes = Vec::new();
@@ -195,44 +273,25 @@ pub async fn run(urls: &[String]) -> Result<Init, InitError> {
         seen_bodies.push((origin, &a.body, a.url.path().to_string()));
         match classify(a) {
             Body::Json(doc) => {
-                // A health or readiness page answers 503 when something is
-                // down, and its body says what: read it then too.
-                let path = a.url.path();
-                let healthy_page = ["health", "ready", "live", "status"]
-                    .iter()
-                    .any(|w| path.contains(w));
-                let accept_status = if !(200..300).contains(&a.status) {
-                    Some(vec![200, a.status])
-                } else if healthy_page {
-                    Some(vec![200, 503])
-                } else {
-                    None
-                };
-                let name = target_name(&a.url, &mut taken);
-                let snake = infer::snake(&name);
-                let prefix = if snake == "app" {
-                    "app".to_string()
-                } else {
-                    format!("app.{snake}")
-                };
-                let found = infer::infer(&doc, &prefix, a.url.path());
+                let t = json_target(a, &doc, &mut taken);
+                if t.rules.is_empty() && t.recipe.is_none() {
+                    // `metrics: []` would not pass `remora check`.
+                    notes.push(format!(
+                        "{}: HTTP {}, JSON with nothing to read ({} value(s) left out), skipped",
+                        a.url.path(),
+                        a.status,
+                        t.skipped.len()
+                    ));
+                    continue;
+                }
                 notes.push(format!(
                     "{}: HTTP {}, JSON: {} rule(s), {} value(s) left out",
                     a.url.path(),
                     a.status,
-                    found.rules.len(),
-                    found.skipped.len()
+                    t.rules.len(),
+                    t.skipped.len()
                 ));
-                targets.push(TargetOut {
-                    name,
-                    url: a.url.to_string(),
-                    status: a.status,
-                    accept_status,
-                    prometheus: false,
-                    hint: hint(a, &doc),
-                    rules: found.rules,
-                    skipped: found.skipped,
-                });
+                targets.push(t);
             }
             Body::Prometheus(families) => {
                 let name = target_name(&a.url, &mut taken);
@@ -245,10 +304,10 @@ pub async fn run(urls: &[String]) -> Result<Init, InitError> {
                 targets.push(TargetOut {
                     name,
                     url: a.url.to_string(),
-                    status: a.status,
                     accept_status: None,
                     prometheus: true,
                     hint: None,
+                    recipe: None,
                     rules: Vec::new(),
                     skipped: Vec::new(),
                 });
@@ -257,11 +316,30 @@ pub async fn run(urls: &[String]) -> Result<Init, InitError> {
         }
     }
     if targets.is_empty() {
-        return Err(InitError::Nothing(urls.join(" ")));
+        return Err(InitError::Nothing(parsed.join(" ")));
     }
     notes.append(&mut skipped);
-    let yaml = write::yaml(urls, &targets, &notes);
+    let yaml = write::yaml(&parsed, &targets, &notes);
     Ok(Init { yaml, notes })
+}
+
+/// The config `init` writes for one answer (tests: no HTTP).
+#[cfg(test)]
+pub(crate) fn yaml_for(url: &str, status: u16, content_type: &str, body: &[u8]) -> String {
+    let Ok(url) = parse_url(url) else {
+        panic!("{url:?}: not a URL")
+    };
+    let a = Answer {
+        url: url.clone(),
+        status,
+        content_type: content_type.to_string(),
+        body: body.to_vec(),
+    };
+    let Body::Json(doc) = classify(&a) else {
+        panic!("{url}: not JSON")
+    };
+    let t = json_target(&a, &doc, &mut BTreeSet::new());
+    write::yaml(&[url.to_string()], &[t], &[])
 }
 
 #[cfg(test)]

@@ -4,39 +4,56 @@
 use std::fmt::Write as _;
 
 use super::infer::{Kind, Rule};
+use super::recipe::Fit;
+use super::status::Accept;
 
 /// One target to write.
 pub struct TargetOut {
     pub name: String,
     pub url: String,
-    pub status: u16,
-    pub accept_status: Option<Vec<u16>>,
+    pub accept_status: Option<Accept>,
     pub prometheus: bool,
     /// A recipe that reads this kind of page better.
     pub hint: Option<&'static str>,
+    /// The recipe whose rules the body's shape calls for.
+    pub recipe: Option<Fit>,
     pub rules: Vec<Rule>,
     pub skipped: Vec<String>,
 }
 
 /// A double-quoted YAML string. `$` before `{` or `$` is doubled so that
-/// `${VAR}` expansion gives the text back.
+/// `${VAR}` expansion gives the text back; control characters (C0, DEL,
+/// C1), line and paragraph separators and the BOM are escaped as `\uXXXX`.
 fn q(s: &str) -> String {
-    let mut escaped = String::with_capacity(s.len());
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
-        escaped.push(c);
-        if c == '$' && matches!(chars.peek(), Some('{' | '$')) {
-            escaped.push('$');
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '$' if matches!(chars.peek(), Some('{' | '$')) => out.push_str("$$"),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
         }
     }
-    serde_json::Value::String(escaped).to_string()
+    out.push('"');
+    out
 }
 
 /// A comment line: no line breaks.
 fn comment(out: &mut String, indent: &str, text: &str) {
     let one: String = text
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{feff}') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     let _ = writeln!(out, "{indent}# {one}");
 }
@@ -48,11 +65,14 @@ fn number(v: f64) -> String {
 /// The whole file.
 pub fn yaml(urls: &[String], targets: &[TargetOut], notes: &[String]) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# exporter.yaml written by `remora init {}` (remora {}).",
-        urls.join(" "),
-        crate::exposition::VERSION
+    comment(
+        &mut out,
+        "",
+        &format!(
+            "exporter.yaml written by `remora init {}` (remora {}).",
+            urls.join(" "),
+            crate::exposition::VERSION
+        ),
     );
     out.push_str(
         "# Each rule says above it what it reads. Keep what you want, rename freely\n\
@@ -96,18 +116,9 @@ fn target(out: &mut String, t: &TargetOut) {
     out.push('\n');
     let _ = writeln!(out, "  - name: {}", q(&t.name));
     let _ = writeln!(out, "    url: {}", q(&t.url));
-    if let Some(codes) = &t.accept_status {
-        let why = if (200..300).contains(&t.status) {
-            "A health page answers 503 when something is down; its body says what, so read it too."
-                .to_string()
-        } else {
-            format!(
-                "It answered HTTP {} with a JSON body: read the body of that status too.",
-                t.status
-            )
-        };
-        comment(out, "    ", &why);
-        let codes: Vec<String> = codes.iter().map(u16::to_string).collect();
+    if let Some(accept) = &t.accept_status {
+        comment(out, "    ", &accept.why);
+        let codes: Vec<String> = accept.codes.iter().map(u16::to_string).collect();
         let _ = writeln!(out, "    accept_status: [{}]", codes.join(", "));
     }
     if t.prometheus {
@@ -128,16 +139,21 @@ fn target(out: &mut String, t: &TargetOut) {
             comment(out, "    ", &format!("  {s}"));
         }
     }
-    if t.rules.is_empty() {
+    out.push_str("    metrics:\n");
+    if let Some(fit) = &t.recipe {
         comment(
             out,
-            "    ",
-            "Nothing numeric: remora_target_up still says whether it answers.",
+            "      ",
+            &format!(
+                "The body has the shape of examples/recipes/{}/: its rules, as the recipe writes them.",
+                fit.name
+            ),
         );
-        out.push_str("    metrics: []\n");
-        return;
+        out.push_str(&fit.rules);
+        if !t.rules.is_empty() {
+            comment(out, "      ", "The rest of the body, read by remora init:");
+        }
     }
-    out.push_str("    metrics:\n");
     for r in &t.rules {
         rule(out, r);
     }
@@ -152,6 +168,9 @@ fn rule(out: &mut String, r: &Rule) {
     let _ = writeln!(out, "{i}description: {}", q(&r.description));
     match &r.kind {
         Kind::Gauge => {}
+        Kind::Counter => {
+            let _ = writeln!(out, "{i}kind: counter");
+        }
         Kind::Info => {
             let _ = writeln!(out, "{i}kind: info");
         }
@@ -160,6 +179,14 @@ fn rule(out: &mut String, r: &Rule) {
             let s: Vec<String> = states.iter().map(|s| q(s)).collect();
             let _ = writeln!(out, "{i}states: [{}]", s.join(", "));
         }
+    }
+    if r.count {
+        let _ = writeln!(out, "{i}aggregate: count");
+    }
+    if let Some((label, states)) = &r.count_by {
+        let _ = writeln!(out, "{i}count_by: {}", q(label));
+        let s: Vec<String> = states.iter().map(|s| q(s)).collect();
+        let _ = writeln!(out, "{i}states: [{}]", s.join(", "));
     }
     if let Some(unit) = r.unit {
         let _ = writeln!(out, "{i}unit: {}", q(unit));
@@ -175,6 +202,14 @@ fn rule(out: &mut String, r: &Rule) {
     }
     if let Some(parse) = r.parse {
         let _ = writeln!(out, "{i}parse: {parse}");
+    }
+    if !r.map.is_empty() {
+        let m: Vec<String> = r
+            .map
+            .iter()
+            .map(|(k, v)| format!("{}: {}", q(k), number(*v)))
+            .collect();
+        let _ = writeln!(out, "{i}map: {{{}}}", m.join(", "));
     }
     if !r.labels.is_empty() {
         let _ = writeln!(out, "{i}labels:");

@@ -38,8 +38,15 @@ pub struct Record {
 pub struct RuleInfo {
     /// The rule's name as written.
     pub metric: String,
-    /// `each`, as written (canonical JSONPath), if any.
+    /// `each`, as written (canonical JSONPath), if any: the first level of
+    /// a list `each:`.
     pub each: Option<String>,
+    /// The further levels of a list `each:`, outermost first.
+    pub each_inner: Vec<String>,
+    /// The aggregation, as `aggregate sum` or `count_by LABEL`.
+    pub aggregate: Option<String>,
+    /// `parse: age`: the values are now minus a timestamp.
+    pub age: bool,
     /// Per value: the instrument name and its path (or constant) as written.
     pub paths: Vec<(String, String)>,
 }
@@ -50,6 +57,11 @@ pub struct RuleRecord {
     pub info: Arc<RuleInfo>,
     /// Nodes `each` matched; without `each`, the value paths that matched.
     pub nodes: u64,
+    /// Per further level of a list `each:`: the nodes it matched (from
+    /// every node of the level before).
+    pub level_nodes: Vec<u64>,
+    /// With an aggregation: the nodes it counted or the values it folded.
+    pub aggregated: Option<u64>,
     /// Its values' entries in [`Record::spans`].
     pub spans: Range<usize>,
     /// Every series the rule made.

@@ -166,7 +166,12 @@ async fn once_explain_shows_paths_series_values_and_hints() {
     assert!(!latency.contains("FAILED"), "{latency}");
 
     let state = section(&stderr, "  rule app.dependency.state:").join("\n");
-    assert!(state.contains("4 series"), "{state}");
+    // 2 nodes x 2 states, and "weird" served as state="other".
+    assert!(state.contains("5 series"), "{state}");
+    assert!(
+        state.contains("app.dependency.state{dependency=\"cache\",state=\"other\"} 1"),
+        "{state}"
+    );
     assert!(
         state.contains("FAILED unmapped_value ×1, value \"weird\""),
         "{state}"

@@ -497,21 +497,35 @@ async fn spring_boot_actuator_down_answer_and_go_expvar() {
     t.set("/actuator/health", Reply::Body(503, JSON, spring.clone()));
     t.set("/debug/vars", Reply::Body(200, JSON, vars));
     let done = init_check_once(&[base(&t)]).await;
-    assert_every_leaf(
-        &done,
-        &t.url("/actuator/health"),
-        &serde_json::from_str(&spring).unwrap(),
-        true,
-    );
-    // memstats numbers are read; the recipe is pointed at.
+    // Both bodies have a recipe's shape: init writes the recipes' rules.
+    let spring_target = done.target(&t.url("/actuator/health"));
+    for (component, state) in [("redis", "DOWN"), ("diskSpace", "UP")] {
+        assert!(
+            done.metrics.iter().any(|s| s.name == "app_component_health"
+                && s.labels.get("target") == Some(&spring_target)
+                && s.labels.get("component").map(String::as_str) == Some(component)
+                && s.labels.get("state").map(String::as_str) == Some(state)
+                && s.value == 1.0),
+            "{component} {state}\n{}",
+            done.yaml
+        );
+    }
+    let ready = done
+        .config
+        .targets
+        .iter()
+        .find(|x| x.name == spring_target)
+        .unwrap();
+    assert!(ready.accept_status.contains(&503), "{}", done.yaml);
+    // memstats numbers are read with the recipe's names and units.
     assert!(done
         .metrics
         .iter()
-        .any(|s| s.name.ends_with("memstats_heap_alloc") && s.value == 4718592.0));
+        .any(|s| s.name == "go_memstats_heap_alloc_bytes" && s.value == 4718592.0));
     assert!(done
         .metrics
         .iter()
-        .any(|s| s.name.ends_with("memstats_gccpu_fraction")));
+        .any(|s| s.name.ends_with("memstats_gc_cpu_fraction_ratio")));
     assert!(
         done.yaml.contains("examples/recipes/go-expvar/"),
         "{}",
@@ -522,4 +536,77 @@ async fn spring_boot_actuator_down_answer_and_go_expvar() {
         "{}",
         done.yaml
     );
+}
+
+#[tokio::test]
+async fn a_url_with_a_newline_is_refused_and_writes_nothing() {
+    let t = FakeTarget::start().await;
+    t.set("/health", Reply::json(r#"{"status": "ok"}"#));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("exporter.yaml");
+    for bad in [
+        format!("{}\ntargets: []", t.url("/health")),
+        format!("{}\r\nserver: {{listen: 0.0.0.0:1}}", t.url("/health")),
+        t.url("/he\talth"),
+    ] {
+        let out = run(vec![
+            "init".into(),
+            bad.clone(),
+            format!("--output={}", file.display()),
+        ])
+        .await;
+        assert!(!out.status.success(), "{bad:?} accepted");
+        assert!(
+            text(&out.stderr).contains("not an http(s) URL"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(!file.exists());
+    }
+    assert_eq!(t.hits("/health"), 0);
+}
+
+/// A Vault standby answers 429 with its health body: init reads it, and
+/// the config reads every documented answer of sys/health.
+#[tokio::test]
+async fn vault_standby_answering_429_and_then_sealed_503() {
+    let apps = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apps/vault");
+    let body = |f: &str| std::fs::read_to_string(apps.join(f)).unwrap();
+    let t = FakeTarget::start().await;
+    t.set(
+        "/v1/sys/health",
+        Reply::Body(429, JSON, body("standby.json")),
+    );
+    let done = init_check_once(&[t.url("/v1/sys/health")]).await;
+    let target = &done.config.targets[0];
+    assert_eq!(
+        target.accept_status,
+        [200, 429, 472, 473, 474, 501, 503, 530],
+        "{}",
+        done.yaml
+    );
+    assert!(done
+        .metrics
+        .iter()
+        .any(|s| s.name == "app_v1_sys_health_standby" && s.value == 1.0));
+    t.set(
+        "/v1/sys/health",
+        Reply::Body(503, JSON, body("sealed.json")),
+    );
+    let file = done._dir.path().join("exporter.yaml");
+    let out = run(vec![
+        "once".into(),
+        format!("--config.file={}", file.display()),
+    ])
+    .await;
+    let m = samples(&text(&out.stdout));
+    assert!(
+        m.iter()
+            .any(|s| s.name == "app_v1_sys_health_sealed" && s.value == 1.0),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(!m
+        .iter()
+        .any(|s| s.name == "remora_extraction_errors_total" && s.value > 0.0));
 }

@@ -21,6 +21,7 @@ mod otlp;
 mod peers;
 mod recipes;
 mod reload;
+mod rules;
 mod sched;
 mod server;
 mod serving;

@@ -131,6 +131,36 @@ async fn spring_boot_actuator_health_down_with_details() {
     );
 }
 
+/// The recipe on the documented composite bodies (tests/fixtures/apps):
+/// healthy and failing both pass with no extraction error, and the
+/// DataSources under `db` come out labelled by group and component.
+#[tokio::test]
+async fn spring_boot_actuator_composite_healthy_and_failing() {
+    let dir = "spring-boot-actuator";
+    for (form, status, reporting_up) in [("healthy", 200, 1.0), ("failing", 503, 0.0)] {
+        let app = FakeTarget::start().await;
+        let body = crate::common::fixture(&format!("apps/spring-boot-actuator/{form}.json"));
+        app.set(
+            "/actuator/health",
+            Reply::Body(status, "application/vnd.spring-boot.actuator.v3+json", body),
+        );
+        let text = once(dir, &app).await;
+        let series = |c: &str, s: &str| {
+            format!(
+                r#"app_subcomponent_health{{component="{c}",group="db",state="{s}",target="spring"}}"#
+            )
+        };
+        assert_series(
+            &text,
+            &[
+                (&series("reportingDataSource", "UP"), reporting_up),
+                (&series("reportingDataSource", "DOWN"), 1.0 - reporting_up),
+                (&series("ordersDataSource", "UP"), 1.0),
+            ],
+        );
+    }
+}
+
 #[tokio::test]
 async fn ietf_health_check_response_format() {
     let app = FakeTarget::start().await;

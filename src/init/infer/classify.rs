@@ -13,17 +13,71 @@ use crate::units::{parse_bytes, parse_duration, parse_number, parse_percent, par
 
 /// States apps report together; a state set gets the whole family of a
 /// state it saw, so a state not seen while probing is not an error later.
-const VOCABULARIES: [&[&str]; 10] = [
+/// Stored in lower case; a body writing them in capitals gets capitals.
+const VOCABULARIES: [&[&str]; 21] = [
     &["healthy", "degraded", "unhealthy"],
+    // Spring Boot Actuator, MicroProfile Health, Keycloak.
     &["up", "down", "out_of_service", "unknown"],
+    // The IETF health+json draft, with the aliases it allows.
     &["pass", "warn", "fail"],
     &["ok", "warning", "error"],
+    // Grafana's database check.
+    &["ok", "failing"],
+    // NestJS Terminus.
+    &["ok", "error", "shutting_down"],
+    // RabbitMQ's health checks.
+    &["ok", "failed"],
     &["ready", "not_ready"],
     &["alive", "dead"],
+    // Elasticsearch and OpenSearch cluster health.
     &["green", "yellow", "red"],
+    // gRPC health.
     &["serving", "not_serving", "service_unknown"],
     &["running", "starting", "stopped", "failed"],
+    // Kafka Connect connectors and tasks.
+    &[
+        "running",
+        "paused",
+        "failed",
+        "unassigned",
+        "restarting",
+        "stopped",
+    ],
     &["online", "offline"],
+    // Consul checks.
+    &["passing", "warning", "critical", "maintenance"],
+    // Envoy's server state.
+    &["live", "draining", "pre_initializing", "initializing"],
+    // Vault's replication modes.
+    &[
+        "disabled",
+        "primary",
+        "secondary",
+        "bootstrapping",
+        "unknown",
+    ],
+    &["enabled", "disabled"],
+    // RabbitMQ rates_mode.
+    &["basic", "detailed", "none"],
+    &["active", "standby"],
+    &["leader", "follower", "candidate"],
+];
+
+/// Vocabularies that name a failure: a state set with one of these is the
+/// app's own health signal.
+const FAILURE_WORDS: [&str; 12] = [
+    "down",
+    "fail",
+    "failed",
+    "failing",
+    "error",
+    "unhealthy",
+    "critical",
+    "red",
+    "dead",
+    "not_ready",
+    "not_serving",
+    "draining",
 ];
 
 /// Keys whose string value is a state.
@@ -47,8 +101,14 @@ const VERSION_KEYS: [&str; 14] = [
     "tag",
 ];
 
-/// How a leaf at `key` reads, or None for text.
-pub(super) fn classify(key: &str, v: &Value) -> Option<Leaf> {
+/// How a leaf at `keys` (from the document's root, the leaf's own key
+/// last) reads, or None for text. `depth` is how deep the leaf sits in its
+/// group's node: a state word under a key that does not say "status"
+/// (Grafana's `database: "ok"`) is a state only at depth 1, not inside
+/// free-form details (MicroProfile's `data`, where the same key holds an
+/// error message when the check fails).
+pub(super) fn classify(keys: &[String], depth: usize, v: &Value) -> Option<Leaf> {
+    let key = keys.last().map(String::as_str).unwrap_or("");
     let k = snake(key);
     let version_key = VERSION_KEYS.contains(&k.as_str())
         || ["_version", "_commit", "_sha", "_revision"]
@@ -57,17 +117,21 @@ pub(super) fn classify(key: &str, v: &Value) -> Option<Leaf> {
     match v {
         Value::Bool(_) => Some(Leaf::Bool),
         Value::Number(_) if version_key => Some(Leaf::Version),
-        Value::Number(_) => Some(number_leaf(&k)),
+        Value::Number(_) => Some(number_leaf(keys)),
+        Value::String(s) if version_key && s.trim().is_empty() => None,
         Value::String(_) if version_key => Some(Leaf::Version),
         Value::String(s) => {
             let t = s.trim();
+            if matches!(t.to_ascii_lowercase().as_str(), "true" | "false") {
+                return Some(Leaf::BoolText);
+            }
             if parse_number(t).is_some() {
-                return Some(number_leaf(&k));
+                return Some(number_leaf(keys));
             }
             if t.ends_with('%') && parse_percent(t).is_some() {
                 return Some(Leaf::Percent);
             }
-            if is_status(&k, t) {
+            if is_status(&k, t, depth) {
                 return Some(Leaf::Status(s.clone()));
             }
             if t.contains('-') && parse_timestamp(t).is_some() {
@@ -94,7 +158,15 @@ pub(super) fn classify(key: &str, v: &Value) -> Option<Leaf> {
     }
 }
 
-fn is_status(key: &str, value: &str) -> bool {
+/// Whether the states of a state set include a failure word (it is then
+/// the app's own health signal, kept required).
+pub(super) fn names_failure(states: &[String]) -> bool {
+    states
+        .iter()
+        .any(|s| FAILURE_WORDS.contains(&s.to_ascii_lowercase().as_str()))
+}
+
+fn is_status(key: &str, value: &str, depth: usize) -> bool {
     let v = value.to_ascii_lowercase();
     let words = !value.is_empty()
         && value.len() <= 40
@@ -105,12 +177,76 @@ fn is_status(key: &str, value: &str) -> bool {
         || STATUS_KEYS
             .iter()
             .any(|s| key.ends_with(&format!("_{s}")) || key.starts_with(&format!("{s}_")));
-    words && (status_key || VOCABULARIES.iter().any(|voc| voc.contains(&v.as_str())))
+    words
+        && (status_key || (depth <= 1 && VOCABULARIES.iter().any(|voc| voc.contains(&v.as_str()))))
 }
 
-/// A number's unit and scale from its key's suffix.
-fn number_leaf(key: &str) -> Leaf {
-    const SUFFIXES: [(&str, &str, f64, &str); 27] = [
+/// Go's runtime.MemStats fields that are sizes in bytes (expvar `memstats`).
+const MEMSTATS_BYTES: [&str; 16] = [
+    "alloc",
+    "sys",
+    "heap_alloc",
+    "heap_sys",
+    "heap_idle",
+    "heap_inuse",
+    "heap_released",
+    "stack_inuse",
+    "stack_sys",
+    "m_span_inuse",
+    "m_span_sys",
+    "m_cache_inuse",
+    "m_cache_sys",
+    "buck_hash_sys",
+    "gc_sys",
+    "other_sys",
+];
+
+/// Go's runtime.MemStats fields that only grow.
+const MEMSTATS_COUNTERS: [&str; 5] = ["num_gc", "mallocs", "frees", "lookups", "num_forced_gc"];
+
+/// Cumulative message counts of a broker (RabbitMQ `message_stats`,
+/// `churn_rates`): the keys themselves, no suffix says so.
+const BROKER_COUNTERS: [&str; 14] = [
+    "ack",
+    "confirm",
+    "deliver",
+    "deliver_get",
+    "deliver_no_ack",
+    "disk_reads",
+    "disk_writes",
+    "drop_unroutable",
+    "get",
+    "get_empty",
+    "get_no_ack",
+    "publish",
+    "redeliver",
+    "return_unroutable",
+];
+
+/// Words before `_count` that say the count goes down too (a gauge).
+const GAUGE_COUNTS: [&str; 12] = [
+    "active",
+    "current",
+    "pending",
+    "open",
+    "in_flight",
+    "queued",
+    "live",
+    "idle",
+    "running",
+    "waiting",
+    "connected",
+    "node",
+];
+
+/// A number's unit, scale and kind from its key (and its parents' keys):
+/// unit suffixes (`_ms`, `_bytes`, `_pct`...), sizes by name (`free`,
+/// `total` and `threshold` under a disk check, `heap*`, memstats sizes),
+/// cumulative counts (`total_*`, `*_total`, growing `*_count`, memstats
+/// and broker totals).
+fn number_leaf(keys: &[String]) -> Leaf {
+    const SUFFIXES: [(&str, &str, f64, &str); 28] = [
+        ("_percent_as_number", "1", 0.01, "percent -> ratio"),
         ("_milliseconds", "s", 0.001, "milliseconds -> seconds"),
         ("_millis", "s", 0.001, "milliseconds -> seconds"),
         ("_ms", "s", 0.001, "milliseconds -> seconds"),
@@ -139,55 +275,170 @@ fn number_leaf(key: &str) -> Leaf {
         ("_s", "s", 1.0, "seconds"),
         ("_b", "By", 1.0, "bytes"),
     ];
-    for (suffix, unit, scale, note) in SUFFIXES {
-        if let Some(stem) = key.strip_suffix(suffix) {
-            if !stem.is_empty() {
-                return Leaf::Number {
-                    unit: Some(unit),
-                    scale: (scale != 1.0).then_some(scale),
-                    stem: stem.to_string(),
-                    note,
-                };
-            }
+    let key = snake(keys.last().map(String::as_str).unwrap_or(""));
+    let parents: Vec<String> = keys
+        .iter()
+        .take(keys.len().saturating_sub(1))
+        .map(|k| snake(k))
+        .collect();
+    let parent = parents.last().map(String::as_str).unwrap_or("");
+    let under = |word: &str| parents.iter().any(|p| p.contains(word));
+    // memstats: sizes, the growing totals, the GC pause total.
+    if under("memstats") {
+        if MEMSTATS_BYTES.contains(&key.as_str()) || key == "next_gc" {
+            return number(Some("By"), None, &key, "bytes", false);
+        }
+        if key == "total_alloc" {
+            return number(Some("By"), None, &key, "bytes, cumulative", true);
+        }
+        if MEMSTATS_COUNTERS.contains(&key.as_str()) {
+            return number(None, None, &key, "cumulative", true);
+        }
+        if key == "pause_total_ns" {
+            return number(
+                Some("s"),
+                Some(1e-9),
+                "pause_total",
+                "nanoseconds -> seconds, cumulative",
+                true,
+            );
+        }
+        if key == "last_gc" {
+            return number(
+                Some("s"),
+                Some(1e-9),
+                &key,
+                "nanoseconds since the epoch -> seconds",
+                false,
+            );
         }
     }
-    Leaf::Number {
-        unit: None,
-        scale: None,
-        stem: key.to_string(),
-        note: "as reported",
+    let broker = matches!(parent, "message_stats" | "churn_rates");
+    if broker
+        && (BROKER_COUNTERS.contains(&key.as_str())
+            || ["_created", "_closed", "_declared", "_deleted"]
+                .iter()
+                .any(|s| key.ends_with(s)))
+    {
+        return number(None, None, &key, "cumulative", true);
+    }
+    if (parent.contains("disk") || under("disk_space"))
+        && matches!(key.as_str(), "free" | "total" | "threshold" | "used")
+    {
+        return number(Some("By"), None, &key, "bytes (a disk check)", false);
+    }
+    if key.starts_with("heap") && !key.contains("object") && !key.contains("percent") {
+        if let Leaf::Number { unit: None, .. } = plain(&key, &SUFFIXES) {
+            return number(Some("By"), None, &key, "bytes (heap)", false);
+        }
+    }
+    let counter = counter_key(&key);
+    let stem_key = key
+        .strip_suffix("_total")
+        .filter(|s| counter && !s.is_empty())
+        .unwrap_or(&key)
+        .to_string();
+    match plain(&stem_key, &SUFFIXES) {
+        Leaf::Number {
+            unit,
+            scale,
+            stem,
+            note,
+            ..
+        } => Leaf::Number {
+            unit,
+            scale,
+            stem,
+            note,
+            counter,
+        },
+        other => other,
     }
 }
 
+/// Whether a key names a count that only grows.
+fn counter_key(key: &str) -> bool {
+    if key.starts_with("total_") || key.ends_with("_total") {
+        return true;
+    }
+    match key.strip_suffix("_count") {
+        Some(stem) => !GAUGE_COUNTS.iter().any(|w| stem.contains(w)),
+        None => false,
+    }
+}
+
+fn number(
+    unit: Option<&'static str>,
+    scale: Option<f64>,
+    stem: &str,
+    note: &'static str,
+    counter: bool,
+) -> Leaf {
+    Leaf::Number {
+        unit,
+        scale,
+        stem: stem.to_string(),
+        note,
+        counter,
+    }
+}
+
+/// The unit and scale a key's suffix says.
+fn plain(key: &str, suffixes: &[(&str, &'static str, f64, &'static str)]) -> Leaf {
+    for (suffix, unit, scale, note) in suffixes {
+        if let Some(stem) = key.strip_suffix(suffix) {
+            if !stem.is_empty() {
+                return number(
+                    Some(unit),
+                    (*scale != 1.0).then_some(*scale),
+                    stem,
+                    note,
+                    false,
+                );
+            }
+        }
+    }
+    number(None, None, key, "as reported", false)
+}
+
 /// The state set of a status field: the states seen, then the rest of
-/// each vocabulary one of them belongs to (in the case the app writes).
+/// the vocabularies they belong to (those holding every state seen if
+/// any, else each holding one), in the case the app writes; and whether a
+/// vocabulary was found.
 pub(super) fn states(seen: &BTreeSet<String>) -> (Vec<String>, bool) {
     let mut out: Vec<String> = Vec::new();
-    let mut known = false;
     for s in seen {
         if !out.contains(s) {
             out.push(s.clone());
         }
     }
-    for s in seen {
-        let lower = s.to_ascii_lowercase();
-        let upper =
-            s.chars().any(|c| c.is_ascii_uppercase()) && !s.chars().any(|c| c.is_ascii_lowercase());
-        for voc in VOCABULARIES {
-            if voc.contains(&lower.as_str()) {
-                known = true;
-                for w in voc.iter() {
-                    let w = if upper {
-                        w.to_ascii_uppercase()
-                    } else {
-                        (*w).to_string()
-                    };
-                    if !out.contains(&w) {
-                        out.push(w);
-                    }
-                }
+    let lower: Vec<String> = seen.iter().map(|s| s.to_ascii_lowercase()).collect();
+    let all: Vec<&&[&str]> = VOCABULARIES
+        .iter()
+        .filter(|voc| lower.iter().all(|s| voc.contains(&s.as_str())))
+        .collect();
+    let vocs: Vec<&&[&str]> = if all.is_empty() {
+        VOCABULARIES
+            .iter()
+            .filter(|voc| lower.iter().any(|s| voc.contains(&s.as_str())))
+            .collect()
+    } else {
+        all
+    };
+    let upper = seen.iter().any(|s| {
+        s.chars().any(|c| c.is_ascii_uppercase()) && !s.chars().any(|c| c.is_ascii_lowercase())
+    });
+    for voc in &vocs {
+        for w in voc.iter() {
+            let w = if upper {
+                w.to_ascii_uppercase()
+            } else {
+                (*w).to_string()
+            };
+            if !out.iter().any(|o| o.eq_ignore_ascii_case(&w)) {
+                out.push(w);
             }
         }
     }
-    (out, known)
+    (out, !vocs.is_empty())
 }

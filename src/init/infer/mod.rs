@@ -4,25 +4,28 @@
 //! field; text is listed as skipped.
 //!
 //! Rooms: this module walks the document into groups (the document, each
-//! collection's members) and emits their rules; `classify` says how a leaf
-//! reads (unit and scale from its key, states, versions); `names` makes
-//! names, label names and JSONPaths.
+//! collection's members); `emit` writes their rules (and keeps them within
+//! the target's series cap); `classify` says how a leaf reads (unit, scale
+//! and kind from its key, states, versions); `names` makes names, label
+//! names and JSONPaths.
 
 mod classify;
+mod emit;
 mod names;
 
 use std::collections::BTreeSet;
 
 use serde_json::{Map, Value};
 
-use classify::{classify, states};
-use names::{example, json_path_display, label_name, unique, RESERVED_LABELS};
-pub use names::{json_path, snake};
+use classify::classify;
+use names::{example, json_path_display};
+pub use names::{json_path, label_name, snake};
 
 /// The kind of a generated rule.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     Gauge,
+    Counter,
     Info,
     StateSet(Vec<String>),
 }
@@ -40,7 +43,15 @@ pub struct Rule {
     pub labels: Vec<(String, String)>,
     pub scale: Option<f64>,
     pub parse: Option<&'static str>,
+    /// `map:` (string -> number).
+    pub map: Vec<(String, f64)>,
+    /// `aggregate: count` (the rule counts the nodes its path matches).
+    pub count: bool,
+    /// `count_by: LABEL` with the states always served.
+    pub count_by: Option<(String, Vec<String>)>,
     pub optional: bool,
+    /// Series the rule makes on the probed body (for the cap).
+    pub series: usize,
 }
 
 /// What a document gave: rules and the leaves left out (with why).
@@ -59,8 +70,14 @@ enum Leaf {
         scale: Option<f64>,
         stem: String,
         note: &'static str,
+        /// A count that only grows.
+        counter: bool,
     },
     Bool,
+    /// `"true"` / `"false"` as a string (etcd's `health`).
+    BoolText,
+    /// A list of the document without an id key: its length.
+    List,
     Percent,
     Duration,
     Timestamp,
@@ -77,6 +94,9 @@ struct Field {
     example: String,
     seen: BTreeSet<String>,
     count: usize,
+    /// A member's value the reading fails on (text where others have
+    /// numbers, `""` for a duration): no rule, listed as left out.
+    mixed: Option<String>,
 }
 
 /// A set of nodes read by the same rules: the document itself, or the
@@ -86,6 +106,16 @@ struct Group {
     each: Option<String>,
     /// Label name and template for the member.
     label: Option<(String, String)>,
+    /// More labels: readable tags every member carries (`Name`, `ServiceName`).
+    tags: Vec<(String, String)>,
+    /// The key of the member being walked (for how its leaves read).
+    member: Option<String>,
+    /// For the document: the URL path's last word, naming the members of a
+    /// top-level collection (`/v1/agent/checks` -> `check`).
+    key_hint: String,
+    /// Leaves read as text, with an example (a member with a number there
+    /// makes the field mixed).
+    text: Vec<(Vec<String>, String)>,
     /// Keys from the root to the container (for names and comments).
     at: Vec<String>,
     members: usize,
@@ -93,17 +123,17 @@ struct Group {
 }
 
 /// Rules for `doc`, named `PREFIX.<keys>`; `source` (the URL path) goes
-/// into descriptions.
-pub fn infer(doc: &Value, prefix: &str, source: &str) -> Inferred {
+/// into descriptions; at most `max_series` series on this body (the
+/// target's cap), the rules past it listed in `skipped`.
+pub fn infer(doc: &Value, prefix: &str, source: &str, max_series: usize) -> Inferred {
     let mut out = Inferred::default();
     let mut groups = Vec::new();
-    let mut root = Group {
-        each: None,
-        label: None,
-        at: Vec::new(),
-        members: 1,
-        fields: Vec::new(),
-    };
+    let mut root = new_group(None, None, Vec::new(), 1);
+    root.key_hint = source
+        .rsplit('/')
+        .find(|w| !w.is_empty() && !w.starts_with('<'))
+        .unwrap_or("")
+        .to_string();
     walk(
         doc,
         &mut Vec::new(),
@@ -114,10 +144,38 @@ pub fn infer(doc: &Value, prefix: &str, source: &str) -> Inferred {
     );
     groups.insert(0, root);
     let mut names = BTreeSet::new();
-    for g in &groups {
-        emit(g, prefix, source, &mut names, &mut out.rules);
+    for (i, g) in groups.iter().enumerate() {
+        emit::emit(
+            g,
+            i == 0,
+            prefix,
+            source,
+            &mut names,
+            &mut out.rules,
+            &mut out.skipped,
+        );
     }
+    emit::cap(&mut out, max_series);
     out
+}
+
+fn new_group(
+    each: Option<String>,
+    label: Option<(String, String)>,
+    at: Vec<String>,
+    members: usize,
+) -> Group {
+    Group {
+        each,
+        label,
+        tags: Vec::new(),
+        member: None,
+        text: Vec::new(),
+        key_hint: String::new(),
+        at,
+        members,
+        fields: Vec::new(),
+    }
 }
 
 /// Walks `v` at `rel` (relative to the group's node), adding leaves to
@@ -130,14 +188,15 @@ fn walk(
     skipped: &mut Vec<String>,
     top: bool,
 ) {
-    let key = rel.last().map(String::as_str).unwrap_or("");
     match v {
         Value::Object(m) => {
             if top {
                 if let Some(mut g) = collection_of_objects(m, rel, group) {
-                    for member in m.values() {
+                    for (k, member) in m {
+                        g.member = Some(k.clone());
                         walk(member, &mut Vec::new(), &mut g, groups, skipped, false);
                     }
+                    g.member = None;
                     groups.push(g);
                     return;
                 }
@@ -152,48 +211,95 @@ fn walk(
                 rel.pop();
             }
         }
-        Value::Array(items) => {
-            let id = top.then(|| named_elements(items)).flatten();
-            match id {
-                Some(field) => {
-                    let label = label_name(key, field);
-                    let mut g = Group {
-                        each: Some(format!("{}[*]", json_path(&full(group, rel)))),
-                        label: Some((label, format!("{{{}}}", json_path(&[field.to_string()])))),
-                        at: full(group, rel),
-                        members: items.len(),
-                        fields: Vec::new(),
-                    };
-                    for item in items {
-                        if let Value::Object(m) = item {
-                            for (k, child) in m {
-                                if k == field {
-                                    continue;
-                                }
-                                let mut r = vec![k.clone()];
-                                walk(child, &mut r, &mut g, groups, skipped, false);
+        Value::Array(items) => match top.then(|| named_elements(items)).flatten() {
+            Some((field, tags)) => {
+                // A top-level list is labelled by its id key (`check_id`),
+                // a named one by its name in the singular (`checks` -> `check`).
+                let key = rel.last().map_or("", String::as_str);
+                let at = full(group, rel);
+                let mut g = new_group(
+                    Some(format!("{}[*]", json_path(&at))),
+                    Some((
+                        label_name(key, &field),
+                        format!("{{{}}}", json_path(std::slice::from_ref(&field))),
+                    )),
+                    at,
+                    items.len(),
+                );
+                g.tags = tag_labels(&tags, &g);
+                for item in items {
+                    if let Value::Object(m) = item {
+                        for (k, child) in m {
+                            if *k == field || tags.contains(k) {
+                                continue;
                             }
+                            let mut r = vec![k.clone()];
+                            walk(child, &mut r, &mut g, groups, skipped, false);
                         }
                     }
+                }
+                if g.fields.is_empty() && group.each.is_none() {
+                    // Only text in the items (RabbitMQ's alarms): their number.
+                    add(group, rel, Leaf::List, v);
+                } else {
                     groups.push(g);
                 }
-                None => skipped.push(format!(
-                    "{}: a list of {} item(s) (no rule: write one with each: {}[*] if it matters)",
-                    shown(group, rel),
-                    items.len(),
-                    json_path(&full(group, rel))
-                )),
             }
-        }
+            // A list of the document itself (RabbitMQ's alarms, an empty
+            // list of checks): how many items it holds.
+            None if top && group.each.is_none() => {
+                add(group, rel, Leaf::List, v);
+            }
+            None => skipped.push(format!(
+                "{}: a list of {} item(s) (no rule: write one with each: {}[*] if it matters)",
+                shown(group, rel),
+                items.len(),
+                json_path(&full(group, rel))
+            )),
+        },
         Value::Null => skipped.push(format!(
             "{}: null (its type is unknown; add a rule once the app fills it)",
             shown(group, rel)
         )),
-        leaf => match classify(key, leaf) {
-            Some(kind) => add(group, rel, kind, leaf),
-            None => skipped.push(format!("{}: {} (text)", shown(group, rel), example(leaf))),
-        },
+        leaf => {
+            let mut keys = group.at.clone();
+            keys.extend(group.member.iter().cloned());
+            keys.extend(rel.iter().cloned());
+            match classify(&keys, rel.len(), leaf) {
+                Some(kind) => add(group, rel, kind, leaf),
+                None => {
+                    // Text where another member has a number: the rule
+                    // would fail on this member.
+                    if let Some(f) = group.fields.iter_mut().find(|f| f.rel == *rel) {
+                        f.mixed.get_or_insert_with(|| example(leaf));
+                    } else if !group.text.iter().any(|(r, _)| r == rel) {
+                        group.text.push((rel.clone(), example(leaf)));
+                        skipped.push(format!("{}: {} (text)", shown(group, rel), example(leaf)));
+                    }
+                }
+            }
+        }
     }
+}
+
+/// Labels for the readable tags of a collection's members (`Name` ->
+/// `name`), none clashing with the member's own label.
+fn tag_labels(tags: &[String], g: &Group) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for t in tags {
+        let mut name = snake(t);
+        if names::RESERVED_LABELS.contains(&name.as_str()) || name.is_empty() {
+            name = format!("app_{name}");
+        }
+        let taken = |n: &str| {
+            g.label.as_ref().is_some_and(|(l, _)| l == n) || out.iter().any(|(l, _)| l == n)
+        };
+        if taken(&name) {
+            continue;
+        }
+        out.push((name, format!("{{{}}}", json_path(std::slice::from_ref(t)))));
+    }
+    out
 }
 
 fn add(group: &mut Group, rel: &[String], leaf: Leaf, v: &Value) {
@@ -207,17 +313,24 @@ fn add(group: &mut Group, rel: &[String], leaf: Leaf, v: &Value) {
             f.count += 1;
         } else if f.leaf == leaf || same_kind(&f.leaf, &leaf) {
             f.count += 1;
+        } else {
+            // Read differently by another member: no single reading fits.
+            f.mixed.get_or_insert_with(|| example(v));
         }
-        // A leaf read differently by another member keeps the first reading
-        // (and stays optional: it counts once).
         return;
     }
+    let mixed = group
+        .text
+        .iter()
+        .find(|(r, _)| r == rel)
+        .map(|(_, e)| e.clone());
     group.fields.push(Field {
         rel: rel.to_vec(),
         leaf,
         example: example(v),
         seen: BTreeSet::from([text]),
         count: 1,
+        mixed,
     });
 }
 
@@ -246,231 +359,174 @@ fn shown(group: &Group, rel: &[String]) -> String {
     }
 }
 
+/// Containers whose members are data-named objects even when only one is
+/// there (a health page's checks; Terminus's `info`, `error`, `details`).
+const KNOWN_CONTAINERS: [&str; 9] = [
+    "checks",
+    "components",
+    "dependencies",
+    "services",
+    "probes",
+    "indicators",
+    "info",
+    "error",
+    "details",
+];
+
+/// Member keys that identify an array's elements, by preference (matched
+/// case-insensitively, the first one unique among the elements wins).
+const ID_KEYS: [&str; 10] = [
+    "check_id",
+    "name",
+    "id",
+    "service_id",
+    "component_id",
+    "key",
+    "node",
+    "node_id",
+    "instance",
+    "uid",
+];
+
+/// Readable tags a member may carry beside an opaque id (used as labels).
+const TAG_KEYS: [&str; 4] = ["name", "service_name", "node", "component_type"];
+
 /// An object whose members are all objects sharing a key (or one object
-/// under a key such as `checks`): a group over its members, labelled by key.
+/// under a key such as `checks`): a group over its members, labelled by
+/// key, and by the readable tags every member carries (Consul checks keyed
+/// by CheckID carry `Name`, `ServiceName`).
 fn collection_of_objects(m: &Map<String, Value>, rel: &[String], parent: &Group) -> Option<Group> {
     if m.is_empty() || !m.values().all(Value::is_object) {
         return None;
     }
-    let key = rel.last().map(String::as_str).unwrap_or("");
-    let shared = {
-        let mut maps = m.values().filter_map(Value::as_object);
-        let first: BTreeSet<&String> = maps.next()?.keys().collect();
-        maps.fold(first, |acc, o| {
-            acc.into_iter().filter(|k| o.contains_key(*k)).collect()
-        })
-    };
-    let known = matches!(
-        snake(key).as_str(),
-        "checks" | "components" | "dependencies" | "services" | "probes" | "indicators"
-    );
+    let key = rel.last().map_or(parent.key_hint.as_str(), String::as_str);
+    let members: Vec<&Map<String, Value>> = m.values().filter_map(Value::as_object).collect();
+    let shared = shared_keys(&members);
+    let known = KNOWN_CONTAINERS.contains(&snake(key).as_str());
     if shared.is_empty() || (m.len() < 2 && !known) {
         return None;
     }
     let at = full(parent, rel);
-    Some(Group {
-        each: Some(format!("{}.*", json_path(&at))),
-        label: Some((label_name(key, "key"), "{@key}".to_string())),
+    // Terminus's info/error/details (and Spring Boot 2.1's details) hold
+    // health indicators.
+    let label = match snake(key).as_str() {
+        "info" | "error" | "details" => "component".to_string(),
+        _ => label_name(key, "key"),
+    };
+    let mut g = new_group(
+        Some(format!("{}.*", json_path(&at))),
+        Some((label, "{@key}".to_string())),
         at,
-        members: m.len(),
-        fields: Vec::new(),
+        m.len(),
+    );
+    let tags: Vec<String> = TAG_KEYS
+        .iter()
+        .filter_map(|t| {
+            shared
+                .iter()
+                .find(|k| snake(k) == *t)
+                .filter(|k| {
+                    members
+                        .iter()
+                        .all(|o| o.get(**k).is_some_and(Value::is_string))
+                })
+                .map(|k| (*k).clone())
+        })
+        .collect();
+    g.tags = tag_labels(&tags, &g);
+    Some(g)
+}
+
+/// The keys every member has.
+fn shared_keys<'a>(members: &[&'a Map<String, Value>]) -> BTreeSet<&'a String> {
+    let mut it = members.iter();
+    let Some(first) = it.next() else {
+        return BTreeSet::new();
+    };
+    it.fold(first.keys().collect(), |acc, o| {
+        acc.into_iter().filter(|k| o.contains_key(*k)).collect()
     })
 }
 
-/// An object of booleans (feature flags): one series per key.
+/// An object of booleans (feature flags), or of numbers under keys that
+/// are data (`"GET /v1/events": 918233` in an expvar map): one rule, one
+/// series per key.
 fn flags(m: &Map<String, Value>, rel: &[String], parent: &Group) -> Option<Group> {
-    if m.len() < 2 || !m.values().all(Value::is_boolean) {
+    let data_key = |k: &String| k.chars().any(|c| matches!(c, ' ' | '/' | ':'));
+    let bools = m.values().all(Value::is_boolean);
+    let numbers = m.values().all(Value::is_number) && m.keys().all(data_key);
+    if m.len() < 2 || !(bools || numbers) {
         return None;
     }
-    let key = rel.last().map(String::as_str).unwrap_or("");
+    let key = rel.last().map_or(parent.key_hint.as_str(), String::as_str);
     let at = full(parent, rel);
-    let mut g = Group {
-        each: Some(format!("{}.*", json_path(&at))),
-        label: Some((label_name(key, "key"), "{@key}".to_string())),
+    let mut g = new_group(
+        Some(format!("{}.*", json_path(&at))),
+        Some((label_name(key, "key"), "{@key}".to_string())),
         at,
-        members: m.len(),
-        fields: Vec::new(),
+        m.len(),
+    );
+    let (leaf, example) = match m.iter().next() {
+        Some((k, v)) if numbers => (
+            classify(std::slice::from_ref(k), 1, v).unwrap_or(Leaf::Bool),
+            v.to_string(),
+        ),
+        Some((_, v)) => (Leaf::Bool, v.to_string()),
+        None => (Leaf::Bool, String::new()),
     };
     g.fields.push(Field {
         rel: Vec::new(),
-        leaf: Leaf::Bool,
-        example: m.values().next().map(|v| v.to_string()).unwrap_or_default(),
+        leaf,
+        example,
         seen: BTreeSet::new(),
         count: m.len(),
+        mixed: None,
     });
     Some(g)
 }
 
-/// The identifying field of an array's elements: `name`, `id` (or a key
-/// ending so), when every element is an object with it as a scalar.
-fn named_elements(items: &[Value]) -> Option<&'static str> {
-    if items.is_empty() {
+/// The identifying member of an array's elements (`name`, `id`, `CheckID`,
+/// `Node`..., any case), when every element is an object with it as a
+/// scalar and no two elements share its value; and the readable tags all
+/// elements carry beside it.
+fn named_elements(items: &[Value]) -> Option<(String, Vec<String>)> {
+    let objects: Vec<&Map<String, Value>> = items.iter().filter_map(Value::as_object).collect();
+    if objects.is_empty() || objects.len() != items.len() {
         return None;
     }
-    ["name", "id", "componentId", "component_id", "key"]
-        .into_iter()
-        .find(|field| {
-            items
-                .iter()
-                .all(|i| matches!(i.get(*field), Some(Value::String(_) | Value::Number(_))))
-        })
-}
-
-/// The rules of one group.
-fn emit(
-    g: &Group,
-    prefix: &str,
-    source: &str,
-    names: &mut BTreeSet<String>,
-    rules: &mut Vec<Rule>,
-) {
-    let labels: Vec<(String, String)> = g.label.iter().cloned().collect();
-    let whose = match &g.label {
-        Some((label, _)) => format!(" of each {label} in {}", json_path_display(&g.at)),
-        None => String::new(),
+    let shared = shared_keys(&objects);
+    let scalar = |k: &String| {
+        objects
+            .iter()
+            .all(|o| matches!(o.get(k), Some(Value::String(_) | Value::Number(_))))
     };
-    let mut info: Vec<(String, String, bool)> = Vec::new();
-    for f in &g.fields {
-        let optional = f.count < g.members;
-        let place = shown(g, &f.rel);
-        let path = if f.rel.is_empty() {
-            "@".to_string()
-        } else if g.each.is_some() {
-            json_path(&f.rel)
-        } else {
-            json_path(&full(g, &f.rel))
-        };
-        let last = f.rel.last().map(String::as_str).unwrap_or("");
-        let mut parts: Vec<String> = g.at.iter().map(|k| snake(k)).collect();
-        parts.extend(
-            f.rel
+    let unique = |k: &String| {
+        let values: BTreeSet<String> = objects
+            .iter()
+            .filter_map(|o| o.get(k))
+            .map(Value::to_string)
+            .collect();
+        values.len() == objects.len()
+    };
+    let id = ID_KEYS.iter().find_map(|want| {
+        shared
+            .iter()
+            .find(|k| snake(k) == *want && scalar(k) && unique(k))
+            .map(|k| (*k).clone())
+    })?;
+    let tags = TAG_KEYS
+        .iter()
+        .filter_map(|t| {
+            shared
                 .iter()
-                .take(f.rel.len().saturating_sub(1))
-                .map(|k| snake(k)),
-        );
-        let mut rule = Rule {
-            comment: Vec::new(),
-            name: String::new(),
-            description: String::new(),
-            kind: Kind::Gauge,
-            unit: None,
-            each: g.each.clone(),
-            path: Some(path),
-            labels: labels.clone(),
-            scale: None,
-            parse: None,
-            optional,
-        };
-        let (stem, what) = match &f.leaf {
-            Leaf::Version => {
-                info.push((
-                    last.to_string(),
-                    rule.path.clone().unwrap_or_default(),
-                    optional,
-                ));
-                continue;
-            }
-            Leaf::Number {
-                unit,
-                scale,
-                stem,
-                note,
-            } => {
-                rule.unit = *unit;
-                rule.scale = *scale;
-                (stem.clone(), format!("a number, {note}"))
-            }
-            Leaf::Bool => (snake(last), "a boolean, true 1 and false 0".to_string()),
-            Leaf::Percent => {
-                rule.unit = Some("1");
-                rule.parse = Some("percent");
-                (
-                    snake(last),
-                    "a percentage, as a ratio (12.5% -> 0.125)".to_string(),
-                )
-            }
-            Leaf::Duration => {
-                rule.unit = Some("s");
-                rule.parse = Some("duration");
-                (snake(last), "a duration, in seconds".to_string())
-            }
-            Leaf::Timestamp => {
-                rule.unit = Some("s");
-                rule.parse = Some("timestamp");
-                (snake(last), "a timestamp, as Unix seconds".to_string())
-            }
-            Leaf::Bytes => {
-                rule.unit = Some("By");
-                rule.parse = Some("bytes");
-                (snake(last), "a size, in bytes".to_string())
-            }
-            Leaf::Status(_) => {
-                let (states, known) = states(&f.seen);
-                rule.kind = Kind::StateSet(states);
-                let hint = if known {
-                    ""
-                } else {
-                    "; add the other states the app can report"
-                };
-                (
-                    snake(last),
-                    format!("a state: one series per state, 1 for the current one{hint}"),
-                )
-            }
-        };
-        parts.retain(|p| !p.is_empty());
-        if !f.rel.is_empty() {
-            parts.push(if stem.is_empty() {
-                "value".to_string()
-            } else {
-                stem
-            });
-        }
-        rule.name = unique(names, prefix, &parts);
-        rule.comment.push(format!("{place}: {}, {what}", f.example));
-        if optional {
-            rule.comment
-                .push("optional: not every member has it".to_string());
-        }
-        rule.description = format!("{place} from {source}{whose}");
-        rules.push(rule);
-    }
-    if !info.is_empty() {
-        let mut parts: Vec<String> = g.at.iter().map(|k| snake(k)).collect();
-        parts.push("build_info".to_string());
-        let name = unique(names, prefix, &parts);
-        let mut labels = labels.clone();
-        let mut comment = Vec::new();
-        let mut optional = false;
-        for (key, path, opt) in info {
-            let mut label = snake(&key);
-            if RESERVED_LABELS.contains(&label.as_str()) || label.is_empty() {
-                label = format!("app_{label}");
-            }
-            while labels.iter().any(|(l, _)| *l == label) {
-                label.push_str("_2");
-            }
-            comment.push(format!("{}: the label {label}", path));
-            labels.push((label, format!("{{{path}}}")));
-            optional |= opt;
-        }
-        comment.insert(
-            0,
-            "version, commit and build strings: one info series (value 1), the strings as labels"
-                .to_string(),
-        );
-        rules.push(Rule {
-            comment,
-            name,
-            description: format!("Version and build of the app, from {source}{whose}"),
-            kind: Kind::Info,
-            unit: None,
-            each: g.each.clone(),
-            path: None,
-            labels,
-            scale: None,
-            parse: None,
-            optional,
-        });
-    }
+                .find(|k| snake(k) == *t && ***k != id)
+                .filter(|k| {
+                    objects
+                        .iter()
+                        .all(|o| o.get(**k).is_some_and(Value::is_string))
+                })
+                .map(|k| (*k).clone())
+        })
+        .collect();
+    Some((id, tags))
 }

@@ -11,11 +11,16 @@ pub(super) const RESERVED_LABELS: [&str; 5] = ["target", "state", "process_name"
 
 /// A label name for the members of a container: the container's key in
 /// the singular (`checks` -> `check`), else `fallback`.
-pub(super) fn label_name(container: &str, fallback: &str) -> String {
+pub fn label_name(container: &str, fallback: &str) -> String {
     let s = snake(container);
     let single = if let Some(x) = s.strip_suffix("ies") {
         format!("{x}y")
-    } else if s.ends_with("ss") {
+    } else if let Some(x) = s
+        .strip_suffix("es")
+        .filter(|x| ["ss", "sh", "ch", "x"].iter().any(|e| x.ends_with(e)))
+    {
+        x.to_string()
+    } else if s.ends_with("ss") || s.ends_with("us") {
         s.clone()
     } else if let Some(x) = s.strip_suffix('s') {
         x.to_string()
@@ -97,6 +102,10 @@ pub fn json_path(keys: &[String]) -> String {
                 match c {
                     '\'' => out.push_str("\\'"),
                     '\\' => out.push_str("\\\\"),
+                    // RFC 9535: characters below U+0020 only escaped.
+                    c if u32::from(c) < 0x20 => {
+                        out.push_str(&format!("\\u{:04x}", u32::from(c)));
+                    }
                     c => out.push(c),
                 }
             }

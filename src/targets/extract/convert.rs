@@ -9,29 +9,31 @@ use std::sync::Arc;
 use opentelemetry::{KeyValue, StringValue};
 use serde_json::Value;
 
-use super::path::{NodeKey, PathPlan};
+use super::path::{level, Level, NodeKey, PathPlan};
 use super::{ErrorReason, EXAMPLE_CHARS};
 use crate::config::Parse;
 use crate::targets::value::{
     parse_bytes, parse_duration, parse_number, parse_percent, parse_timestamp,
 };
 
+/// A piece of a label template; `Key` and `Path` carry how many levels out
+/// of the innermost `each` node they read (0: the node itself).
 pub(super) enum Part {
     Literal(String),
-    Key,
-    Path(PathPlan),
+    Key(usize),
+    Path(usize, PathPlan),
 }
 
 pub(super) fn arc_value(s: &str) -> StringValue {
     StringValue::from(Arc::<str>::from(s))
 }
 
-/// Renders a label template for one node into `buf`; an error comes with
-/// the offending value, `None` when the text would pass `limit` bytes.
+/// Renders a label template for one node (the last of `chain`, its
+/// `each` levels outermost first) into `buf`; an error comes with the
+/// offending value, `None` when the text would pass `limit` bytes.
 pub(super) fn render<'v>(
     parts: &[Part],
-    node: &'v Value,
-    key: NodeKey,
+    chain: &[Level<'v>],
     optional: bool,
     limit: usize,
     buf: &mut String,
@@ -40,14 +42,14 @@ pub(super) fn render<'v>(
     for part in parts {
         match part {
             Part::Literal(s) => buf.push_str(s),
-            Part::Key => match key {
+            Part::Key(out) => match level(chain, *out).map_or(NodeKey::None, |l| l.key) {
                 NodeKey::None => {}
                 NodeKey::Name(name) => buf.push_str(name),
                 NodeKey::Index(i) => {
                     let _ = write!(buf, "{i}");
                 }
             },
-            Part::Path(p) => match p.first(node) {
+            Part::Path(out, p) => match level(chain, *out).and_then(|l| p.first(l.node)) {
                 Some(Value::String(s)) if buf.len().saturating_add(s.len()) > limit => {
                     return Err(None)
                 }
@@ -143,7 +145,8 @@ pub(super) fn convert(
                     }
                 }),
                 Parse::Duration => parse_duration(s),
-                Parse::Timestamp => parse_timestamp(s),
+                // The rule takes the age from the timestamp.
+                Parse::Timestamp | Parse::Age => parse_timestamp(s),
                 Parse::Bytes => parse_bytes(s),
                 Parse::Percent => parse_percent(s),
             };

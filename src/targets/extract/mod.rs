@@ -23,6 +23,11 @@
 //!   templates then means that node (without `each`, the document root).
 //!   `{@key}` is the node's object key or array index (empty without `each`).
 //!   An `each` matching nothing gives no series and no error.
+//! - A list `each:` is levels: each level's path is evaluated from every
+//!   node of the level before (the first from the document), and the
+//!   innermost nodes are the rule's nodes. `{@key:N}` and `{@N$.path}`
+//!   read the node N levels out (`{@key:0}` is `{@key}`); the inner levels'
+//!   node counts are in the trace, for `--explain`.
 //! - A `path` or template path matching several nodes uses the first.
 //! - Values, `parse: auto`: numbers as they are, `true`/`false` 1/0, numeric
 //!   strings as numbers; `duration`/`timestamp`/`bytes` read strings with
@@ -49,7 +54,8 @@
 //!   optional; `null`: no series).
 //! - `stateset`: the current value's text is compared with `states`; one
 //!   series per state, label `state`, 1 for the current one. A current value
-//!   not in `states` is `unmapped_value`, and every state is served as 0.
+//!   not in `states` is `unmapped_value`: every state is served as 0 and one
+//!   more series, `state="other"` ([`crate::config::OTHER_STATE`]), as 1.
 //! - Duplicates (same instrument and labels in one poll): the first is kept;
 //!   one `duplicate_series` error per node that produced any duplicate.
 //! - Cap: once `max_series` series are kept, further series are dropped and
@@ -91,6 +97,7 @@ use serde_json::Value;
 
 mod convert;
 pub mod explain;
+mod fold;
 mod path;
 mod plan;
 mod reach;
@@ -238,6 +245,18 @@ pub struct Extractor {
     last_series: AtomicUsize,
     /// The rules as written, for [`Extractor::explain`].
     texts: Vec<explain::RuleText>,
+    /// Unix seconds now, for `parse: age` ([`Extractor::with_clock`]).
+    clock: Clock,
+}
+
+/// A source of the current time in Unix seconds.
+pub type Clock = Arc<dyn Fn() -> f64 + Send + Sync>;
+
+/// The system clock, in Unix seconds.
+fn system_clock() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 impl std::fmt::Debug for Extractor {
@@ -270,9 +289,12 @@ impl Extractor {
             .collect();
         let mut rules = rules;
         let mut first_span = 0;
+        let mut first_level = 0;
         for rule in &mut rules {
             rule.first_span = first_span;
             first_span += rule.values.len();
+            rule.first_level = first_level;
+            first_level += rule.inner.len();
         }
         let passes = passes(&rules);
         let mut reach = reach::Reach::default();
@@ -296,7 +318,16 @@ impl Extractor {
             reach,
             last_series: AtomicUsize::new(0),
             texts: target.metrics.iter().map(explain::RuleText::new).collect(),
+            clock: Arc::new(system_clock),
         }
+    }
+
+    /// The same extractor reading the time `parse: age` subtracts from
+    /// `clock` (Unix seconds) instead of the system clock: for tests, and
+    /// for a caller that has the poll's time already.
+    pub fn with_clock(mut self, clock: impl Fn() -> f64 + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
     }
 
     /// Parses `body` and extracts every rule from it, within `limits`: the
@@ -427,6 +458,7 @@ impl Extractor {
             _ => 0,
         };
         for (rule, at) in rules.iter().zip(ats) {
+            trace.aggregated(rule, rule.finish(base, sink));
             trace.after(sink, at, rule, nodes);
         }
     }
@@ -460,6 +492,17 @@ impl Extractor {
             base_len: base.len(),
             seen: HashMap::with_capacity_and_hasher(expected, Default::default()),
             hasher: foldhash::fast::RandomState::default(),
+            level_nodes: vec![0; self.rules.iter().map(|r| r.inner.len()).sum()],
+            folds: self.rules.iter().map(|_| sink::Fold::default()).collect(),
+            now: if self
+                .rules
+                .iter()
+                .any(|r| r.parse == crate::config::Parse::Age)
+            {
+                (self.clock)()
+            } else {
+                0.0
+            },
         };
         let mut buf = String::new();
         let mut trace = Trace::with_rules(&self.rules);
@@ -509,11 +552,13 @@ impl Extractor {
                     n
                 }
             };
+            trace.aggregated(rule, rule.finish(base, &mut sink));
             trace.after(&sink, before, rule, nodes);
         }
         // Rules that ran together met their errors node by node.
         sink.errors.sort_by_key(|e| e.rule);
         self.last_series.store(sink.kept, Ordering::Relaxed);
+        trace.levels = std::mem::take(&mut sink.level_nodes);
         Extraction {
             families: sink.families,
             errors: sink.errors,

@@ -105,6 +105,14 @@ impl PathPlan {
         }
     }
 
+    /// Every node matched, in document order.
+    pub(super) fn all<'v>(&self, node: &'v Value) -> Vec<&'v Value> {
+        match self {
+            PathPlan::Simple(simple) => simple.get(node).into_iter().collect(),
+            PathPlan::General(path) => path.query(node).all(),
+        }
+    }
+
     /// The first node matched.
     pub(super) fn first<'v>(&self, node: &'v Value) -> Option<&'v Value> {
         match self {
@@ -120,6 +128,19 @@ pub(super) enum NodeKey<'a> {
     None,
     Name(&'a str),
     Index(usize),
+}
+
+/// A node a rule reads and its key: the document, or one level of its
+/// `each` (a chain of them, outermost first, for a list `each:`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Level<'v> {
+    pub(super) node: &'v Value,
+    pub(super) key: NodeKey<'v>,
+}
+
+/// The level `out` levels out of the last of `chain`.
+pub(super) fn level<'c, 'v>(chain: &'c [Level<'v>], out: usize) -> Option<&'c Level<'v>> {
+    chain.len().checked_sub(out + 1).and_then(|i| chain.get(i))
 }
 
 /// The `{@key}` of each of `nodes` (members of `doc`): its object key or

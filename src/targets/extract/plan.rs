@@ -11,12 +11,14 @@ use serde_json::Value;
 use serde_json_path::JsonPath;
 
 use super::convert::{arc_value, convert, cut, example, labels_text, render, write_scalar, Part};
-use super::path::{simple_prefix, NodeKey, PathPlan, SimplePath};
+use super::path::{keys_of, level, simple_prefix, Level, NodeKey, PathPlan, SimplePath};
 use super::reach;
 use super::sink::Sink;
 use super::sink::{site, PathAt};
 use super::ErrorReason;
-use crate::config::{MetricRule, Parse, RuleKind, TemplatePart, ValueSource};
+use crate::config::{
+    Aggregate, MetricRule, Parse, RuleKind, TemplatePart, ValueSource, OTHER_STATE,
+};
 
 /// Adds to `base` what `path`, evaluated from `base`'s node, can read: its
 /// plain steps, then everything below them (or below `base` when a filter
@@ -78,6 +80,12 @@ pub(super) struct RulePlan {
     pub(super) metric: String,
     pub(super) kind: KindPlan,
     pub(super) each: Option<EachPlan>,
+    /// The further levels of a list `each:`, each from the nodes of the
+    /// level before.
+    pub(super) inner: Vec<EachPlan>,
+    /// Where its inner levels' node counts are in the sink's
+    /// `level_nodes` (the number of inner levels of the rules before it).
+    pub(super) first_level: usize,
     pub(super) labels: Vec<(Key, LabelPlan)>,
     /// Per `values` entry: its family index and source.
     pub(super) values: Vec<(usize, SourcePlan)>,
@@ -87,6 +95,21 @@ pub(super) struct RulePlan {
     pub(super) map: BTreeMap<String, f64>,
     pub(super) scale: Option<f64>,
     pub(super) optional: bool,
+    /// `aggregate:` / `count_by:`: the nodes are folded (see `fold`).
+    pub(super) aggregate: Option<AggPlan>,
+}
+
+/// A rule's aggregation, compiled.
+pub(super) enum AggPlan {
+    Count,
+    Sum,
+    Min,
+    Max,
+    /// The counted label (an index in `labels`) and the values always served.
+    CountBy {
+        label: usize,
+        states: Vec<StringValue>,
+    },
 }
 
 pub(super) const STATE: Key = Key::from_static_str("state");
@@ -119,9 +142,14 @@ impl RulePlan {
                             TemplatePart::Literal(s) => Part::Literal(s.clone()),
                             TemplatePart::Key => {
                                 uses_key = true;
-                                Part::Key
+                                Part::Key(0)
                             }
-                            TemplatePart::Path(p) => Part::Path(PathPlan::new(p)),
+                            TemplatePart::OuterKey(n) => {
+                                uses_key = true;
+                                Part::Key(*n)
+                            }
+                            TemplatePart::Path(p) => Part::Path(0, PathPlan::new(p)),
+                            TemplatePart::OuterPath(n, p) => Part::Path(*n, PathPlan::new(p)),
                         })
                         .collect();
                     LabelPlan::Template(parts)
@@ -136,13 +164,12 @@ impl RulePlan {
                 KindPlan::StateSet(states.iter().map(|s| arc_value(s)).collect())
             }
         };
-        let each = rule
-            .each
-            .as_ref()
-            .map(|each| match SimplePath::parse(each, true) {
-                Some(container) => EachPlan::Members(container),
-                None => EachPlan::Query(each.clone()),
-            });
+        let each_plan = |each: &JsonPath| match SimplePath::parse(each, true) {
+            Some(container) => EachPlan::Members(container),
+            None => EachPlan::Query(each.clone()),
+        };
+        let each = rule.each.as_ref().map(each_plan);
+        let inner = rule.each_inner.iter().map(each_plan).collect();
         let values = rule
             .values
             .iter()
@@ -161,6 +188,8 @@ impl RulePlan {
             metric: rule.name.clone(),
             kind,
             each,
+            inner,
+            first_level: 0,
             labels,
             values,
             uses_key,
@@ -168,6 +197,16 @@ impl RulePlan {
             map: rule.map.clone(),
             scale: rule.scale,
             optional: rule.optional,
+            aggregate: rule.aggregate.as_ref().map(|a| match a {
+                Aggregate::Count => AggPlan::Count,
+                Aggregate::Sum => AggPlan::Sum,
+                Aggregate::Min => AggPlan::Min,
+                Aggregate::Max => AggPlan::Max,
+                Aggregate::CountBy { label, states } => AggPlan::CountBy {
+                    label: *label,
+                    states: states.iter().map(|s| arc_value(s)).collect(),
+                },
+            }),
         }
     }
 
@@ -186,19 +225,40 @@ impl RulePlan {
                 return;
             }
         };
-        for (_, source) in &self.values {
-            if let SourcePlan::Path(p) = source {
-                path_reach(node, p);
-            }
-        }
+        self.level_reach(node, 0);
+    }
+
+    /// Adds what the rule reads from a node of level `depth` (0: the
+    /// document or the first `each` level) to `node`: the label paths of
+    /// that level, then the next level's nodes, or at the innermost level
+    /// the values.
+    fn level_reach(&self, node: &mut reach::Reach, depth: usize) {
+        let out = self.inner.len() - depth;
         for (_, label) in &self.labels {
             if let LabelPlan::Template(parts) = label {
                 for part in parts {
-                    if let Part::Path(p) = part {
+                    if let Part::Path(n, p) = part {
+                        if *n == out {
+                            path_reach(node, p);
+                        }
+                    }
+                }
+            }
+        }
+        match self.inner.get(depth) {
+            None => {
+                for (_, source) in &self.values {
+                    if let SourcePlan::Path(p) = source {
                         path_reach(node, p);
                     }
                 }
             }
+            Some(EachPlan::Members(container)) => {
+                let members = node.descend(&container.steps).members();
+                self.level_reach(members, depth + 1);
+            }
+            // Every node it matches lies under what it reaches.
+            Some(EachPlan::Query(each)) => reach_general(node, each),
         }
     }
 
@@ -213,6 +273,9 @@ impl RulePlan {
 
     /// Makes room for the series of `nodes` `each` matches.
     pub(super) fn reserve(&self, nodes: usize, sink: &mut Sink) {
+        if self.aggregate.is_some() {
+            return;
+        }
         let per_node = match &self.kind {
             KindPlan::StateSet(states) => states.len(),
             _ => 1,
@@ -226,7 +289,8 @@ impl RulePlan {
         sink.seen.reserve(room.saturating_mul(self.values.len()));
     }
 
-    /// Produces the series of one node (the document, or one `each` match).
+    /// Produces the series of one node (the document, or one `each`
+    /// match): through the inner levels of a list `each:` when it has them.
     pub(super) fn node(
         &self,
         node: &Value,
@@ -235,6 +299,81 @@ impl RulePlan {
         sink: &mut Sink,
         buf: &mut String,
     ) {
+        let first = Level { node, key };
+        if self.inner.is_empty() {
+            return self.leaf(&[first], base, sink, buf);
+        }
+        let mut chain = Vec::with_capacity(self.inner.len() + 1);
+        chain.push(first);
+        self.walk(&mut chain, base, sink, buf);
+    }
+
+    /// Runs the next inner level of `each:` from the last node of `chain`
+    /// (then the level after, ...), the innermost nodes into [`Self::leaf`].
+    fn walk<'v>(
+        &self,
+        chain: &mut Vec<Level<'v>>,
+        base: &[KeyValue],
+        sink: &mut Sink,
+        buf: &mut String,
+    ) {
+        let depth = chain.len() - 1;
+        let (Some(each), Some(parent)) = (self.inner.get(depth), chain.last().copied()) else {
+            return self.leaf(chain, base, sink, buf);
+        };
+        let mut run =
+            |chain: &mut Vec<Level<'v>>, node: &'v Value, key: NodeKey<'v>, sink: &mut Sink| {
+                chain.push(Level { node, key });
+                self.walk(chain, base, sink, buf);
+                chain.pop();
+            };
+        let n = match each {
+            EachPlan::Members(container) => match container.get(parent.node) {
+                Some(Value::Object(members)) => {
+                    for (k, v) in members {
+                        run(chain, v, NodeKey::Name(k), sink);
+                    }
+                    members.len()
+                }
+                Some(Value::Array(items)) => {
+                    for (i, v) in items.iter().enumerate() {
+                        run(chain, v, NodeKey::Index(i), sink);
+                    }
+                    items.len()
+                }
+                _ => 0,
+            },
+            EachPlan::Query(each) => {
+                let mut nodes = each.query(parent.node).all();
+                sink.fit_nodes(self.per_node(), &mut nodes, 56);
+                let keys = if self.uses_key {
+                    keys_of(parent.node, &nodes)
+                } else {
+                    HashMap::new()
+                };
+                for node in &nodes {
+                    let key = keys
+                        .get(&std::ptr::from_ref(*node))
+                        .copied()
+                        .unwrap_or(NodeKey::None);
+                    run(chain, node, key, sink);
+                }
+                nodes.len()
+            }
+        };
+        if let Some(count) = sink.level_nodes.get_mut(self.first_level + depth) {
+            *count = count.saturating_add(n as u64);
+        }
+    }
+
+    /// Produces the series of the innermost node of `chain`.
+    fn leaf(&self, chain: &[Level<'_>], base: &[KeyValue], sink: &mut Sink, buf: &mut String) {
+        if let Some(agg) = &self.aggregate {
+            return self.fold(agg, chain, sink, buf);
+        }
+        let Some(&Level { node, key }) = chain.last() else {
+            return;
+        };
         let extra = usize::from(matches!(self.kind, KindPlan::StateSet(_)));
         let mut attrs = Vec::with_capacity(base.len() + self.labels.len() + extra);
         attrs.extend_from_slice(base);
@@ -242,7 +381,7 @@ impl RulePlan {
             let value = match plan {
                 LabelPlan::Const(v) => v.clone(),
                 LabelPlan::Template(parts) => {
-                    match render(parts, node, key, self.optional, sink.label_budget, buf) {
+                    match render(parts, chain, self.optional, sink.label_budget, buf) {
                         Ok(()) => {
                             // The text and the `Arc` it goes into.
                             if !sink.take_label(buf.len() + 32) {
@@ -254,7 +393,7 @@ impl RulePlan {
                         }
                         Err(Some((reason, offending))) => {
                             return sink.error(self.index, &self.metric, reason, || {
-                                let at = PathAt::Label(li, failing_part(parts, node, reason));
+                                let at = PathAt::Label(li, failing_part(parts, chain, reason));
                                 (offending.map(example), site(key, Some(at), offending))
                             })
                         }
@@ -355,8 +494,16 @@ impl RulePlan {
                         let r = sink.push(family, a, v);
                         note(sink, r);
                     }
+                    // A value outside `states` is served as `other`, never
+                    // as every state at 0.
+                    if at.is_none() {
+                        let mut a = base_attrs;
+                        a.push(KeyValue::new(STATE, StringValue::from(OTHER_STATE)));
+                        let r = sink.push(family, a, 1.0);
+                        note(sink, r);
+                    }
                 }
-                KindPlan::Number => match self.number(source, node, buf) {
+                KindPlan::Number => match self.number(source, node, sink.now, buf) {
                     Ok(Some(v)) => {
                         let r = sink.push(family, take(), v);
                         note(sink, r);
@@ -382,10 +529,12 @@ impl RulePlan {
     }
 
     /// The value of a gauge/counter/updowncounter: `None` for no series.
+    /// `now` (Unix seconds) is what `parse: age` subtracts from.
     pub(super) fn number<'v>(
         &self,
         source: &SourcePlan,
         node: &'v Value,
+        now: f64,
         buf: &mut String,
     ) -> Result<Option<f64>, (ErrorReason, Option<&'v Value>)> {
         let raw = match source {
@@ -399,25 +548,37 @@ impl RulePlan {
                 Err((ErrorReason::Missing, None))
             };
         };
-        let Some(v) = convert(raw, self.parse, &self.map, buf).map_err(|r| (r, Some(raw)))? else {
+        self.value(raw, now, buf).map_err(|r| (r, Some(raw)))
+    }
+
+    /// One value read as a number: `map`, `parse` (`age`: `now` less the
+    /// timestamp), `scale`; `None` for `null`.
+    pub(super) fn value(
+        &self,
+        raw: &Value,
+        now: f64,
+        buf: &mut String,
+    ) -> Result<Option<f64>, ErrorReason> {
+        let Some(v) = convert(raw, self.parse, &self.map, buf)? else {
             return Ok(None);
         };
+        let v = if self.parse == Parse::Age { now - v } else { v };
         let v = self.scale.map_or(v, |s| v * s);
         if v.is_finite() {
             Ok(Some(v))
         } else {
-            Err((ErrorReason::NotANumber, Some(raw)))
+            Err(ErrorReason::NotANumber)
         }
     }
 }
 
 /// The index of the first part of a label template that fails on `node`
 /// with `reason` (a path matching nothing, or an object or array).
-fn failing_part(parts: &[Part], node: &Value, reason: ErrorReason) -> usize {
+fn failing_part(parts: &[Part], chain: &[Level<'_>], reason: ErrorReason) -> usize {
     parts
         .iter()
         .position(|p| match p {
-            Part::Path(p) => match p.first(node) {
+            Part::Path(out, p) => match level(chain, *out).and_then(|l| p.first(l.node)) {
                 None => reason == ErrorReason::Missing,
                 Some(v) => v.is_object() || v.is_array(),
             },

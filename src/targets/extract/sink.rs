@@ -28,6 +28,39 @@ impl Hasher for IdentityHasher {
     }
 }
 
+/// The running state of one rule's aggregation (`aggregate:`,
+/// `count_by:`) in one extraction; see the `fold` module.
+#[derive(Debug, Default)]
+pub(super) struct Fold {
+    /// Nodes counted, or values folded.
+    pub(super) n: u64,
+    /// The sum, least or greatest value so far.
+    pub(super) acc: Option<f64>,
+    /// `count_by`: per distinct value, its count, in the order first met.
+    pub(super) by: Vec<(Box<str>, u64)>,
+    /// `count_by`: the index in `by` of each value.
+    pub(super) index: HashMap<Box<str>, usize>,
+}
+
+impl Fold {
+    pub(super) fn count(&mut self, value: &str) -> bool {
+        self.n += 1;
+        match self.index.get(value) {
+            Some(&i) => {
+                if let Some(slot) = self.by.get_mut(i) {
+                    slot.1 += 1;
+                }
+                false
+            }
+            None => {
+                self.index.insert(value.into(), self.by.len());
+                self.by.push((value.into(), 1));
+                true
+            }
+        }
+    }
+}
+
 /// No error of this reason yet.
 pub(super) const NO_SLOT: u32 = u32::MAX;
 
@@ -49,6 +82,13 @@ pub(super) struct Sink {
     /// Hash of (family, labels) -> (family, series index) of the first series with it.
     pub(super) seen: HashMap<u64, (usize, usize), BuildHasherDefault<IdentityHasher>>,
     pub(super) hasher: foldhash::fast::RandomState,
+    /// Per inner level of a list `each:` (rule by rule, see
+    /// `RulePlan::first_level`): nodes matched.
+    pub(super) level_nodes: Vec<u64>,
+    /// Per rule: its aggregation's running state (unused without one).
+    pub(super) folds: Vec<Fold>,
+    /// Unix seconds, read once per extraction (`parse: age`).
+    pub(super) now: f64,
 }
 
 impl Sink {

@@ -8,8 +8,8 @@ use serde_json_path::JsonPath;
 use super::path::SimplePath;
 use super::*;
 use crate::config::{
-    Format, Method, MetricRule, Parse, RuleKind, RuleValue, Template, TemplatePart, TlsConfig,
-    ValueSource,
+    Aggregate, Format, Method, MetricRule, Parse, RuleKind, RuleValue, Template, TemplatePart,
+    TlsConfig, ValueSource,
 };
 use crate::model::InstrumentKind;
 
@@ -31,6 +31,10 @@ fn tmpl(s: &str) -> Template {
         let inner = &rest[open + 1..close];
         parts.push(if inner == "@key" {
             TemplatePart::Key
+        } else if let Some(n) = inner.strip_prefix("@key:") {
+            TemplatePart::OuterKey(n.parse().unwrap())
+        } else if let Some((n, p)) = inner.strip_prefix('@').and_then(|r| r.split_once('$')) {
+            TemplatePart::OuterPath(n.parse().unwrap(), path(&format!("${p}")))
         } else {
             TemplatePart::Path(path(inner))
         });
@@ -61,6 +65,7 @@ fn rule(name: &str, value: &str) -> MetricRule {
         kind: RuleKind::Gauge,
         unit: String::new(),
         each: None,
+        each_inner: Vec::new(),
         values: vec![RuleValue {
             name: name.to_string(),
             source: source(value),
@@ -70,6 +75,7 @@ fn rule(name: &str, value: &str) -> MetricRule {
         parse: Parse::Auto,
         map: BTreeMap::new(),
         optional: false,
+        aggregate: None,
     }
 }
 
@@ -432,14 +438,28 @@ fn stateset_one_series_per_state() {
 }
 
 #[test]
-fn stateset_unknown_state_is_unmapped_and_all_zero() {
+fn stateset_unknown_state_is_unmapped_and_served_as_other() {
     let mut r = rule("app.status", "$.status");
     r.kind = RuleKind::StateSet(vec!["ok".into(), "down".into()]);
     let x = run(vec![r.clone()], &health());
     assert_eq!(
         samples(&x),
-        ["app.status{state=\"ok\"} 0", "app.status{state=\"down\"} 0"]
+        [
+            "app.status{state=\"ok\"} 0",
+            "app.status{state=\"down\"} 0",
+            "app.status{state=\"other\"} 1"
+        ]
     );
+    assert_eq!(errors(&x), [err("app.status", "unmapped_value")]);
+    // A known state serves no `other`.
+    let x = run(vec![r.clone()], &json!({"status": "down"}));
+    assert_eq!(
+        samples(&x),
+        ["app.status{state=\"ok\"} 0", "app.status{state=\"down\"} 1"]
+    );
+    // An object is outside the states too.
+    let x = run(vec![r.clone()], &json!({"status": {"a": 1}}));
+    assert_eq!(samples(&x).last().unwrap(), "app.status{state=\"other\"} 1");
     assert_eq!(errors(&x), [err("app.status", "unmapped_value")]);
 
     // Booleans and numbers compare by their text; missing and null as for values.
@@ -1716,4 +1736,257 @@ fn auto_reads_a_percent_string_as_a_ratio() {
         ["cpu{} 0.125", "plain{} 7", "ratio{} 0.5", "mapped{} 3"]
     );
     assert_eq!(errors(&x), [err("bad", "not_a_number")]);
+}
+
+// ----- list each: levels -----
+
+/// A Spring Boot-like composite: groups of components.
+fn composite() -> Value {
+    json!({
+        "status": "DOWN",
+        "components": {
+            "db": {"status": "DOWN", "components": {
+                "orders": {"status": "UP"},
+                "reports": {"status": "DOWN"}
+            }},
+            "ping": {"status": "UP"},
+            "queues": {"status": "UP", "components": {
+                "in": {"status": "UP", "depth": 3}
+            }}
+        }
+    })
+}
+
+fn levels(mut r: MetricRule, each: &[&str]) -> MetricRule {
+    r.each = Some(path(each[0]));
+    r.each_inner = each[1..].iter().map(|e| path(e)).collect();
+    r
+}
+
+#[test]
+fn list_each_labels_with_the_outer_levels_keys_and_fields() {
+    let mut r = labels(
+        levels(
+            rule("component.health", "$.status"),
+            &["$.components.*", "$.components.*"],
+        ),
+        &[
+            ("group", "{@key:1}"),
+            ("group_status", "{@1$.status}"),
+            ("component", "{@key}"),
+            ("same", "{@key:0}"),
+        ],
+    );
+    r.kind = RuleKind::StateSet(vec!["UP".into(), "DOWN".into()]);
+    let x = run(vec![r], &composite());
+    let s = samples(&x);
+    assert_eq!(s.len(), 6, "{s:#?}");
+    assert_eq!(
+        s[..2],
+        [
+            "component.health{group=\"db\",group_status=\"DOWN\",component=\"orders\",same=\"orders\",state=\"UP\"} 1",
+            "component.health{group=\"db\",group_status=\"DOWN\",component=\"orders\",same=\"orders\",state=\"DOWN\"} 0",
+        ]
+    );
+    assert_eq!(
+        s[5],
+        "component.health{group=\"queues\",group_status=\"UP\",component=\"in\",same=\"in\",state=\"DOWN\"} 0"
+    );
+    // "ping" has no inner components: no series, no error.
+    assert!(x.errors.is_empty(), "{:?}", x.errors);
+    // First level: 3 groups; second: 3 components.
+    assert_eq!(x.trace.levels, [3]);
+}
+
+#[test]
+fn list_each_of_three_levels_arrays_and_queries() {
+    let doc = json!({"regions": [
+        {"name": "eu", "zones": {"a": {"hosts": [{"id": "h1", "load": 1}, {"id": "h2", "load": 2}]},
+                                  "b": {"hosts": []}}},
+        {"name": "us", "zones": {"c": {"hosts": [{"id": "h3", "load": 3, "skip": true}]}}}
+    ]});
+    let r = labels(
+        levels(
+            rule("host.load", "$.load"),
+            &["$.regions[*]", "$.zones.*", "$.hosts[?@.load > 0]"],
+        ),
+        &[
+            ("region", "{@2$.name}"),
+            ("region_index", "{@key:2}"),
+            ("zone", "{@key:1}"),
+            ("host", "{$.id}"),
+            ("at", "{@key}"),
+        ],
+    );
+    let x = run(vec![r], &doc);
+    assert_eq!(
+        samples(&x),
+        [
+            "host.load{region=\"eu\",region_index=\"0\",zone=\"a\",host=\"h1\",at=\"0\"} 1",
+            "host.load{region=\"eu\",region_index=\"0\",zone=\"a\",host=\"h2\",at=\"1\"} 2",
+            "host.load{region=\"us\",region_index=\"1\",zone=\"c\",host=\"h3\",at=\"0\"} 3",
+        ]
+    );
+    assert!(x.errors.is_empty());
+    // 3 zones, then 3 hosts (the filter query's matches).
+    assert_eq!(x.trace.levels, [3, 3]);
+}
+
+#[test]
+fn list_each_errors_name_the_innermost_node() {
+    let r = labels(
+        levels(rule("x", "$.depth"), &["$.components.*", "$.components.*"]),
+        &[("g", "{@key:1}"), ("c", "{@key}")],
+    );
+    let x = run(vec![r], &composite());
+    assert_eq!(samples(&x), ["x{g=\"queues\",c=\"in\"} 3"]);
+    assert_eq!(errors(&x), [err("x", "missing"), err("x", "missing")]);
+    assert_eq!(x.errors[0].site.node, Some(NodeStep::Name("orders".into())));
+}
+
+// ----- aggregations -----
+
+fn agg(mut r: MetricRule, a: Aggregate) -> MetricRule {
+    r.aggregate = Some(a);
+    r
+}
+
+#[test]
+fn count_counts_each_nodes_or_path_matches_and_zero_is_served() {
+    let doc = json!({"checks": [{"s": "UP"}, {"s": "DOWN"}, {"s": "UP"}], "none": []});
+    // Without path: the each nodes.
+    let r = agg(each(rule("n", "1"), "$.checks[*]"), Aggregate::Count);
+    assert_eq!(samples(&run(vec![r], &doc)), ["n{} 3"]);
+    // With a path: every node it matches (no each).
+    let r = agg(rule("n", "$.checks[*].s"), Aggregate::Count);
+    assert_eq!(samples(&run(vec![r], &doc)), ["n{} 3"]);
+    // Over nothing: 0, not absent; a missing container is no error.
+    for container in ["$.none[*]", "$.absent[*]"] {
+        let r = labels(
+            agg(each(rule("n", "1"), container), Aggregate::Count),
+            &[("app", "x")],
+        );
+        let x = run(vec![r], &doc);
+        assert_eq!(samples(&x), ["n{app=\"x\"} 0"], "{container}");
+        assert!(x.errors.is_empty());
+        assert_eq!(x.trace.aggregated, [Some(0)]);
+    }
+}
+
+#[test]
+fn sum_min_max_fold_values_and_give_no_series_over_nothing() {
+    let doc = json!({"idx": {"a": {"u": 3}, "b": {"u": "5"}, "c": {"u": null}, "d": {"u": "x"}, "e": {}}});
+    let mk = |a| agg(each(rule("u", "$.u"), "$.idx.*"), a);
+    let x = run(vec![mk(Aggregate::Sum)], &doc);
+    assert_eq!(samples(&x), ["u{} 8"]);
+    // "x" is not a number; a node without the path is no error.
+    assert_eq!(errors(&x), [err("u", "not_a_number")]);
+    assert_eq!(x.trace.aggregated, [Some(2)]);
+    assert_eq!(samples(&run(vec![mk(Aggregate::Min)], &doc)), ["u{} 3"]);
+    assert_eq!(samples(&run(vec![mk(Aggregate::Max)], &doc)), ["u{} 5"]);
+    let mut scaled = mk(Aggregate::Max);
+    scaled.scale = Some(0.5);
+    assert_eq!(samples(&run(vec![scaled], &doc)), ["u{} 2.5"]);
+    for a in [Aggregate::Sum, Aggregate::Min, Aggregate::Max] {
+        let x = run(vec![mk(a)], &json!({"idx": {}}));
+        assert!(samples(&x).is_empty() && x.errors.is_empty());
+    }
+}
+
+#[test]
+fn count_by_counts_per_value_and_serves_every_listed_state() {
+    let doc = json!({"checks": [{"s": "UP"}, {"s": "DOWN"}, {"s": "UP"}, {"s": "MAINT"}]});
+    let by = |states: Vec<String>| {
+        labels(
+            agg(
+                each(rule("checks", "1"), "$.checks[*]"),
+                Aggregate::CountBy { label: 1, states },
+            ),
+            &[("app", "x"), ("state", "{$.s}")],
+        )
+    };
+    assert_eq!(
+        samples(&run(vec![by(vec![])], &doc)),
+        [
+            "checks{app=\"x\",state=\"UP\"} 2",
+            "checks{app=\"x\",state=\"DOWN\"} 1",
+            "checks{app=\"x\",state=\"MAINT\"} 1"
+        ]
+    );
+    let states = vec!["UP".to_string(), "DOWN".into(), "UNKNOWN".into()];
+    let x = run(vec![by(states.clone())], &doc);
+    assert_eq!(
+        samples(&x),
+        [
+            "checks{app=\"x\",state=\"UP\"} 2",
+            "checks{app=\"x\",state=\"DOWN\"} 1",
+            "checks{app=\"x\",state=\"UNKNOWN\"} 0",
+            "checks{app=\"x\",state=\"other\"} 1"
+        ]
+    );
+    assert!(x.errors.is_empty());
+    // Nothing to count: every listed state at 0; without states, nothing.
+    let x = run(vec![by(states)], &json!({"checks": []}));
+    assert_eq!(samples(&x).len(), 3);
+    assert!(samples(&x).iter().all(|s| s.ends_with(" 0")));
+    assert!(samples(&run(vec![by(vec![])], &json!({"checks": []}))).is_empty());
+    // A node without the label's path: missing, not counted.
+    let x = run(vec![by(vec![])], &json!({"checks": [{"s": "UP"}, {}]}));
+    assert_eq!(samples(&x), ["checks{app=\"x\",state=\"UP\"} 1"]);
+    assert_eq!(errors(&x), [err("checks", "missing")]);
+}
+
+#[test]
+fn count_by_under_a_list_each_reads_the_outer_key() {
+    let r = labels(
+        agg(
+            levels(
+                rule("components", "1"),
+                &["$.components.*", "$.components.*"],
+            ),
+            Aggregate::CountBy {
+                label: 0,
+                states: vec![],
+            },
+        ),
+        &[("group", "{@key:1}")],
+    );
+    let x = run(vec![r], &composite());
+    assert_eq!(
+        samples(&x),
+        [
+            "components{group=\"db\"} 2",
+            "components{group=\"queues\"} 1"
+        ]
+    );
+}
+
+#[test]
+fn age_is_now_minus_the_timestamp_from_an_injected_clock() {
+    let doc = json!({"checks": [
+        {"time": "2024-06-10T14:52:07Z"}, {"time": 1718030000}, {"time": "2024-06-10T15:01:44Z"}
+    ]});
+    let now = 1_718_031_704.0; // 2024-06-10T15:01:44Z
+    let mut plain = rule("last", "$.checks[0].time");
+    plain.parse = Parse::Age;
+    let mut oldest = agg(
+        each(rule("oldest", "$.time"), "$.checks[*]"),
+        Aggregate::Max,
+    );
+    oldest.parse = Parse::Age;
+    let mut newest = agg(
+        each(rule("newest", "$.time"), "$.checks[*]"),
+        Aggregate::Min,
+    );
+    newest.parse = Parse::Age;
+    let t = target(vec![plain, oldest, newest]);
+    let x = Extractor::new(&t)
+        .with_clock(move || now)
+        .extract(&doc, 100, &[]);
+    assert_eq!(samples(&x), ["last{} 577", "oldest{} 1704", "newest{} 0"]);
+    // Another time, another age: nothing read from the system clock.
+    let x = Extractor::new(&t)
+        .with_clock(move || now + 60.0)
+        .extract(&doc, 100, &[]);
+    assert_eq!(samples(&x)[0], "last{} 637");
 }

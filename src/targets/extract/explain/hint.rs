@@ -28,6 +28,10 @@ fn yaml_key(s: &str) -> String {
 
 /// The path steps of `at` from the document root, when they are plain.
 fn root_steps(plan: &RulePlan, at: PathAt, node: Option<&NodeStep>) -> Option<(Vec<Step>, usize)> {
+    if !plan.inner.is_empty() {
+        // The nodes of a list `each:` are not named by one key.
+        return None;
+    }
     let mut steps = match &plan.each {
         None => Vec::new(),
         Some(EachPlan::Members(container)) => {
@@ -48,7 +52,7 @@ fn root_steps(plan: &RulePlan, at: PathAt, node: Option<&NodeStep>) -> Option<(V
         },
         PathAt::Label(l, part) => match &plan.labels.get(l)?.1 {
             LabelPlan::Template(parts) => match parts.get(part)? {
-                Part::Path(p) => p,
+                Part::Path(0, p) => p,
                 _ => return None,
             },
             LabelPlan::Const(_) => return None,
@@ -177,7 +181,7 @@ pub(super) fn hint(
         },
         ErrorReason::UnmappedValue => match &text.states {
             Some(states) => format!(
-                "{shown} is not one of states: [{}]: add it to states:",
+                "{shown} is not one of states: [{}] (served as state=\"other\"): add it to states:",
                 states.join(", ")
             ),
             None => {

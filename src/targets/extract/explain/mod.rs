@@ -20,7 +20,7 @@ use std::sync::Arc;
 use super::plan::{RulePlan, SourcePlan};
 use super::sink::Sink;
 use super::{ErrorReason, ExtractionError, Extractor};
-use crate::config::{MetricRule, Parse, RuleKind, TemplatePart, ValueSource};
+use crate::config::{Aggregate, MetricRule, Parse, RuleKind, TemplatePart, ValueSource};
 use crate::model::explain::{Failure, Record, RuleInfo, RuleRecord};
 use crate::model::Family;
 use hint::hint;
@@ -36,6 +36,10 @@ pub struct Trace {
     nodes: Vec<u64>,
     /// Per value of each rule, in order: (family, first series, end).
     spans: Vec<(usize, usize, usize)>,
+    /// Per inner level of a list `each:`, rule by rule: nodes matched.
+    pub(super) levels: Vec<u64>,
+    /// Per rule with an aggregation: the nodes (or values) it folded.
+    pub(super) aggregated: Vec<Option<u64>>,
 }
 
 impl Trace {
@@ -44,6 +48,8 @@ impl Trace {
         Trace {
             nodes: vec![0; rules.len()],
             spans: vec![(0, 0, 0); values],
+            levels: Vec::new(),
+            aggregated: vec![None; rules.len()],
         }
     }
 
@@ -57,6 +63,13 @@ impl Trace {
             *span = (*family, len, len);
         }
         at
+    }
+
+    /// Notes what `rule`'s aggregation folded (`None`: it has none).
+    pub(super) fn aggregated(&mut self, rule: &RulePlan, folded: Option<u64>) {
+        if let Some(slot) = self.aggregated.get_mut(rule.index) {
+            *slot = folded;
+        }
     }
 
     /// Notes what `rule` made since [`Trace::before`] returned `at`.
@@ -90,6 +103,15 @@ impl RuleText {
             info: Arc::new(RuleInfo {
                 metric: rule.name.clone(),
                 each: rule.each.as_ref().map(ToString::to_string),
+                each_inner: rule.each_inner.iter().map(ToString::to_string).collect(),
+                aggregate: rule.aggregate.as_ref().map(|a| match a {
+                    Aggregate::CountBy { label, .. } => {
+                        let name = rule.labels.get(*label).map_or("", |(k, _)| k.as_str());
+                        format!("count_by {name}")
+                    }
+                    other => format!("aggregate {}", other.as_str()),
+                }),
+                age: rule.parse == Parse::Age,
                 paths: rule
                     .values
                     .iter()
@@ -110,7 +132,9 @@ impl RuleText {
                         .parts
                         .iter()
                         .map(|p| match p {
-                            TemplatePart::Path(p) => Some(p.to_string()),
+                            TemplatePart::Path(p) | TemplatePart::OuterPath(_, p) => {
+                                Some(p.to_string())
+                            }
                             _ => None,
                         })
                         .collect();
@@ -174,9 +198,12 @@ impl Extractor {
                     .count()
                     .saturating_sub(missing(&failures)) as u64,
             };
+            let levels = plan.first_level..plan.first_level + plan.inner.len();
             rules.push(RuleRecord {
                 info: text.info.clone(),
                 nodes,
+                level_nodes: trace.levels.get(levels).unwrap_or_default().to_vec(),
+                aggregated: trace.aggregated.get(i).copied().flatten(),
                 spans,
                 series_total: total,
                 failures,

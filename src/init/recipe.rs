@@ -1,0 +1,214 @@
+//! Bodies of a known shape get the rules of their recipe in
+//! examples/recipes/ (copied from the recipe's file as written, comments
+//! included) instead of generic guesses: Spring Boot Actuator's health,
+//! the IETF health+json draft, Go's expvar `/debug/vars`. Rules of a recipe
+//! that name one app's own keys (a queue, a counter of the example app)
+//! are not copied. A list a healthy body leaves empty by design (Consul's
+//! agent service health lists only the checks that are not passing) is
+//! read from its documented member shape.
+
+use serde_json::Value;
+
+use super::probe::Answer;
+
+/// A recipe that fits a body: which, its rules as YAML (indented for a
+/// target's `metrics:`), and the top-level keys of the body it reads (the
+/// rest is left to the generic inference).
+#[derive(Debug, Clone)]
+pub struct Fit {
+    pub name: &'static str,
+    pub rules: String,
+    pub covers: &'static [&'static str],
+}
+
+const SPRING: &str = include_str!("../../examples/recipes/spring-boot-actuator/exporter.yaml");
+const IETF: &str = include_str!("../../examples/recipes/ietf-health-check/exporter.yaml");
+const EXPVAR: &str = include_str!("../../examples/recipes/go-expvar/exporter.yaml");
+
+/// Spring Boot's health states.
+const SPRING_STATES: [&str; 4] = ["UP", "DOWN", "OUT_OF_SERVICE", "UNKNOWN"];
+
+/// The IETF draft's states and the aliases it allows.
+const IETF_STATES: [&str; 7] = ["pass", "warn", "fail", "ok", "up", "error", "down"];
+
+/// Spring Boot Actuator's `/actuator/health` (2.2+): a `status` of its
+/// vocabulary and `components` (or only the status, at an `/actuator` path).
+fn spring(a: &Answer, doc: &Value) -> bool {
+    let Some(status) = doc.get("status").and_then(Value::as_str) else {
+        return false;
+    };
+    if !SPRING_STATES.contains(&status) {
+        return false;
+    }
+    let components = doc.get("components").is_some_and(Value::is_object);
+    let minimal = doc.as_object().is_some_and(|m| m.len() == 1);
+    components || (minimal && a.url.path().contains("/actuator"))
+}
+
+/// The IETF health+json draft: its content type, or a status of its
+/// vocabulary with `checks` holding lists of objects.
+fn ietf(a: &Answer, doc: &Value) -> bool {
+    let Some(status) = doc.get("status").and_then(Value::as_str) else {
+        return false;
+    };
+    if a.content_type
+        .to_ascii_lowercase()
+        .starts_with("application/health+json")
+    {
+        return true;
+    }
+    let checks = doc
+        .get("checks")
+        .and_then(Value::as_object)
+        .is_some_and(|c| {
+            !c.is_empty()
+                && c.values().all(|v| {
+                    v.as_array()
+                        .is_some_and(|l| l.iter().all(|e| e.get("status").is_some()))
+                })
+        });
+    IETF_STATES.contains(&status) && checks
+}
+
+/// Go's expvar: `memstats` with the runtime's fields, `cmdline` a list.
+fn expvar(doc: &Value) -> bool {
+    doc.get("memstats").is_some_and(|m| {
+        ["HeapAlloc", "NumGC", "Sys"]
+            .iter()
+            .all(|k| m.get(k).is_some())
+    }) && doc.get("cmdline").is_some_and(Value::is_array)
+}
+
+/// The recipe that fits the answer, if one does.
+pub fn fit(a: &Answer, doc: &Value) -> Option<Fit> {
+    if spring(a, doc) {
+        Some(Fit {
+            name: "spring-boot-actuator",
+            rules: rules(
+                SPRING,
+                &[
+                    "app.health",
+                    "app.component.health",
+                    "app.subcomponent.health",
+                    "app.component.up",
+                    "app.disk",
+                    "app.database_info",
+                ],
+            ),
+            covers: &["status", "components", "groups"],
+        })
+    } else if ietf(a, doc) {
+        Some(Fit {
+            name: "ietf-health-check",
+            rules: rules(
+                IETF,
+                &[
+                    "app.health",
+                    "app.release_info",
+                    "app.check.status",
+                    "app.check.observed_value",
+                ],
+            ),
+            covers: &[
+                "status",
+                "checks",
+                "releaseId",
+                "serviceId",
+                "version",
+                "notes",
+                "output",
+                "description",
+                "links",
+            ],
+        })
+    } else if expvar(doc) {
+        Some(Fit {
+            name: "go-expvar",
+            rules: rules(
+                EXPVAR,
+                &[
+                    "go.memstats",
+                    "go.memstats.heap_objects",
+                    "go.memstats.total_alloc",
+                    "go.memstats.mallocs",
+                    "go.memstats.frees",
+                    "go.gc.cycles",
+                    "go.gc.pause",
+                    "go.memstats.last_gc_time",
+                    "go.memstats.gc_cpu_fraction",
+                    "go.cmdline_info",
+                ],
+            ),
+            covers: &["memstats", "cmdline"],
+        })
+    } else {
+        None
+    }
+}
+
+/// The rules named `wanted` of a recipe file's first target, each with the
+/// comment lines above it, as written.
+fn rules(recipe: &str, wanted: &[&str]) -> String {
+    let mut out = String::new();
+    let mut lines = recipe
+        .lines()
+        .skip_while(|l| l.trim_end() != "    metrics:");
+    lines.next();
+    let mut pending: Vec<&str> = Vec::new();
+    let mut keep = false;
+    for line in lines {
+        if line.starts_with("  - ") || (!line.is_empty() && !line.starts_with("      ")) {
+            break;
+        }
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if indent == 6 && trimmed.starts_with('#') {
+            pending.push(line);
+            continue;
+        }
+        if let Some(name) = trimmed.strip_prefix("- name: ").filter(|_| indent == 6) {
+            let name = name.split('#').next().unwrap_or("").trim();
+            keep = wanted.contains(&name);
+            if keep {
+                for p in pending.drain(..) {
+                    out.push_str(p);
+                    out.push('\n');
+                }
+            }
+            pending.clear();
+        }
+        if keep && !line.trim().is_empty() {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A member of Consul's `Checks` as documented (agent service health).
+fn consul_check() -> Value {
+    serde_json::json!({
+        "Node": "",
+        "CheckID": "",
+        "Name": "",
+        "Status": "passing",
+        "ServiceName": "",
+    })
+}
+
+/// `doc` with the lists a healthy body leaves empty by design filled with
+/// their documented member, and the comment that says so.
+pub fn documented(doc: &Value) -> Option<(Value, &'static str)> {
+    let checks = doc.get("Checks").and_then(Value::as_array)?;
+    if doc.get("AggregatedStatus").is_none() || !checks.is_empty() {
+        return None;
+    }
+    let mut filled = doc.clone();
+    if let Some(m) = filled.as_object_mut() {
+        m.insert("Checks".into(), Value::Array(vec![consul_check()]));
+    }
+    Some((
+        filled,
+        "Consul lists only the checks that are not passing in Checks (empty here): its rules are written from the documented check (CheckID, Name, Status passing|warning|critical).",
+    ))
+}
