@@ -104,6 +104,8 @@ pub async fn run(
         .metrics_path
         .clone()
         .unwrap_or_else(|| config.server.metrics_path.clone());
+    let listen = listener.local_addr().ok().map(|a| a.to_string());
+    supervisor::self_scrape(&config, listen.as_deref(), &metrics_path)?;
     let ready = Arc::new(Readiness::default());
     let (mut prepared, pipeline) = build(config, &options.roots, &store, true)?;
     let otlp = prepared.otlp.take();
@@ -148,6 +150,7 @@ pub async fn run(
         last_read: running.clone().map(Ok),
         running,
         otlp,
+        listen,
     };
     tokio::pin!(shutdown);
     loop {

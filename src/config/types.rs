@@ -28,6 +28,9 @@ pub struct Config {
     /// Where each rule's `name:` is written, by (target, rule) index, for
     /// problems found after loading (served-name collisions).
     pub rule_names_at: BTreeMap<(usize, usize), Located>,
+    /// Where each target's `url:` is written, by target index (the
+    /// self-scrape check made again at start with the listen flag).
+    pub target_urls_at: Vec<Located>,
 }
 
 /// A position in the config file and the key written there.

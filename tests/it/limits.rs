@@ -318,3 +318,80 @@ fn otlp_no_scheduled_push_after_sigterm_with_a_resetting_collector() {
     );
     drop(half);
 }
+
+/// A target at remora's own address given by `--web.listen-address` (the
+/// config's `server.listen` says another) is refused at start, at its `url:`.
+#[test]
+fn a_target_polling_remora_itself_through_the_listen_flag_is_refused() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!("host: {{enabled: false}}\ntargets:\n  - name: me\n    url: http://localhost:{port}/metrics\n    format: prometheus\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--web.listen-address=0.0.0.0:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let code = wait_exit(&mut child, 20);
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "c.yaml:4:10: targets[0].url: http://localhost:{port}/metrics is remora's own listen address"
+        )),
+        "{stderr}"
+    );
+}
+
+/// Issue 28: remora's output scraped back through remora twice over would
+/// nest `exported_` prefixes without end; past the cap the sample is
+/// dropped and counted.
+#[tokio::test]
+async fn a_deep_exported_prefix_is_dropped_and_counted() {
+    let app = FakeTarget::start().await;
+    let labels: Vec<String> = (0..6)
+        .map(|i| format!("{}target=\"{i}\"", "exported_".repeat(i)))
+        .collect();
+    app.set(
+        "/metrics",
+        Reply::Body(
+            200,
+            "text/plain",
+            format!(
+                "# TYPE deep gauge\ndeep{{{}}} 1\n# TYPE fine gauge\nfine 1\n",
+                labels.join(",")
+            ),
+        ),
+    );
+    let r = Remora::start(&format!(
+        "host: {{enabled: false}}\ntargets:\n  - {{name: app, url: {}, format: prometheus}}\n",
+        app.url("/metrics")
+    ))
+    .await;
+    let m = r
+        .metrics_until(10, |m| m.contains("reason=\"exported_prefix_depth\""))
+        .await;
+    assert!(m.contains("fine{target=\"app\"} 1"), "{m}");
+    assert!(!m.contains("deep{"), "{m}");
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("remora_extraction_errors_total{")
+                && l.contains("metric=\"deep\"")
+                && l.contains("reason=\"exported_prefix_depth\"")
+                && l.ends_with(" 1")),
+        "{m}"
+    );
+    r.stop().await;
+}

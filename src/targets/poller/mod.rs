@@ -379,6 +379,17 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, P
                     count: 1,
                     example: None,
                 })
+                .chain(
+                    relabeled
+                        .too_deep
+                        .into_iter()
+                        .map(|(name, count)| ErrorCount {
+                            metric: name,
+                            reason: "exported_prefix_depth",
+                            count,
+                            example: None,
+                        }),
+                )
                 .collect();
             out.passthrough = Some(Arc::new(relabeled.families));
         }
