@@ -64,8 +64,9 @@ pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, BuildEr
     let mut limits: BTreeMap<String, usize> = BTreeMap::new();
     let max = config.limits.max_series_per_target;
     let mut rules = 0;
+    let keep_idle = crate::fdlimit::keep_idle_connections(config.targets.len());
     for t in &config.targets {
-        let c = client::build(t).map_err(|source| BuildError::Client {
+        let c = client::build_with(t, keep_idle).map_err(|source| BuildError::Client {
             target: t.name.clone(),
             source,
         })?;

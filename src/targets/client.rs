@@ -243,13 +243,20 @@ pub(crate) fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, Client
 
 /// Builds the client of one target. TLS files are read here, once per (re)load.
 pub fn build(target: &Target) -> Result<reqwest::Client, ClientError> {
+    build_with(target, true)
+}
+
+/// As [`build`]; `keep_idle`: whether the connection stays open between
+/// polls (not when the targets outnumber the descriptors they may hold,
+/// see `crate::fdlimit`).
+pub fn build_with(target: &Target, keep_idle: bool) -> Result<reqwest::Client, ClientError> {
     install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("remora/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .timeout(target.timeout)
         .connect_timeout(target.timeout)
-        .pool_max_idle_per_host(1)
+        .pool_max_idle_per_host(usize::from(keep_idle))
         .no_proxy()
         .http1_only();
     if target.url.scheme() == "https" {

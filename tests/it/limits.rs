@@ -395,3 +395,121 @@ async fn a_deep_exported_prefix_is_dropped_and_counted() {
     );
     r.stop().await;
 }
+
+/// One HTTP/1.0 GET with a deadline on each read and write: the status
+/// line's code.
+fn get_status(port: u16, path: &str, secs: u64) -> Result<u16, String> {
+    get(port, path, secs).map(|(status, _)| status)
+}
+
+/// One HTTP/1.0 GET with a deadline on each read and write: the status
+/// line's code and the body.
+fn get(port: u16, path: &str, secs: u64) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(secs)))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(Duration::from_secs(secs)))
+        .map_err(|e| e.to_string())?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status line in {:?}", &text[..text.len().min(80)]))?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, body.to_string()))
+}
+
+/// Issue 28: 400 targets under an open-file limit of 256 (soft and hard):
+/// every `/metrics` and `/-/healthy` is answered (before, target connections
+/// took every descriptor and 10 of 10 scrapes timed out), and the polls that
+/// found no descriptor are counted as `fd_limit`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_hundred_targets_under_a_256_descriptor_limit_leave_scrapes_served() {
+    let app = FakeTarget::start().await;
+    app.set("/health", Reply::json(r#"{"jobs": 5}"#));
+    let mut config =
+        String::from("global: {interval: 1s, timeout: 900ms}\nhost: {enabled: false}\ntargets:\n");
+    for i in 0..400 {
+        config.push_str(&format!(
+            "  - {{name: t{i}, url: '{}?t={i}', metrics: [{{name: app.jobs, path: $.jobs}}]}}\n",
+            app.url("/health")
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, config).unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(BIN);
+    cmd.arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            let lim = libc::rlimit {
+                rlim_cur: 256,
+                rlim_max: 256,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    let results = tokio::task::spawn_blocking(move || {
+        // Up (the listener answers) first; then scrape rounds until every
+        // target has been polled three times on average (at least 10 rounds).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while get_status(port, "/-/healthy", 5).is_err() {
+            assert!(Instant::now() < deadline, "remora never answered");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut results = Vec::new();
+        loop {
+            let (status, metrics) = match get(port, "/metrics", 5) {
+                Ok((status, body)) => (Ok(status), body),
+                Err(e) => (Err(e), String::new()),
+            };
+            results.push(("/metrics", status));
+            results.push(("/-/healthy", get(port, "/-/healthy", 5).map(|(s, _)| s)));
+            let polls: f64 = metrics
+                .lines()
+                .filter(|l| l.starts_with("remora_target_polls_total{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+            if (polls >= 1200.0 && results.len() >= 20) || Instant::now() > deadline {
+                return (results, metrics, polls);
+            }
+        }
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let (results, metrics, polls) = results.unwrap();
+    let failed: Vec<_> = results.iter().filter(|(_, r)| *r != Ok(200)).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        results.len()
+    );
+    assert!(polls >= 1200.0, "only {polls} polls in 60 s");
+    eprintln!(
+        "{} scrapes answered 200 of {}, {polls} polls",
+        results.len() - failed.len(),
+        results.len()
+    );
+    assert!(
+        metrics.contains("remora_target_polls_total{result=\"fd_limit\""),
+        "the fd_limit result is served"
+    );
+}

@@ -50,6 +50,10 @@ pub enum PollError {
     /// Not JSON, not UTF-8, or not valid Prometheus text.
     #[error("{0}")]
     InvalidBody(String),
+    /// No open-file descriptor was free for the connection within the
+    /// timeout (`crate::fdlimit`); the poll was not made.
+    #[error("no free file descriptor within {}: the open-file limit is reached", humantime::format_duration(*.0))]
+    FdLimit(Duration),
 }
 
 impl PollError {
@@ -64,6 +68,7 @@ impl PollError {
                 PollResult::BodyTooLarge
             }
             PollError::InvalidBody(_) => PollResult::InvalidBody,
+            PollError::FdLimit(_) => PollResult::FdLimit,
         }
     }
 
@@ -593,7 +598,23 @@ pub async fn run(
     let target = p.target.clone();
     let offset = jitter(&target.name, target.interval);
     let (p, ctx, slot, target) = (&p, &ctx, &slot, &*target);
-    let poll = move || async move { publish(slot, target, poll_once(p, ctx).await) };
+    let poll = move || async move {
+        // A descriptor for the connection first (`crate::fdlimit`), held
+        // until the poll is done.
+        let permits = crate::fdlimit::poll_permits().clone();
+        let outcome = match tokio::time::timeout(target.timeout, permits.acquire_owned()).await {
+            Ok(Ok(permit)) => {
+                let outcome = poll_once(p, ctx).await;
+                drop(permit);
+                outcome
+            }
+            _ => {
+                crate::fdlimit::log_refused_once(&target.name);
+                Outcome::failed(0, 0, PollError::FdLimit(target.timeout))
+            }
+        };
+        publish(slot, target, outcome)
+    };
     drive(target.interval, offset, poll, first_done, shutdown).await;
 }
 
