@@ -12,6 +12,9 @@ use crate::exposition::Pipeline;
 use crate::server::AppState;
 use crate::store::unix_now;
 
+/// How long after a reload the heap is trimmed.
+const TRIM_AFTER_RELOAD: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why a reload was refused; the previous config keeps running.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -138,6 +141,13 @@ impl Supervisor {
             old.stop(tokio::time::Instant::now() + RELOAD_STOP_DEADLINE)
                 .await;
         }
+        // The old generation is gone once the render thread has moved to the
+        // new pipeline and the replaced states are dropped (on the blocking
+        // pool): then its memory goes back to the system.
+        tokio::spawn(async {
+            tokio::time::sleep(TRIM_AFTER_RELOAD).await;
+            let _ = tokio::task::spawn_blocking(crate::memory::trim).await;
+        });
         tracing::info!(file = %path.display(), "config reloaded");
         Ok(())
     }

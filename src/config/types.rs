@@ -174,7 +174,7 @@ impl FollowRedirects {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsConfig {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
