@@ -5,7 +5,8 @@ Starts a local JSON app (one thread, every path answers the same small
 document), writes a config of TARGETS targets of RULES rules each, runs
 remora on it, waits for /-/ready and for a few poll rounds, and prints
 private memory (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup)
-and RSS; then reloads RELOADS times (POST /-/reload, each with a changed
+and RSS, and per target net of a one-target run of the same binary
+(the base: code, runtime, render buffers); then reloads RELOADS times (POST /-/reload, each with a changed
 label so the config really changes) and prints the same after each.
 
 Usage: scripts/limits-memory.py [--bin target/debug/remora] [--targets 2000]
@@ -114,6 +115,26 @@ def settle(port, targets):
     wait(lambda: polls(port) >= start + 2 * targets, 300, "two poll rounds")
 
 
+def base(binary, app_port, rules, interval):
+    """Private memory of the same binary with one target."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as d:
+        cfg = os.path.join(d, "exporter.yaml")
+        with open(cfg, "w") as f:
+            f.write(config(app_port, 1, rules, interval, 0))
+        p = subprocess.Popen(
+            [binary, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait(lambda: get(f"http://127.0.0.1:{port}/-/ready")[0] == 200, 120, "ready")
+            settle(port, 1)
+            return memory(p.pid)[0]
+        finally:
+            p.terminate()
+            p.wait()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default="target/debug/remora")
@@ -144,8 +165,10 @@ def main():
             settle(port, a.targets)
             priv, rss = memory(p.pid)
             first = None
+            b = base(a.bin, app_port, a.rules, a.interval)
+            print(f"base (1 target): private {b:8.1f} MiB")
             print(f"start:     private {priv:8.1f} MiB  rss {rss:8.1f} MiB  "
-                  f"per target {priv * 1024 / a.targets:7.1f} KiB")
+                  f"per target {(priv - b) * 1024 / a.targets:7.1f} KiB (net of the base)")
             for i in range(1, a.reloads + 1):
                 with open(cfg, "w") as f:
                     f.write(config(app_port, a.targets, a.rules, a.interval, i))

@@ -59,7 +59,7 @@ pub(super) fn target_url_positions(targets: Option<&Node>) -> Vec<Located> {
 pub(super) fn check_instrument_conflicts(
     ctx: &mut Ctx<'_>,
     targets_mark: Mark,
-    targets: &[Target],
+    targets: &[std::sync::Arc<Target>],
 ) {
     let mut seen: BTreeMap<&str, (&RuleKind, &str, &str)> = BTreeMap::new();
     for t in targets {

@@ -183,7 +183,7 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
                         ),
                     );
                 }
-                config.targets.push(target);
+                config.targets.push(std::sync::Arc::new(target));
             }
         }
     }

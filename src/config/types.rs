@@ -22,7 +22,7 @@ pub struct Config {
     pub resource: BTreeMap<String, String>,
     pub limits: Limits,
     pub host: HostConfig,
-    pub targets: Vec<Target>,
+    pub targets: Vec<std::sync::Arc<Target>>,
     /// `otlp:`, when set.
     pub otlp: Option<OtlpConfig>,
     /// Where each rule's `name:` is written, by (target, rule) index, for

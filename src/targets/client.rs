@@ -282,10 +282,10 @@ impl Setting {
 /// sharing it (0: none). Returns a client per target, in order; an error
 /// names the index of the target whose client could not be built.
 pub fn build_shared(
-    targets: &[Target],
+    targets: &[Arc<Target>],
     idle: usize,
 ) -> Result<Vec<reqwest::Client>, (usize, ClientError)> {
-    let settings: Vec<Setting> = targets.iter().map(Setting::of).collect();
+    let settings: Vec<Setting> = targets.iter().map(|t| Setting::of(t)).collect();
     let mut built: Vec<(Setting, usize, Option<reqwest::Client>)> = Vec::new();
     for s in &settings {
         match built.iter_mut().find(|(b, _, _)| b == s) {
