@@ -196,6 +196,8 @@ fn init(urls: &[String], output: Option<&std::path::Path>) -> ExitCode {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     crate::memory::tune();
+    // Before any thread starts; logged once logging is up.
+    let raised = crate::fdlimit::raise();
     let cli = Cli::parse();
     let format = if cli.log_format == "json" {
         LogFormat::Json
@@ -241,6 +243,15 @@ pub fn main() -> ExitCode {
         Some(Command::Init { urls, output }) => init(&urls, output.as_deref()),
         None => {
             logging::init(&cli.log_level, format);
+            match &raised {
+                Ok(r) if r.after > r.before => tracing::info!(
+                    from = r.before,
+                    to = r.after,
+                    "raised the open-file limit to the hard limit"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "open-file limit"),
+            }
             let config = match load(&cli.config_file) {
                 Ok(c) => c,
                 Err(code) => return code,

@@ -18,7 +18,7 @@
 //! host loop), [`model`] (the data sources hand over), [`store`] (latest
 //! state), [`readiness`] (the `/-/ready` latch), [`exposition`]
 //! (pipeline, text, encoding, render thread), [`server`] (HTTP),
-//! [`web`] (TLS and auth), [`otlp`] (OTLP push), [`app`] (lifecycle and reload), [`logging`],
+//! [`web`] (TLS and auth), [`fdlimit`] (open-file limit and target connection permits), [`otlp`] (OTLP push), [`app`] (lifecycle and reload), [`logging`],
 //! [`cli`]. ARCHITECTURE.md at the repository root says where state lives and
 //! what runs on which thread.
 
@@ -26,6 +26,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod exposition;
+pub mod fdlimit;
 pub mod host;
 pub mod init;
 pub mod logging;

@@ -28,3 +28,16 @@ pub fn tune() {
         }
     }
 }
+
+/// Gives the heap's free pages back to the system (glibc's `malloc_trim`):
+/// with one arena, what a replaced config generation freed stays resident
+/// otherwise, and each reload would add to the process's memory. Blocking
+/// (it walks the heap): call it off async threads. Elsewhere than glibc
+/// this does nothing.
+pub fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -33,8 +33,15 @@ impl Readiness {
             return;
         }
         round.1 -= 1;
-        if round.1 == 0 && !self.ready.swap(true, Ordering::AcqRel) {
-            tracing::info!("first poll round done; ready");
+        if round.1 == 0 {
+            // Each source's first poll ran at once, all together: what their
+            // connections and bodies took at that peak goes back to the system.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                drop(rt.spawn_blocking(crate::memory::trim));
+            }
+            if !self.ready.swap(true, Ordering::AcqRel) {
+                tracing::info!("first poll round done; ready");
+            }
         }
     }
 

@@ -29,16 +29,19 @@ pub enum PollResult {
     HttpStatus,
     BodyTooLarge,
     InvalidBody,
+    /// Not made: no open-file descriptor was free within the timeout.
+    FdLimit,
 }
 
 impl PollResult {
-    pub const ALL: [PollResult; 6] = [
+    pub const ALL: [PollResult; 7] = [
         PollResult::Success,
         PollResult::Timeout,
         PollResult::ConnectError,
         PollResult::HttpStatus,
         PollResult::BodyTooLarge,
         PollResult::InvalidBody,
+        PollResult::FdLimit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl PollResult {
             PollResult::HttpStatus => "http_status",
             PollResult::BodyTooLarge => "body_too_large",
             PollResult::InvalidBody => "invalid_body",
+            PollResult::FdLimit => "fd_limit",
         }
     }
 }

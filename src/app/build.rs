@@ -45,6 +45,24 @@ fn join(errors: &[ConfigError]) -> String {
 /// rules need (collectors and their error reasons, build info).
 const OWN_SERIES: usize = 128;
 
+/// The series limit of remora's own instrument `name` for `targets` targets
+/// and `rules` JSON rules. While a reload stops the old sources the store
+/// may hold both generations' targets: per-target counts are doubled.
+fn own_limit(name: &str, targets: usize, rules: usize) -> usize {
+    let both = 2 * targets;
+    OWN_SERIES
+        + match name {
+            // A series per target and poll result.
+            "remora.target.polls" => both * crate::store::PollResult::ALL.len(),
+            // Per target, rule (or pass-through family) and reason.
+            "remora.extraction.errors" => targets * 16 + rules * 8,
+            // A series per target.
+            n if n.starts_with("remora.target.") || n == "remora.series.dropped" => both,
+            // Collectors, reloads, the push, build facts.
+            _ => 0,
+        }
+}
+
 /// Everything a config needs, built but not started.
 pub(crate) struct Prepared {
     pub(crate) config: Arc<Config>,
@@ -58,18 +76,27 @@ pub(crate) struct Prepared {
     pub(crate) otlp: Option<crate::otlp::Handle>,
 }
 
-pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, BuildError> {
+pub(crate) fn prepare(mut config: Config, roots: &Roots) -> Result<Prepared, BuildError> {
     let mut pollers = Vec::new();
     let mut specs = Vec::new();
     let mut limits: BTreeMap<String, usize> = BTreeMap::new();
     let max = config.limits.max_series_per_target;
     let mut rules = 0;
-    for t in &config.targets {
-        let c = client::build(t).map_err(|source| BuildError::Client {
-            target: t.name.clone(),
+    // One client per distinct setting, shared by its targets.
+    let n = config.targets.len();
+    let idle =
+        usize::from(n <= client::KEEP_ALIVE_UP_TO && crate::fdlimit::keep_idle_connections(n));
+    let clients =
+        client::build_shared(&config.targets, idle).map_err(|(i, source)| BuildError::Client {
+            target: config
+                .targets
+                .get(i)
+                .map(|t| t.name.clone())
+                .unwrap_or_default(),
             source,
         })?;
-        pollers.push(Arc::new(poller::Poller::new(Arc::new(t.clone()), c)));
+    for (t, c) in config.targets.iter().zip(clients) {
+        pollers.push(Arc::new(poller::Poller::new(t.clone(), c)));
         if t.format == Format::Json {
             rules += t.metrics.len();
             for spec in extract::specs(t) {
@@ -82,9 +109,12 @@ pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, BuildEr
     // per rule and reason, per collector and reason. The SDK allocates each
     // table for its limit up front, and a reload builds a pipeline beside
     // the live one, so limits follow the config instead of a flat 4096.
-    let own = OWN_SERIES + config.targets.len() * 16 + rules * 8;
+    // Each instrument gets what its own labels need (issue 28: one flat
+    // limit of 16 per target and 8 per rule gave every instrument a table
+    // of 192k entries at 2,000 targets of 10 rules, 8.6 MB each).
     for spec in exposition::own_specs() {
-        limits.insert(spec.name, own);
+        let limit = own_limit(&spec.name, config.targets.len(), rules);
+        limits.insert(spec.name, limit);
     }
     let host = config
         .host
@@ -98,6 +128,10 @@ pub(crate) fn prepare(config: Config, roots: &Roots) -> Result<Prepared, BuildEr
     exposition::check_rule_names(&config, &reserved).map_err(BuildError::Names)?;
     specs.extend(reserved);
     let served = exposition::served_names(&config, &specs);
+    // Where each rule name and URL is written serves only the checks above
+    // (about 1.4 KB per target of 10 rules): not kept while the config runs.
+    config.rule_names_at = Default::default();
+    config.target_urls_at = Vec::new();
     Ok(Prepared {
         config: Arc::new(config),
         pollers,

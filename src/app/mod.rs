@@ -104,6 +104,8 @@ pub async fn run(
         .metrics_path
         .clone()
         .unwrap_or_else(|| config.server.metrics_path.clone());
+    let listen = listener.local_addr().ok().map(|a| a.to_string());
+    supervisor::self_scrape(&config, listen.as_deref(), &metrics_path)?;
     let ready = Arc::new(Readiness::default());
     let (mut prepared, pipeline) = build(config, &options.roots, &store, true)?;
     let otlp = prepared.otlp.take();
@@ -148,6 +150,7 @@ pub async fn run(
         last_read: running.clone().map(Ok),
         running,
         otlp,
+        listen,
     };
     tokio::pin!(shutdown);
     loop {
@@ -172,8 +175,15 @@ pub async fn run(
     tracing::info!("shutting down");
     let deadline = tokio::time::Instant::now() + SHUTDOWN_DEADLINE;
     // The last push sends the state as it is now, not what is left once the
-    // sources have stopped.
+    // sources have stopped; it runs beside the drain, under the same deadline,
+    // and no scheduled push starts after it.
     let frozen = sup.otlp.is_some().then(|| sup.state.store.freeze());
+    let final_push = sup.otlp.take().map(|push| {
+        (
+            final_push(&push, sup.state.renderer.pipeline(), deadline),
+            push,
+        )
+    });
     let _ = server_stop_tx.send(());
     let mut server = server;
     let drain = async {
@@ -190,19 +200,44 @@ pub async fn run(
             s.stop(deadline).await;
         }
     };
-    tokio::join!(drain, sources);
-    if let Some(push) = sup.otlp.take() {
-        // One last push with the final state, within what is left of the deadline.
-        let pipeline = sup.state.renderer.pipeline();
-        let flush = tokio::task::spawn_blocking(move || pipeline.force_flush());
-        if tokio::time::timeout_at(deadline, flush).await.is_err() {
-            tracing::warn!("the last OTLP push did not finish in time; abandoned");
+    let push = async {
+        if let Some((done, push)) = final_push {
+            if tokio::time::timeout_at(deadline, done).await.is_err() {
+                tracing::warn!("the last OTLP push did not finish in time; abandoned");
+            }
+            // Whatever is left of it returns at once.
+            push.close();
         }
-        push.close();
-    }
+    };
+    tokio::join!(drain, sources, push);
     drop(frozen);
     sup.state.renderer.stop();
     Ok(())
+}
+
+/// Starts the final OTLP push on a thread of its own (the SDK's flush blocks
+/// until its reader thread has pushed): the push is told the deadline first,
+/// so that every attempt and wait of it ends by then. The returned future
+/// completes when the flush has returned.
+fn final_push(
+    push: &crate::otlp::Handle,
+    pipeline: Arc<exposition::Pipeline>,
+    deadline: tokio::time::Instant,
+) -> impl Future<Output = ()> {
+    push.finish(deadline);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let started = std::thread::Builder::new()
+        .name("remora-otlp-final".into())
+        .spawn(move || {
+            pipeline.force_flush();
+            let _ = tx.send(());
+        });
+    if let Err(e) = &started {
+        tracing::warn!(error = %e, "cannot start the last OTLP push");
+    }
+    async move {
+        let _ = rx.await;
+    }
 }
 
 /// The config in use was loaded: `remora_config_last_reload_successful` 1.

@@ -12,6 +12,9 @@ use crate::exposition::Pipeline;
 use crate::server::AppState;
 use crate::store::unix_now;
 
+/// How long after a reload the heap is trimmed.
+const TRIM_AFTER_RELOAD: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Why a reload was refused; the previous config keeps running.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
@@ -24,12 +27,17 @@ pub enum ReloadError {
 }
 
 /// The config file's text, or why it cannot be read.
+/// The config file's text (at most `config::limits::MAX_CONFIG_BYTES`), or
+/// why it cannot be read.
 pub(crate) async fn read_config(path: &Path) -> Result<String, config::LoadError> {
-    tokio::fs::read_to_string(path)
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || config::load::read_file(&owned))
         .await
-        .map_err(|source| config::LoadError::Read {
-            path: path.display().to_string(),
-            source,
+        .unwrap_or_else(|e| {
+            Err(config::LoadError::Read {
+                path: path.display().to_string(),
+                source: std::io::Error::other(e),
+            })
         })
 }
 
@@ -55,6 +63,24 @@ pub(crate) struct Supervisor {
     pub(crate) last_read: Option<Result<String, String>>,
     /// The running pipeline's OTLP push, if any.
     pub(crate) otlp: Option<crate::otlp::Handle>,
+    /// The address the listener is bound to (None when unknown).
+    pub(crate) listen: Option<String>,
+}
+
+/// A target polling remora's own listen address and telemetry path as it
+/// runs (`--web.listen-address`, `--web.telemetry-path` included) is refused.
+pub(crate) fn self_scrape(
+    config: &config::Config,
+    listen: Option<&str>,
+    metrics_path: &str,
+) -> Result<(), config::LoadError> {
+    let Some(listen) = listen else { return Ok(()) };
+    let errors = config::limits::self_scrape_errors(config, listen, metrics_path);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(config::LoadError::Invalid(errors))
+    }
 }
 
 impl Supervisor {
@@ -115,6 +141,13 @@ impl Supervisor {
             old.stop(tokio::time::Instant::now() + RELOAD_STOP_DEADLINE)
                 .await;
         }
+        // The old generation is gone once the render thread has moved to the
+        // new pipeline and the replaced states are dropped (on the blocking
+        // pool): then its memory goes back to the system.
+        tokio::spawn(async {
+            tokio::time::sleep(TRIM_AFTER_RELOAD).await;
+            let _ = tokio::task::spawn_blocking(crate::memory::trim).await;
+        });
         tracing::info!(file = %path.display(), "config reloaded");
         Ok(())
     }
@@ -137,6 +170,7 @@ impl Supervisor {
     fn try_reload(&self, text: &str) -> Result<(Prepared, Pipeline), ReloadError> {
         let path = &self.options.config_file;
         let config = config::load_text(text, path, &config::process_env)?;
+        self_scrape(&config, self.listen.as_deref(), &self.state.metrics_path)?;
         let old = self.state.config.load();
         if config.server.listen != old.server.listen {
             tracing::warn!(

@@ -38,12 +38,28 @@ pub(super) fn rule_name_positions(targets: Option<&Node>) -> BTreeMap<(usize, us
     out
 }
 
+/// Where `targets[i].url` is written, by target index.
+pub(super) fn target_url_positions(targets: Option<&Node>) -> Vec<Located> {
+    let items: &[Node] = match targets.map(|n| &n.kind) {
+        Some(NodeKind::Seq(items)) => items,
+        _ => &[],
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Located {
+            mark: node_of(t, "url").map_or(t.mark, |n| n.mark),
+            key: format!("targets[{i}].url"),
+        })
+        .collect()
+}
+
 /// The same instrument name in two targets must mean the same instrument;
 /// a conflict is reported at the `targets:` list (`targets_mark`).
 pub(super) fn check_instrument_conflicts(
     ctx: &mut Ctx<'_>,
     targets_mark: Mark,
-    targets: &[Target],
+    targets: &[std::sync::Arc<Target>],
 ) {
     let mut seen: BTreeMap<&str, (&RuleKind, &str, &str)> = BTreeMap::new();
     for t in targets {

@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
-use super::checks::{check_instrument_conflicts, rule_name_positions};
+use super::checks::{check_instrument_conflicts, rule_name_positions, target_url_positions};
 use super::decode::{node_of, Ctx, MapReader};
 use super::global::{decode_global, decode_limits, decode_resource, decode_server};
 use super::host::{decode_host, default_host};
+use super::limits;
 use super::otlp::decode_otlp;
 use super::target::decode_target;
 use super::types::*;
@@ -33,6 +34,8 @@ pub enum LoadError {
     },
     #[error("{path}: the config file is empty (expected a mapping, e.g. `targets:`)")]
     Empty { path: String },
+    #[error("{path}: {problem}")]
+    TooLarge { path: String, problem: String },
     #[error("{}", join_errors(.0))]
     Invalid(Vec<ConfigError>),
 }
@@ -47,17 +50,44 @@ fn join_errors(errors: &[ConfigError]) -> String {
 
 /// Reads and validates a config file.
 pub fn load_file(path: &Path, env: Env<'_>) -> Result<Config, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+    let text = read_file(path)?;
+    load_text(&text, path, env)
+}
+
+/// The config file's text; a file over [`limits::MAX_CONFIG_BYTES`] is
+/// refused without being read whole. Blocking: call it off async threads.
+pub fn read_file(path: &Path) -> Result<String, LoadError> {
+    use std::io::Read;
+    let read_err = |source| LoadError::Read {
         path: path.display().to_string(),
         source,
-    })?;
-    load_text(&text, path, env)
+    };
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut text = String::new();
+    file.take(limits::MAX_CONFIG_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(read_err)?;
+    check_size(&text, path)?;
+    Ok(text)
+}
+
+fn check_size(text: &str, path: &Path) -> Result<(), LoadError> {
+    let len = text.len() as u64;
+    if len > limits::MAX_CONFIG_BYTES {
+        let len = std::fs::metadata(path).map_or(len, |m| m.len().max(len));
+        return Err(LoadError::TooLarge {
+            path: path.display().to_string(),
+            problem: limits::too_large(len),
+        });
+    }
+    Ok(())
 }
 
 /// Validates the text of the config file `path`; a file with nothing but
 /// blank lines, comments and document markers is an error (a truncated or
 /// half-written file must not become an empty config).
 pub fn load_text(text: &str, path: &Path, env: Env<'_>) -> Result<Config, LoadError> {
+    check_size(text, path)?;
     let blank = |l: &str| l.is_empty() || l.starts_with('#') || l == "---" || l == "...";
     if text.lines().map(str::trim).all(blank) {
         return Err(LoadError::Empty {
@@ -116,6 +146,7 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
         targets: Vec::new(),
         otlp: None,
         rule_names_at: BTreeMap::new(),
+        target_urls_at: Vec::new(),
     };
     let Some(mut top) = MapReader::new(ctx, root, "") else {
         return config;
@@ -152,7 +183,7 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
                         ),
                     );
                 }
-                config.targets.push(target);
+                config.targets.push(std::sync::Arc::new(target));
             }
         }
     }
@@ -165,6 +196,13 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
         check_instrument_conflicts(ctx, targets.mark, &config.targets);
     }
     config.rule_names_at = rule_name_positions(node_of(root, "targets"));
+    config.target_urls_at = target_url_positions(node_of(root, "targets"));
+    if let Some(targets) = node_of(root, "targets") {
+        limits::check_rule_count(ctx, targets, &config);
+    }
+    let own =
+        limits::self_scrape_errors(&config, &config.server.listen, &config.server.metrics_path);
+    ctx.errors.extend(own);
 
     top.finish(
         ctx,

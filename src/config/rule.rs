@@ -289,6 +289,8 @@ pub(super) fn decode_rule(ctx: &mut Ctx<'_>, node: &Node, key: &str) -> Option<M
     );
     m.finish(ctx, RULE_KEYS);
     let name = name?;
+    // Kept for the config's life: most rules have one value, not four slots.
+    values.shrink_to_fit();
     Some(MetricRule {
         description: if description.is_empty() {
             format!("{name} (extracted by remora)")

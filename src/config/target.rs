@@ -255,6 +255,8 @@ pub(super) fn decode_target(
             let mkey = m.path("metrics");
             let mut names = HashSet::new();
             let items = ctx.seq(n, &mkey);
+            // Kept for the config's life: no room to grow.
+            metrics.reserve_exact(items.len());
             if items.is_empty() {
                 ctx.err(
                     n.mark,

@@ -628,4 +628,63 @@ fn aggregations_are_linted_at_load() {
             "{rule}: want {want:?} in {e}"
         );
     }
+/// Issue 28: a target polling remora's own listen address and telemetry
+/// path is refused at its `url:`, with the 0.0.0.0 listen matching loopback.
+#[test]
+fn a_target_polling_remora_itself_is_refused_at_its_url() {
+    let e = errors(
+        "server: {listen: 0.0.0.0:9479}\ntargets:\n  - name: me\n    url: http://localhost:9479/metrics\n    format: prometheus\n",
+    );
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(
+        e[0].starts_with("exporter.yaml:4:10: targets[0].url: http://localhost:9479/metrics is remora's own listen address"),
+        "{}",
+        e[0]
+    );
+    // Another path or port is an app.
+    assert!(parse("server: {listen: 0.0.0.0:9479}\ntargets:\n  - {name: a, url: http://localhost:9479/other, format: prometheus}\n  - {name: b, url: http://127.0.0.1:9480/metrics, format: prometheus}\n").is_ok());
+}
+
+/// Issue 28: more than `limits::MAX_RULES` rules, or a file over
+/// `limits::MAX_CONFIG_BYTES`, is refused with a clear error.
+#[test]
+fn config_size_is_limited() {
+    let mut text = String::from("targets:\n");
+    let per = 100;
+    for t in 0..=(limits::MAX_RULES / per) {
+        text.push_str(&format!(
+            "  - name: t{t}\n    url: http://127.0.0.1:1/\n    metrics:\n"
+        ));
+        for r in 0..per {
+            text.push_str(&format!("      - {{name: m{r}, path: $.m{r}}}\n"));
+        }
+    }
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{:?}", &e[..e.len().min(3)]);
+    assert!(
+        e[0].starts_with(&format!(
+            "exporter.yaml:2:3: targets: {} metric rules in all (expected at most {}",
+            (limits::MAX_RULES / per + 1) * per,
+            limits::MAX_RULES
+        )),
+        "{}",
+        e[0]
+    );
+    let big = format!(
+        "targets: []\n#{}\n",
+        "x".repeat(limits::MAX_CONFIG_BYTES as usize)
+    );
+    let err = load_text(&big, Path::new("exporter.yaml"), &env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("exporter.yaml: the config file is ")
+            && err.contains("at most 8388608 bytes"),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.yaml");
+    std::fs::write(&p, &big).unwrap();
+    let err = load_file(&p, &env).unwrap_err().to_string();
+    assert!(err.contains("at most 8388608 bytes"), "{err}");
 }

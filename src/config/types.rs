@@ -22,12 +22,15 @@ pub struct Config {
     pub resource: BTreeMap<String, String>,
     pub limits: Limits,
     pub host: HostConfig,
-    pub targets: Vec<Target>,
+    pub targets: Vec<std::sync::Arc<Target>>,
     /// `otlp:`, when set.
     pub otlp: Option<OtlpConfig>,
     /// Where each rule's `name:` is written, by (target, rule) index, for
     /// problems found after loading (served-name collisions).
     pub rule_names_at: BTreeMap<(usize, usize), Located>,
+    /// Where each target's `url:` is written, by target index (the
+    /// self-scrape check made again at start with the listen flag).
+    pub target_urls_at: Vec<Located>,
 }
 
 /// A position in the config file and the key written there.
@@ -171,7 +174,7 @@ impl FollowRedirects {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsConfig {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,

@@ -1,19 +1,20 @@
 //! The periodic reader and its exporter as remora sets them up, the export
-//! counters and the handle that stops pushing at once.
+//! counters and the handle that stops pushing: at once (a reload) or after
+//! one final push under the shutdown's deadline.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+use opentelemetry_otlp::{Protocol, RetryPolicy, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
 use opentelemetry_sdk::metrics::{PeriodicReader, Temporality};
 
 use super::client::PushClient;
-use super::{OtlpError, Shared};
+use super::{OtlpError, Shared, CLOSED, RUNNING, STOPPING};
 use crate::config::OtlpConfig;
 use crate::store::Store;
 
@@ -28,9 +29,31 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// Stops pushing at once: a request in flight is abandoned, later
+    /// exports return at once, nothing more is counted.
     pub fn close(&self) {
-        self.shared.closed.store(true, Ordering::Release);
-        let _ = self.shared.close_tx.send(true);
+        self.shared.phase.send_replace(CLOSED);
+    }
+
+    /// The shutdown has begun: a scheduled push in flight is abandoned, no
+    /// scheduled push starts again, and the next export (the caller's flush)
+    /// is the final push, all of it (attempts, waits, `Retry-After`) within
+    /// `deadline`. Call [`Handle::close`] once the flush returned or the
+    /// deadline passed.
+    pub fn finish(&self, deadline: tokio::time::Instant) {
+        *self
+            .shared
+            .deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(deadline);
+        self.shared.final_armed.store(true, Ordering::Release);
+        self.shared.phase.send_if_modified(|p| {
+            let was = *p;
+            if was == RUNNING {
+                *p = STOPPING;
+            }
+            was == RUNNING
+        });
     }
 }
 
@@ -43,12 +66,23 @@ pub struct Counted {
 
 impl PushMetricExporter for Counted {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
-        if self.shared.is_closed() {
-            return Ok(());
-        }
+        let is_final = match self.shared.phase() {
+            CLOSED => return Ok(()),
+            // Shutting down: only the final push goes out, once.
+            STOPPING if !self.shared.final_armed.swap(false, Ordering::AcqRel) => return Ok(()),
+            STOPPING => {
+                self.shared.in_final.store(true, Ordering::Release);
+                true
+            }
+            _ => false,
+        };
         let result = self.inner.export(metrics).await;
-        if !self.shared.is_closed() {
-            self.shared.record(&result);
+        // An abandoned push (closed, or a scheduled one cut by the shutdown)
+        // is not counted.
+        match self.shared.phase() {
+            RUNNING => self.shared.record(&result),
+            STOPPING if is_final => self.shared.record(&result),
+            _ => {}
         }
         result
     }
@@ -87,17 +121,20 @@ pub fn build(config: &OtlpConfig, store: &Arc<Store>) -> Result<(Reader, Handle)
             ])
         })
         .unwrap_or(Duration::from_secs(10));
-    let shared = Arc::new(Shared {
-        store: store.clone(),
-        closed: AtomicBool::new(false),
-        close_tx: tokio::sync::watch::channel(false).0,
-        failing: AtomicBool::new(false),
-    });
+    // As the SDK's reader reads it: `otlp.interval`, else the variable, else 60 s.
+    let interval = config
+        .interval
+        .or_else(|| env_millis(&["OTEL_METRIC_EXPORT_INTERVAL"]))
+        .filter(|i| !i.is_zero())
+        .unwrap_or(Duration::from_secs(60));
+    let shared = Arc::new(Shared::new(store.clone(), interval));
     let client = PushClient::new(config, timeout, runtime, shared.clone())?;
     let mut builder = opentelemetry_otlp::MetricExporter::builder()
         .with_http()
         .with_protocol(Protocol::HttpBinary)
         .with_timeout(timeout)
+        // Retries are the client's (`super::retry`), on remora's runtime.
+        .with_retry_policy(RetryPolicy::disabled())
         .with_http_client(client)
         .with_headers(
             config
@@ -121,9 +158,6 @@ pub fn build(config: &OtlpConfig, store: &Arc<Store>) -> Result<(Reader, Handle)
         inner,
         shared: shared.clone(),
     };
-    let mut reader = PeriodicReader::builder(exporter);
-    if let Some(i) = config.interval {
-        reader = reader.with_interval(i);
-    }
+    let reader = PeriodicReader::builder(exporter).with_interval(interval);
     Ok((reader.build(), Handle { shared }))
 }

@@ -1,4 +1,5 @@
-//! The HTTP client of one target: TLS settings (CA, client certificate,
+//! The HTTP client of a target (shared by the targets of one setting,
+//! [`build_shared`]): TLS settings (CA, client certificate,
 //! server name, skip-verify), redirects, connection reuse.
 //!
 //! reqwest's own redirect handling is off: [`send`] follows redirects itself
@@ -241,15 +242,87 @@ pub(crate) fn tls_config(tls: &TlsConfig) -> Result<rustls::ClientConfig, Client
     }
 }
 
+/// The most targets whose connections stay open between polls: past it a
+/// poll opens a connection and closes it when done (an idle HTTP/1
+/// connection holds about 25 KB of buffers and channel in hyper, more than
+/// the rest of an idle target).
+pub const KEEP_ALIVE_UP_TO: usize = 256;
+
 /// Builds the client of one target. TLS files are read here, once per (re)load.
 pub fn build(target: &Target) -> Result<reqwest::Client, ClientError> {
+    build_with(target, 1)
+}
+
+/// What makes two targets' clients differ: the TLS set-up (a target's own
+/// for HTTPS; none, or the system roots when a redirect may lead to HTTPS,
+/// for HTTP) and the connect timeout. Credentials, headers and the request
+/// timeout go with each request; redirects are followed by [`send`].
+#[derive(Debug, Clone, PartialEq)]
+struct Setting {
+    tls: Option<TlsConfig>,
+    roots: bool,
+    connect_timeout: std::time::Duration,
+}
+
+impl Setting {
+    fn of(target: &Target) -> Self {
+        let https = target.url.scheme() == "https";
+        Setting {
+            tls: https.then(|| target.tls.clone()),
+            roots: !https && target.follow_redirects == FollowRedirects::Any,
+            connect_timeout: target.timeout,
+        }
+    }
+}
+
+/// The clients of a config's targets, one per distinct [`Setting`] shared
+/// by every target that has it (a client costs its TLS config, session
+/// cache and connection pool: tens of KB). Each keeps up to `idle`
+/// connections per host open between polls, times the number of targets
+/// sharing it (0: none). Returns a client per target, in order; an error
+/// names the index of the target whose client could not be built.
+pub fn build_shared(
+    targets: &[Arc<Target>],
+    idle: usize,
+) -> Result<Vec<reqwest::Client>, (usize, ClientError)> {
+    let settings: Vec<Setting> = targets.iter().map(|t| Setting::of(t)).collect();
+    let mut built: Vec<(Setting, usize, Option<reqwest::Client>)> = Vec::new();
+    for s in &settings {
+        match built.iter_mut().find(|(b, _, _)| b == s) {
+            Some((_, n, _)) => *n += 1,
+            None => built.push((s.clone(), 1, None)),
+        }
+    }
+    let mut out = Vec::with_capacity(targets.len());
+    for (i, (t, s)) in targets.iter().zip(&settings).enumerate() {
+        let Some((_, n, client)) = built.iter_mut().find(|(b, _, _)| b == s) else {
+            continue;
+        };
+        let client = match client {
+            Some(c) => c.clone(),
+            None => {
+                let c = build_with(t, idle.saturating_mul(*n)).map_err(|e| (i, e))?;
+                *client = Some(c.clone());
+                c
+            }
+        };
+        out.push(client);
+    }
+    Ok(out)
+}
+
+/// As [`build`]; `idle`: how many connections per host stay open between
+/// polls (0 when the targets outnumber the descriptors they may hold, see
+/// `crate::fdlimit`). The request timeout is set on each request too, so a
+/// client may be shared by targets of several timeouts.
+pub fn build_with(target: &Target, idle: usize) -> Result<reqwest::Client, ClientError> {
     install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("remora/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
         .timeout(target.timeout)
         .connect_timeout(target.timeout)
-        .pool_max_idle_per_host(1)
+        .pool_max_idle_per_host(idle)
         .no_proxy()
         .http1_only();
     if target.url.scheme() == "https" {

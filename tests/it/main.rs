@@ -16,6 +16,7 @@ mod exposition;
 mod host_fixtures;
 mod host_truth;
 mod init;
+mod limits;
 mod memory;
 mod otlp;
 mod peers;

@@ -52,6 +52,10 @@ pub enum PollError {
     /// Not JSON, not UTF-8, or not valid Prometheus text.
     #[error("{0}")]
     InvalidBody(String),
+    /// No open-file descriptor was free for the connection within the
+    /// timeout (`crate::fdlimit`); the poll was not made.
+    #[error("no free file descriptor within {}: the open-file limit is reached", humantime::format_duration(*.0))]
+    FdLimit(Duration),
 }
 
 impl PollError {
@@ -66,6 +70,7 @@ impl PollError {
                 PollResult::BodyTooLarge
             }
             PollError::InvalidBody(_) => PollResult::InvalidBody,
+            PollError::FdLimit(_) => PollResult::FdLimit,
         }
     }
 
@@ -225,7 +230,9 @@ async fn build_request(
     let mut req = match target.method {
         Method::Get => client.get(target.url.clone()),
         Method::Post => client.post(target.url.clone()),
-    };
+    }
+    // The client may be shared with targets of other timeouts.
+    .timeout(target.timeout);
     if let Some(body) = &target.body {
         req = req.body(body.clone());
     }
@@ -382,6 +389,17 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, P
                     count: 1,
                     example: None,
                 })
+                .chain(
+                    relabeled
+                        .too_deep
+                        .into_iter()
+                        .map(|(name, count)| ErrorCount {
+                            metric: name,
+                            reason: "exported_prefix_depth",
+                            count,
+                            example: None,
+                        }),
+                )
                 .collect();
             out.passthrough = Some(Arc::new(relabeled.families));
         }
@@ -583,7 +601,28 @@ pub async fn run(
     let target = p.target.clone();
     let offset = jitter(&target.name, target.interval);
     let (p, ctx, slot, target) = (&p, &ctx, &slot, &*target);
-    let poll = move || async move { publish(slot, target, poll_once(p, ctx).await) };
+    // Boxed: an idle target's task holds only the loop, not a poll's state
+    // (about 2.5 KB per target).
+    let poll = move || {
+        Box::pin(async move {
+            // A descriptor for the connection first (`crate::fdlimit`), held
+            // until the poll is done.
+            let permits = crate::fdlimit::poll_permits().clone();
+            let outcome = match tokio::time::timeout(target.timeout, permits.acquire_owned()).await
+            {
+                Ok(Ok(permit)) => {
+                    let outcome = poll_once(p, ctx).await;
+                    drop(permit);
+                    outcome
+                }
+                _ => {
+                    crate::fdlimit::log_refused_once(&target.name);
+                    Outcome::failed(0, 0, PollError::FdLimit(target.timeout))
+                }
+            };
+            publish(slot, target, outcome)
+        })
+    };
     drive(target.interval, offset, poll, first_done, shutdown).await;
 }
 

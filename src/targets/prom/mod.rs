@@ -21,7 +21,10 @@
 //!
 //! An app label whose name remora adds is renamed `exported_<name>`, the
 //! prefix repeated while the name is taken (Prometheus's `honor_labels:
-//! false`).
+//! false`), at most [`MAX_EXPORTED_PREFIXES`] times: a sample whose label
+//! would need more (remora's own output scraped back through remora) is
+//! dropped and counted as `exported_prefix_depth` in
+//! `remora_extraction_errors_total`.
 //!
 //! Every family name appears once in the response (see `exposition`'s encoding). A
 //! pass-through family whose name remora serves itself (its own instruments,
@@ -36,4 +39,4 @@ mod relabel;
 mod tests;
 
 pub use crate::model::passthrough::{Kind, PromFamily, Served, ServedNames};
-pub use relabel::{relabel, RelabelError, Relabeled};
+pub use relabel::{relabel, RelabelError, Relabeled, MAX_EXPORTED_PREFIXES};

@@ -19,7 +19,15 @@ pub struct Relabeled {
     pub dropped: u64,
     /// Names of families dropped because they collide with one remora serves.
     pub dropped_families: Vec<String>,
+    /// Samples dropped because a label would need more than
+    /// [`MAX_EXPORTED_PREFIXES`] `exported_` prefixes, by family name.
+    pub too_deep: Vec<(String, u64)>,
 }
+
+/// The most `exported_` prefixes one label name gets; a sample needing more
+/// (a target that serves remora's own output, scraped through several
+/// remora) is dropped and counted.
+pub const MAX_EXPORTED_PREFIXES: usize = 4;
 
 /// Why a body was rejected (the target goes down with `invalid_body`).
 #[derive(Debug, thiserror::Error)]
@@ -44,14 +52,18 @@ impl RelabelError {
 
 /// The label names of a sample with the app's names that remora adds renamed
 /// `exported_<name>`, `exported_exported_<name>`, ... until free; shorter
-/// names are renamed first, as Prometheus does.
-fn exported_names<'a>(app: &[(&'a str, &str)], added: &[(String, String)]) -> Vec<Cow<'a, str>> {
+/// names are renamed first, as Prometheus does. `None` when a name would
+/// have more than [`MAX_EXPORTED_PREFIXES`] prefixes (its own included).
+fn exported_names<'a>(
+    app: &[(&'a str, &str)],
+    added: &[(String, String)],
+) -> Option<Vec<Cow<'a, str>>> {
     let mut names: Vec<Cow<'a, str>> = app.iter().map(|(k, _)| Cow::Borrowed(*k)).collect();
     let mut clashing: Vec<usize> = (0..app.len())
         .filter(|&i| added.iter().any(|(a, _)| a == app[i].0))
         .collect();
     if clashing.is_empty() {
-        return names;
+        return Some(names);
     }
     clashing.sort_by_key(|&i| app[i].0.len());
     let mut taken: Vec<String> = app
@@ -67,10 +79,23 @@ fn exported_names<'a>(app: &[(&'a str, &str)], added: &[(String, String)]) -> Ve
                 break;
             }
         }
+        if prefixes(&name) > MAX_EXPORTED_PREFIXES {
+            return None;
+        }
         taken.push(name.clone());
         names[i] = Cow::Owned(name);
     }
-    names
+    Some(names)
+}
+
+/// How many `exported_` prefixes `name` starts with.
+fn prefixes(mut name: &str) -> usize {
+    let mut n = 0;
+    while let Some(rest) = name.strip_prefix("exported_") {
+        n += 1;
+        name = rest;
+    }
+    n
 }
 
 /// A family while its body is read.
@@ -83,6 +108,8 @@ struct Building {
     seen: usize,
     /// Sample lines kept.
     kept: usize,
+    /// Samples dropped for a label needing too many `exported_` prefixes.
+    too_deep: u64,
 }
 
 /// The family a sample named `name` belongs to: the family of that name,
@@ -150,6 +177,7 @@ pub fn relabel(
                     samples: String::new(),
                     seen: 0,
                     kept: 0,
+                    too_deep: 0,
                 });
                 families.len() - 1
             })
@@ -241,9 +269,12 @@ pub fn relabel(
             dropped += 1;
             continue;
         }
+        let Some(names) = exported_names(&pairs, labels) else {
+            fam.too_deep += 1;
+            continue;
+        };
         series += 1;
         fam.kept += 1;
-        let names = exported_names(&pairs, labels);
         let samples = &mut fam.samples;
         samples.push_str(name);
         let mut first = true;
@@ -290,6 +321,9 @@ pub fn relabel(
         ..Default::default()
     };
     for f in families {
+        if f.too_deep > 0 {
+            out.too_deep.push((f.name.clone(), f.too_deep));
+        }
         let kind = f.kind.unwrap_or(Kind::Untyped);
         if let Fit::Collides(_) = served_claims.fit(&f.name, kind) {
             out.dropped_families.push(f.name);

@@ -226,3 +226,34 @@ fn rejects_malformed_input() {
         );
     }
 }
+
+/// Issue 28: a label needing more than `MAX_EXPORTED_PREFIXES` prefixes
+/// (remora scraping its own output, round after round) drops its sample,
+/// counted by family.
+#[test]
+fn exported_prefix_depth_is_capped() {
+    use crate::targets::prom::MAX_EXPORTED_PREFIXES;
+    let deep = |n: usize| format!("{}target", "exported_".repeat(n));
+    // The app's labels take prefixes 0..n: remora's `target` needs n+1.
+    let body = |n: usize| {
+        let labels: Vec<String> = (0..=n).map(|i| format!("{}=\"{i}\"", deep(i))).collect();
+        format!("m{{{}}} 1\nok 1\n", labels.join(","))
+    };
+    let fits = relabel(
+        &body(MAX_EXPORTED_PREFIXES - 1),
+        &labels(),
+        &ServedNames::new(),
+        100,
+    )
+    .unwrap();
+    assert_eq!((fits.series, fits.too_deep.len()), (2, 0));
+    let r = relabel(
+        &body(MAX_EXPORTED_PREFIXES),
+        &labels(),
+        &ServedNames::new(),
+        100,
+    )
+    .unwrap();
+    assert_eq!(r.series, 1);
+    assert_eq!(r.too_deep, vec![("m".to_string(), 1)]);
+}

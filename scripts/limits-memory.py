@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Memory of remora with many targets and rules (issue 28): prints figures.
+
+Starts a local JSON app (one thread, every path answers the same small
+document), writes a config of TARGETS targets of RULES rules each, runs
+remora on it, waits for /-/ready and for a few poll rounds, and prints
+private memory (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup)
+and RSS, and per target net of a one-target run of the same binary
+(the base: code, runtime, render buffers); then reloads RELOADS times (POST /-/reload, each with a changed
+label so the config really changes) and prints the same after each.
+
+Usage: scripts/limits-memory.py [--bin target/debug/remora] [--targets 2000]
+       [--rules 10] [--reloads 10] [--interval 5s]
+A config over remora's limits is reported as refused (the error printed).
+"""
+
+import argparse
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def app(rules):
+    body = json.dumps({f"m{i}": i for i in range(rules)}).encode()
+
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    srv.daemon_threads = True
+    srv.handle_error = lambda *a: None  # remora gave up on a slow answer
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv.server_address[1]
+
+
+def config(app_port, targets, rules, interval, generation):
+    out = [
+        "host: {enabled: false}",
+        f"global: {{interval: {interval}, timeout: 2s, labels: {{generation: g{generation}}}}}",
+        "targets:",
+    ]
+    for t in range(targets):
+        out.append(f"  - name: t{t}")
+        out.append(f"    url: http://127.0.0.1:{app_port}/t{t}")
+        out.append("    metrics:")
+        for r in range(rules):
+            out.append(f"      - {{name: app.m{r}, path: $.m{r}}}")
+    return "\n".join(out) + "\n"
+
+
+def memory(pid):
+    fields = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 2 and parts[0].endswith(":"):
+                fields[parts[0][:-1]] = int(parts[1])
+    private = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    return private / 1024, fields.get("Rss", 0) / 1024
+
+
+def get(url, method="GET", timeout=30):
+    req = urllib.request.Request(url, method=method)
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.status, r.read()
+
+
+def wait(pred, secs, what):
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        try:
+            if pred():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    sys.exit(f"timed out waiting for {what}")
+
+
+def polls(port):
+    _, body = get(f"http://127.0.0.1:{port}/metrics")
+    total = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith("remora_target_polls_total{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def settle(port, targets):
+    """Waits until every target has been polled twice more."""
+    start = polls(port)
+    wait(lambda: polls(port) >= start + 2 * targets, 300, "two poll rounds")
+
+
+def base(binary, app_port, rules, interval):
+    """Private memory of the same binary with one target."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as d:
+        cfg = os.path.join(d, "exporter.yaml")
+        with open(cfg, "w") as f:
+            f.write(config(app_port, 1, rules, interval, 0))
+        p = subprocess.Popen(
+            [binary, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait(lambda: get(f"http://127.0.0.1:{port}/-/ready")[0] == 200, 120, "ready")
+            settle(port, 1)
+            return memory(p.pid)[0]
+        finally:
+            p.terminate()
+            p.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default="target/debug/remora")
+    ap.add_argument("--targets", type=int, default=2000)
+    ap.add_argument("--rules", type=int, default=10)
+    ap.add_argument("--reloads", type=int, default=10)
+    ap.add_argument("--interval", default="5s")
+    a = ap.parse_args()
+    app_port = app(a.rules)
+    port = free_port()
+    with tempfile.TemporaryDirectory() as d:
+        cfg = os.path.join(d, "exporter.yaml")
+        with open(cfg, "w") as f:
+            f.write(config(app_port, a.targets, a.rules, a.interval, 0))
+        size = os.path.getsize(cfg)
+        print(f"config: {a.targets} targets x {a.rules} rules = {a.targets * a.rules} rules, {size} bytes")
+        check = subprocess.run([a.bin, "check", f"--config.file={cfg}"], capture_output=True, text=True)
+        if check.returncode != 0:
+            print("refused: " + (check.stderr.strip().splitlines() or [""])[0])
+            return
+        p = subprocess.Popen(
+            [a.bin, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{port}",
+             "--web.enable-lifecycle", "--log.level=warn"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait(lambda: get(f"http://127.0.0.1:{port}/-/ready")[0] == 200, 300, "ready")
+            settle(port, a.targets)
+            priv, rss = memory(p.pid)
+            first = None
+            b = base(a.bin, app_port, a.rules, a.interval)
+            print(f"base (1 target): private {b:8.1f} MiB")
+            print(f"start:     private {priv:8.1f} MiB  rss {rss:8.1f} MiB  "
+                  f"per target {(priv - b) * 1024 / a.targets:7.1f} KiB (net of the base)")
+            for i in range(1, a.reloads + 1):
+                with open(cfg, "w") as f:
+                    f.write(config(app_port, a.targets, a.rules, a.interval, i))
+                get(f"http://127.0.0.1:{port}/-/reload", method="POST", timeout=120)
+                settle(port, a.targets)
+                priv, rss = memory(p.pid)
+                if first is None:
+                    first = priv
+                print(f"reload {i:2}: private {priv:8.1f} MiB  rss {rss:8.1f} MiB  "
+                      f"x{priv / first:.2f} of after the first reload")
+        finally:
+            p.terminate()
+            p.wait()
+
+
+if __name__ == "__main__":
+    main()
