@@ -14,10 +14,12 @@
 //! - `own`: remora's own instruments and build facts;
 //! - `encode`: text encoding, merged with the pass-through families;
 //! - `render`: the render thread and the latest render every scrape shares;
+//! - `negotiate`: the format and escaping an `Accept` header asks for;
 
 mod encode;
 mod exporter;
 mod names;
+mod negotiate;
 mod own;
 mod pipeline;
 mod render;
@@ -30,6 +32,7 @@ mod text;
 pub(crate) use encode::write_exposition;
 pub use encode::write_passthrough;
 pub use names::{check_rule_names, served_as, served_names, ServedAs};
+pub use negotiate::{choose, negotiate, Escaping, FormatPin, FormatPinError, Syntax, Variant};
 pub use own::{own_specs, REVISION, RUSTC_VERSION, VERSION};
 pub use pipeline::Pipeline;
 pub use render::{render_once, Latest, RenderError, Rendered, Renderer};
