@@ -112,6 +112,13 @@ impl Variant {
         s * 4 + e
     }
 
+    /// Every variant.
+    pub fn all() -> impl Iterator<Item = Variant> {
+        [Syntax::Text004, Syntax::Text100, Syntax::OpenMetrics]
+            .into_iter()
+            .flat_map(|syntax| Escaping::ALL.map(|escaping| Variant { syntax, escaping }))
+    }
+
     /// Whether the body is text 0.0.4's (text 1.0.0 with underscores is
     /// byte for byte the 0.0.4 body; only the Content-Type differs).
     pub fn body_is_004(self) -> bool {
