@@ -388,3 +388,94 @@ async fn a_pinned_format_ignores_the_accept_type_but_keeps_its_escaping() {
     scrape(&r, Some(PROM2), TEXT_004).await;
     r.stop().await;
 }
+
+/// An app serving OpenMetrics: counter with `_created` and an exemplar,
+/// info, stateset, gaugehistogram, unknown, a timestamp in seconds.
+const APP_OM: &str = "# TYPE om_jobs counter
+# HELP om_jobs Jobs \\\"done\\\".
+om_jobs_total{q=\"a\"} 3 # {trace_id=\"abc\"} 1 1700000000
+om_jobs_created{q=\"a\"} 1690000000
+# TYPE om_build info
+om_build_info{version=\"9\"} 1
+# TYPE om_state stateset
+om_state{om_state=\"up\"} 1
+om_state{om_state=\"down\"} 0
+# TYPE om_queue gaugehistogram
+om_queue_bucket{le=\"+Inf\"} 2
+om_queue_gsum 3
+om_queue_gcount 2
+# TYPE om_other unknown
+om_other 5 1700000000.25
+# EOF
+";
+
+#[tokio::test]
+async fn an_openmetrics_app_is_passed_through() {
+    let app = FakeTarget::start().await;
+    app.set(
+        "/om",
+        Reply::Body(
+            200,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            APP_OM.to_string(),
+        ),
+    );
+    let config = format!(
+        "global: {{interval: 1s, timeout: 900ms}}\ntargets:\n  - name: om\n    url: {}\n    format: prometheus\n",
+        app.url("/om")
+    );
+    let r = Remora::start(&config).await;
+    let text = r.metrics_until(20, |m| m.contains("om_jobs_total")).await;
+    for want in [
+        "# TYPE om_jobs_total counter\n",
+        "om_jobs_total{q=\"a\",target=\"om\"} 3\n",
+        "# TYPE om_build_info gauge\nom_build_info{version=\"9\",target=\"om\"} 1\n",
+        "om_state{om_state=\"up\",target=\"om\"} 1\n",
+        "om_queue_gsum{target=\"om\"} 3\n",
+        "om_other{target=\"om\"} 5 1700000000250\n",
+        "remora_target_up{target=\"om\"} 1\n",
+    ] {
+        assert!(text.contains(want), "{want:?} missing in\n{text}");
+    }
+    assert!(!text.contains("om_jobs_created"), "{text}");
+    assert!(!text.contains("trace_id"), "{text}");
+    promtool(&text);
+    python(&text, false);
+    // remora asked for OpenMetrics first, as Prometheus 2.x does.
+    let seen = app.seen("/om");
+    let accept = seen[0].headers.get("accept").cloned().unwrap_or_default();
+    assert!(
+        accept.starts_with("application/openmetrics-text;version=1.0.0"),
+        "{accept}"
+    );
+    // And serves it again as OpenMetrics.
+    let a = scrape_until(&r, PROM2, &om_type("underscores"), "om_jobs_total").await;
+    python(&a.body, true);
+    assert!(a.body.contains("# TYPE om_jobs counter\n"), "{}", a.body);
+    r.stop().await;
+}
+
+/// Scrapes with `accept` until the Content-Type is `want` and the body holds `has`.
+async fn scrape_until(r: &Remora, accept: &str, want: &str, has: &str) -> Answer {
+    let client = reqwest::Client::builder().no_gzip().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let resp = client
+            .get(r.url("/metrics"))
+            .header("accept", accept)
+            .send()
+            .await
+            .unwrap();
+        let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
+        let body = resp.text().await.unwrap();
+        if (content_type == want && body.contains(has)) || Instant::now() > deadline {
+            assert_eq!(content_type, want, "{body}");
+            return Answer {
+                content_type,
+                vary: String::new(),
+                body,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
