@@ -9,6 +9,12 @@
 //! (items, default `100 1000 10000 33334`) and `RENDER_ROUNDS` (default 15)
 //! change the run; `RENDER_SECONDS=S` instead renders the last size for S
 //! seconds (for `perf record`).
+//!
+//! A second table gives the render per format at `RENDER_FORMAT_ITEMS`
+//! items (default 10000, 30k series): text 0.0.4, and each other format
+//! as the render thread makes it (text 0.0.4 rendered, then converted);
+//! "extra ms" is what the format adds to the 0.0.4 render, the cost of a
+//! second format.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -18,7 +24,7 @@ use std::time::{Duration, Instant};
 use opentelemetry::KeyValue;
 
 use remora::config::parse_str;
-use remora::exposition::{render_once, Pipeline};
+use remora::exposition::{render_once, render_variant, Escaping, Pipeline, Syntax, Variant};
 use remora::model::{Family, InstrumentKind, InstrumentSpec, Series};
 use remora::store::{Store, TargetState};
 
@@ -128,6 +134,69 @@ fn main() {
             median.as_secs_f64() * 1e3,
             times[0].as_secs_f64() * 1e3,
             median.as_secs_f64() * 1e9 / series as f64,
+            bytes
+        );
+    }
+    formats(rounds);
+}
+
+/// The render per format at `RENDER_FORMAT_ITEMS` items.
+fn formats(rounds: usize) {
+    let n: usize = std::env::var("RENDER_FORMAT_ITEMS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
+    let (store, pipeline) = setup(n);
+    let variant = |syntax, escaping| Variant { syntax, escaping };
+    let cases = [
+        ("text 0.0.4", Variant::TEXT_004),
+        (
+            "openmetrics underscores",
+            variant(Syntax::OpenMetrics, Escaping::Underscores),
+        ),
+        (
+            "openmetrics allow-utf-8",
+            variant(Syntax::OpenMetrics, Escaping::AllowUtf8),
+        ),
+        (
+            "text 1.0.0 allow-utf-8",
+            variant(Syntax::Text100, Escaping::AllowUtf8),
+        ),
+        ("text 1.0.0 dots", variant(Syntax::Text100, Escaping::Dots)),
+        (
+            "openmetrics values",
+            variant(Syntax::OpenMetrics, Escaping::Values),
+        ),
+    ];
+    println!();
+    println!(
+        "{:>24} {:>8} {:>11} {:>11} {:>10} {:>11}",
+        "format", "series", "median ms", "best ms", "extra ms", "bytes"
+    );
+    let mut base = 0.0;
+    for (label, v) in cases {
+        let mut times = Vec::with_capacity(rounds);
+        let mut bytes = 0;
+        for round in 0..rounds as u64 {
+            publish(&store, n, round);
+            let start = Instant::now();
+            let text = render_variant(&pipeline, &store, v).unwrap_or_else(|e| panic!("{e}"));
+            times.push(start.elapsed());
+            bytes = text.len();
+            black_box(text);
+        }
+        times.sort();
+        let median = times[times.len() / 2].as_secs_f64() * 1e3;
+        if v == Variant::TEXT_004 {
+            base = median;
+        }
+        println!(
+            "{:>24} {:>8} {:>11.2} {:>11.2} {:>10.2} {:>11}",
+            label,
+            3 * n,
+            median,
+            times[0].as_secs_f64() * 1e3,
+            median - base,
             bytes
         );
     }

@@ -42,6 +42,12 @@ struct Cli {
     /// request is closed to admit a new one.
     #[arg(long = "web.max-connections", default_value_t = crate::server::DEFAULT_MAX_CONNECTIONS, value_parser = max_connections)]
     max_connections: usize,
+    /// The exposition format of /metrics: negotiate (by the Accept header:
+    /// OpenMetrics 1.0.0, then text 1.0.0, then text 0.0.4), or one format
+    /// pinned for a scraper that misbehaves (openmetrics, text-1.0.0,
+    /// text-0.0.4); the escaping still comes from the Accept header.
+    #[arg(long = "web.exposition-format", default_value_t = crate::exposition::FormatPin::Negotiate)]
+    exposition_format: crate::exposition::FormatPin,
     /// Log level.
     #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"], global = true)]
     log_level: String,
@@ -272,6 +278,7 @@ pub fn main() -> ExitCode {
                 roots: Roots::new(&cli.procfs, &cli.sysfs, &cli.rootfs),
                 watch: true,
                 max_connections: cli.max_connections,
+                exposition_format: cli.exposition_format,
             };
             let result: anyhow::Result<()> = rt.block_on(async move {
                 let shutdown = shutdown_signal()

@@ -83,6 +83,8 @@ pub struct Options {
     pub watch: bool,
     /// `--web.max-connections`.
     pub max_connections: usize,
+    /// `--web.exposition-format`.
+    pub exposition_format: crate::exposition::FormatPin,
 }
 
 /// Runs remora with a loaded config on a bound listener until `shutdown` completes.
@@ -127,6 +129,7 @@ pub async fn run(
             max_connections: options.max_connections,
             ..Default::default()
         },
+        exposition_format: options.exposition_format,
     });
     let sources = Sources::launch(prepared, &options.roots, &store, &ready);
 

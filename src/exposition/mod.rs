@@ -14,25 +14,37 @@
 //! - `own`: remora's own instruments and build facts;
 //! - `encode`: text encoding, merged with the pass-through families;
 //! - `render`: the render thread and the latest render every scrape shares;
+//! - `negotiate`: the format and escaping an `Accept` header asks for;
+//! - `openmetrics`: OpenMetrics and escaped text 1.0.0 from the 0.0.4 render;
+//! - `meta`: what those need to know of a family beyond 0.0.4 (UTF-8 name,
+//!   unit, info and stateset, `_created`, dotted label keys);
+//! - `escape`: names under the escaping schemes;
 
 mod encode;
+mod escape;
 mod exporter;
+mod meta;
 mod names;
+mod negotiate;
+mod openmetrics;
 mod own;
 mod pipeline;
 mod render;
 mod snapshot;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_formats;
 mod text;
 
 #[cfg(test)]
 pub(crate) use encode::write_exposition;
 pub use encode::write_passthrough;
 pub use names::{check_rule_names, served_as, served_names, ServedAs};
+pub use negotiate::{choose, negotiate, Escaping, FormatPin, FormatPinError, Syntax, Variant};
 pub use own::{own_specs, REVISION, RUSTC_VERSION, VERSION};
 pub use pipeline::Pipeline;
-pub use render::{render_once, Latest, RenderError, Rendered, Renderer};
+pub use render::{render_once, render_variant, Latest, RenderError, Rendered, Renderer};
 #[cfg(test)]
 pub(crate) use text::{Own, OwnBlock};
 

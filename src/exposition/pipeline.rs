@@ -74,6 +74,8 @@ pub struct Pipeline {
     rendering: OwnSlot,
     /// Held for a collect of `provider`: one render's series in `rendering` at a time.
     collecting: Mutex<()>,
+    /// What the formats other than text 0.0.4 need to know of each family.
+    pub(super) meta: super::meta::Meta,
 }
 
 /// Where the text provider's own instruments find the render's series.
@@ -286,7 +288,14 @@ impl Pipeline {
             own_readers: own_instruments().into_iter().map(|(_, r)| r).collect(),
             rendering,
             collecting: Mutex::new(()),
+            meta: super::meta::Meta::build(config, specs, &as_served),
         })
+    }
+
+    /// The family name an instrument of the store is served under.
+    pub(super) fn family_of(&self, instrument: &str) -> Option<&str> {
+        let i = *self.by_name.get(instrument)?;
+        self.from_store.get(i).map(|s| s.family.as_str())
     }
 
     /// Every family name this pipeline serves, with type and HELP.

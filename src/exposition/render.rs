@@ -11,15 +11,17 @@
 //! blocking pool, so nothing queued there (bcrypt checks, host collectors,
 //! large JSON bodies) can hold a scrape.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 
+use super::negotiate::Variant;
 use super::pipeline::Pipeline;
+use super::snapshot::Snapshot;
 use super::ExpositionError;
 use crate::store::Store;
 
@@ -50,6 +52,11 @@ struct Shared {
     store: Arc<Store>,
     pipeline: ArcSwap<Pipeline>,
     latest: ArcSwap<Latest>,
+    /// The latest render of each variant a scrape asked for (by
+    /// [`Variant::index`]), besides text 0.0.4's in `latest`.
+    variants: Vec<ArcSwapOption<Rendered>>,
+    /// Bit [`Variant::index`] set: a scrape asked for that variant once.
+    wanted: AtomicU32,
     /// The generation of the latest published render, for the few callers
     /// that wait for one (readiness, `POST /-/reload`), never for a scrape.
     published: tokio::sync::watch::Sender<u64>,
@@ -60,7 +67,14 @@ struct Shared {
 impl Shared {
     /// Renders the current state and publishes it; returns its generation.
     fn render_and_publish(&self, gzip: &mut Gzip) -> u64 {
-        let (generation, latest) = render_latest(&self.pipeline.load(), &self.store, gzip);
+        let wanted = wanted_variants(self.wanted.load(Ordering::Acquire));
+        let (generation, latest, variants) =
+            render_latest(&self.pipeline.load(), &self.store, gzip, &wanted);
+        for (v, r) in variants {
+            if let Some(slot) = self.variants.get(v.index()) {
+                slot.store(r.map(Arc::new));
+            }
+        }
         self.latest.store(Arc::new(latest));
         self.renders.fetch_add(1, Ordering::Relaxed);
         self.published.send_replace(generation);
@@ -80,24 +94,54 @@ impl Shared {
     }
 }
 
-/// Renders and compresses the current state; returns the generation rendered.
-fn render_latest(pipeline: &Pipeline, store: &Store, gzip: &mut Gzip) -> (u64, Latest) {
+/// The variants of the bits of `wanted` whose body is not text 0.0.4's.
+fn wanted_variants(wanted: u32) -> Vec<Variant> {
+    Variant::all()
+        .filter(|v| wanted & (1 << v.index()) != 0 && !v.body_is_004())
+        .collect()
+}
+
+/// One variant's render, `None` when it failed (text 0.0.4 is served then).
+type VariantRender = (Variant, Option<Rendered>);
+
+/// Renders and compresses the current state, text 0.0.4 and each of
+/// `variants` from it; returns the generation rendered.
+fn render_latest(
+    pipeline: &Pipeline,
+    store: &Store,
+    gzip: &mut Gzip,
+    variants: &[Variant],
+) -> (u64, Latest, Vec<VariantRender>) {
     // Read before rendering: every write up to it is complete once the
     // render has the store's lock, so the render includes them all.
     let generation = store.generation();
-    let latest = render_all(pipeline, store)
-        .map_err(RenderError::from)
-        .and_then(|text| {
-            Ok(Rendered {
+    let snap = pipeline.snapshot(store);
+    let text = render_snapshot(pipeline, &snap);
+    let mut others = Vec::new();
+    if let Ok(text) = &text {
+        for (v, body) in pipeline.convert(&snap, text, variants) {
+            let r = gzip.compress(&body).map(|gz| Rendered {
                 generation,
-                gzip: gzip.compress(&text)?,
-                plain_len: text.len(),
-            })
-        });
+                gzip: gz,
+                plain_len: body.len(),
+            });
+            if let Err(e) = &r {
+                tracing::error!(error = %e, format = v.content_type(), "cannot compress metrics");
+            }
+            others.push((v, r.ok()));
+        }
+    }
+    let latest = text.map_err(RenderError::from).and_then(|text| {
+        Ok(Rendered {
+            generation,
+            gzip: gzip.compress(&text)?,
+            plain_len: text.len(),
+        })
+    });
     if let Err(e) = &latest {
         tracing::error!(error = %e, "cannot render metrics");
     }
-    (generation, latest)
+    (generation, latest, others)
 }
 
 /// The render's gzip compressor: one deflate state (about 300 KB of window
@@ -159,12 +203,16 @@ impl Renderer {
     /// complete render), then starts the render thread.
     pub fn start(store: Arc<Store>, pipeline: Pipeline) -> Self {
         let mut gzip = Gzip::new();
-        let (generation, first) = render_latest(&pipeline, &store, &mut gzip);
+        let (generation, first, _) = render_latest(&pipeline, &store, &mut gzip, &[]);
         let (published, _) = tokio::sync::watch::channel(generation);
         let shared = Arc::new(Shared {
             store,
             pipeline: ArcSwap::from_pointee(pipeline),
             latest: ArcSwap::from_pointee(first),
+            variants: (0..Variant::COUNT)
+                .map(|_| ArcSwapOption::empty())
+                .collect(),
+            wanted: AtomicU32::new(0),
             published,
             renders: AtomicU64::new(1),
             stop: AtomicBool::new(false),
@@ -185,6 +233,23 @@ impl Renderer {
     /// The latest complete render; lock-free, never waits.
     pub fn latest(&self) -> Arc<Latest> {
         self.shared.latest.load_full()
+    }
+
+    /// The latest render of `variant` when its body is not text 0.0.4's.
+    /// The first ask for a variant makes the render thread render it from
+    /// then on (it renders at once); until its first render exists this
+    /// gives `None`, and the scrape is served text 0.0.4, a valid answer
+    /// to every `Accept` remora negotiates. Never waits.
+    pub fn variant(&self, variant: Variant) -> Option<Arc<Rendered>> {
+        if variant.body_is_004() {
+            return None;
+        }
+        let bit = 1 << variant.index();
+        if self.shared.wanted.fetch_or(bit, Ordering::AcqRel) & bit == 0 {
+            // Wakes the render thread: a new render, with this variant.
+            self.shared.store.touch();
+        }
+        self.shared.variants.get(variant.index())?.load_full()
     }
 
     /// The current pipeline.
@@ -245,14 +310,31 @@ impl Drop for Renderer {
 
 /// Renders synchronously, without a thread (for `remora once`).
 pub fn render_once(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, ExpositionError> {
-    render_all(pipeline, store)
+    render_snapshot(pipeline, &pipeline.snapshot(store))
+}
+
+/// Renders synchronously in `variant` (benchmarks and tests).
+pub fn render_variant(
+    pipeline: &Pipeline,
+    store: &Store,
+    variant: Variant,
+) -> Result<Vec<u8>, ExpositionError> {
+    let snap = pipeline.snapshot(store);
+    let text = render_snapshot(pipeline, &snap)?;
+    if variant.body_is_004() {
+        return Ok(text);
+    }
+    Ok(pipeline
+        .convert(&snap, &text, &[variant])
+        .pop()
+        .map(|(_, body)| body)
+        .unwrap_or(text))
 }
 
 /// The pipeline's families merged with those of `format: prometheus`
-/// targets, all written from one snapshot of `store`.
-fn render_all(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, ExpositionError> {
-    let snap = pipeline.snapshot(store);
-    let own = pipeline.gather(&snap)?;
+/// targets, all written from `snap`, in text 0.0.4.
+fn render_snapshot(pipeline: &Pipeline, snap: &Snapshot) -> Result<Vec<u8>, ExpositionError> {
+    let own = pipeline.gather(snap)?;
     Ok(pipeline.encode(own, snap.passthrough()))
 }
 

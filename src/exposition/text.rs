@@ -310,7 +310,7 @@ pub(super) fn write_sample(out: &mut Vec<u8>, name: &str, labels: &Labels<'_>, v
 /// exporter wrote: `5`, `-0`, `0.125`, `1000000000000000000000`, `NaN`):
 /// whole numbers below 1e15 through `itoa`, the rest through `Display`.
 /// (`zmij` is faster but picks another of two shortest forms now and then.)
-fn write_value(out: &mut Vec<u8>, v: f64) {
+pub(super) fn write_value(out: &mut Vec<u8>, v: f64) {
     if v.fract() == 0.0 && v.abs() < 1e15 {
         if v == 0.0 && v.is_sign_negative() {
             out.extend_from_slice(b"-0");
@@ -391,7 +391,7 @@ pub(super) fn family_name(name: &str, unit: &str) -> String {
     out
 }
 
-fn unit_suffix(unit: &str) -> Option<Cow<'static, str>> {
+pub(super) fn unit_suffix(unit: &str) -> Option<Cow<'static, str>> {
     if unit.is_empty() {
         return None;
     }

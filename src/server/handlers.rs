@@ -1,5 +1,5 @@
-//! The handlers and pages: `/metrics` (the latest render, gzip when
-//! accepted), `/`, `/targets/NAME` (see `pages`), `/-/healthy`, `/-/ready`,
+//! The handlers and pages: `/metrics` (the latest render in the format the
+//! `Accept` header negotiates, gzip when accepted), `/`, `/targets/NAME` (see `pages`), `/-/healthy`, `/-/ready`,
 //! `/-/status`, `/-/reload`, with basic auth in front of all but the probes.
 
 use std::convert::Infallible;
@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use super::inflate::Inflate;
 use super::pages::{decode_segment, html_escape, target_href, target_page};
 use super::{AppState, RENDER_WAIT};
-use crate::exposition::VERSION;
+use crate::exposition::{choose, Variant, VERSION};
 use crate::store::unix_now;
 
 /// A whole body, or the plain exposition inflated as it is sent.
@@ -63,11 +63,31 @@ fn accepts_gzip(req: &Request<Incoming>) -> bool {
         })
 }
 
+/// The `Accept` headers of a request, joined (a header may come several times).
+fn accept(req: &Request<Incoming>) -> Option<String> {
+    let mut values = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .peekable();
+    values.peek()?;
+    Some(values.collect::<Vec<_>>().join(","))
+}
+
 fn metrics(state: &AppState, req: &Request<Incoming>) -> Resp {
     let latest = state.renderer.latest();
     let rendered = match &*latest {
         Ok(r) => r,
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+    };
+    let asked = choose(accept(req).as_deref(), state.exposition_format);
+    // The variant's render, or (until its first render exists) text 0.0.4.
+    let other = state.renderer.variant(asked);
+    let (rendered, variant) = match &other {
+        Some(r) => (&**r, asked),
+        None if asked.body_is_004() => (rendered, asked),
+        None => (rendered, Variant::TEXT_004),
     };
     let gzip = accepts_gzip(req);
     let (len, body) = if gzip {
@@ -81,9 +101,12 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Resp {
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(variant.content_type()),
     );
-    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
     if gzip {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }

@@ -60,6 +60,8 @@ pub struct AppState {
     pub web: WebConfig,
     /// Connection limits (see [`serve`]).
     pub limits: ServeLimits,
+    /// `--web.exposition-format`: negotiate, or the format pinned.
+    pub exposition_format: crate::exposition::FormatPin,
 }
 
 /// How many connections, and how long a client may idle.

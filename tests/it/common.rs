@@ -221,6 +221,8 @@ pub struct Start {
     /// the process's (tests never mutate the process environment). Empty:
     /// the process environment.
     pub env: Vec<(&'static str, &'static str)>,
+    /// `--web.exposition-format` (default negotiate).
+    pub exposition_format: remora::exposition::FormatPin,
 }
 
 impl Remora {
@@ -269,6 +271,7 @@ impl Remora {
             roots: remora::host::Roots::default(),
             watch: opts.watch,
             max_connections: opts.max_connections.unwrap_or(512),
+            exposition_format: opts.exposition_format,
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {

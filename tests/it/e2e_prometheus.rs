@@ -49,6 +49,10 @@ targets:
         each: $.checks.*
         path: $.status
         labels: {{dependency: "{{@key}}"}}
+      - name: app.build_info
+        kind: info
+        description: Version of the demo app
+        labels: {{version: "{{$.version}}"}}
 "#
     );
     let cfg = dir.path().join("exporter.yaml");
@@ -106,6 +110,46 @@ targets:
         !r.is_empty()
     })
     .await;
+
+    // Prometheus 2.42 offers OpenMetrics first and gets it: the info rule
+    // arrives as `app_build_info`, and the stateset carries the label named
+    // as its family, which only the OpenMetrics answer has.
+    let r = wait_for(&client, &prom, "app_build_info", 20, |r| !r.is_empty()).await;
+    assert_eq!(value(&r[0]), 1.0);
+    assert_eq!(r[0]["metric"]["version"], "1.4.2");
+    wait_for(
+        &client,
+        &prom,
+        "app_dependency_health{app_dependency_health=\"healthy\",state=\"healthy\"}",
+        20,
+        |r| !r.is_empty(),
+    )
+    .await;
+    // Every sample of an OpenMetrics answer was scraped: the count
+    // Prometheus reports is the count of sample lines remora serves it.
+    let om = client
+        .get(format!("http://127.0.0.1:{remora_port}/metrics"))
+        .header("accept", crate::formats::PROM2)
+        .send()
+        .await
+        .unwrap();
+    assert!(om.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text; version=1.0.0"));
+    let body = om.text().await.unwrap();
+    let lines = body.lines().filter(|l| !l.starts_with('#')).count() as f64;
+    let r = wait_for(
+        &client,
+        &prom,
+        "scrape_samples_scraped{job=\"remora\"}",
+        10,
+        |r| !r.is_empty(),
+    )
+    .await;
+    assert_eq!(value(&r[0]), lines, "samples scraped vs served:\n{body}");
+    let r = wait_for(&client, &prom, "up{job=\"remora\"}", 10, |r| !r.is_empty()).await;
+    assert_eq!(value(&r[0]), 1.0);
 
     // A dependency fails: the state set follows.
     let resp = client

@@ -13,6 +13,7 @@ mod cli;
 mod e2e_prometheus;
 mod explain;
 mod exposition;
+mod formats;
 mod host_fixtures;
 mod host_truth;
 mod init;

@@ -65,6 +65,7 @@ impl Direct {
             reload,
             web,
             limits,
+            exposition_format: Default::default(),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

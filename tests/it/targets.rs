@@ -286,6 +286,7 @@ async fn a_missing_tls_file_is_a_startup_error() {
         roots: remora::host::Roots::default(),
         watch: false,
         max_connections: 512,
+        exposition_format: Default::default(),
     };
     let err = remora::app::run(cfg, options, listener, async {})
         .await

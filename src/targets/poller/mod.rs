@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
-use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
+use reqwest::header::{
+    HeaderName, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE,
+};
 use tokio::sync::watch;
 
 use crate::config::{Format, Method, Target};
@@ -236,6 +238,15 @@ async fn build_request(
     if let Some(body) = &target.body {
         req = req.body(body.clone());
     }
+    // An app's own /metrics: OpenMetrics first, as Prometheus 2.x asks
+    // (a configured Accept header replaces it).
+    let own_accept = target
+        .headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("accept"));
+    if target.format == Format::Prometheus && !own_accept {
+        req = req.header(ACCEPT, prom::ACCEPT);
+    }
     for (k, v) in &target.headers {
         if let (Ok(k), Ok(v)) = (
             HeaderName::from_bytes(k.as_bytes()),
@@ -268,7 +279,7 @@ async fn fetch(
     target: &Target,
     client: &reqwest::Client,
     max: u64,
-) -> Result<(u16, Vec<u8>), Outcome> {
+) -> Result<(u16, Vec<u8>, bool), Outcome> {
     let req = build_request(target, client)
         .await
         .map_err(|e| Outcome::failed(0, 0, PollError::Request(e)))?;
@@ -294,6 +305,11 @@ async fn fetch(
             PollError::Status(status),
         ));
     }
+    let om = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(prom::is_openmetrics);
     let declared = resp
         .headers()
         .get(CONTENT_LENGTH)
@@ -329,10 +345,16 @@ async fn fetch(
             }
         }
     }
-    Ok((status, body))
+    Ok((status, body, om))
 }
 
-fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, PollError> {
+/// `om`: the body is OpenMetrics (by its Content-Type).
+fn process_body(
+    p: &Poller,
+    ctx: &PollContext,
+    body: &[u8],
+    om: bool,
+) -> Result<Outcome, PollError> {
     let target = &p.target;
     let mut out = Outcome::succeeded(0, body.len() as u64);
     match target.format {
@@ -376,8 +398,13 @@ fn process_body(p: &Poller, ctx: &PollContext, body: &[u8]) -> Result<Outcome, P
                 std::iter::once(("target".to_string(), target.name.clone()))
                     .chain(target.labels.iter().map(|(k, v)| (k.clone(), v.clone()))),
             );
-            let relabeled = prom::relabel(text, &labels, &ctx.served, ctx.max_series)
-                .map_err(|e| PollError::InvalidBody(format!("invalid Prometheus text: {e}")))?;
+            let relabeled = if om {
+                prom::relabel_openmetrics(text, &labels, &ctx.served, ctx.max_series)
+                    .map_err(|e| PollError::InvalidBody(format!("invalid OpenMetrics text: {e}")))?
+            } else {
+                prom::relabel(text, &labels, &ctx.served, ctx.max_series)
+                    .map_err(|e| PollError::InvalidBody(format!("invalid Prometheus text: {e}")))?
+            };
             out.series = relabeled.series;
             out.dropped = relabeled.dropped;
             out.extraction_errors = relabeled
@@ -416,13 +443,13 @@ pub async fn poll_once(p: &Arc<Poller>, ctx: &PollContext) -> Outcome {
     let mut outcome = match fetched {
         Err(_) => Outcome::failed(0, 0, PollError::Timeout(target.timeout)),
         Ok(Err(failed)) => failed,
-        Ok(Ok((status, body))) => {
+        Ok(Ok((status, body, om))) => {
             let size = body.len() as u64;
             let processed = if body.len() > INLINE_PARSE_LIMIT {
                 let (p, c) = (p.clone(), ctx.clone());
                 // On the shared blocking pool at the process's priority:
                 // this is the poll itself, it must not wait behind anything.
-                tokio::task::spawn_blocking(move || process_body(&p, &c, &body))
+                tokio::task::spawn_blocking(move || process_body(&p, &c, &body, om))
                     .await
                     .unwrap_or_else(|e| {
                         Err(PollError::InvalidBody(format!(
@@ -430,7 +457,7 @@ pub async fn poll_once(p: &Arc<Poller>, ctx: &PollContext) -> Outcome {
                         )))
                     })
             } else {
-                process_body(p, ctx, &body)
+                process_body(p, ctx, &body, om)
             };
             match processed {
                 Ok(mut o) => {

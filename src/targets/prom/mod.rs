@@ -1,5 +1,7 @@
 //! `format: prometheus` targets: the app's own `/metrics`, served in remora's
-//! response with the target's and the global constant labels added.
+//! response with the target's and the global constant labels added. An app
+//! answering OpenMetrics (remora asks for it first, as Prometheus 2.x does)
+//! is read by `openmetrics` into the text 0.0.4 checked below.
 //!
 //! The text is checked line by line; anything malformed or ambiguous rejects
 //! the whole body (the target goes down), so an app never breaks remora's
@@ -33,10 +35,23 @@
 //! `name_collision`) when they are not, or when one family claims a sample
 //! name of the other.
 
+mod openmetrics;
 mod parse;
 mod relabel;
 #[cfg(test)]
 mod tests;
 
 pub use crate::model::passthrough::{Kind, PromFamily, Served, ServedNames};
+pub use openmetrics::{is_openmetrics, ACCEPT};
 pub use relabel::{relabel, RelabelError, Relabeled, MAX_EXPORTED_PREFIXES};
+
+/// [`relabel`] for an OpenMetrics body: read as the text 0.0.4 Prometheus
+/// would store (see `openmetrics`), then relabelled as any other.
+pub fn relabel_openmetrics(
+    text: &str,
+    labels: &[(String, String)],
+    served: &ServedNames,
+    max_series: usize,
+) -> Result<Relabeled, RelabelError> {
+    relabel(&openmetrics::to_text_004(text)?, labels, served, max_series)
+}
