@@ -628,6 +628,8 @@ fn aggregations_are_linted_at_load() {
             "{rule}: want {want:?} in {e}"
         );
     }
+}
+
 /// Issue 28: a target polling remora's own listen address and telemetry
 /// path is refused at its `url:`, with the 0.0.0.0 listen matching loopback.
 #[test]
