@@ -54,7 +54,7 @@ fn is_loopback(host: &str) -> bool {
 /// Whether `url` is remora's own telemetry endpoint when it listens on
 /// `listen` and serves `metrics_path`: the same port, a host that reaches
 /// the listener (any loopback name or address, or the unspecified address,
-/// when remora listens on 0.0.0.0 / [::] or on loopback; else the same
+/// when remora listens on 0.0.0.0 / `[::]` or on loopback; else the same
 /// host), and the same path (a trailing `/` aside). Another address of the
 /// machine's own interfaces is not recognised.
 pub fn is_self(url: &reqwest::Url, listen: &str, metrics_path: &str) -> bool {

@@ -275,7 +275,7 @@ impl Setting {
     }
 }
 
-/// The clients of a config's targets, one per distinct [`Setting`] shared
+/// The clients of a config's targets, one per distinct `Setting` shared
 /// by every target that has it (a client costs its TLS config, session
 /// cache and connection pool: tens of KB). Each keeps up to `idle`
 /// connections per host open between polls, times the number of targets
