@@ -14,7 +14,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use tokio::sync::oneshot;
 
 use super::inflate::Inflate;
-use super::pages::{decode_segment, html_escape, target_href, target_page};
+use super::pages::{
+    app_health, decode_segment, failing_rules, html_escape, target_href, target_page,
+};
 use super::{AppState, RENDER_WAIT};
 use crate::exposition::{choose, Variant, VERSION};
 use crate::store::unix_now;
@@ -133,11 +135,12 @@ fn index(state: &AppState) -> Resp {
          <h1>remora {VERSION}</h1><p>Sidecar metrics exporter. Config: <code>{}</code></p>\
          <ul><li><a href=\"{mp}\">{mp}</a></li><li><a href=\"/-/status\">/-/status</a></li>\
          <li><a href=\"/-/healthy\">/-/healthy</a></li><li><a href=\"/-/ready\">/-/ready</a></li></ul>\
-         <h2>Targets</h2><table><tr><th>target</th><th>url</th><th>up</th><th>last success</th><th>series</th><th>last error</th></tr>",
+         <h2>Targets</h2><table id=\"targets\"><tr><th>target</th><th>url</th><th>up</th><th>app health</th><th>failing rules</th><th>last success</th><th>series</th><th>last error</th></tr>",
         html_escape(&config.path.display().to_string()),
         mp = html_escape(&state.metrics_path),
     );
     for (name, t) in &inner.targets {
+        let failing = failing_rules(t);
         let (class, up) = match (t.polled, t.up) {
             (false, _) => ("", "pending"),
             (true, true) => ("up", "up"),
@@ -145,10 +148,12 @@ fn index(state: &AppState) -> Resp {
         };
         let _ = write!(
             html,
-            "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td class=\"{class}\">{up}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td class=\"{class}\">{up}</td><td class=\"health\">{}</td><td class=\"{}\">{failing}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             html_escape(&target_href(name)),
             html_escape(name),
             html_escape(&t.url),
+            html_escape(&app_health(t)),
+            if failing > 0 { "down" } else { "" },
             age(t.last_success),
             t.series,
             html_escape(t.last_error.as_deref().unwrap_or("")),

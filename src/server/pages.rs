@@ -66,7 +66,38 @@ pub(super) fn target_href(name: &str) -> String {
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em}td,th{padding:.2em .8em;text-align:left;vertical-align:top}\
 table{border-collapse:collapse}tr{border-bottom:1px solid #ddd}.down,.failing td.failures{color:#b00}.up{color:#070}\
-code{background:#f4f4f4}.hint{color:#333;font-style:italic}";
+code{background:#f4f4f4}.hint{color:#333;font-style:italic}\
+table#rules{table-layout:fixed;width:100%;max-width:1400px}table#rules td{overflow-wrap:anywhere}\
+table#rules th:nth-child(1){width:18%}table#rules th:nth-child(2),table#rules th:nth-child(3){width:16%}\
+table#rules th:nth-child(4),table#rules th:nth-child(5){width:7%}";
+
+/// The app's own health as its state sets say it: each family whose series
+/// carry only a `state` label (a rule without `each`, such as a page's
+/// overall `status`) gives `name: STATE`, the state whose series is 1.
+/// Empty when the target has no such rule or is down.
+pub(super) fn app_health(t: &TargetState) -> String {
+    let mut out = Vec::new();
+    for f in t.families.iter() {
+        let only_state = !f.series.is_empty()
+            && f.series
+                .iter()
+                .all(|s| s.attributes.len() == 1 && s.attributes[0].key.as_str() == "state");
+        if !only_state {
+            continue;
+        }
+        if let Some(s) = f.series.iter().find(|s| s.value == 1.0) {
+            out.push(format!("{}: {}", f.name, s.attributes[0].value.as_str()));
+        }
+    }
+    out.join(", ")
+}
+
+/// Rules that failed at least once in the last good poll (0 without one).
+pub(super) fn failing_rules(t: &TargetState) -> usize {
+    t.explain.as_ref().map_or(0, |r| {
+        r.rules.iter().filter(|r| !r.failures.is_empty()).count()
+    })
+}
 
 fn age(last: Option<f64>) -> String {
     match last {

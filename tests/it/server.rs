@@ -792,3 +792,64 @@ async fn slow_clients_are_cut_off() {
     assert!(has_name(&r.metrics().await, "remora_build_info"));
     r.stop().await;
 }
+
+/// Issue 26.9: `/` shows each target's own health (its top-level state
+/// sets) and how many rules failed, in the failing form and in the healthy
+/// one, so a failing app is visible without opening its page.
+#[tokio::test]
+async fn the_index_shows_the_apps_health_and_failing_rules() {
+    let app = FakeTarget::start().await;
+    let body = |status: &str, latency: &str| {
+        format!(
+            "{{\"status\": \"{status}\", \"checks\": {{\"db\": {{\"latency_ms\": {latency}}}}}}}"
+        )
+    };
+    app.set("/health", Reply::json(&body("DOWN", "\"slow\"")));
+    let config = format!(
+        "global: {{interval: 1h, timeout: 2s}}\nhost: {{enabled: false}}\ntargets:\n  - name: app\n    url: {}\n    metrics:\n      - {{name: app.status, kind: stateset, states: [UP, DOWN], path: $.status}}\n      - {{name: app.check.latency, each: '$.checks.*', path: $.latency_ms, labels: {{check: '{{@key}}'}}}}\n",
+        app.url("/health")
+    );
+    let r = Remora::start(&config).await;
+    let client = reqwest::Client::new();
+    let index = client
+        .get(r.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row = index
+        .split("<tr>")
+        .find(|row| row.contains("/targets/app"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        row.contains("<td class=\"health\">app.status: DOWN</td>"),
+        "{row}"
+    );
+    assert!(row.contains("<td class=\"down\">1</td>"), "{row}");
+    r.stop().await;
+
+    app.set("/health", Reply::json(&body("UP", "3")));
+    let r = Remora::start(&config).await;
+    let index = client
+        .get(r.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let row = index
+        .split("<tr>")
+        .find(|row| row.contains("/targets/app"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        row.contains("<td class=\"health\">app.status: UP</td>"),
+        "{row}"
+    );
+    assert!(row.contains("<td class=\"\">0</td>"), "{row}");
+    r.stop().await;
+}
