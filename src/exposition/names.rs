@@ -133,6 +133,20 @@ fn one_pass(resource_set: bool, specs: &[InstrumentSpec], which: &[usize], found
 /// type it would have on its own.
 pub fn served_as(resource: &BTreeMap<String, String>, specs: &[InstrumentSpec]) -> ServedAs {
     let resource_set = !resource.is_empty();
+    served_by(specs, |which, found| {
+        one_pass(resource_set, specs, which, found)
+    })
+}
+
+/// [`served_as`] with `pass` finding how the instruments of `which` (indices
+/// of `specs`, registered together in that order) are served: one pass over
+/// the distinct names, then each one left out (the text keeps the first of
+/// two families of one name and different types) on its own; a spec whose
+/// name came earlier is served as that one.
+pub(crate) fn served_by(
+    specs: &[InstrumentSpec],
+    mut pass: impl FnMut(&[usize], &mut ServedAs),
+) -> ServedAs {
     let mut found = ServedAs {
         specs: vec![None; specs.len()],
         extra: Vec::new(),
@@ -141,16 +155,14 @@ pub fn served_as(resource: &BTreeMap<String, String>, specs: &[InstrumentSpec]) 
     let distinct: Vec<usize> = (0..specs.len())
         .filter(|&i| *first.entry(specs[i].name.as_str()).or_insert(i) == i)
         .collect();
-    one_pass(resource_set, specs, &distinct, &mut found);
-    // The text keeps the first of two families of one name and different
-    // types; each one left out is found on its own.
+    pass(&distinct, &mut found);
     let missing: Vec<usize> = distinct
         .iter()
         .copied()
         .filter(|&i| found.specs[i].is_none())
         .collect();
     for i in missing {
-        one_pass(resource_set, specs, &[i], &mut found);
+        pass(&[i], &mut found);
     }
     for (i, spec) in specs.iter().enumerate() {
         let f = first.get(spec.name.as_str()).copied().unwrap_or(i);

@@ -227,30 +227,9 @@ fn served_as_agrees_with_the_sdk() {
     }
 
     fn sdk_served_as(resource: &BTreeMap<String, String>, specs: &[InstrumentSpec]) -> ServedAs {
-        let mut found = ServedAs {
-            specs: vec![None; specs.len()],
-            extra: Vec::new(),
-        };
-        let mut first: BTreeMap<&str, usize> = BTreeMap::new();
-        let distinct: Vec<usize> = (0..specs.len())
-            .filter(|&i| *first.entry(specs[i].name.as_str()).or_insert(i) == i)
-            .collect();
-        sdk_probe(resource, specs, &distinct, &mut found);
-        let missing: Vec<usize> = distinct
-            .iter()
-            .copied()
-            .filter(|&i| found.specs[i].is_none())
-            .collect();
-        for i in missing {
-            sdk_probe(resource, specs, &[i], &mut found);
-        }
-        for (i, spec) in specs.iter().enumerate() {
-            let f = first.get(spec.name.as_str()).copied().unwrap_or(i);
-            if f != i {
-                found.specs[i] = found.specs[f].clone();
-            }
-        }
-        found
+        crate::exposition::names::served_by(specs, |which, found| {
+            sdk_probe(resource, specs, which, found)
+        })
     }
 
     let spec = InstrumentSpec::new;

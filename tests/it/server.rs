@@ -793,6 +793,21 @@ async fn slow_clients_are_cut_off() {
     r.stop().await;
 }
 
+/// The row of target `app` in the index page `/`.
+async fn app_row(r: &Remora) -> String {
+    let index = reqwest::get(r.url("/"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    index
+        .split("<tr>")
+        .find(|row| row.contains("/targets/app"))
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Issue 26.9: `/` shows each target's own health (its top-level state
 /// sets) and how many rules failed, in the failing form and in the healthy
 /// one, so a failing app is visible without opening its page.
@@ -810,20 +825,7 @@ async fn the_index_shows_the_apps_health_and_failing_rules() {
         app.url("/health")
     );
     let r = Remora::start(&config).await;
-    let client = reqwest::Client::new();
-    let index = client
-        .get(r.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let row = index
-        .split("<tr>")
-        .find(|row| row.contains("/targets/app"))
-        .unwrap_or_default()
-        .to_string();
+    let row = app_row(&r).await;
     assert!(
         row.contains("<td class=\"health\">app.status: DOWN</td>"),
         "{row}"
@@ -833,19 +835,7 @@ async fn the_index_shows_the_apps_health_and_failing_rules() {
 
     app.set("/health", Reply::json(&body("UP", "3")));
     let r = Remora::start(&config).await;
-    let index = client
-        .get(r.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let row = index
-        .split("<tr>")
-        .find(|row| row.contains("/targets/app"))
-        .unwrap_or_default()
-        .to_string();
+    let row = app_row(&r).await;
     assert!(
         row.contains("<td class=\"health\">app.status: UP</td>"),
         "{row}"
