@@ -623,3 +623,42 @@ pub fn start_demo_app() -> (Proc, String) {
         .to_string();
     (Proc(child), addr)
 }
+
+/// Runs `program` with `args`, `input` on its standard input; its output.
+pub fn pipe(program: &std::path::Path, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// `promtool check metrics`: parse errors fail (lint remarks such as a
+/// missing HELP do not: they concern the apps' names, not the format).
+/// Reads text 0.0.4 (and text 1.0.0 with legacy names).
+pub fn promtool_parses(text: &str) {
+    let Some(promtool) = tool("promtool") else {
+        return;
+    };
+    let out = pipe(&promtool, &["check", "metrics"], text);
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.code() != Some(1) && !report.contains("error while linting"),
+        "promtool rejects the exposition: {report}\n{text}"
+    );
+}

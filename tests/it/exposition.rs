@@ -115,37 +115,6 @@ fn family_lines_once(text: &str) {
     }
 }
 
-/// `promtool check metrics`: parse errors fail (lint remarks such as a
-/// missing HELP do not: they concern the apps' names, not the format).
-fn promtool_parses(text: &str) {
-    let Some(promtool) = common::tool("promtool") else {
-        return;
-    };
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.code() != Some(1) && !report.contains("error while linting"),
-        "promtool rejects the exposition: {report}\n{text}"
-    );
-}
-
 const PARSE: &str = r#"
 import json, sys
 from prometheus_client.parser import text_string_to_metric_families
@@ -261,7 +230,7 @@ async fn odd_apps_give_one_valid_exposition() {
     assert!(m.contains("# HELP odd_help A \\\\d in HELP text.\n"), "{m}");
     assert_eq!(sample(&m, "remora_target_up{target=\"odd\"}"), Some(1.0));
 
-    promtool_parses(&m);
+    common::promtool_parses(&m);
     if let Some(families) = python_parses(&m) {
         assert_eq!(
             py_sample(
@@ -305,7 +274,7 @@ async fn malformed_bodies_take_the_target_down_never_the_response() {
         );
     }
     assert!(!has_name(&m, "esc") && !has_name(&m, "dup"), "{m}");
-    promtool_parses(&m);
+    common::promtool_parses(&m);
     python_parses(&m);
     r.stop().await;
 }

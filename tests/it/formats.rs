@@ -8,8 +8,6 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{FakeTarget, Remora, Reply, Start};
@@ -159,20 +157,11 @@ type PyFamily = (
 /// without Python.
 fn python(text: &str, om: bool) -> Option<Vec<PyFamily>> {
     let python = common::tool("python3")?;
-    let mut child = Command::new(python)
-        .args(["-c", PARSE, if om { "om" } else { "text" }])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::pipe(
+        &python,
+        &["-c", PARSE, if om { "om" } else { "text" }],
+        text,
+    );
     assert!(
         out.status.success(),
         "prometheus_client ({}) rejects the exposition: {}\n{text}",
@@ -180,36 +169,6 @@ fn python(text: &str, om: bool) -> Option<Vec<PyFamily>> {
         String::from_utf8_lossy(&out.stderr)
     );
     Some(serde_json::from_slice(&out.stdout).unwrap())
-}
-
-/// `promtool check metrics` (text 0.0.4): a parse error fails.
-fn promtool(text: &str) {
-    let Some(promtool) = common::tool("promtool") else {
-        return;
-    };
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.code() != Some(1) && !report.contains("error while linting"),
-        "promtool rejects the exposition: {report}\n{text}"
-    );
 }
 
 fn family<'a>(fams: &'a [PyFamily], name: &str) -> &'a PyFamily {
@@ -240,7 +199,7 @@ async fn every_scraper_gets_its_format_parsed_by_an_independent_parser() {
             "{}",
             a.body
         );
-        promtool(&a.body);
+        common::promtool_parses(&a.body);
         python(&a.body, false);
     }
 
@@ -309,7 +268,7 @@ async fn every_scraper_gets_its_format_parsed_by_an_independent_parser() {
         assert!(!a.body.contains("# EOF"));
         python(&a.body, false);
         if escaping == "underscores" {
-            promtool(&a.body);
+            common::promtool_parses(&a.body);
         }
         let accept = format!("application/openmetrics-text;version=1.0.0;escaping={escaping}");
         let a = scrape(&r, Some(&accept), &om_type(escaping)).await;
@@ -439,7 +398,7 @@ async fn an_openmetrics_app_is_passed_through() {
     }
     assert!(!text.contains("om_jobs_created"), "{text}");
     assert!(!text.contains("trace_id"), "{text}");
-    promtool(&text);
+    common::promtool_parses(&text);
     python(&text, false);
     // remora asked for OpenMetrics first, as Prometheus 2.x does.
     let seen = app.seen("/om");
