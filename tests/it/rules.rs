@@ -404,3 +404,226 @@ fn ietf_checks_age_of_the_oldest_check_with_an_injected_clock() {
         failing.explain
     );
 }
+
+/// `remora once --explain` itself (the binary, a fake app answering the
+/// failing MicroProfile body with its 503): the levels and the folds are on
+/// stderr, the series on stdout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_explain_shows_levels_and_aggregations() {
+    use crate::common::{sample, FakeTarget, Reply};
+    let app = FakeTarget::start().await;
+    app.set(
+        "/q/health/ready",
+        Reply::Body(
+            503,
+            "application/json",
+            app_body("microprofile-health", "failing"),
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("exporter.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"host: {{enabled: false}}
+targets:
+  - name: mp
+    url: {}
+    accept_status: [200, 503]
+    metrics:
+      - name: app.checks
+        count_by: state
+        states: [UP, DOWN]
+        each: $.checks[*]
+        labels: {{state: "{{$.status}}"}}
+      - name: app.check.data
+        kind: info
+        each: ['$.checks[*]', '$.data.*']
+        labels: {{check: "{{@1$.name}}", key: "{{@key}}"}}
+"#,
+            app.url("/q/health/ready")
+        ),
+    )
+    .unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_remora"))
+            .args([
+                "once",
+                "--explain",
+                &format!("--config.file={}", cfg.display()),
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("  rule app.checks: each $.checks[*] matched 3 node(s); count_by state over 3 node(s): 2 series"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("  rule app.check.data: each $.checks[*] matched 3 node(s), then $.data.* matched 7 node(s); path 1: 7 series"),
+        "{stderr}"
+    );
+    assert_eq!(
+        sample(&stdout, r#"app_checks{state="DOWN",target="mp"}"#),
+        Some(2.0),
+        "{stdout}"
+    );
+    assert_eq!(
+        sample(
+            &stdout,
+            r#"app_check_data{check="payment-gateway",key="circuitOpen",target="mp"}"#
+        ),
+        Some(1.0),
+        "{stdout}"
+    );
+}
+
+fn app_body(product: &str, form: &str) -> String {
+    app(product, form)
+}
+
+/// Every rule set of this file on each product's healthy and failing
+/// bodies: no extraction error, and the table of the closing note (run with
+/// `--nocapture` to print it).
+#[test]
+fn every_rule_set_runs_on_healthy_and_failing_bodies_without_error() {
+    let sets: &[(&str, String, &[&str])] = &[
+        (
+            "spring-boot-actuator",
+            SPRING_COMPOSITE.to_string(),
+            &["healthy", "failing", "unknown", "out-of-service"],
+        ),
+        (
+            "microprofile-health",
+            MICROPROFILE.to_string(),
+            &["healthy", "failing", "empty"],
+        ),
+        (
+            "consul-health-checks",
+            CONSUL_BY_STATUS.to_string(),
+            &["healthy", "failing", "empty"],
+        ),
+        (
+            "consul-agent-checks",
+            CONSUL_BY_STATUS.replace("$[*]", "$.*"),
+            &["healthy", "failing"],
+        ),
+        (
+            "kafka-connect",
+            KAFKA.to_string(),
+            &[
+                "healthy",
+                "failing",
+                "connector-failed",
+                "paused",
+                "rebalancing",
+            ],
+        ),
+        (
+            "elasticsearch",
+            ES.to_string(),
+            &["healthy", "yellow", "failing", "timeout"],
+        ),
+        (
+            "opensearch",
+            OS.to_string(),
+            &["healthy", "failing", "awareness"],
+        ),
+        (
+            "ietf-health-json",
+            IETF.to_string(),
+            &["healthy", "warn", "failing", "alias-up"],
+        ),
+    ];
+    println!("| product | form | series | errors |\n|---|---|---|---|");
+    for (product, rules, names) in sets {
+        for form in *names {
+            let r = run_with(rules, &app(product, form), |x| {
+                x.with_clock(|| 1_718_031_704.0)
+            });
+            println!(
+                "| {product} | {form} | {} | {} |",
+                r.series.len(),
+                if r.errors.is_empty() {
+                    "none".to_string()
+                } else {
+                    r.errors.join(", ")
+                }
+            );
+            // The IETF alias form uses `ok`/`up`, outside pass/warn/fail: shown as other.
+            if (*product, *form) == ("ietf-health-json", "alias-up") {
+                assert!(
+                    r.series.iter().any(|s| s.contains("state=\"other\"} 1")),
+                    "{:#?}",
+                    r.series
+                );
+                continue;
+            }
+            assert!(r.errors.is_empty(), "{product} {form}: {:?}", r.errors);
+        }
+    }
+}
+
+const MICROPROFILE: &str = r#"      - name: app.checks
+        count_by: state
+        states: [UP, DOWN]
+        each: $.checks[*]
+        labels: {state: "{$.status}"}
+      - name: app.checks.total
+        aggregate: count
+        each: $.checks[*]
+"#;
+
+const KAFKA: &str = r#"      - name: connect.tasks
+        count_by: state
+        states: [UNASSIGNED, RUNNING, PAUSED, FAILED, RESTARTING, STOPPED]
+        each: $.tasks[*]
+        labels: {state: "{$.state}"}
+      - name: connect.connector
+        kind: stateset
+        states: [UNASSIGNED, RUNNING, PAUSED, FAILED, RESTARTING, STOPPED]
+        path: $.connector.state
+"#;
+
+const ES: &str = r#"      - name: es.shards.not_active
+        aggregate: sum
+        path: "$['unassigned_shards', 'initializing_shards', 'relocating_shards']"
+      - name: es.status
+        kind: stateset
+        states: [green, yellow, red]
+        path: $.status
+"#;
+
+const OS: &str = r#"      - name: os.zone.unassigned.max
+        aggregate: max
+        each: $.awareness_attributes.zone.*
+        path: $.unassigned_shards
+      - name: os.zones
+        aggregate: count
+        each: $.awareness_attributes.zone.*
+"#;
+
+const IETF: &str = r#"      - name: app.check.status
+        kind: stateset
+        states: [pass, warn, fail]
+        each: ['$.checks.*', '$[*]']
+        path: $.status
+        labels: {check: "{@key:1}", component: "{$.componentId}"}
+        optional: true
+      - name: app.check.age.max
+        unit: s
+        aggregate: max
+        parse: age
+        each: ['$.checks.*', '$[*]']
+        path: $.time
+      - name: app.checks
+        count_by: status
+        states: [pass, warn, fail]
+        each: ['$.checks.*', '$[*]']
+        labels: {status: "{$.status}"}
+"#;
