@@ -294,9 +294,12 @@ async fn a_failing_rule_logs_once_with_value_and_hint_and_once_when_it_recovers(
             .collect()
     };
     // Twice failing (two onsets), once recovered, never at every poll nor
-    // after the target's own outage.
+    // after the target's own outage. (Only `app`'s: the `other` target's
+    // 100 ms timeout may expire on a loaded machine.)
     assert_eq!(
-        logs.iter().filter(|l| l["msg"] == "target down").count(),
+        logs.iter()
+            .filter(|l| l["msg"] == "target down" && l["target"] == "app")
+            .count(),
         1,
         "{all}"
     );

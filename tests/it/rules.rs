@@ -411,13 +411,13 @@ fn ietf_checks_age_of_the_oldest_check_with_an_injected_clock() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_explain_shows_levels_and_aggregations() {
     use crate::common::{sample, FakeTarget, Reply};
-    let app = FakeTarget::start().await;
-    app.set(
+    let fake = FakeTarget::start().await;
+    fake.set(
         "/q/health/ready",
         Reply::Body(
             503,
             "application/json",
-            app_body("microprofile-health", "failing"),
+            app("microprofile-health", "failing"),
         ),
     );
     let dir = tempfile::tempdir().unwrap();
@@ -441,7 +441,7 @@ targets:
         each: ['$.checks[*]', '$.data.*']
         labels: {{check: "{{@1$.name}}", key: "{{@key}}"}}
 "#,
-            app.url("/q/health/ready")
+            fake.url("/q/health/ready")
         ),
     )
     .unwrap();
@@ -481,10 +481,6 @@ targets:
         Some(1.0),
         "{stdout}"
     );
-}
-
-fn app_body(product: &str, form: &str) -> String {
-    app(product, form)
 }
 
 /// Every rule set of this file on each product's healthy and failing
