@@ -727,7 +727,8 @@ fn a_target_reaching_remora_itself_through_a_forwarder_is_refused_and_another_re
     let token = instance_token(&a).expect("no x-remora-instance on /metrics");
     assert_eq!(token.len(), 32, "{a}");
     assert_eq!(instance_token(&head_of(port, "/")), Some(token.clone()));
-    assert_ne!(instance_token(&b), Some(token), "two processes, one token");
+    let other = instance_token(&b).expect("no x-remora-instance on the other's /metrics");
+    assert_ne!(other, token, "two processes, one token");
     // The other remora polls this one through the forwarder, as usual.
     let m = peer.metrics_until(30, "the other remora polled", |m| {
         crate::common::sample(
