@@ -18,7 +18,7 @@
 //! host loop), [`model`] (the data sources hand over), [`store`] (latest
 //! state), [`readiness`] (the `/-/ready` latch), [`exposition`]
 //! (pipeline, text, encoding, render thread), [`server`] (HTTP),
-//! [`web`] (TLS and auth), [`fdlimit`] (open-file limit and target connection permits), [`otlp`] (OTLP push), [`app`] (lifecycle and reload), [`logging`],
+//! [`web`] (TLS and auth), [`instance`] (this process's token, against polling itself), [`fdlimit`] (open-file limit and target connection permits), [`otlp`] (OTLP push), [`app`] (lifecycle and reload), [`logging`],
 //! [`cli`]. ARCHITECTURE.md at the repository root says where state lives and
 //! what runs on which thread.
 
@@ -29,6 +29,7 @@ pub mod exposition;
 pub mod fdlimit;
 pub mod host;
 pub mod init;
+pub mod instance;
 pub mod logging;
 pub mod memory;
 pub mod model;

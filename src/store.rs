@@ -31,10 +31,13 @@ pub enum PollResult {
     InvalidBody,
     /// Not made: no open-file descriptor was free within the timeout.
     FdLimit,
+    /// Refused: the response came from this remora process itself
+    /// (`crate::instance`), through an address the load check cannot know.
+    SelfScrape,
 }
 
 impl PollResult {
-    pub const ALL: [PollResult; 7] = [
+    pub const ALL: [PollResult; 8] = [
         PollResult::Success,
         PollResult::Timeout,
         PollResult::ConnectError,
@@ -42,6 +45,7 @@ impl PollResult {
         PollResult::BodyTooLarge,
         PollResult::InvalidBody,
         PollResult::FdLimit,
+        PollResult::SelfScrape,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +57,7 @@ impl PollResult {
             PollResult::BodyTooLarge => "body_too_large",
             PollResult::InvalidBody => "invalid_body",
             PollResult::FdLimit => "fd_limit",
+            PollResult::SelfScrape => "self_scrape",
         }
     }
 }

@@ -133,7 +133,12 @@ async fn connection(
             let (state, slot, conns) = (state.clone(), slot.clone(), conns.clone());
             async move {
                 slot.state.store(BUSY, Ordering::Release);
-                let resp = handle(state, req).await;
+                // Every response says which process answered (`crate::instance`).
+                let resp = handle(state, req).await.map(|mut r| {
+                    r.headers_mut()
+                        .insert(crate::instance::HEADER, crate::instance::header_value());
+                    r
+                });
                 slot.state.store(KEPT, Ordering::Release);
                 // A client waiting for room may now take this connection's.
                 conns.changed.notify_one();

@@ -58,6 +58,10 @@ pub enum PollError {
     /// timeout (`crate::fdlimit`); the poll was not made.
     #[error("no free file descriptor within {}: the open-file limit is reached", humantime::format_duration(*.0))]
     FdLimit(Duration),
+    /// The response carries this process's own `X-Remora-Instance` token:
+    /// the URL leads back to remora itself (`crate::instance`).
+    #[error("the URL answers with remora's own /metrics (the X-Remora-Instance header is this process's): polling itself is refused")]
+    SelfScrape,
 }
 
 impl PollError {
@@ -73,6 +77,7 @@ impl PollError {
             }
             PollError::InvalidBody(_) => PollResult::InvalidBody,
             PollError::FdLimit(_) => PollResult::FdLimit,
+            PollError::SelfScrape => PollResult::SelfScrape,
         }
     }
 
@@ -274,6 +279,27 @@ async fn build_request(
     Ok(req)
 }
 
+/// The URLs (redacted) already logged as leading back to remora itself;
+/// at most [`SELF_SCRAPE_LOGGED_MAX`] are remembered.
+static SELF_SCRAPE_LOGGED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+const SELF_SCRAPE_LOGGED_MAX: usize = 1024;
+
+/// Logs, once per URL in the process's life, that `target` reached remora's
+/// own server.
+fn log_self_scrape_once(target: &Target) {
+    let url = redact(&target.url);
+    let mut logged = SELF_SCRAPE_LOGGED.lock().unwrap_or_else(|e| e.into_inner());
+    if logged.contains(&url) || logged.len() >= SELF_SCRAPE_LOGGED_MAX {
+        return;
+    }
+    tracing::warn!(
+        target_name = %target.name,
+        url = %url,
+        "target answers with remora's own X-Remora-Instance token: it leads back to this remora (a forwarder, another address of the machine, a Service name); its polls are refused (remora_target_polls_total{{result=\"self_scrape\"}}); point it at the application instead"
+    );
+    logged.push(url);
+}
+
 /// Fetches the body, enforcing the size limit while reading.
 async fn fetch(
     target: &Target,
@@ -293,6 +319,12 @@ async fn fetch(
             other => Outcome::failed(other.status(), 0, PollError::Redirect(other)),
         })?;
     let status = resp.status().as_u16();
+    // Before the status and the body: whatever this process answered is
+    // refused, an error page included.
+    if crate::instance::is_own(resp.headers()) {
+        log_self_scrape_once(target);
+        return Err(Outcome::failed(status, 0, PollError::SelfScrape));
+    }
     let accepted = if target.accept_status.is_empty() {
         resp.status().is_success()
     } else {
