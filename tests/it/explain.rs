@@ -521,3 +521,79 @@ async fn a_browser_shows_the_target_table_and_a_failing_rule() {
     no_secrets("the page in a browser", &page);
     r.stop().await;
 }
+
+/// The failing Spring Boot health body (tests/fixtures/apps) read with a
+/// nested `each`, a `count_by` over the same components and the overall
+/// state set: the target page shows both levels of `each` with the nodes
+/// each matched and the aggregation with what it folded (the record's own
+/// methods, as `remora once --explain` prints them), and `/` shows the
+/// overall state as the app's health, never the `count_by` tally (whose
+/// series carry only a `state` label too, here each at 1: one data source
+/// UP, one DOWN).
+#[tokio::test]
+async fn target_page_shows_each_level_and_aggregation_and_index_skips_tallies() {
+    let failing = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/apps/spring-boot-actuator/failing.json"
+    ))
+    .unwrap();
+    let app = FakeTarget::start().await;
+    app.set("/actuator/health", Reply::json(&failing));
+    let config = format!(
+        r#"host: {{enabled: false}}
+global: {{interval: 1h, timeout: 5s}}
+targets:
+  - name: app
+    url: {url}
+    accept_status: [200, 503]
+    metrics:
+      - name: app.datasources
+        count_by: state
+        states: [UP, DOWN]
+        each: $.components.db.components.*
+        labels: {{state: "{{$.status}}"}}
+      - name: app.health
+        kind: stateset
+        states: [UP, DOWN, OUT_OF_SERVICE, UNKNOWN]
+        path: $.status
+      - name: app.component.health
+        kind: stateset
+        states: [UP, DOWN, OUT_OF_SERVICE, UNKNOWN]
+        each: ['$.components.*', '$.components.*']
+        path: $.status
+        labels: {{group: "{{@key:1}}", component: "{{@key}}"}}
+"#,
+        url = app.url("/actuator/health")
+    );
+    let r = Remora::start(&config).await;
+    let (_, page) = get(&r.url("/targets/app")).await;
+    let row = |metric: &str| {
+        let at = page
+            .find(&format!("<td class=\"metric\">{metric}</td>"))
+            .unwrap_or_else(|| panic!("{metric} not in {page}"));
+        page[at..at + page[at..].find("</tr>").unwrap()].to_string()
+    };
+    let nested = row("app.component.health");
+    assert!(
+        nested.contains(
+            "<td class=\"each\"><code>$.components.*</code> → 7<br>then <code>$.components.*</code> → 2</td>"
+        ),
+        "{nested}"
+    );
+    let tally = row("app.datasources");
+    assert!(
+        tally.contains("<span class=\"aggregate\">count_by state over 2 node(s)</span>"),
+        "{tally}"
+    );
+    let (_, index) = get(&r.url("/")).await;
+    let app_row = index
+        .split("<tr>")
+        .find(|row| row.contains("/targets/app"))
+        .unwrap_or_default();
+    assert!(
+        app_row.contains("<td class=\"health\">app.health: DOWN</td>"),
+        "{app_row}"
+    );
+    assert!(index.contains("table#targets td{overflow-wrap:anywhere}"));
+    r.stop().await;
+}
