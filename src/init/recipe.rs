@@ -1,7 +1,10 @@
 //! Bodies of a known shape get the rules of their recipe in
 //! examples/recipes/ (copied from the recipe's file as written, comments
 //! included) instead of generic guesses: Spring Boot Actuator's health,
-//! the IETF health+json draft, Go's expvar `/debug/vars`. Rules of a recipe
+//! the IETF health+json draft, Go's expvar `/debug/vars`, and the FastAPI
+//! health pages of examples/recipes/fastapi-health/ (`/health/live`,
+//! `/health/ready`, `/health`, each only when the body has exactly that
+//! page's keys and vocabulary). Rules of a recipe
 //! that name one app's own keys (a queue, a counter of the example app)
 //! are not copied. A list a healthy body leaves empty by design (Consul's
 //! agent service health lists only the checks that are not passing) is
@@ -24,6 +27,7 @@ pub struct Fit {
 const SPRING: &str = include_str!("../../examples/recipes/spring-boot-actuator/exporter.yaml");
 const IETF: &str = include_str!("../../examples/recipes/ietf-health-check/exporter.yaml");
 const EXPVAR: &str = include_str!("../../examples/recipes/go-expvar/exporter.yaml");
+const FASTAPI: &str = include_str!("../../examples/recipes/fastapi-health/exporter.yaml");
 
 /// Spring Boot's health states.
 const SPRING_STATES: [&str; 4] = ["UP", "DOWN", "OUT_OF_SERVICE", "UNKNOWN"];
@@ -79,8 +83,78 @@ fn expvar(doc: &Value) -> bool {
     }) && doc.get("cmdline").is_some_and(Value::is_array)
 }
 
+/// A page of the FastAPI health recipe.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum FastApi {
+    Live,
+    Ready,
+    Health,
+}
+
+/// Whether every member of `doc.checks` is an object whose `field` is of
+/// the kind `is` says (and there is at least one).
+fn checks_with(doc: &Value, field: &str, is: fn(&Value) -> bool) -> bool {
+    doc.get("checks")
+        .and_then(Value::as_object)
+        .is_some_and(|c| !c.is_empty() && c.values().all(|v| v.get(field).is_some_and(is)))
+}
+
+/// The FastAPI health recipe's pages, by their exact shape: the keys the
+/// page has (no other), its status vocabulary, its checks' fields.
+fn fastapi(doc: &Value) -> Option<FastApi> {
+    let m = doc.as_object()?;
+    let status = m.get("status").and_then(Value::as_str)?;
+    let only = |keys: &[&str]| m.keys().all(|k| keys.contains(&k.as_str()));
+    let timestamp = m.get("timestamp").is_some_and(Value::is_string);
+    if status == "alive" && timestamp && only(&["status", "timestamp"]) {
+        return Some(FastApi::Live);
+    }
+    if matches!(status, "ready" | "not_ready")
+        && only(&["status", "timestamp", "checks"])
+        && checks_with(doc, "healthy", Value::is_boolean)
+    {
+        return Some(FastApi::Ready);
+    }
+    if matches!(status, "healthy" | "degraded" | "unhealthy")
+        && only(&["status", "timestamp", "checks", "version", "uptime"])
+        && checks_with(doc, "status", Value::is_string)
+    {
+        return Some(FastApi::Health);
+    }
+    None
+}
+
 /// The recipe that fits the answer, if one does.
 pub fn fit(a: &Answer, doc: &Value) -> Option<Fit> {
+    if let Some(page) = fastapi(doc) {
+        let (target, wanted): (&str, &[&str]) = match page {
+            FastApi::Live => ("live", &["app.alive", "app.live.timestamp"]),
+            FastApi::Ready => (
+                "ready",
+                &[
+                    "app.ready",
+                    "app.dependency.up",
+                    "app.dependency.latency",
+                    "app.disk.free",
+                ],
+            ),
+            FastApi::Health => (
+                "health",
+                &[
+                    "app.health",
+                    "app.dependency.health",
+                    "app.dependency.check_latency",
+                    "app.uptime",
+                    "app.build_info",
+                ],
+            ),
+        };
+        return Some(Fit {
+            name: "fastapi-health",
+            rules: rules_of(FASTAPI, target, wanted),
+            covers: &["status", "timestamp", "checks", "version", "uptime"],
+        });
+    }
     if spring(a, doc) {
         Some(Fit {
             name: "spring-boot-actuator",
@@ -149,10 +223,19 @@ pub fn fit(a: &Answer, doc: &Value) -> Option<Fit> {
 /// The rules named `wanted` of a recipe file's first target, each with the
 /// comment lines above it, as written.
 fn rules(recipe: &str, wanted: &[&str]) -> String {
+    metrics_rules(recipe.lines(), wanted)
+}
+
+/// The rules named `wanted` of the recipe file's target `target`.
+fn rules_of(recipe: &str, target: &str, wanted: &[&str]) -> String {
+    let mark = format!("  - name: {target}");
+    metrics_rules(recipe.lines().skip_while(|l| l.trim_end() != mark), wanted)
+}
+
+/// The rules named `wanted` under the first `metrics:` of `lines`.
+fn metrics_rules<'a>(lines: impl Iterator<Item = &'a str>, wanted: &[&str]) -> String {
     let mut out = String::new();
-    let mut lines = recipe
-        .lines()
-        .skip_while(|l| l.trim_end() != "    metrics:");
+    let mut lines = lines.skip_while(|l| l.trim_end() != "    metrics:");
     lines.next();
     let mut pending: Vec<&str> = Vec::new();
     let mut keep = false;
