@@ -279,9 +279,42 @@ fn consul_check() -> Value {
     })
 }
 
+/// NestJS Terminus (`@nestjs/terminus`): `status` ok/error/shutting_down
+/// and the indicators in `info` (up), `error` (down) and `details` (all),
+/// one of `info`/`error` empty when every indicator is up (or down): the
+/// empty one filled with a member of the other, so that its rules are
+/// written whatever the form probed.
+fn terminus(doc: &Value) -> Option<(Value, &'static str)> {
+    let status = doc.get("status").and_then(Value::as_str)?;
+    if !matches!(status, "ok" | "error" | "shutting_down") {
+        return None;
+    }
+    let obj = |k: &str| doc.get(k).and_then(Value::as_object);
+    let (info, error) = (obj("info")?, obj("error")?);
+    obj("details")?;
+    let (empty, member) = match (info.is_empty(), error.is_empty()) {
+        (false, true) => ("error", info.iter().next()?),
+        (true, false) => ("info", error.iter().next()?),
+        _ => return None,
+    };
+    let mut filled = doc.clone();
+    if let Some(m) = filled.as_object_mut() {
+        let mut one = serde_json::Map::new();
+        one.insert(member.0.clone(), member.1.clone());
+        m.insert(empty.into(), Value::Object(one));
+    }
+    Some((
+        filled,
+        "NestJS Terminus lists up indicators in info and down ones in error (one of them empty here): both are read, with the indicator shape of the other.",
+    ))
+}
+
 /// `doc` with the lists a healthy body leaves empty by design filled with
 /// their documented member, and the comment that says so.
 pub fn documented(doc: &Value) -> Option<(Value, &'static str)> {
+    if let Some(t) = terminus(doc) {
+        return Some(t);
+    }
     let checks = doc.get("Checks").and_then(Value::as_array)?;
     if doc.get("AggregatedStatus").is_none() || !checks.is_empty() {
         return None;

@@ -350,6 +350,38 @@ fn every_product_healthy_and_failing_both_ways() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Products whose failing body has the healthy body's fields (only values
+/// change, or a container empty in one form): the config written from
+/// either form has the same rules, states included (a state word and its
+/// failure word resolve to one vocabulary; Terminus's empty `error` is
+/// read with `info`'s indicator shape).
+#[test]
+fn either_form_writes_the_same_rules() {
+    for dir in [
+        "grafana",
+        "nestjs-terminus",
+        "elasticsearch",
+        "spring-boot-actuator",
+        "kafka-connect",
+        "envoy",
+        "keycloak",
+    ] {
+        let Some(app) = APPS.iter().find(|a| a.dir == dir) else {
+            panic!("{dir}")
+        };
+        let rules = |i: usize| {
+            let (form, status) = app.forms[i];
+            let (_, c) = config_from(app, form, status).unwrap_or_else(|e| panic!("{e}"));
+            c.targets[0]
+                .metrics
+                .iter()
+                .map(|r| format!("{} {:?} {:?}", r.name, r.kind, r.each))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rules(0), rules(1), "{dir}");
+    }
+}
+
 /// Each FastAPI health page, healthy or failing, gets the rules of
 /// examples/recipes/fastapi-health/ for that page (its metric names, not
 /// generic guesses), and nothing else.
