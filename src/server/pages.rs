@@ -68,8 +68,8 @@ const STYLE: &str = "body{font-family:sans-serif;margin:2em}td,th{padding:.2em .
 table{border-collapse:collapse}tr{border-bottom:1px solid #ddd}.down,.failing td.failures{color:#b00}.up{color:#070}\
 code{background:#f4f4f4}.hint{color:#333;font-style:italic}\
 table#rules{table-layout:fixed;width:100%;max-width:1400px}table#rules td{overflow-wrap:anywhere}\
-table#rules th:nth-child(1){width:18%}table#rules th:nth-child(2),table#rules th:nth-child(3){width:16%}\
-table#rules th:nth-child(4),table#rules th:nth-child(5){width:7%}";
+table#rules th:nth-child(1){width:14%}table#rules th:nth-child(2),table#rules th:nth-child(3){width:11%}\
+table#rules th:nth-child(4){width:6%}table#rules th:nth-child(5){width:28%}table#rules th:nth-child(6){width:30%}";
 
 /// The app's own health as its state sets say it: each family whose series
 /// carry only a `state` label (a rule without `each`, such as a page's
