@@ -92,15 +92,25 @@ enum FastApi {
 }
 
 /// Whether every member of `doc.checks` is an object whose `field` is of
-/// the kind `is` says (and there is at least one).
-fn checks_with(doc: &Value, field: &str, is: fn(&Value) -> bool) -> bool {
+/// the kind `is` says, with no field but `fields` (the recipe reads them
+/// all: a member with another field is not the recipe's shape), and there
+/// is at least one.
+fn checks_with(doc: &Value, field: &str, is: fn(&Value) -> bool, fields: &[&str]) -> bool {
     doc.get("checks")
         .and_then(Value::as_object)
-        .is_some_and(|c| !c.is_empty() && c.values().all(|v| v.get(field).is_some_and(is)))
+        .is_some_and(|c| {
+            !c.is_empty()
+                && c.values().all(|v| {
+                    v.get(field).is_some_and(is)
+                        && v.as_object()
+                            .is_some_and(|m| m.keys().all(|k| fields.contains(&k.as_str())))
+                })
+        })
 }
 
 /// The FastAPI health recipe's pages, by their exact shape: the keys the
-/// page has (no other), its status vocabulary, its checks' fields.
+/// page has (no other), its status vocabulary, its checks' fields (no
+/// other): nothing of the body goes unread.
 fn fastapi(doc: &Value) -> Option<FastApi> {
     let m = doc.as_object()?;
     let status = m.get("status").and_then(Value::as_str)?;
@@ -111,13 +121,18 @@ fn fastapi(doc: &Value) -> Option<FastApi> {
     }
     if matches!(status, "ready" | "not_ready")
         && only(&["status", "timestamp", "checks"])
-        && checks_with(doc, "healthy", Value::is_boolean)
+        && checks_with(
+            doc,
+            "healthy",
+            Value::is_boolean,
+            &["healthy", "message", "latency_ms", "free_gb"],
+        )
     {
         return Some(FastApi::Ready);
     }
     if matches!(status, "healthy" | "degraded" | "unhealthy")
         && only(&["status", "timestamp", "checks", "version", "uptime"])
-        && checks_with(doc, "status", Value::is_string)
+        && checks_with(doc, "status", Value::is_string, &["status", "latency_ms"])
     {
         return Some(FastApi::Health);
     }
