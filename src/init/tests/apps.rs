@@ -442,6 +442,15 @@ fn fastapi_pages_get_the_recipe_rules() {
         "{}: {yaml}",
         app.path
     );
+    // A check with a field the recipe does not read (the demo app's ready
+    // checks carry a status too): not the recipe's shape, nothing unread.
+    let yaml = super::super::yaml_for(
+        "http://127.0.0.1:8080/health/ready",
+        200,
+        JSON,
+        br#"{"status": "ready", "checks": {"db": {"healthy": true, "status": "healthy"}}}"#,
+    );
+    assert!(!yaml.contains("fastapi-health/: its rules"), "{yaml}");
 }
 
 /// `REMORA_INIT_SHOW=vault/healthy cargo test --lib init::tests::apps::show -- --nocapture`
