@@ -3,10 +3,19 @@
 # `/` and `/targets/app` of a remora polling a small app whose body makes
 # some rules fail (a status string, a misspelt key, an object read as a
 # number, a hostile `<script>` value).
-# Usage: scripts/screenshot.sh [OUT_DIR]   (default target/screenshots)
+# Usage: scripts/screenshot.sh [--width PX] [OUT_DIR]
+#   --width PX   the window's width (default 1200: the target page's failures
+#                column must stay on screen there; tests/it/explain.rs checks it)
+#   OUT_DIR      default target/screenshots; files index-PX.png, target-app-PX.png
 # Needs chromium and python3 (scripts/test.sh installs both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+WIDTH=1200
+if [ "${1:-}" = "--width" ]; then
+  WIDTH=${2:?--width needs a number of pixels}
+  shift 2
+fi
+case "$WIDTH" in ''|*[!0-9]*) echo "--width: $WIDTH is not a number of pixels" >&2; exit 2;; esac
 OUT=${1:-target/screenshots}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -67,9 +76,9 @@ done
 
 shoot() {
   timeout 90 "$CHROMIUM" --headless --disable-gpu --no-sandbox --no-first-run \
-    --user-data-dir="$WORK/chromium" --hide-scrollbars --window-size=1400,1000 \
+    --user-data-dir="$WORK/chromium" --hide-scrollbars --window-size="$WIDTH",1000 \
     --screenshot="$OUT/$1" "http://127.0.0.1:$RPORT$2" >/dev/null 2>&1
   echo "$OUT/$1"
 }
-shoot index.png /
-shoot target-app.png /targets/app
+shoot "index-$WIDTH.png" /
+shoot "target-app-$WIDTH.png" /targets/app

@@ -13,6 +13,7 @@ pub mod infer;
 mod probe;
 mod recipe;
 mod status;
+pub mod vocab;
 mod write;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,7 +1,10 @@
 //! Bodies of a known shape get the rules of their recipe in
 //! examples/recipes/ (copied from the recipe's file as written, comments
 //! included) instead of generic guesses: Spring Boot Actuator's health,
-//! the IETF health+json draft, Go's expvar `/debug/vars`. Rules of a recipe
+//! the IETF health+json draft, Go's expvar `/debug/vars`, and the FastAPI
+//! health pages of examples/recipes/fastapi-health/ (`/health/live`,
+//! `/health/ready`, `/health`, each only when the body has exactly that
+//! page's keys and vocabulary). Rules of a recipe
 //! that name one app's own keys (a queue, a counter of the example app)
 //! are not copied. A list a healthy body leaves empty by design (Consul's
 //! agent service health lists only the checks that are not passing) is
@@ -24,6 +27,7 @@ pub struct Fit {
 const SPRING: &str = include_str!("../../examples/recipes/spring-boot-actuator/exporter.yaml");
 const IETF: &str = include_str!("../../examples/recipes/ietf-health-check/exporter.yaml");
 const EXPVAR: &str = include_str!("../../examples/recipes/go-expvar/exporter.yaml");
+const FASTAPI: &str = include_str!("../../examples/recipes/fastapi-health/exporter.yaml");
 
 /// Spring Boot's health states.
 const SPRING_STATES: [&str; 4] = ["UP", "DOWN", "OUT_OF_SERVICE", "UNKNOWN"];
@@ -79,8 +83,93 @@ fn expvar(doc: &Value) -> bool {
     }) && doc.get("cmdline").is_some_and(Value::is_array)
 }
 
+/// A page of the FastAPI health recipe.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum FastApi {
+    Live,
+    Ready,
+    Health,
+}
+
+/// Whether every member of `doc.checks` is an object whose `field` is of
+/// the kind `is` says, with no field but `fields` (the recipe reads them
+/// all: a member with another field is not the recipe's shape), and there
+/// is at least one.
+fn checks_with(doc: &Value, field: &str, is: fn(&Value) -> bool, fields: &[&str]) -> bool {
+    doc.get("checks")
+        .and_then(Value::as_object)
+        .is_some_and(|c| {
+            !c.is_empty()
+                && c.values().all(|v| {
+                    v.get(field).is_some_and(is)
+                        && v.as_object()
+                            .is_some_and(|m| m.keys().all(|k| fields.contains(&k.as_str())))
+                })
+        })
+}
+
+/// The FastAPI health recipe's pages, by their exact shape: the keys the
+/// page has (no other), its status vocabulary, its checks' fields (no
+/// other): nothing of the body goes unread.
+fn fastapi(doc: &Value) -> Option<FastApi> {
+    let m = doc.as_object()?;
+    let status = m.get("status").and_then(Value::as_str)?;
+    let only = |keys: &[&str]| m.keys().all(|k| keys.contains(&k.as_str()));
+    let timestamp = m.get("timestamp").is_some_and(Value::is_string);
+    if status == "alive" && timestamp && only(&["status", "timestamp"]) {
+        return Some(FastApi::Live);
+    }
+    if matches!(status, "ready" | "not_ready")
+        && only(&["status", "timestamp", "checks"])
+        && checks_with(
+            doc,
+            "healthy",
+            Value::is_boolean,
+            &["healthy", "message", "latency_ms", "free_gb"],
+        )
+    {
+        return Some(FastApi::Ready);
+    }
+    if matches!(status, "healthy" | "degraded" | "unhealthy")
+        && only(&["status", "timestamp", "checks", "version", "uptime"])
+        && checks_with(doc, "status", Value::is_string, &["status", "latency_ms"])
+    {
+        return Some(FastApi::Health);
+    }
+    None
+}
+
 /// The recipe that fits the answer, if one does.
 pub fn fit(a: &Answer, doc: &Value) -> Option<Fit> {
+    if let Some(page) = fastapi(doc) {
+        let (target, wanted): (&str, &[&str]) = match page {
+            FastApi::Live => ("live", &["app.alive", "app.live.timestamp"]),
+            FastApi::Ready => (
+                "ready",
+                &[
+                    "app.ready",
+                    "app.dependency.up",
+                    "app.dependency.latency",
+                    "app.disk.free",
+                ],
+            ),
+            FastApi::Health => (
+                "health",
+                &[
+                    "app.health",
+                    "app.dependency.health",
+                    "app.dependency.check_latency",
+                    "app.uptime",
+                    "app.build_info",
+                ],
+            ),
+        };
+        return Some(Fit {
+            name: "fastapi-health",
+            rules: rules_of(FASTAPI, target, wanted),
+            covers: &["status", "timestamp", "checks", "version", "uptime"],
+        });
+    }
     if spring(a, doc) {
         Some(Fit {
             name: "spring-boot-actuator",
@@ -149,10 +238,19 @@ pub fn fit(a: &Answer, doc: &Value) -> Option<Fit> {
 /// The rules named `wanted` of a recipe file's first target, each with the
 /// comment lines above it, as written.
 fn rules(recipe: &str, wanted: &[&str]) -> String {
+    metrics_rules(recipe.lines(), wanted)
+}
+
+/// The rules named `wanted` of the recipe file's target `target`.
+fn rules_of(recipe: &str, target: &str, wanted: &[&str]) -> String {
+    let mark = format!("  - name: {target}");
+    metrics_rules(recipe.lines().skip_while(|l| l.trim_end() != mark), wanted)
+}
+
+/// The rules named `wanted` under the first `metrics:` of `lines`.
+fn metrics_rules<'a>(lines: impl Iterator<Item = &'a str>, wanted: &[&str]) -> String {
     let mut out = String::new();
-    let mut lines = recipe
-        .lines()
-        .skip_while(|l| l.trim_end() != "    metrics:");
+    let mut lines = lines.skip_while(|l| l.trim_end() != "    metrics:");
     lines.next();
     let mut pending: Vec<&str> = Vec::new();
     let mut keep = false;
@@ -196,9 +294,42 @@ fn consul_check() -> Value {
     })
 }
 
+/// NestJS Terminus (`@nestjs/terminus`): `status` ok/error/shutting_down
+/// and the indicators in `info` (up), `error` (down) and `details` (all),
+/// one of `info`/`error` empty when every indicator is up (or down): the
+/// empty one filled with a member of the other, so that its rules are
+/// written whatever the form probed.
+fn terminus(doc: &Value) -> Option<(Value, &'static str)> {
+    let status = doc.get("status").and_then(Value::as_str)?;
+    if !matches!(status, "ok" | "error" | "shutting_down") {
+        return None;
+    }
+    let obj = |k: &str| doc.get(k).and_then(Value::as_object);
+    let (info, error) = (obj("info")?, obj("error")?);
+    obj("details")?;
+    let (empty, member) = match (info.is_empty(), error.is_empty()) {
+        (false, true) => ("error", info.iter().next()?),
+        (true, false) => ("info", error.iter().next()?),
+        _ => return None,
+    };
+    let mut filled = doc.clone();
+    if let Some(m) = filled.as_object_mut() {
+        let mut one = serde_json::Map::new();
+        one.insert(member.0.clone(), member.1.clone());
+        m.insert(empty.into(), Value::Object(one));
+    }
+    Some((
+        filled,
+        "NestJS Terminus lists up indicators in info and down ones in error (one of them empty here): both are read, with the indicator shape of the other.",
+    ))
+}
+
 /// `doc` with the lists a healthy body leaves empty by design filled with
 /// their documented member, and the comment that says so.
 pub fn documented(doc: &Value) -> Option<(Value, &'static str)> {
+    if let Some(t) = terminus(doc) {
+        return Some(t);
+    }
     let checks = doc.get("Checks").and_then(Value::as_array)?;
     if doc.get("AggregatedStatus").is_none() || !checks.is_empty() {
         return None;

@@ -94,6 +94,23 @@ impl Record {
     }
 }
 
+impl Record {
+    /// The names of the families made by rules with an aggregation
+    /// (`count`, `count_by`, `sum`...): their values are tallies, not a
+    /// state of the app.
+    pub fn aggregated_families(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        for r in self.rules.iter().filter(|r| r.info.aggregate.is_some()) {
+            for &(family, _, _) in self.spans.get(r.spans.clone()).unwrap_or_default() {
+                if let Some(f) = self.families.get(family) {
+                    out.push(&*f.name);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// The failures of one rule and reason in one poll.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -112,5 +129,51 @@ impl RuleRecord {
     /// Whether the rule failed in this poll.
     pub fn failing(&self) -> bool {
         !self.failures.is_empty()
+    }
+
+    /// The levels of the rule's `each`, outermost first: each JSONPath as
+    /// written and the nodes it matched (a further level: from every node
+    /// of the level before). Empty without `each`.
+    pub fn levels(&self) -> Vec<(&str, u64)> {
+        let Some(first) = self.info.each.as_deref() else {
+            return Vec::new();
+        };
+        let mut out = vec![(first, self.nodes)];
+        for (i, path) in self.info.each_inner.iter().enumerate() {
+            out.push((path.as_str(), self.level_nodes.get(i).copied().unwrap_or(0)));
+        }
+        out
+    }
+
+    /// Whether the rule counts the nodes of its `each` (an aggregation
+    /// without a `path:` of its own): its one value is a constant, not a
+    /// path worth showing.
+    pub fn counts_nodes(&self) -> bool {
+        self.info.aggregate.is_some()
+            && self.info.paths.len() == 1
+            && self
+                .info
+                .paths
+                .iter()
+                .all(|(_, p)| p.parse::<f64>().is_ok())
+    }
+
+    /// The value paths worth showing: (instrument, path) as written; none
+    /// when the rule counts its `each` nodes.
+    pub fn shown_paths(&self) -> &[(String, String)] {
+        if self.counts_nodes() {
+            &[]
+        } else {
+            &self.info.paths
+        }
+    }
+
+    /// The aggregation and what it folded in this poll, e.g.
+    /// `count_by state over 3 node(s)`; None without one.
+    pub fn aggregation(&self) -> Option<String> {
+        self.info
+            .aggregate
+            .as_ref()
+            .map(|agg| format!("{agg} over {} node(s)", self.aggregated.unwrap_or(0)))
     }
 }

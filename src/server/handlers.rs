@@ -131,7 +131,7 @@ fn index(state: &AppState) -> Resp {
         html,
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>remora</title>\
          <style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}\
-         .down{{color:#b00}}.up{{color:#070}}</style></head><body>\
+         .down{{color:#b00}}.up{{color:#070}}table#targets td{{overflow-wrap:anywhere}}</style></head><body>\
          <h1>remora {VERSION}</h1><p>Sidecar metrics exporter. Config: <code>{}</code></p>\
          <ul><li><a href=\"{mp}\">{mp}</a></li><li><a href=\"/-/status\">/-/status</a></li>\
          <li><a href=\"/-/healthy\">/-/healthy</a></li><li><a href=\"/-/ready\">/-/ready</a></li></ul>\

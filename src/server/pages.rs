@@ -68,16 +68,26 @@ const STYLE: &str = "body{font-family:sans-serif;margin:2em}td,th{padding:.2em .
 table{border-collapse:collapse}tr{border-bottom:1px solid #ddd}.down,.failing td.failures{color:#b00}.up{color:#070}\
 code{background:#f4f4f4}.hint{color:#333;font-style:italic}\
 table#rules{table-layout:fixed;width:100%;max-width:1400px}table#rules td{overflow-wrap:anywhere}\
-table#rules th:nth-child(1){width:18%}table#rules th:nth-child(2),table#rules th:nth-child(3){width:16%}\
-table#rules th:nth-child(4),table#rules th:nth-child(5){width:7%}";
+table#rules th:nth-child(1){width:14%}table#rules th:nth-child(2),table#rules th:nth-child(3){width:11%}\
+table#rules th:nth-child(4){width:6%}table#rules th:nth-child(5){width:28%}table#rules th:nth-child(6){width:30%}";
 
 /// The app's own health as its state sets say it: each family whose series
 /// carry only a `state` label (a rule without `each`, such as a page's
 /// overall `status`) gives `name: STATE`, the state whose series is 1.
-/// Empty when the target has no such rule or is down.
+/// A family an aggregation made (`count_by: state` gives series with only
+/// a `state` label too, but its values are tallies) is not the app's
+/// health. Empty when the target has no such rule or is down.
 pub(super) fn app_health(t: &TargetState) -> String {
+    let tallies = t
+        .explain
+        .as_ref()
+        .map(|r| r.aggregated_families())
+        .unwrap_or_default();
     let mut out = Vec::new();
     for f in t.families.iter() {
+        if tallies.contains(&&*f.name) {
+            continue;
+        }
         let only_state = !f.series.is_empty()
             && f.series
                 .iter()
@@ -183,27 +193,46 @@ fn rule_row(html: &mut String, record: &Record, r: &RuleRecord) {
     let e = html_escape;
     let info = &r.info;
     let class = if r.failing() { "failing" } else { "ok" };
-    let paths: Vec<String> = if info.paths.len() == 1 {
-        info.paths
+    let shown_paths = r.shown_paths();
+    let mut paths: Vec<String> = if info.paths.len() == 1 {
+        shown_paths
             .iter()
             .map(|(_, p)| format!("<code>{}</code>", e(p)))
             .collect()
     } else {
-        info.paths
+        shown_paths
             .iter()
             .map(|(n, p)| format!("{}: <code>{}</code>", e(n), e(p)))
             .collect()
     };
+    if info.age {
+        paths.push("age: now - timestamp, s".into());
+    }
+    if let Some(agg) = r.aggregation() {
+        paths.push(format!("<span class=\"aggregate\">{}</span>", e(&agg)));
+    }
+    // Every level of `each` with the nodes it matched (the same record
+    // methods `remora once --explain` prints from).
+    let levels = r.levels();
+    let each: Vec<String> = levels
+        .iter()
+        .enumerate()
+        .map(|(i, (p, n))| {
+            format!(
+                "{}<code>{}</code> → {n}",
+                if i == 0 { "" } else { "then " },
+                e(p)
+            )
+        })
+        .collect();
+    let nodes = levels.last().map_or(r.nodes, |(_, n)| *n);
     let _ = write!(
         html,
-        "<tr class=\"{class}\"><td class=\"metric\">{}</td><td>{}</td><td>{}</td><td class=\"nodes\">{}</td><td class=\"series\">",
+        "<tr class=\"{class}\"><td class=\"metric\">{}</td><td class=\"each\">{}</td><td>{}</td><td class=\"nodes\">{}</td><td class=\"series\">",
         e(&info.metric),
-        info.each
-            .as_deref()
-            .map(|x| format!("<code>{}</code>", e(x)))
-            .unwrap_or_default(),
+        each.join("<br>"),
         paths.join("<br>"),
-        r.nodes,
+        nodes,
     );
     let mut shown = 0u64;
     for (name, labels, value) in record.series(r) {

@@ -80,23 +80,16 @@ pub fn write_target(out: &mut String, name: &str, t: &TargetState) {
     for r in &report.rules {
         let info = &r.info;
         let _ = write!(out, "  rule {}:", info.metric);
-        if let Some(each) = &info.each {
-            let _ = write!(out, " each {each} matched {} node(s)", r.nodes);
-            for (level, path) in info.each_inner.iter().enumerate() {
-                let n = r.level_nodes.get(level).copied().unwrap_or(0);
-                let _ = write!(out, ", then {path} matched {n} node(s)");
-            }
+        let levels = r.levels();
+        for (i, (path, n)) in levels.iter().enumerate() {
+            let then = if i == 0 { " each" } else { ", then" };
+            let _ = write!(out, "{then} {path} matched {n} node(s)");
+        }
+        if !levels.is_empty() {
             let _ = write!(out, ";");
         }
         // A count without `path:` counts the `each` nodes: no path to show.
-        let counts_nodes = info.aggregate.is_some()
-            && info.paths.len() == 1
-            && info.paths.iter().all(|(_, p)| p.parse::<f64>().is_ok());
-        let paths = if counts_nodes {
-            &[][..]
-        } else {
-            &info.paths[..]
-        };
+        let paths = r.shown_paths();
         for (i, (name, path)) in paths.iter().enumerate() {
             let sep = if i == 0 { "" } else { "," };
             if info.paths.len() == 1 {
@@ -111,17 +104,13 @@ pub fn write_target(out: &mut String, name: &str, t: &TargetState) {
         if info.each.is_none() && info.aggregate.is_none() {
             let _ = write!(out, " matched {} node(s)", r.nodes);
         }
-        if let Some(agg) = &info.aggregate {
+        if let Some(agg) = r.aggregation() {
             let sep = if paths.is_empty() && info.each.is_some() {
                 ""
             } else {
                 ";"
             };
-            let _ = write!(
-                out,
-                "{sep} {agg} over {} node(s)",
-                r.aggregated.unwrap_or(0)
-            );
+            let _ = write!(out, "{sep} {agg}");
         }
         let _ = writeln!(out, ": {} series", r.series_total);
         let mut shown = 0u64;

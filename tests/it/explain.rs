@@ -521,3 +521,197 @@ async fn a_browser_shows_the_target_table_and_a_failing_rule() {
     no_secrets("the page in a browser", &page);
     r.stop().await;
 }
+
+/// The failing Spring Boot health body (tests/fixtures/apps) read with a
+/// nested `each`, a `count_by` over the same components and the overall
+/// state set: the target page shows both levels of `each` with the nodes
+/// each matched and the aggregation with what it folded (the record's own
+/// methods, as `remora once --explain` prints them), and `/` shows the
+/// overall state as the app's health, never the `count_by` tally (whose
+/// series carry only a `state` label too, here each at 1: one data source
+/// UP, one DOWN).
+#[tokio::test]
+async fn target_page_shows_each_level_and_aggregation_and_index_skips_tallies() {
+    let failing = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/apps/spring-boot-actuator/failing.json"
+    ))
+    .unwrap();
+    let app = FakeTarget::start().await;
+    app.set("/actuator/health", Reply::json(&failing));
+    let config = format!(
+        r#"host: {{enabled: false}}
+global: {{interval: 1h, timeout: 5s}}
+targets:
+  - name: app
+    url: {url}
+    accept_status: [200, 503]
+    metrics:
+      - name: app.datasources
+        count_by: state
+        states: [UP, DOWN]
+        each: $.components.db.components.*
+        labels: {{state: "{{$.status}}"}}
+      - name: app.health
+        kind: stateset
+        states: [UP, DOWN, OUT_OF_SERVICE, UNKNOWN]
+        path: $.status
+      - name: app.component.health
+        kind: stateset
+        states: [UP, DOWN, OUT_OF_SERVICE, UNKNOWN]
+        each: ['$.components.*', '$.components.*']
+        path: $.status
+        labels: {{group: "{{@key:1}}", component: "{{@key}}"}}
+"#,
+        url = app.url("/actuator/health")
+    );
+    let r = Remora::start(&config).await;
+    let (_, page) = get(&r.url("/targets/app")).await;
+    let row = |metric: &str| {
+        let at = page
+            .find(&format!("<td class=\"metric\">{metric}</td>"))
+            .unwrap_or_else(|| panic!("{metric} not in {page}"));
+        page[at..at + page[at..].find("</tr>").unwrap()].to_string()
+    };
+    let nested = row("app.component.health");
+    assert!(
+        nested.contains(
+            "<td class=\"each\"><code>$.components.*</code> → 7<br>then <code>$.components.*</code> → 2</td>"
+        ),
+        "{nested}"
+    );
+    let tally = row("app.datasources");
+    assert!(
+        tally.contains("<span class=\"aggregate\">count_by state over 2 node(s)</span>"),
+        "{tally}"
+    );
+    let (_, index) = get(&r.url("/")).await;
+    let app_row = index
+        .split("<tr>")
+        .find(|row| row.contains("/targets/app"))
+        .unwrap_or_default();
+    assert!(
+        app_row.contains("<td class=\"health\">app.health: DOWN</td>"),
+        "{app_row}"
+    );
+    assert!(index.contains("table#targets td{overflow-wrap:anywhere}"));
+    r.stop().await;
+}
+
+/// The pixels of a PNG (8-bit RGB or RGBA, not interlaced, as Chromium
+/// writes its screenshots): width, height, RGB rows.
+fn png_rgb(data: &[u8]) -> (usize, usize, Vec<[u8; 3]>) {
+    assert_eq!(&data[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let (mut at, mut idat) = (8, Vec::new());
+    let (mut w, mut h, mut bpp) = (0usize, 0usize, 0usize);
+    while at + 8 <= data.len() {
+        let len = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+        let kind = &data[at + 4..at + 8];
+        let body = &data[at + 8..at + 8 + len];
+        match kind {
+            b"IHDR" => {
+                w = u32::from_be_bytes(body[0..4].try_into().unwrap()) as usize;
+                h = u32::from_be_bytes(body[4..8].try_into().unwrap()) as usize;
+                assert_eq!(body[8], 8, "bit depth");
+                assert_eq!(body[12], 0, "interlaced");
+                bpp = match body[9] {
+                    2 => 3,
+                    6 => 4,
+                    t => panic!("PNG color type {t}"),
+                };
+            }
+            b"IDAT" => idat.extend_from_slice(body),
+            _ => {}
+        }
+        at += 12 + len;
+    }
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&idat[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let stride = w * bpp;
+    let mut prev = vec![0u8; stride];
+    let mut pixels = Vec::with_capacity(w * h);
+    for y in 0..h {
+        let line = &raw[y * (stride + 1)..(y + 1) * (stride + 1)];
+        let (filter, src) = (line[0], &line[1..]);
+        let mut cur = vec![0u8; stride];
+        for i in 0..stride {
+            let a = if i >= bpp { cur[i - bpp] } else { 0 };
+            let b = prev[i];
+            let c = if i >= bpp { prev[i - bpp] } else { 0 };
+            let pred = match filter {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => ((u16::from(a) + u16::from(b)) / 2) as u8,
+                4 => {
+                    let p = i16::from(a) + i16::from(b) - i16::from(c);
+                    let (pa, pb, pc) = (
+                        (p - i16::from(a)).abs(),
+                        (p - i16::from(b)).abs(),
+                        (p - i16::from(c)).abs(),
+                    );
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        c
+                    }
+                }
+                f => panic!("PNG filter {f}"),
+            };
+            cur[i] = src[i].wrapping_add(pred);
+        }
+        for px in cur.chunks(bpp) {
+            pixels.push([px[0], px[1], px[2]]);
+        }
+        prev = cur;
+    }
+    (w, h, pixels)
+}
+
+/// Issue 26.9: at 1200 px wide, the target page's failures column (red
+/// text, `.failing td.failures`) is on screen whole: its text wraps inside
+/// the window instead of running off its right edge, although the rules
+/// carry a long unbreakable failing value and long series. Checked on a
+/// real headless Chromium screenshot: red pixels are there, and none
+/// touches the last 16 px of the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_1200_px_the_failures_column_is_on_screen() {
+    let Some(bin) = common::tool("chromium") else {
+        return;
+    };
+    let (_app, r, dir) = serving().await;
+    let profile = dir.path().join("chromium");
+    let shot = dir.path().join("page.png");
+    let url = r.url("/targets/app");
+    let arg = format!("--screenshot={}", shot.display());
+    tokio::task::spawn_blocking(move || {
+        chromium(
+            &bin,
+            &profile,
+            &["--hide-scrollbars", "--window-size=1200,1400", &arg],
+            &url,
+        )
+    })
+    .await
+    .unwrap();
+    let (w, h, pixels) = png_rgb(&std::fs::read(&shot).unwrap());
+    assert_eq!(w, 1200, "screenshot width");
+    let red: Vec<usize> = (0..w * h)
+        .filter(|i| {
+            let [r, g, b] = pixels[*i];
+            r > 140 && g < 90 && b < 90
+        })
+        .map(|i| i % w)
+        .collect();
+    assert!(!red.is_empty(), "no failure text on screen at 1200 px");
+    let right = red.iter().max().copied().unwrap_or(0);
+    assert!(
+        right < w - 16,
+        "failure text runs to x={right}: cut by the window's edge at {w} px"
+    );
+    r.stop().await;
+}

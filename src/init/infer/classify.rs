@@ -1,84 +1,13 @@
 //! How one leaf of a document reads: a number with the unit and scale its
 //! key's suffix says, a boolean, a percentage, a duration, a timestamp, a
-//! byte size, a state (of a known vocabulary or under a status-like key), a
-//! version; and the states a state set lists.
-
-use std::collections::BTreeSet;
+//! byte size, a state (of a known vocabulary, `init::vocab`, or under a
+//! status-like key), a version.
 
 use serde_json::Value;
 
 use super::names::snake;
 use super::Leaf;
 use crate::units::{parse_bytes, parse_duration, parse_number, parse_percent, parse_timestamp};
-
-/// States apps report together; a state set gets the whole family of a
-/// state it saw, so a state not seen while probing is not an error later.
-/// Stored in lower case; a body writing them in capitals gets capitals.
-const VOCABULARIES: [&[&str]; 21] = [
-    &["healthy", "degraded", "unhealthy"],
-    // Spring Boot Actuator, MicroProfile Health, Keycloak.
-    &["up", "down", "out_of_service", "unknown"],
-    // The IETF health+json draft, with the aliases it allows.
-    &["pass", "warn", "fail"],
-    &["ok", "warning", "error"],
-    // Grafana's database check.
-    &["ok", "failing"],
-    // NestJS Terminus.
-    &["ok", "error", "shutting_down"],
-    // RabbitMQ's health checks.
-    &["ok", "failed"],
-    &["ready", "not_ready"],
-    &["alive", "dead"],
-    // Elasticsearch and OpenSearch cluster health.
-    &["green", "yellow", "red"],
-    // gRPC health.
-    &["serving", "not_serving", "service_unknown"],
-    &["running", "starting", "stopped", "failed"],
-    // Kafka Connect connectors and tasks.
-    &[
-        "running",
-        "paused",
-        "failed",
-        "unassigned",
-        "restarting",
-        "stopped",
-    ],
-    &["online", "offline"],
-    // Consul checks.
-    &["passing", "warning", "critical", "maintenance"],
-    // Envoy's server state.
-    &["live", "draining", "pre_initializing", "initializing"],
-    // Vault's replication modes.
-    &[
-        "disabled",
-        "primary",
-        "secondary",
-        "bootstrapping",
-        "unknown",
-    ],
-    &["enabled", "disabled"],
-    // RabbitMQ rates_mode.
-    &["basic", "detailed", "none"],
-    &["active", "standby"],
-    &["leader", "follower", "candidate"],
-];
-
-/// Vocabularies that name a failure: a state set with one of these is the
-/// app's own health signal.
-const FAILURE_WORDS: [&str; 12] = [
-    "down",
-    "fail",
-    "failed",
-    "failing",
-    "error",
-    "unhealthy",
-    "critical",
-    "red",
-    "dead",
-    "not_ready",
-    "not_serving",
-    "draining",
-];
 
 /// Keys whose string value is a state.
 const STATUS_KEYS: [&str; 6] = ["status", "state", "health", "phase", "condition", "result"];
@@ -158,14 +87,6 @@ pub(super) fn classify(keys: &[String], depth: usize, v: &Value) -> Option<Leaf>
     }
 }
 
-/// Whether the states of a state set include a failure word (it is then
-/// the app's own health signal, kept required).
-pub(super) fn names_failure(states: &[String]) -> bool {
-    states
-        .iter()
-        .any(|s| FAILURE_WORDS.contains(&s.to_ascii_lowercase().as_str()))
-}
-
 fn is_status(key: &str, value: &str, depth: usize) -> bool {
     let v = value.to_ascii_lowercase();
     let words = !value.is_empty()
@@ -177,8 +98,7 @@ fn is_status(key: &str, value: &str, depth: usize) -> bool {
         || STATUS_KEYS
             .iter()
             .any(|s| key.ends_with(&format!("_{s}")) || key.starts_with(&format!("{s}_")));
-    words
-        && (status_key || (depth <= 1 && VOCABULARIES.iter().any(|voc| voc.contains(&v.as_str()))))
+    words && (status_key || (depth <= 1 && crate::init::vocab::known(&v)))
 }
 
 /// Go's runtime.MemStats fields that are sizes in bytes (expvar `memstats`).
@@ -399,46 +319,4 @@ fn plain(key: &str, suffixes: &[(&str, &'static str, f64, &'static str)]) -> Lea
         }
     }
     number(None, None, key, "as reported", false)
-}
-
-/// The state set of a status field: the states seen, then the rest of
-/// the vocabularies they belong to (those holding every state seen if
-/// any, else each holding one), in the case the app writes; and whether a
-/// vocabulary was found.
-pub(super) fn states(seen: &BTreeSet<String>) -> (Vec<String>, bool) {
-    let mut out: Vec<String> = Vec::new();
-    for s in seen {
-        if !out.contains(s) {
-            out.push(s.clone());
-        }
-    }
-    let lower: Vec<String> = seen.iter().map(|s| s.to_ascii_lowercase()).collect();
-    let all: Vec<&&[&str]> = VOCABULARIES
-        .iter()
-        .filter(|voc| lower.iter().all(|s| voc.contains(&s.as_str())))
-        .collect();
-    let vocs: Vec<&&[&str]> = if all.is_empty() {
-        VOCABULARIES
-            .iter()
-            .filter(|voc| lower.iter().any(|s| voc.contains(&s.as_str())))
-            .collect()
-    } else {
-        all
-    };
-    let upper = seen.iter().any(|s| {
-        s.chars().any(|c| c.is_ascii_uppercase()) && !s.chars().any(|c| c.is_ascii_lowercase())
-    });
-    for voc in &vocs {
-        for w in voc.iter() {
-            let w = if upper {
-                w.to_ascii_uppercase()
-            } else {
-                (*w).to_string()
-            };
-            if !out.iter().any(|o| o.eq_ignore_ascii_case(&w)) {
-                out.push(w);
-            }
-        }
-    }
-    (out, !vocs.is_empty())
 }

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeSet;
 
-use super::classify::{names_failure, states};
 use super::names::{json_path_display, snake, unique, RESERVED_LABELS};
 use super::{full, json_path, shown, Group, Inferred, Kind, Leaf, Rule};
+use crate::init::vocab::{names_failure, states};
 
 /// `map:` of a boolean written as a string.
 const BOOL_TEXT: [(&str, f64); 6] = [

@@ -213,6 +213,28 @@ const APPS: &[App] = &[
         ],
         signal: Signal::State("FAILED"),
     },
+    // The FastAPI health recipe's three pages (fixtures `PAGE-FORM.json`).
+    App {
+        dir: "fastapi",
+        path: "/health",
+        content_type: JSON,
+        forms: &[("health-healthy", 200), ("health-failing", 503)],
+        signal: Signal::State("unhealthy"),
+    },
+    App {
+        dir: "fastapi",
+        path: "/health/ready",
+        content_type: JSON,
+        forms: &[("ready-healthy", 200), ("ready-failing", 503)],
+        signal: Signal::Value("app.ready", 0.0),
+    },
+    App {
+        dir: "fastapi",
+        path: "/health/live",
+        content_type: JSON,
+        forms: &[("live-healthy", 200)],
+        signal: Signal::None,
+    },
 ];
 
 fn dir(app: &App) -> PathBuf {
@@ -312,7 +334,7 @@ fn every_product_healthy_and_failing_both_ways() {
                 if !errs.is_empty() {
                     failures.push(format!("{}: {from} -> {to}: {errs:?}", app.dir));
                 }
-                if to == app.forms[1].0 && !visible(&x, app.signal) {
+                if app.forms.get(1).is_some_and(|f| f.0 == to) && !visible(&x, app.signal) {
                     failures.push(format!(
                         "{}: {from} -> {to}: failure not visible as {:?}\n{yaml}",
                         app.dir, app.signal
@@ -326,6 +348,109 @@ fn every_product_healthy_and_failing_both_ways() {
         let _ = std::fs::write(out, &table);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Products whose failing body has the healthy body's fields (only values
+/// change, or a container empty in one form): the config written from
+/// either form has the same rules, states included (a state word and its
+/// failure word resolve to one vocabulary; Terminus's empty `error` is
+/// read with `info`'s indicator shape).
+#[test]
+fn either_form_writes_the_same_rules() {
+    for dir in [
+        "grafana",
+        "nestjs-terminus",
+        "elasticsearch",
+        "spring-boot-actuator",
+        "kafka-connect",
+        "envoy",
+        "keycloak",
+    ] {
+        let Some(app) = APPS.iter().find(|a| a.dir == dir) else {
+            panic!("{dir}")
+        };
+        let rules = |i: usize| {
+            let (form, status) = app.forms[i];
+            let (_, c) = config_from(app, form, status).unwrap_or_else(|e| panic!("{e}"));
+            c.targets[0]
+                .metrics
+                .iter()
+                .map(|r| format!("{} {:?} {:?}", r.name, r.kind, r.each))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(rules(0), rules(1), "{dir}");
+    }
+}
+
+/// Each FastAPI health page, healthy or failing, gets the rules of
+/// examples/recipes/fastapi-health/ for that page (its metric names, not
+/// generic guesses), and nothing else.
+#[test]
+fn fastapi_pages_get_the_recipe_rules() {
+    let want: [(&str, &[&str]); 3] = [
+        (
+            "/health",
+            &[
+                "app.health",
+                "app.dependency.health",
+                "app.dependency.check_latency",
+                "app.uptime",
+                "app.build_info",
+            ],
+        ),
+        (
+            "/health/ready",
+            &[
+                "app.ready",
+                "app.dependency.up",
+                "app.dependency.latency",
+                "app.disk.free",
+            ],
+        ),
+        ("/health/live", &["app.alive", "app.live.timestamp"]),
+    ];
+    for app in APPS.iter().filter(|a| a.dir == "fastapi") {
+        let names = want
+            .iter()
+            .find(|(p, _)| *p == app.path)
+            .map(|(_, n)| *n)
+            .unwrap_or_default();
+        for &(form, status) in app.forms {
+            let (yaml, c) = config_from(app, form, status).unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                yaml.contains("examples/recipes/fastapi-health/"),
+                "{form}: {yaml}"
+            );
+            let got: Vec<&str> = c.targets[0]
+                .metrics
+                .iter()
+                .map(|r| r.name.as_str())
+                .collect();
+            assert_eq!(got, names, "{form}: {yaml}");
+        }
+    }
+    // Another key than the page's: not the recipe's shape.
+    let app = &APPS[APPS.len() - 1];
+    let yaml = super::super::yaml_for(
+        "http://127.0.0.1:8080/health/live",
+        200,
+        JSON,
+        br#"{"status": "alive", "timestamp": "2026-12-06T03:10:00Z", "pid": 7}"#,
+    );
+    assert!(
+        !yaml.contains("fastapi-health/: its rules"),
+        "{}: {yaml}",
+        app.path
+    );
+    // A check with a field the recipe does not read (the demo app's ready
+    // checks carry a status too): not the recipe's shape, nothing unread.
+    let yaml = super::super::yaml_for(
+        "http://127.0.0.1:8080/health/ready",
+        200,
+        JSON,
+        br#"{"status": "ready", "checks": {"db": {"healthy": true, "status": "healthy"}}}"#,
+    );
+    assert!(!yaml.contains("fastapi-health/: its rules"), "{yaml}");
 }
 
 /// `REMORA_INIT_SHOW=vault/healthy cargo test --lib init::tests::apps::show -- --nocapture`

@@ -67,6 +67,9 @@ pub(super) struct Reach {
     lazy: Option<usize>,
     /// This node or one below is parsed lazily.
     lazy_below: bool,
+    /// Also reached through an enclosing container's members (another
+    /// rule's `each` level or wildcard passes through it): never lazy.
+    shared: bool,
 }
 
 /// Reached by a general path: everything.
@@ -79,6 +82,7 @@ static ALL: Reach = Reach {
     from_end: false,
     lazy: None,
     lazy_below: false,
+    shared: false,
 };
 
 impl Reach {
@@ -120,6 +124,7 @@ impl Reach {
     /// Adds what `other` reaches (its containers are not merged: they name
     /// one node).
     pub(super) fn merge(&mut self, other: &Reach) {
+        self.shared = true;
         self.all |= other.all;
         self.from_end |= other.from_end;
         for (k, v) in &other.names {
@@ -169,6 +174,7 @@ impl Reach {
             self.containers.iter().all(|r| pass(r) == first)
                 && !self.all
                 && !self.from_end
+                && !self.shared
                 && self.names.is_empty()
                 && self.indices.is_empty()
                 && self.any.is_some()
