@@ -180,7 +180,8 @@ fn formats(rounds: usize) {
         for round in 0..rounds as u64 {
             publish(&store, n, round);
             let start = Instant::now();
-            let text = render_variant(&pipeline, &store, v).unwrap_or_else(|e| panic!("{e}"));
+            let text =
+                render_variant(&pipeline, &store, v, false).unwrap_or_else(|e| panic!("{e}"));
             times.push(start.elapsed());
             bytes = text.len();
             black_box(text);
