@@ -20,6 +20,9 @@
 //!   `state` label, the label named as the family that OpenMetrics requires
 //!   (same value): queries on `state` work in every format;
 //! - `untyped` is `unknown`; histograms and summaries are written as they are;
+//! - an app's OpenMetrics `info` and `stateset` families and its `# UNIT`s
+//!   (pass-through, kept beside the 0.0.4 text as `OmFacts`) are served as
+//!   they came (its stateset samples carry their family-named label already);
 //! - sample timestamps (from pass-through apps, milliseconds in 0.0.4) in seconds.
 //!
 //! With `--web.utf8-names` (the render is asked for a variant of another
@@ -47,6 +50,9 @@ pub(super) struct Convert<'a> {
     pub(super) variant: Variant,
     pub(super) meta: &'a Meta,
     pub(super) labels: &'a LabelMap<'a>,
+    /// The pass-through families an app's OpenMetrics body made `info` or
+    /// `stateset` or gave a unit (by name; remora's own facts come first).
+    pub(super) passthrough: &'a HashMap<&'a str, FamilyMeta>,
     /// `_created` of remora's own counters (Unix seconds).
     pub(super) start: f64,
 }
@@ -91,7 +97,12 @@ impl Convert<'_> {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
                 let kind = Kind::parse(kind).unwrap_or(Kind::Untyped);
-                let meta = self.meta.families.get(name).unwrap_or(&default);
+                let meta = self
+                    .meta
+                    .families
+                    .get(name)
+                    .or_else(|| self.passthrough.get(name))
+                    .unwrap_or(&default);
                 let c = self.family(name, kind, meta);
                 self.header(&mut out, &c, meta, help.take().filter(|h| h.0 == name));
                 cur = Some(c);
@@ -420,6 +431,11 @@ impl super::pipeline::Pipeline {
             LabelMap::new()
         };
         let start = super::meta::process_start(snap);
+        let passthrough = if variants.iter().any(|v| v.syntax == Syntax::OpenMetrics) {
+            passthrough_meta(snap)
+        } else {
+            HashMap::new()
+        };
         variants
             .iter()
             .map(|&variant| {
@@ -427,10 +443,33 @@ impl super::pipeline::Pipeline {
                     variant,
                     meta: &self.meta,
                     labels: &labels,
+                    passthrough: &passthrough,
                     start,
                 };
                 (variant, c.convert(text))
             })
             .collect()
     }
+}
+
+/// The facts of the pass-through families an app's OpenMetrics body
+/// declared `info` or `stateset` or gave a `# UNIT` (the first target's,
+/// when two pass one name).
+fn passthrough_meta(snap: &super::snapshot::Snapshot) -> HashMap<&str, FamilyMeta> {
+    let mut out = HashMap::new();
+    for f in snap.passthrough().flatten() {
+        let Some(om) = &f.openmetrics else { continue };
+        out.entry(f.name.as_str()).or_insert_with(|| FamilyMeta {
+            unit: om.unit.clone(),
+            om: if om.info {
+                OmKind::Info
+            } else if om.stateset {
+                OmKind::StateSet
+            } else {
+                OmKind::Plain
+            },
+            ..Default::default()
+        });
+    }
+    out
 }

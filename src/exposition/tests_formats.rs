@@ -123,18 +123,21 @@ pub(super) fn filled() -> (Arc<Store>, Pipeline) {
                         help: Some("Requests \"served\"".into()),
                         kind: Kind::Counter,
                         samples: samples("http_requests{target=\"prom\"} 3 1700000000123\n"),
+                        openmetrics: None,
                     },
                     PromFamily {
                         name: "rpc_seconds".into(),
                         help: None,
                         kind: Kind::Histogram,
                         samples: samples("rpc_seconds_bucket{le=\"0.1\",target=\"prom\"} 1\nrpc_seconds_bucket{le=\"+Inf\",target=\"prom\"} 2\nrpc_seconds_sum{target=\"prom\"} 0.3\nrpc_seconds_count{target=\"prom\"} 2\n"),
+                        openmetrics: None,
                     },
                     PromFamily {
                         name: "odd".into(),
                         help: None,
                         kind: Kind::Untyped,
                         samples: samples("odd{target=\"prom\",v=\"a,b}\\\"c\"} 1\n"),
+                        openmetrics: None,
                     },
                 ])),
                 ..Default::default()

@@ -405,7 +405,8 @@ async fn a_pinned_format_ignores_the_accept_type_but_keeps_its_escaping() {
 }
 
 /// An app serving OpenMetrics: counter with `_created` and an exemplar,
-/// info, stateset, gaugehistogram, unknown, a timestamp in seconds.
+/// info, stateset, a gauge with a unit, gaugehistogram, unknown, a
+/// timestamp in seconds.
 const APP_OM: &str = "# TYPE om_jobs counter
 # HELP om_jobs Jobs \\\"done\\\".
 om_jobs_total{q=\"a\"} 3 # {trace_id=\"abc\"} 1 1700000000
@@ -415,6 +416,9 @@ om_build_info{version=\"9\"} 1
 # TYPE om_state stateset
 om_state{om_state=\"up\"} 1
 om_state{om_state=\"down\"} 0
+# TYPE om_wait_seconds gauge
+# UNIT om_wait_seconds seconds
+om_wait_seconds 0.5
 # TYPE om_queue gaugehistogram
 om_queue_bucket{le=\"+Inf\"} 2
 om_queue_gsum 3
@@ -454,6 +458,7 @@ async fn an_openmetrics_app_is_passed_through() {
     }
     assert!(!text.contains("om_jobs_created"), "{text}");
     assert!(!text.contains("trace_id"), "{text}");
+    assert!(!text.contains("# UNIT"), "{text}");
     common::promtool_parses(&text);
     python(&text, false);
     // remora asked for OpenMetrics first, as Prometheus 2.x does.
@@ -463,10 +468,21 @@ async fn an_openmetrics_app_is_passed_through() {
         accept.starts_with("application/openmetrics-text;version=1.0.0"),
         "{accept}"
     );
-    // And serves it again as OpenMetrics.
+    // And serves it again as OpenMetrics, with the app's info, stateset and unit.
     let a = scrape_until(&r, PROM2, &om_type("underscores"), "om_jobs_total").await;
-    python(&a.body, true);
-    assert!(a.body.contains("# TYPE om_jobs counter\n"), "{}", a.body);
+    for want in [
+        "# TYPE om_jobs counter\n",
+        "# TYPE om_build info\nom_build_info{version=\"9\",target=\"om\"} 1\n",
+        "# TYPE om_state stateset\nom_state{om_state=\"up\",target=\"om\"} 1\n",
+        "# TYPE om_wait_seconds gauge\n# UNIT om_wait_seconds seconds\n",
+    ] {
+        assert!(a.body.contains(want), "{want:?} missing in\n{}", a.body);
+    }
+    if let Some(fams) = python(&a.body, true) {
+        assert_eq!(family(&fams, "om_build").1, "info");
+        assert_eq!(family(&fams, "om_state").1, "stateset");
+        assert_eq!(family(&fams, "om_wait_seconds").2, "seconds");
+    }
     r.stop().await;
 }
 
