@@ -48,6 +48,14 @@ struct Cli {
     /// text-0.0.4); the escaping still comes from the Accept header.
     #[arg(long = "web.exposition-format", default_value_t = crate::exposition::FormatPin::Negotiate)]
     exposition_format: crate::exposition::FormatPin,
+    /// Serve the host, container and rule families under their
+    /// semantic-convention names (`system.cpu.time_seconds_total`, quoted)
+    /// to a scraper that asks for escaping=allow-utf-8 (Prometheus 3), and
+    /// escaped under escaping=dots and values. Off: every format and
+    /// escaping serves the underscored names of text 0.0.4, the names the
+    /// kit's dashboard and alerts query.
+    #[arg(long = "web.utf8-names", global = true)]
+    utf8_names: bool,
     /// Log level.
     #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"], global = true)]
     log_level: String,
@@ -68,6 +76,15 @@ enum Command {
         /// out, and what failed with the offending value and a hint.
         #[arg(long)]
         explain: bool,
+        /// The exposition's format: 0.0.4 (text 0.0.4, the default), 1.0.0
+        /// (text 1.0.0) or openmetrics (OpenMetrics 1.0.0).
+        #[arg(long, default_value = "0.0.4", value_parser = ["0.0.4", "1.0.0", "openmetrics"])]
+        format: String,
+        /// Its escaping (text 1.0.0 and OpenMetrics): underscores (the
+        /// default), allow-utf-8, dots or values; UTF-8 names only with
+        /// --web.utf8-names.
+        #[arg(long, default_value = "underscores", value_parser = ["underscores", "allow-utf-8", "dots", "values"])]
+        escaping: String,
     },
     /// Probe an app (a base URL: its usual status paths) and write a commented exporter.yaml.
     Init {
@@ -123,6 +140,20 @@ fn summary(c: &Config) -> String {
         c.server.listen,
         c.server.metrics_path
     )
+}
+
+/// The variant `remora once --format --escaping` names (values checked by clap).
+fn once_variant(format: &str, escaping: &str) -> crate::exposition::Variant {
+    use crate::exposition::{Escaping, Syntax, Variant};
+    let syntax = match format {
+        "openmetrics" => Syntax::OpenMetrics,
+        "1.0.0" => Syntax::Text100,
+        _ => return Variant::TEXT_004,
+    };
+    Variant {
+        syntax,
+        escaping: Escaping::from_param(escaping),
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
@@ -218,7 +249,11 @@ pub fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Some(Command::Once { explain }) => {
+        Some(Command::Once {
+            explain,
+            format: as_format,
+            escaping,
+        }) => {
             logging::init(&cli.log_level, format);
             let config = match load(&cli.config_file) {
                 Ok(c) => c,
@@ -229,7 +264,8 @@ pub fn main() -> ExitCode {
                 Err(code) => return code,
             };
             let roots = Roots::new(&cli.procfs, &cli.sysfs, &cli.rootfs);
-            match rt.block_on(app::once(config, roots, explain)) {
+            let variant = once_variant(&as_format, &escaping);
+            match rt.block_on(app::once(config, roots, explain, variant, cli.utf8_names)) {
                 Ok((text, ok, account)) => {
                     use std::io::Write;
                     let _ = std::io::stdout().write_all(&text);
@@ -279,6 +315,7 @@ pub fn main() -> ExitCode {
                 watch: true,
                 max_connections: cli.max_connections,
                 exposition_format: cli.exposition_format,
+                utf8_names: cli.utf8_names,
             };
             let result: anyhow::Result<()> = rt.block_on(async move {
                 let shutdown = shutdown_signal()

@@ -85,6 +85,8 @@ pub struct Options {
     pub max_connections: usize,
     /// `--web.exposition-format`.
     pub exposition_format: crate::exposition::FormatPin,
+    /// `--web.utf8-names`.
+    pub utf8_names: bool,
 }
 
 /// Runs remora with a loaded config on a bound listener until `shutdown` completes.
@@ -116,7 +118,7 @@ pub async fn run(
     }
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let state = Arc::new(AppState {
-        renderer: Renderer::start(store.clone(), pipeline),
+        renderer: Renderer::start(store.clone(), pipeline).with_utf8_names(options.utf8_names),
         store: store.clone(),
         ready: ready.clone(),
         config: ArcSwap::new(prepared.config.clone()),
@@ -252,11 +254,15 @@ fn mark_loaded(store: &Store) {
 
 /// `remora once`: polls every source once and returns the exposition,
 /// whether every source succeeded, and with `explain` the rule-by-rule
-/// account of every target (`remora once --explain`; else empty).
+/// account of every target (`remora once --explain`; else empty). The
+/// exposition is in `format` (`remora once --format --escaping`; names as
+/// `--web.utf8-names` says).
 pub async fn once(
     config: Config,
     roots: Roots,
     explain: bool,
+    format: crate::exposition::Variant,
+    utf8_names: bool,
 ) -> Result<(Vec<u8>, bool, String), AppError> {
     client::install_crypto_provider();
     let store = Store::new();
@@ -290,7 +296,7 @@ pub async fn once(
             poller::publish(&writer, &target, outcome);
         }
     }
-    let text = crate::exposition::render_once(&pipeline, &store)?;
+    let text = crate::exposition::render_variant(&pipeline, &store, format, utf8_names)?;
     let mut account = String::new();
     if explain {
         for (name, t) in &store.read().targets {

@@ -3,9 +3,13 @@
 //! `underscores` (every character outside the legacy set becomes `_`),
 //! `allow-utf-8` (names kept; the writer quotes those outside the legacy
 //! set), `dots` (`.` -> `_dot_`, `_` -> `__`, any other character outside
-//! the legacy set -> `_`) and `values` (a legacy name unchanged; any other
-//! gets `U__`, its `_` doubled and every character outside the legacy set
-//! written as `_HEX_`, its code point in lower-case hexadecimal).
+//! the legacy set -> `__`) and `values` (`U__`, `_` doubled and every
+//! character outside the legacy set written as `_HEX_`, its code point in
+//! lower-case hexadecimal), as `EscapeName` of Prometheus' `common/model`
+//! writes them. Under every scheme a name that is already a legacy one is
+//! left as it is, as `EscapeMetricFamily` (what Prometheus' client
+//! libraries write an exposition with) does: `dots` does not double the
+//! underscores of `remora_target_up`.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -58,6 +62,7 @@ pub(super) fn escape_name(name: &str, escaping: Escaping, colon: bool) -> Cow<'_
                 })
                 .collect(),
         ),
+        Escaping::Dots if legacy(name) => Cow::Borrowed(name),
         Escaping::Dots => {
             let mut out = String::with_capacity(name.len() + 8);
             for (i, c) in name.chars().enumerate() {
@@ -65,7 +70,7 @@ pub(super) fn escape_name(name: &str, escaping: Escaping, colon: bool) -> Cow<'_
                     '_' => out.push_str("__"),
                     '.' => out.push_str("_dot_"),
                     c if legacy_char(c, i == 0, colon) => out.push(c),
-                    _ => out.push('_'),
+                    _ => out.push_str("__"),
                 }
             }
             Cow::Owned(out)
@@ -134,8 +139,10 @@ mod tests {
                 Dots,
                 "system_dot_cpu_dot_time__seconds__total",
             ),
-            ("remora_target_up", Dots, "remora__target__up"),
-            ("a/b", Dots, "a_b"),
+            // A legacy name is left as it is (EscapeMetricFamily).
+            ("remora_target_up", Dots, "remora_target_up"),
+            ("a/b", Dots, "a__b"),
+            ("a.b_c", Dots, "a_dot_b__c"),
             ("remora_target_up", Values, "remora_target_up"),
             (
                 "system.cpu.time_seconds",

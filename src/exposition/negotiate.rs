@@ -126,6 +126,22 @@ impl Variant {
             || (self.syntax == Syntax::Text100 && self.escaping == Escaping::Underscores)
     }
 
+    /// The variant whose body this one is served: itself with
+    /// `--web.utf8-names`; else the `underscores` body of its syntax, for
+    /// without it every name is the legacy one text 0.0.4 serves, a name
+    /// every escaping leaves as it is (the Content-Type still names the
+    /// escaping asked for).
+    pub fn body(self, utf8_names: bool) -> Variant {
+        if utf8_names {
+            self
+        } else {
+            Variant {
+                syntax: self.syntax,
+                escaping: Escaping::Underscores,
+            }
+        }
+    }
+
     /// The `Content-Type` of the answer.
     pub fn content_type(self) -> &'static str {
         use Escaping::*;

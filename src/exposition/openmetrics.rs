@@ -20,13 +20,19 @@
 //!   `state` label, the label named as the family that OpenMetrics requires
 //!   (same value): queries on `state` work in every format;
 //! - `untyped` is `unknown`; histograms and summaries are written as they are;
+//! - an app's OpenMetrics `info` and `stateset` families and its `# UNIT`s
+//!   (pass-through, kept beside the 0.0.4 text as `OmFacts`) are served as
+//!   they came (its stateset samples carry their family-named label already);
 //! - sample timestamps (from pass-through apps, milliseconds in 0.0.4) in seconds.
 //!
-//! Under `allow-utf-8`, `dots` and `values`, a family's name is its UTF-8
-//! name (the OpenTelemetry name with its dots, and the same suffixes) and a
-//! label's its attribute key, escaped as the scheme says (`escape`); under
-//! `allow-utf-8` a name outside the legacy set is quoted, a metric name
-//! inside the braces: `{"system.cpu.time_seconds_total","cpu.mode"="user"} 1`.
+//! With `--web.utf8-names` (the render is asked for a variant of another
+//! escaping than `underscores` only then: see `Variant::body`), under
+//! `allow-utf-8`, `dots` and `values` a family's name is its UTF-8 name (the
+//! OpenTelemetry name with its dots, and the same suffixes) and a label's its
+//! attribute key, escaped as the scheme says (`escape`), the whole sample
+//! name at once; under `allow-utf-8` a name outside the legacy set is quoted,
+//! a metric name inside the braces:
+//! `{"system.cpu.time_seconds_total","cpu.mode"="user"} 1`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -44,6 +50,9 @@ pub(super) struct Convert<'a> {
     pub(super) variant: Variant,
     pub(super) meta: &'a Meta,
     pub(super) labels: &'a LabelMap<'a>,
+    /// The pass-through families an app's OpenMetrics body made `info` or
+    /// `stateset` or gave a unit (by name; remora's own facts come first).
+    pub(super) passthrough: &'a HashMap<&'a str, FamilyMeta>,
     /// `_created` of remora's own counters (Unix seconds).
     pub(super) start: f64,
 }
@@ -88,7 +97,12 @@ impl Convert<'_> {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
                 let kind = Kind::parse(kind).unwrap_or(Kind::Untyped);
-                let meta = self.meta.families.get(name).unwrap_or(&default);
+                let meta = self
+                    .meta
+                    .families
+                    .get(name)
+                    .or_else(|| self.passthrough.get(name))
+                    .unwrap_or(&default);
                 let c = self.family(name, kind, meta);
                 self.header(&mut out, &c, meta, help.take().filter(|h| h.0 == name));
                 cur = Some(c);
@@ -115,9 +129,9 @@ impl Convert<'_> {
     fn family<'t>(&'t self, name004: &'t str, kind: Kind, meta: &'t FamilyMeta) -> Current<'t> {
         let e = self.variant.escaping;
         let om = self.variant.syntax == Syntax::OpenMetrics;
-        let base: Cow<'t, str> = match (&meta.utf8, e) {
-            (Some(u), Escaping::AllowUtf8 | Escaping::Dots | Escaping::Values) => Cow::Borrowed(u),
-            _ => Cow::Borrowed(name004),
+        let base: &str = match (&meta.utf8, e) {
+            (Some(u), Escaping::AllowUtf8 | Escaping::Dots | Escaping::Values) => u,
+            _ => name004,
         };
         let labels = self
             .labels
@@ -128,16 +142,34 @@ impl Convert<'_> {
                 Some(meta.labels.as_slice()).filter(|l| !l.is_empty() && e != Escaping::Underscores)
             })
             .unwrap_or(NO_LABELS);
-        let rename = e == Escaping::Dots
-            || (e != Escaping::Underscores && (meta.utf8.is_some() || !labels.is_empty()));
+        // Legacy names are the same under every escaping: only a UTF-8
+        // name or a dotted label key is renamed.
+        let rename = e != Escaping::Underscores && (meta.utf8.is_some() || !labels.is_empty());
         let stripped = match (om, kind, meta.om) {
-            (true, Kind::Counter, _) if name004.ends_with("_total") => "_total",
-            (true, Kind::Gauge, OmKind::Info) if name004.ends_with("_info") => "_info",
+            (true, Kind::Counter, _) if name004.ends_with("_total") && base.ends_with("_total") => {
+                "_total"
+            }
+            (true, Kind::Gauge, OmKind::Info)
+                if name004.ends_with("_info") && base.ends_with("_info") =>
+            {
+                "_info"
+            }
             _ => "",
         };
-        let strip = stripped.len();
+        // The whole sample name is escaped (`values` and `dots` apply to a
+        // name as a whole), the family name is that less the suffix
+        // OpenMetrics takes off: under `dots` and `values` the suffix's `_`
+        // is doubled, so the family name ends with `_`
+        // (`system_dot_cpu_dot_time__seconds_` of the samples
+        // `system_dot_cpu_dot_time__seconds__total`), as Prometheus' Go
+        // library writes an escaped counter.
+        let whole = escape_name(base, e, true);
+        let (family, strip) = match whole.strip_suffix(stripped) {
+            Some(f) => (f.to_string(), stripped.len()),
+            None => (whole.clone().into_owned(), 0),
+        };
+        let stripped = if strip > 0 { stripped } else { "" };
         let stem = &base[..base.len().saturating_sub(strip)];
-        let family = escape_name(stem, e, true).into_owned();
         let stateset = (om && kind == Kind::Gauge && meta.om == OmKind::StateSet)
             .then(|| escape_name(stem, e, false).into_owned());
         let created = (om && strip > 0 && kind == Kind::Counter && meta.created)
@@ -399,6 +431,11 @@ impl super::pipeline::Pipeline {
             LabelMap::new()
         };
         let start = super::meta::process_start(snap);
+        let passthrough = if variants.iter().any(|v| v.syntax == Syntax::OpenMetrics) {
+            passthrough_meta(snap)
+        } else {
+            HashMap::new()
+        };
         variants
             .iter()
             .map(|&variant| {
@@ -406,10 +443,33 @@ impl super::pipeline::Pipeline {
                     variant,
                     meta: &self.meta,
                     labels: &labels,
+                    passthrough: &passthrough,
                     start,
                 };
                 (variant, c.convert(text))
             })
             .collect()
     }
+}
+
+/// The facts of the pass-through families an app's OpenMetrics body
+/// declared `info` or `stateset` or gave a `# UNIT` (the first target's,
+/// when two pass one name).
+fn passthrough_meta(snap: &super::snapshot::Snapshot) -> HashMap<&str, FamilyMeta> {
+    let mut out = HashMap::new();
+    for f in snap.passthrough().flatten() {
+        let Some(om) = &f.openmetrics else { continue };
+        out.entry(f.name.as_str()).or_insert_with(|| FamilyMeta {
+            unit: om.unit.clone(),
+            om: if om.info {
+                OmKind::Info
+            } else if om.stateset {
+                OmKind::StateSet
+            } else {
+                OmKind::Plain
+            },
+            ..Default::default()
+        });
+    }
+    out
 }

@@ -62,6 +62,10 @@ struct Shared {
     published: tokio::sync::watch::Sender<u64>,
     renders: AtomicU64,
     stop: AtomicBool,
+    /// `--web.utf8-names`: the semantic-convention names (`system.cpu.time`)
+    /// under the escapings other than `underscores`; without it every
+    /// format serves the legacy names of text 0.0.4.
+    utf8_names: AtomicBool,
 }
 
 impl Shared {
@@ -216,6 +220,7 @@ impl Renderer {
             published,
             renders: AtomicU64::new(1),
             stop: AtomicBool::new(false),
+            utf8_names: AtomicBool::new(false),
         });
         let worker = shared.clone();
         // Its own thread at the background nice (crate::sched), so that a
@@ -235,21 +240,43 @@ impl Renderer {
         self.shared.latest.load_full()
     }
 
-    /// The latest render of `variant` when its body is not text 0.0.4's.
-    /// The first ask for a variant makes the render thread render it from
+    /// Serves the semantic-convention names (`--web.utf8-names`) from now on.
+    pub fn with_utf8_names(self, on: bool) -> Self {
+        self.shared.utf8_names.store(on, Ordering::Release);
+        self
+    }
+
+    /// Whether `--web.utf8-names` is on.
+    pub fn utf8_names(&self) -> bool {
+        self.shared.utf8_names.load(Ordering::Acquire)
+    }
+
+    /// The latest render of the body `variant` is served (see
+    /// [`Variant::body`]): text 0.0.4's, or that variant's. The first ask
+    /// for a body other than 0.0.4's makes the render thread render it from
     /// then on (it renders at once); until its first render exists this
     /// gives `None`, and the scrape is served text 0.0.4, a valid answer
     /// to every `Accept` remora negotiates. Never waits.
     pub fn variant(&self, variant: Variant) -> Option<Arc<Rendered>> {
-        if variant.body_is_004() {
-            return None;
+        let body = variant.body(self.utf8_names());
+        if body.body_is_004() {
+            // The 0.0.4 render under the variant's Content-Type (text
+            // 1.0.0 with legacy names): the same bytes, shared.
+            return match &*self.latest() {
+                Ok(r) => Some(Arc::new(Rendered {
+                    generation: r.generation,
+                    gzip: r.gzip.clone(),
+                    plain_len: r.plain_len,
+                })),
+                Err(_) => None,
+            };
         }
-        let bit = 1 << variant.index();
+        let bit = 1 << body.index();
         if self.shared.wanted.fetch_or(bit, Ordering::AcqRel) & bit == 0 {
             // Wakes the render thread: a new render, with this variant.
             self.shared.store.touch();
         }
-        self.shared.variants.get(variant.index())?.load_full()
+        self.shared.variants.get(body.index())?.load_full()
     }
 
     /// The current pipeline.
@@ -313,12 +340,15 @@ pub fn render_once(pipeline: &Pipeline, store: &Store) -> Result<Vec<u8>, Exposi
     render_snapshot(pipeline, &pipeline.snapshot(store))
 }
 
-/// Renders synchronously in `variant` (benchmarks and tests).
+/// Renders synchronously the body of `variant` (`utf8_names`:
+/// `--web.utf8-names`; `remora once --format`, benchmarks and tests).
 pub fn render_variant(
     pipeline: &Pipeline,
     store: &Store,
     variant: Variant,
+    utf8_names: bool,
 ) -> Result<Vec<u8>, ExpositionError> {
+    let variant = variant.body(utf8_names);
     let snap = pipeline.snapshot(store);
     let text = render_snapshot(pipeline, &snap)?;
     if variant.body_is_004() {

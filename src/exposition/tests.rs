@@ -516,6 +516,7 @@ fn a_render_reads_the_store_once() {
                 help: Some("Passed".into()),
                 kind: Kind::Gauge,
                 samples: "app_passed{cluster=\"eu1\",target=\"prom\"} 7\n".into(),
+                openmetrics: None,
             }])),
             ..Default::default()
         };

@@ -70,6 +70,21 @@ pub struct PromFamily {
     pub kind: Kind,
     /// Sample lines, relabelled, each ending in `\n`.
     pub samples: String,
+    /// What the app's OpenMetrics body said of it beyond text 0.0.4 (`None`
+    /// for a text 0.0.4 body), for remora's OpenMetrics output.
+    pub openmetrics: Option<OmFacts>,
+}
+
+/// A pass-through family's OpenMetrics type beyond text 0.0.4's and its
+/// `# UNIT`, as the app's OpenMetrics body declared them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OmFacts {
+    /// `info` (served in 0.0.4 as the gauge `NAME_info`).
+    pub info: bool,
+    /// `stateset` (served in 0.0.4 as a gauge).
+    pub stateset: bool,
+    /// The `# UNIT` word.
+    pub unit: Option<String>,
 }
 
 /// Where a family goes beside the families already placed.

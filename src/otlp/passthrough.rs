@@ -307,6 +307,7 @@ mod tests {
             help: Some("help".into()),
             kind,
             samples: samples.into(),
+            openmetrics: None,
         }
     }
 

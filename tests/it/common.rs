@@ -223,6 +223,8 @@ pub struct Start {
     pub env: Vec<(&'static str, &'static str)>,
     /// `--web.exposition-format` (default negotiate).
     pub exposition_format: remora::exposition::FormatPin,
+    /// `--web.utf8-names`.
+    pub utf8_names: bool,
 }
 
 impl Remora {
@@ -272,6 +274,7 @@ impl Remora {
             watch: opts.watch,
             max_connections: opts.max_connections.unwrap_or(512),
             exposition_format: opts.exposition_format,
+            utf8_names: opts.utf8_names,
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -242,7 +242,75 @@ async fn every_scraper_gets_its_format_parsed_by_an_independent_parser() {
         a.body
     );
 
-    // Prometheus 3.x: OpenMetrics, UTF-8 names.
+    // Prometheus 3.x: OpenMetrics, `allow-utf-8` echoed, and (without
+    // --web.utf8-names) the underscored names of text 0.0.4, the names the
+    // kit's dashboard and alerts query.
+    let a = scrape(&r, Some(PROM3), &om_type("allow-utf-8")).await;
+    assert!(
+        a.body.contains(
+            "# TYPE system_cpu_time_seconds counter\n# UNIT system_cpu_time_seconds seconds\n"
+        ),
+        "{}",
+        a.body
+    );
+    assert!(!a.body.contains("system.cpu"), "{}", a.body);
+    assert!(!a.body.contains("cpu.mode"), "{}", a.body);
+    if let Some(fams) = python(&a.body, true) {
+        let cpu = family(&fams, "system_cpu_time_seconds");
+        assert!(cpu
+            .3
+            .iter()
+            .all(|s| s.0 == "system_cpu_time_seconds_total" && s.1.contains_key("cpu_mode")));
+        assert_eq!(family(&fams, "app_build").1, "info");
+    }
+    // Prometheus 3.x falling back to text 1.0.0: the 0.0.4 names too.
+    let accept = "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+    let a = scrape(&r, Some(accept), &text_100("allow-utf-8")).await;
+    assert!(
+        a.body
+            .contains("# TYPE system_cpu_time_seconds_total counter\n"),
+        "{}",
+        a.body
+    );
+    common::promtool_parses(&a.body);
+
+    every_escaping_parses(&r, false).await;
+    r.stop().await;
+}
+
+/// Every format and escaping, each body read by the Python parsers
+/// (`utf8`: remora runs with --web.utf8-names).
+async fn every_escaping_parses(r: &Remora, utf8: bool) {
+    for escaping in ["underscores", "allow-utf-8", "dots", "values"] {
+        let accept = format!("text/plain;version=1.0.0;escaping={escaping}");
+        let a = scrape(r, Some(&accept), &text_100(escaping)).await;
+        assert!(!a.body.contains("# EOF"));
+        python(&a.body, false);
+        if escaping == "underscores" || !utf8 {
+            common::promtool_parses(&a.body);
+        }
+        let accept = format!("application/openmetrics-text;version=1.0.0;escaping={escaping}");
+        let a = scrape(r, Some(&accept), &om_type(escaping)).await;
+        assert_eq!(a.content_type, om_type(escaping));
+        python(&a.body, true);
+    }
+}
+
+#[tokio::test]
+async fn with_utf8_names_prometheus_3_gets_the_semantic_convention_names() {
+    let app = app().await;
+    let opts = Start {
+        utf8_names: true,
+        ..Default::default()
+    };
+    let r = Remora::start_with(&config(&app), opts).await;
+    // Prometheus 2.x asks for no escaping: underscores, as without the flag.
+    let a = scrape(&r, Some(PROM2), &om_type("underscores")).await;
+    assert!(
+        a.body.contains("# TYPE system_cpu_time_seconds counter\n"),
+        "{}",
+        a.body
+    );
     let a = scrape(&r, Some(PROM3), &om_type("allow-utf-8")).await;
     if let Some(fams) = python(&a.body, true) {
         let cpu = family(&fams, "system.cpu.time_seconds");
@@ -260,33 +328,21 @@ async fn every_scraper_gets_its_format_parsed_by_an_independent_parser() {
         // remora's own names are the same in every escaping.
         family(&fams, "remora_target_up");
     }
-
-    // Every other format and escaping.
-    for escaping in ["underscores", "allow-utf-8", "dots", "values"] {
-        let accept = format!("text/plain;version=1.0.0;escaping={escaping}");
-        let a = scrape(&r, Some(&accept), &text_100(escaping)).await;
-        assert!(!a.body.contains("# EOF"));
-        python(&a.body, false);
-        if escaping == "underscores" {
-            common::promtool_parses(&a.body);
-        }
-        let accept = format!("application/openmetrics-text;version=1.0.0;escaping={escaping}");
-        let a = scrape(&r, Some(&accept), &om_type(escaping)).await;
-        assert_eq!(a.content_type, om_type(escaping));
-        python(&a.body, true);
-    }
+    every_escaping_parses(&r, true).await;
+    // `dots` escapes the whole sample name; the family is that less `_total`.
     let a = scrape(
         &r,
         Some("application/openmetrics-text;escaping=dots"),
         &om_type("dots"),
     )
     .await;
-    assert!(
-        a.body
-            .contains("# TYPE system_dot_cpu_dot_time__seconds counter\n"),
-        "{}",
-        a.body
-    );
+    for want in [
+        "# TYPE system_dot_cpu_dot_time__seconds_ counter\n",
+        "system_dot_cpu_dot_time__seconds__total{",
+        "remora_target_up{",
+    ] {
+        assert!(a.body.contains(want), "{want:?} missing in\n{}", a.body);
+    }
     r.stop().await;
 }
 
@@ -349,7 +405,8 @@ async fn a_pinned_format_ignores_the_accept_type_but_keeps_its_escaping() {
 }
 
 /// An app serving OpenMetrics: counter with `_created` and an exemplar,
-/// info, stateset, gaugehistogram, unknown, a timestamp in seconds.
+/// info, stateset, a gauge with a unit, gaugehistogram, unknown, a
+/// timestamp in seconds.
 const APP_OM: &str = "# TYPE om_jobs counter
 # HELP om_jobs Jobs \\\"done\\\".
 om_jobs_total{q=\"a\"} 3 # {trace_id=\"abc\"} 1 1700000000
@@ -359,6 +416,9 @@ om_build_info{version=\"9\"} 1
 # TYPE om_state stateset
 om_state{om_state=\"up\"} 1
 om_state{om_state=\"down\"} 0
+# TYPE om_wait_seconds gauge
+# UNIT om_wait_seconds seconds
+om_wait_seconds 0.5
 # TYPE om_queue gaugehistogram
 om_queue_bucket{le=\"+Inf\"} 2
 om_queue_gsum 3
@@ -398,6 +458,7 @@ async fn an_openmetrics_app_is_passed_through() {
     }
     assert!(!text.contains("om_jobs_created"), "{text}");
     assert!(!text.contains("trace_id"), "{text}");
+    assert!(!text.contains("# UNIT"), "{text}");
     common::promtool_parses(&text);
     python(&text, false);
     // remora asked for OpenMetrics first, as Prometheus 2.x does.
@@ -407,10 +468,21 @@ async fn an_openmetrics_app_is_passed_through() {
         accept.starts_with("application/openmetrics-text;version=1.0.0"),
         "{accept}"
     );
-    // And serves it again as OpenMetrics.
+    // And serves it again as OpenMetrics, with the app's info, stateset and unit.
     let a = scrape_until(&r, PROM2, &om_type("underscores"), "om_jobs_total").await;
-    python(&a.body, true);
-    assert!(a.body.contains("# TYPE om_jobs counter\n"), "{}", a.body);
+    for want in [
+        "# TYPE om_jobs counter\n",
+        "# TYPE om_build info\nom_build_info{version=\"9\",target=\"om\"} 1\n",
+        "# TYPE om_state stateset\nom_state{om_state=\"up\",target=\"om\"} 1\n",
+        "# TYPE om_wait_seconds gauge\n# UNIT om_wait_seconds seconds\n",
+    ] {
+        assert!(a.body.contains(want), "{want:?} missing in\n{}", a.body);
+    }
+    if let Some(fams) = python(&a.body, true) {
+        assert_eq!(family(&fams, "om_build").1, "info");
+        assert_eq!(family(&fams, "om_state").1, "stateset");
+        assert_eq!(family(&fams, "om_wait_seconds").2, "seconds");
+    }
     r.stop().await;
 }
 
@@ -437,4 +509,62 @@ async fn scrape_until(r: &Remora, accept: &str, want: &str, has: &str) -> Answer
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `remora once --format --escaping` prints the chosen format (names as
+/// `--web.utf8-names` says).
+#[test]
+fn once_prints_the_chosen_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.yaml");
+    std::fs::write(&cfg, "host: {collectors: [memory]}\n").unwrap();
+    let once = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_remora"))
+            .arg("once")
+            .arg(format!("--config.file={}", cfg.display()))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = once(&[]);
+    assert!(
+        text.contains("# TYPE system_memory_usage_bytes gauge\n"),
+        "{text}"
+    );
+    assert!(!text.contains("# EOF"));
+    let om = once(&["--format=openmetrics"]);
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    assert!(
+        om.contains("# UNIT system_memory_usage_bytes bytes\n"),
+        "{om}"
+    );
+    python(&om, true);
+    // Without --web.utf8-names every escaping keeps the legacy names.
+    let legacy = once(&["--format=openmetrics", "--escaping=allow-utf-8"]);
+    assert!(
+        legacy.contains("# TYPE system_memory_usage_bytes gauge\n"),
+        "{legacy}"
+    );
+    let utf8 = once(&[
+        "--format=openmetrics",
+        "--escaping=allow-utf-8",
+        "--web.utf8-names",
+    ]);
+    assert!(
+        utf8.contains("# TYPE \"system.memory.usage_bytes\" gauge\n"),
+        "{utf8}"
+    );
+    python(&utf8, true);
+    let text = once(&["--format=1.0.0", "--escaping=values", "--web.utf8-names"]);
+    assert!(
+        text.contains("# TYPE U__system_2e_memory_2e_usage__bytes gauge\n"),
+        "{text}"
+    );
+    assert!(!text.contains("# EOF"));
 }

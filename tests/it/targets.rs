@@ -287,6 +287,7 @@ async fn a_missing_tls_file_is_a_startup_error() {
         watch: false,
         max_connections: 512,
         exposition_format: Default::default(),
+        utf8_names: false,
     };
     let err = remora::app::run(cfg, options, listener, async {})
         .await

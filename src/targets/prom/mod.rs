@@ -41,17 +41,24 @@ mod relabel;
 #[cfg(test)]
 mod tests;
 
-pub use crate::model::passthrough::{Kind, PromFamily, Served, ServedNames};
+pub use crate::model::passthrough::{Kind, OmFacts, PromFamily, Served, ServedNames};
 pub use openmetrics::{is_openmetrics, ACCEPT};
 pub use relabel::{relabel, RelabelError, Relabeled, MAX_EXPORTED_PREFIXES};
 
 /// [`relabel`] for an OpenMetrics body: read as the text 0.0.4 Prometheus
-/// would store (see `openmetrics`), then relabelled as any other.
+/// would store (see `openmetrics`), then relabelled as any other; each
+/// family keeps what the body said of it beyond 0.0.4 (`info`, `stateset`,
+/// `# UNIT`) for remora's OpenMetrics output.
 pub fn relabel_openmetrics(
     text: &str,
     labels: &[(String, String)],
     served: &ServedNames,
     max_series: usize,
 ) -> Result<Relabeled, RelabelError> {
-    relabel(&openmetrics::to_text_004(text)?, labels, served, max_series)
+    let (text, mut facts) = openmetrics::to_text_004(text)?;
+    let mut r = relabel(&text, labels, served, max_series)?;
+    for f in &mut r.families {
+        f.openmetrics = facts.remove(&f.name);
+    }
+    Ok(r)
 }

@@ -9,7 +9,9 @@
 //!   a `gaugehistogram`'s `_bucket`, `_gsum` and `_gcount` samples are
 //!   passed as untyped families of their own names;
 //! - `_created` samples of counters, histograms and summaries are dropped
-//!   (a start time, not a measurement); `# UNIT` lines are dropped;
+//!   (a start time, not a measurement); `# UNIT` lines are dropped from the
+//!   text, and kept with the `info` and `stateset` types as [`OmFacts`] per
+//!   0.0.4 family name, for remora's own OpenMetrics output;
 //! - exemplars are dropped; timestamps (seconds) become milliseconds;
 //! - HELP's `\"` escape becomes a plain `"`.
 
@@ -17,6 +19,10 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::relabel::RelabelError;
+use crate::model::passthrough::OmFacts;
+
+/// What an OpenMetrics body said beyond 0.0.4, by 0.0.4 family name.
+pub(super) type Facts = HashMap<String, OmFacts>;
 
 fn line_err(line: usize, problem: impl Into<String>) -> RelabelError {
     RelabelError::Line {
@@ -40,8 +46,9 @@ fn as_004(name: &str, kind: &str) -> Option<(String, &'static str)> {
     })
 }
 
-/// `text` (OpenMetrics 1.0) as text 0.0.4.
-pub(super) fn to_text_004(text: &str) -> Result<String, RelabelError> {
+/// `text` (OpenMetrics 1.0) as text 0.0.4, and its families' types and
+/// units beyond 0.0.4.
+pub(super) fn to_text_004(text: &str) -> Result<(String, Facts), RelabelError> {
     let lines: Vec<&str> = text.lines().collect();
     let eof = lines
         .iter()
@@ -66,6 +73,7 @@ pub(super) fn to_text_004(text: &str) -> Result<String, RelabelError> {
             }
         }
     }
+    let mut facts = Facts::new();
     let mut out = String::with_capacity(text.len());
     for (i, l) in lines[..eof].iter().enumerate() {
         let lineno = i + 1;
@@ -86,9 +94,17 @@ pub(super) fn to_text_004(text: &str) -> Result<String, RelabelError> {
             match keyword {
                 "TYPE" => {
                     let _ = writeln!(out, "# TYPE {name004} {type004}");
+                    if matches!(kind, "info" | "stateset") {
+                        let f = facts.entry(name004).or_default();
+                        f.info = kind == "info";
+                        f.stateset = kind == "stateset";
+                    }
                 }
                 "HELP" => {
                     let _ = writeln!(out, "# HELP {name004} {}", arg.replace("\\\"", "\""));
+                }
+                "UNIT" if !arg.trim().is_empty() => {
+                    facts.entry(name004).or_default().unit = Some(arg.trim().to_string());
                 }
                 _ => {}
             }
@@ -135,7 +151,7 @@ pub(super) fn to_text_004(text: &str) -> Result<String, RelabelError> {
         }
         out.push('\n');
     }
-    Ok(out)
+    Ok((out, facts))
 }
 
 /// Whether a response's Content-Type is OpenMetrics.
@@ -180,7 +196,7 @@ other 1
 
     #[test]
     fn openmetrics_becomes_the_text_prometheus_would_store() {
-        let t = to_text_004(OM).unwrap();
+        let (t, facts) = to_text_004(OM).unwrap();
         assert_eq!(
             t,
             "# TYPE jobs_total counter
@@ -203,6 +219,23 @@ other 1
 "
         );
         assert!(super::super::relabel(&t, &[], &Default::default(), 100).is_ok());
+        // What 0.0.4 cannot say is kept beside it.
+        let info = |i, s, u: Option<&str>| OmFacts {
+            info: i,
+            stateset: s,
+            unit: u.map(String::from),
+        };
+        assert_eq!(facts.get("build_info"), Some(&info(true, false, None)));
+        assert_eq!(facts.get("health"), Some(&info(false, true, None)));
+        assert_eq!(facts.get("jobs_total"), None);
+        let (_, facts) = to_text_004(
+            "# TYPE a_seconds counter\n# UNIT a_seconds seconds\na_seconds_total 1\n# EOF\n",
+        )
+        .unwrap();
+        assert_eq!(
+            facts.get("a_seconds_total"),
+            Some(&info(false, false, Some("seconds")))
+        );
     }
 
     #[test]

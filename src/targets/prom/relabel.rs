@@ -335,6 +335,7 @@ pub fn relabel(
             help: f.help,
             kind,
             samples: f.samples,
+            openmetrics: None,
         });
     }
     Ok(out)
