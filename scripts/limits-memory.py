@@ -9,8 +9,13 @@ and RSS, and per target net of a one-target run of the same binary
 (the base: code, runtime, render buffers); then reloads RELOADS times (POST /-/reload, each with a changed
 label so the config really changes) and prints the same after each.
 
+With --distinct-rules every target's rules differ (rule r of target t has
+`scale: t+1`), so no two targets can share their rules or their compiled
+extractor; by default all targets have the same rules, as a fleet of one
+app has.
+
 Usage: scripts/limits-memory.py [--bin target/debug/remora] [--targets 2000]
-       [--rules 10] [--reloads 10] [--interval 5s]
+       [--rules 10] [--reloads 10] [--interval 5s] [--distinct-rules]
 A config over remora's limits is reported as refused (the error printed).
 """
 
@@ -56,7 +61,7 @@ def app(rules):
     return srv.server_address[1]
 
 
-def config(app_port, targets, rules, interval, generation):
+def config(app_port, targets, rules, interval, generation, distinct=False):
     out = [
         "host: {enabled: false}",
         f"global: {{interval: {interval}, timeout: 2s, labels: {{generation: g{generation}}}}}",
@@ -66,8 +71,9 @@ def config(app_port, targets, rules, interval, generation):
         out.append(f"  - name: t{t}")
         out.append(f"    url: http://127.0.0.1:{app_port}/t{t}")
         out.append("    metrics:")
+        scale = f", scale: {t + 1}" if distinct else ""
         for r in range(rules):
-            out.append(f"      - {{name: app.m{r}, path: $.m{r}}}")
+            out.append(f"      - {{name: app.m{r}, path: $.m{r}{scale}}}")
     return "\n".join(out) + "\n"
 
 
@@ -115,13 +121,13 @@ def settle(port, targets):
     wait(lambda: polls(port) >= start + 2 * targets, 300, "two poll rounds")
 
 
-def base(binary, app_port, rules, interval):
+def base(binary, app_port, rules, interval, distinct):
     """Private memory of the same binary with one target."""
     port = free_port()
     with tempfile.TemporaryDirectory() as d:
         cfg = os.path.join(d, "exporter.yaml")
         with open(cfg, "w") as f:
-            f.write(config(app_port, 1, rules, interval, 0))
+            f.write(config(app_port, 1, rules, interval, 0, distinct))
         p = subprocess.Popen(
             [binary, f"--config.file={cfg}", f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -142,15 +148,19 @@ def main():
     ap.add_argument("--rules", type=int, default=10)
     ap.add_argument("--reloads", type=int, default=10)
     ap.add_argument("--interval", default="5s")
+    ap.add_argument("--distinct-rules", action="store_true",
+                    help="every target's rules differ (no sharing possible)")
     a = ap.parse_args()
     app_port = app(a.rules)
     port = free_port()
     with tempfile.TemporaryDirectory() as d:
         cfg = os.path.join(d, "exporter.yaml")
         with open(cfg, "w") as f:
-            f.write(config(app_port, a.targets, a.rules, a.interval, 0))
+            f.write(config(app_port, a.targets, a.rules, a.interval, 0, a.distinct_rules))
         size = os.path.getsize(cfg)
-        print(f"config: {a.targets} targets x {a.rules} rules = {a.targets * a.rules} rules, {size} bytes")
+        kind = "distinct rules per target" if a.distinct_rules else "the same rules for every target"
+        print(f"config: {a.targets} targets x {a.rules} rules = {a.targets * a.rules} rules "
+              f"({kind}), {size} bytes")
         check = subprocess.run([a.bin, "check", f"--config.file={cfg}"], capture_output=True, text=True)
         if check.returncode != 0:
             print("refused: " + (check.stderr.strip().splitlines() or [""])[0])
@@ -165,13 +175,13 @@ def main():
             settle(port, a.targets)
             priv, rss = memory(p.pid)
             first = None
-            b = base(a.bin, app_port, a.rules, a.interval)
+            b = base(a.bin, app_port, a.rules, a.interval, a.distinct_rules)
             print(f"base (1 target): private {b:8.1f} MiB")
             print(f"start:     private {priv:8.1f} MiB  rss {rss:8.1f} MiB  "
                   f"per target {(priv - b) * 1024 / a.targets:7.1f} KiB (net of the base)")
             for i in range(1, a.reloads + 1):
                 with open(cfg, "w") as f:
-                    f.write(config(app_port, a.targets, a.rules, a.interval, i))
+                    f.write(config(app_port, a.targets, a.rules, a.interval, i, a.distinct_rules))
                 get(f"http://127.0.0.1:{port}/-/reload", method="POST", timeout=120)
                 settle(port, a.targets)
                 priv, rss = memory(p.pid)

@@ -134,3 +134,39 @@ async fn hanging_polls_and_a_stuck_host_round_stop_at_once() {
     drop(unblock);
     assert!(store.read().collectors.is_empty());
 }
+
+/// Pollers of equal rules share one compiled extractor (issue 28), which
+/// the last of them frees when the sources stop; a target of other rules
+/// has its own.
+#[tokio::test(start_paused = true)]
+async fn equal_rules_share_one_extractor_freed_at_stop() {
+    let rules = "[{name: app.a, path: $.a}, {name: app.b, path: $.b}]";
+    let cfg = config(&format!(
+        "host: {{enabled: false}}\ntargets:\n\
+         - {{name: t0, url: 'http://127.0.0.1:1/0', interval: 1h, metrics: {rules}}}\n\
+         - {{name: t1, url: 'http://127.0.0.1:1/1', interval: 1h, metrics: {rules}}}\n\
+         - {{name: t2, url: 'http://127.0.0.1:1/2', interval: 1h, metrics: [{{name: app.a, path: $.a}}]}}\n"
+    ));
+    let prepared = prepare(cfg, &Roots::default()).unwrap();
+    let x: Vec<_> = prepared
+        .pollers
+        .iter()
+        .map(|p| p.extractor.clone())
+        .collect();
+    assert!(Arc::ptr_eq(&x[0], &x[1]));
+    assert!(!Arc::ptr_eq(&x[0], &x[2]));
+    // The two pollers and `x`'s two clones.
+    assert_eq!(Arc::strong_count(&x[0]), 4);
+    assert_eq!(Arc::strong_count(&x[2]), 2);
+    let weak: Vec<_> = x.iter().map(Arc::downgrade).collect();
+    drop(x);
+    let store = Store::new();
+    let ready = Arc::new(Readiness::default());
+    let sources = Sources::launch(prepared, &Roots::default(), &store, &ready);
+    assert_eq!(weak[0].strong_count(), 2);
+    let aborted = sources
+        .stop(tokio::time::Instant::now() + Duration::from_secs(5))
+        .await;
+    assert_eq!(aborted, 0);
+    assert!(weak.iter().all(|w| w.upgrade().is_none()));
+}

@@ -177,15 +177,25 @@ pub fn base_labels(target: &Target) -> Vec<KeyValue> {
 pub struct Poller {
     pub target: Arc<Target>,
     pub client: reqwest::Client,
-    /// The target's rules, compiled.
-    pub extractor: extract::Extractor,
+    /// The target's rules, compiled; shared by the pollers of equal rules.
+    pub extractor: Arc<extract::Extractor>,
     pub base: Arc<[KeyValue]>,
 }
 
 impl Poller {
     pub fn new(target: Arc<Target>, client: reqwest::Client) -> Self {
+        let extractor = Arc::new(extract::Extractor::new(&target));
+        Poller::with_extractor(target, client, extractor)
+    }
+
+    /// A poller using `extractor`, compiled from rules equal to `target`'s.
+    pub fn with_extractor(
+        target: Arc<Target>,
+        client: reqwest::Client,
+        extractor: Arc<extract::Extractor>,
+    ) -> Self {
         Poller {
-            extractor: extract::Extractor::new(&target),
+            extractor,
             base: base_labels(&target).into(),
             target,
             client,
