@@ -202,5 +202,6 @@ pub(crate) fn poll_context(p: &Prepared) -> poller::PollContext {
         max_series: config.limits.max_series_per_target,
         global_labels: crate::model::labels::GlobalLabels::new(&config.global.labels),
         served: p.served.clone(),
+        gate: crate::sched::polls::Gate::for_targets(p.pollers.len()),
     }
 }

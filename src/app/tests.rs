@@ -170,3 +170,50 @@ async fn equal_rules_share_one_extractor_freed_at_stop() {
     assert_eq!(aborted, 0);
     assert!(weak.iter().all(|w| w.upgrade().is_none()));
 }
+
+/// A config of more than `sched::polls::MAX_IN_FLIGHT` targets polls that
+/// many at once (issue 28: the burst of thousands of polls in flight stayed
+/// in the heap); the others wait for a place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_targets_poll_a_bounded_number_at_once() {
+    use crate::sched::polls::{Gate, MAX_IN_FLIGHT};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    // Holds every connection without answering: each poll stays in flight.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let n = MAX_IN_FLIGHT + 72;
+    let targets: String = (0..n)
+        .map(|i| format!("  - {{name: t{i}, url: 'http://{addr}/{i}', interval: 1h, timeout: 1h, metrics: [{{name: m, path: $.a}}]}}\n"))
+        .collect();
+    let cfg = config(&format!("host: {{enabled: false}}\ntargets:\n{targets}"));
+    let store = Store::new();
+    let ready = Arc::new(Readiness::default());
+    let prepared = prepare(cfg, &Roots::default()).unwrap();
+    let sources = Sources::launch(prepared, &Roots::default(), &store, &ready);
+    let gate = Gate::for_targets(n);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while gate.free() != Some(0) || accepted.load(Ordering::SeqCst) < MAX_IN_FLIGHT {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "places free: {:?}, connections: {}",
+            gate.free(),
+            accepted.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), MAX_IN_FLIGHT);
+    let aborted = sources
+        .stop(tokio::time::Instant::now() + Duration::from_secs(30))
+        .await;
+    assert_eq!(aborted, 0);
+    assert_eq!(gate.free(), Some(MAX_IN_FLIGHT));
+}

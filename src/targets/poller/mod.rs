@@ -156,6 +156,8 @@ pub struct PollContext {
     /// Every family name remora's pipeline serves: a passed-through family
     /// of one of these names is merged when its type agrees, else dropped.
     pub served: Arc<prom::ServedNames>,
+    /// How many of the config's polls run at once ([`crate::sched::polls`]).
+    pub gate: crate::sched::polls::Gate,
 }
 
 /// The labels every extracted series of `target` carries. Built once per
@@ -642,6 +644,7 @@ pub async fn run(
     // (about 2.5 KB per target).
     let poll = move || {
         Box::pin(async move {
+            let _place = ctx.gate.enter(target.timeout).await;
             // A descriptor for the connection first (`crate::fdlimit`), held
             // until the poll is done.
             let permits = crate::fdlimit::poll_permits().clone();
