@@ -4,8 +4,10 @@
 Starts a local JSON app (one thread, every path answers the same small
 document), writes a config of TARGETS targets of RULES rules each, runs
 remora on it, waits for /-/ready and for a few poll rounds, and prints
-private memory (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup)
-and RSS, and per target net of a one-target run of the same binary
+private memory (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup,
+sampled every 0.1 s for one poll interval: the least, idle between poll
+rounds, and the most, during a round) and RSS, and per target net of a
+one-target run of the same binary
 (the base: code, runtime, render buffers); then reloads RELOADS times (POST /-/reload, each with a changed
 label so the config really changes) and prints the same after each.
 
@@ -88,6 +90,28 @@ def memory(pid):
     return private / 1024, fields.get("Rss", 0) / 1024
 
 
+def seconds(interval):
+    """`5s`, `500ms`, `1m` as seconds."""
+    for unit, factor in (("ms", 0.001), ("s", 1), ("m", 60)):
+        if interval.endswith(unit) and interval[: -len(unit)].isdigit():
+            return int(interval[: -len(unit)]) * factor
+    sys.exit(f"cannot read the interval {interval!r} (expected e.g. 5s)")
+
+
+def over_interval(pid, secs):
+    """Private memory every 0.1 s for one poll interval: the least (idle,
+    between poll rounds), the most (during a round) and RSS at the least."""
+    idle, peak, rss_idle = float("inf"), 0.0, 0.0
+    end = time.time() + secs
+    while time.time() < end:
+        priv, rss = memory(pid)
+        if priv < idle:
+            idle, rss_idle = priv, rss
+        peak = max(peak, priv)
+        time.sleep(0.1)
+    return idle, peak, rss_idle
+
+
 def get(url, method="GET", timeout=30):
     req = urllib.request.Request(url, method=method)
     with urllib.request.urlopen(req, timeout=timeout) as r:
@@ -135,7 +159,7 @@ def base(binary, app_port, rules, interval, distinct):
         try:
             wait(lambda: get(f"http://127.0.0.1:{port}/-/ready")[0] == 200, 120, "ready")
             settle(port, 1)
-            return memory(p.pid)[0]
+            return over_interval(p.pid, seconds(interval))[0]
         finally:
             p.terminate()
             p.wait()
@@ -173,22 +197,28 @@ def main():
         try:
             wait(lambda: get(f"http://127.0.0.1:{port}/-/ready")[0] == 200, 300, "ready")
             settle(port, a.targets)
-            priv, rss = memory(p.pid)
+            secs = seconds(a.interval)
+            idle, peak, rss = over_interval(p.pid, secs)
             first = None
             b = base(a.bin, app_port, a.rules, a.interval, a.distinct_rules)
+            per = lambda m: (m - b) * 1024 / a.targets
             print(f"base (1 target): private {b:8.1f} MiB")
-            print(f"start:     private {priv:8.1f} MiB  rss {rss:8.1f} MiB  "
-                  f"per target {(priv - b) * 1024 / a.targets:7.1f} KiB (net of the base)")
+            print(f"start:     private {idle:8.1f} MiB idle, {peak:8.1f} MiB at most  rss {rss:8.1f} MiB  "
+                  f"per target {per(idle):7.1f} KiB idle, {per(peak):7.1f} KiB at most (net of the base)")
+            worst = 0.0
             for i in range(1, a.reloads + 1):
                 with open(cfg, "w") as f:
                     f.write(config(app_port, a.targets, a.rules, a.interval, i, a.distinct_rules))
                 get(f"http://127.0.0.1:{port}/-/reload", method="POST", timeout=120)
                 settle(port, a.targets)
-                priv, rss = memory(p.pid)
+                idle, peak, rss = over_interval(p.pid, secs)
                 if first is None:
-                    first = priv
-                print(f"reload {i:2}: private {priv:8.1f} MiB  rss {rss:8.1f} MiB  "
-                      f"x{priv / first:.2f} of after the first reload")
+                    first = idle
+                worst = max(worst, idle / first)
+                print(f"reload {i:2}: private {idle:8.1f} MiB idle, {peak:8.1f} MiB at most  rss {rss:8.1f} MiB  "
+                      f"x{idle / first:.2f} of after the first reload (idle)")
+            if a.reloads > 1:
+                print(f"after {a.reloads} reloads: x{idle / first:.2f} of after the first (worst x{worst:.2f})")
         finally:
             p.terminate()
             p.wait()
