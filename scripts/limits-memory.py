@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Memory of remora with many targets and rules (issue 28): prints figures.
 
-Starts a local JSON app (one thread, every path answers the same small
-document), writes a config of TARGETS targets of RULES rules each, runs
+Starts a local JSON app (an asyncio loop in a thread, every path answers
+the same small document), writes a config of TARGETS targets of RULES rules each, runs
 remora on it, waits for /-/ready and for a few poll rounds, and prints
 private memory (Private_Clean + Private_Dirty of /proc/PID/smaps_rollup,
 sampled every 0.1 s for one poll interval: the least, idle between poll
@@ -22,7 +22,7 @@ A config over remora's limits is reported as refused (the error printed).
 """
 
 import argparse
-import http.server
+import asyncio
 import json
 import os
 import socket
@@ -41,26 +41,27 @@ def free_port():
 
 
 def app(rules):
+    """A local JSON app on an asyncio loop of its own thread: every request
+    gets the same small document (fast enough that a poll round of
+    thousands of targets ends well within the interval)."""
     body = json.dumps({f"m{i}": i for i in range(rules)}).encode()
+    answer = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
+              + f"content-length: {len(body)}\r\n\r\n".encode() + body)
 
-    class H(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    class Answer(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport, self.seen = transport, b""
 
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+        def data_received(self, data):
+            self.seen += data
+            while b"\r\n\r\n" in self.seen:
+                self.seen = self.seen.split(b"\r\n\r\n", 1)[1]
+                self.transport.write(answer)
 
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
-    srv.daemon_threads = True
-    srv.handle_error = lambda *a: None  # remora gave up on a slow answer
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    return srv.server_address[1]
+    loop = asyncio.new_event_loop()
+    srv = loop.run_until_complete(loop.create_server(Answer, "127.0.0.1", 0, backlog=4096))
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    return srv.sockets[0].getsockname()[1]
 
 
 def config(app_port, targets, rules, interval, generation, distinct=False):
