@@ -292,7 +292,7 @@ fn target() -> Target {
         format: Format::Json,
         follow_redirects: Default::default(),
         labels: BTreeMap::new(),
-        metrics: rules(),
+        metrics: rules().into(),
     }
 }
 
@@ -353,7 +353,9 @@ fn bench(c: &mut Criterion) {
         // The same with one rule whose path misses (`$.servce`): its hint
         // reads the body once more to name the nearest keys.
         let mut typo = target.clone();
-        typo.metrics.push(R::new("app.typo", "$.servce").rule);
+        let mut rules = typo.metrics.to_vec();
+        rules.push(R::new("app.typo", "$.servce").rule);
+        typo.metrics = rules.into();
         let typo = Extractor::new(&typo);
         let t = typo
             .extract_body(text.as_bytes(), limits, &base)

@@ -1,7 +1,7 @@
 //! Building a config: clients, extraction specs, per-instrument series limits,
 //! the served names and the exposition pipeline, all before anything starts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use crate::config::{self, Config, ConfigError, Format};
@@ -95,8 +95,20 @@ pub(crate) fn prepare(mut config: Config, roots: &Roots) -> Result<Prepared, Bui
                 .unwrap_or_default(),
             source,
         })?;
+    // One compiled extractor per distinct rule list (`config::share`),
+    // shared by its targets' pollers and freed with the last of them.
+    // (The config holds the lists, so their addresses stay theirs.)
+    let mut extractors: HashMap<usize, Arc<extract::Extractor>> = HashMap::new();
     for (t, c) in config.targets.iter().zip(clients) {
-        pollers.push(Arc::new(poller::Poller::new(t.clone(), c)));
+        let extractor = extractors
+            .entry(t.metrics.addr())
+            .or_insert_with(|| Arc::new(extract::Extractor::new(t)))
+            .clone();
+        pollers.push(Arc::new(poller::Poller::with_extractor(
+            t.clone(),
+            c,
+            extractor,
+        )));
         if t.format == Format::Json {
             rules += t.metrics.len();
             for spec in extract::specs(t) {
@@ -190,5 +202,6 @@ pub(crate) fn poll_context(p: &Prepared) -> poller::PollContext {
         max_series: config.limits.max_series_per_target,
         global_labels: crate::model::labels::GlobalLabels::new(&config.global.labels),
         served: p.served.clone(),
+        gate: crate::sched::polls::Gate::for_targets(p.pollers.len()),
     }
 }

@@ -101,7 +101,10 @@ pub async fn run(
         Some(p) => crate::web::load(p)?,
         None => WebConfig::default(),
     };
-    let running = read_config(&options.config_file).await.ok();
+    let running = read_config(&options.config_file)
+        .await
+        .ok()
+        .map(Arc::<str>::from);
     let store = Store::new();
     mark_loaded(&store);
     let metrics_path = options

@@ -134,3 +134,86 @@ async fn hanging_polls_and_a_stuck_host_round_stop_at_once() {
     drop(unblock);
     assert!(store.read().collectors.is_empty());
 }
+
+/// Pollers of equal rules share one compiled extractor (issue 28), which
+/// the last of them frees when the sources stop; a target of other rules
+/// has its own.
+#[tokio::test(start_paused = true)]
+async fn equal_rules_share_one_extractor_freed_at_stop() {
+    let rules = "[{name: app.a, path: $.a}, {name: app.b, path: $.b}]";
+    let cfg = config(&format!(
+        "host: {{enabled: false}}\ntargets:\n\
+         - {{name: t0, url: 'http://127.0.0.1:1/0', interval: 1h, metrics: {rules}}}\n\
+         - {{name: t1, url: 'http://127.0.0.1:1/1', interval: 1h, metrics: {rules}}}\n\
+         - {{name: t2, url: 'http://127.0.0.1:1/2', interval: 1h, metrics: [{{name: app.a, path: $.a}}]}}\n"
+    ));
+    let prepared = prepare(cfg, &Roots::default()).unwrap();
+    let x: Vec<_> = prepared
+        .pollers
+        .iter()
+        .map(|p| p.extractor.clone())
+        .collect();
+    assert!(Arc::ptr_eq(&x[0], &x[1]));
+    assert!(!Arc::ptr_eq(&x[0], &x[2]));
+    // The two pollers and `x`'s two clones.
+    assert_eq!(Arc::strong_count(&x[0]), 4);
+    assert_eq!(Arc::strong_count(&x[2]), 2);
+    let weak: Vec<_> = x.iter().map(Arc::downgrade).collect();
+    drop(x);
+    let store = Store::new();
+    let ready = Arc::new(Readiness::default());
+    let sources = Sources::launch(prepared, &Roots::default(), &store, &ready);
+    assert_eq!(weak[0].strong_count(), 2);
+    let aborted = sources
+        .stop(tokio::time::Instant::now() + Duration::from_secs(5))
+        .await;
+    assert_eq!(aborted, 0);
+    assert!(weak.iter().all(|w| w.upgrade().is_none()));
+}
+
+/// A config of more than `sched::polls::MAX_IN_FLIGHT` targets polls that
+/// many at once (issue 28: the burst of thousands of polls in flight stayed
+/// in the heap); the others wait for a place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_targets_poll_a_bounded_number_at_once() {
+    use crate::sched::polls::{Gate, MAX_IN_FLIGHT};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = accepted.clone();
+    // Holds every connection without answering: each poll stays in flight.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let n = MAX_IN_FLIGHT + 72;
+    let targets: String = (0..n)
+        .map(|i| format!("  - {{name: t{i}, url: 'http://{addr}/{i}', interval: 1h, timeout: 1h, metrics: [{{name: m, path: $.a}}]}}\n"))
+        .collect();
+    let cfg = config(&format!("host: {{enabled: false}}\ntargets:\n{targets}"));
+    let store = Store::new();
+    let ready = Arc::new(Readiness::default());
+    let prepared = prepare(cfg, &Roots::default()).unwrap();
+    let sources = Sources::launch(prepared, &Roots::default(), &store, &ready);
+    let gate = Gate::for_targets(n);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while gate.free() != Some(0) || accepted.load(Ordering::SeqCst) < MAX_IN_FLIGHT {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "places free: {:?}, connections: {}",
+            gate.free(),
+            accepted.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), MAX_IN_FLIGHT);
+    let aborted = sources
+        .stop(tokio::time::Instant::now() + Duration::from_secs(30))
+        .await;
+    assert_eq!(aborted, 0);
+    assert_eq!(gate.free(), Some(MAX_IN_FLIGHT));
+}

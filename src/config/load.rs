@@ -13,6 +13,7 @@ use super::global::{decode_global, decode_limits, decode_resource, decode_server
 use super::host::{decode_host, default_host};
 use super::limits;
 use super::otlp::decode_otlp;
+use super::share::RulePool;
 use super::target::decode_target;
 use super::types::*;
 use super::yaml::{self, Node};
@@ -170,9 +171,11 @@ fn decode_config(ctx: &mut Ctx<'_>, root: &Node, path: &Path) -> Config {
 
     if let Some(node) = top.get("targets") {
         let mut names = HashSet::new();
+        // Targets of equal rules share one list.
+        let mut pool = RulePool::default();
         for (i, t) in ctx.seq(node, "targets").iter().enumerate() {
             let key = format!("targets[{i}]");
-            if let Some(target) = decode_target(ctx, t, &key, &config.global) {
+            if let Some(target) = decode_target(ctx, t, &key, &config.global, &mut pool) {
                 if !names.insert(target.name.clone()) {
                     ctx.err(
                         t.mark,

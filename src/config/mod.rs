@@ -10,7 +10,7 @@
 //! `decode` the decoder every key is read through (position, key path,
 //! unknown keys); `global` the `server:`, `global:`, `resource:` and
 //! `limits:` sections; `host` the `host:` section; `target` one target;
-//! `rule` one metric rule (`aggregate` its `aggregate:` / `count_by:`); `otlp` the `otlp:` push; [`limits`] the config's size and the self-scrape check; [`template`] label templates; `checks` the checks
+//! `rule` one metric rule (`aggregate` its `aggregate:` / `count_by:`); `otlp` the `otlp:` push; [`share`] rule lists shared between targets; [`limits`] the config's size and the self-scrape check; [`template`] label templates; `checks` the checks
 //! across targets. Value parsers (sizes, CPU quantities) are in
 //! [`crate::units`].
 
@@ -24,6 +24,7 @@ pub mod limits;
 pub mod load;
 mod otlp;
 mod rule;
+pub mod share;
 mod target;
 pub mod template;
 pub mod types;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use super::checks::RESERVED_LABELS;
 use super::decode::{Ctx, MapReader};
 use super::rule::decode_rule;
+use super::share::RulePool;
 use super::types::{BasicAuth, FollowRedirects, Format, GlobalConfig, Method, Target, TlsConfig};
 use super::yaml::Node;
 
@@ -34,6 +35,7 @@ pub(super) fn decode_target(
     node: &Node,
     key: &str,
     global: &GlobalConfig,
+    pool: &mut RulePool,
 ) -> Option<Target> {
     let mut m = MapReader::new(ctx, node, key)?;
     let name = match m.get("name") {
@@ -255,8 +257,6 @@ pub(super) fn decode_target(
             let mkey = m.path("metrics");
             let mut names = HashSet::new();
             let items = ctx.seq(n, &mkey);
-            // Kept for the config's life: no room to grow.
-            metrics.reserve_exact(items.len());
             if items.is_empty() {
                 ctx.err(
                     n.mark,
@@ -308,7 +308,7 @@ pub(super) fn decode_target(
         format,
         follow_redirects,
         labels,
-        metrics,
+        metrics: pool.share(metrics),
     })
 }
 

@@ -690,3 +690,29 @@ fn config_size_is_limited() {
     let err = load_file(&p, &env).unwrap_err().to_string();
     assert!(err.contains("at most 8388608 bytes"), "{err}");
 }
+
+/// Targets whose rules are equal hold one list (issue 28: 2,000 targets of
+/// the same rules kept 2,000 copies); a target whose rules differ in
+/// anything (here `scale`, or one rule fewer) holds its own.
+#[test]
+fn equal_rules_are_shared_between_targets() {
+    let rules = "[{name: app.a, path: $.a}, {name: app.b, path: $.b, labels: {k: '{$.k}'}}]";
+    let c = parse(&format!(
+        "targets:\n\
+         - {{name: t0, url: 'http://h/0', metrics: {rules}}}\n\
+         - {{name: t1, url: 'http://h/1', labels: {{x: y}}, metrics: {rules}}}\n\
+         - {{name: t2, url: 'http://h/2', metrics: [{{name: app.a, path: $.a, scale: 2}}, {{name: app.b, path: $.b, labels: {{k: '{{$.k}}'}}}}]}}\n\
+         - {{name: t3, url: 'http://h/3', metrics: [{{name: app.a, path: $.a}}]}}\n\
+         - {{name: t4, url: 'http://h/4', metrics: {rules}}}\n"
+    ))
+    .unwrap();
+    let t = &c.targets;
+    assert!(Rules::ptr_eq(&t[0].metrics, &t[1].metrics));
+    assert!(Rules::ptr_eq(&t[0].metrics, &t[4].metrics));
+    assert_eq!(t[0].metrics.holders(), 3);
+    assert!(!Rules::ptr_eq(&t[0].metrics, &t[2].metrics));
+    assert!(!Rules::ptr_eq(&t[0].metrics, &t[3].metrics));
+    assert_eq!((t[2].metrics.holders(), t[3].metrics.holders()), (1, 1));
+    assert_eq!(t[2].metrics[0].scale, Some(2.0));
+    assert_eq!(t[0].metrics.len(), 2);
+}

@@ -2,7 +2,9 @@
 //! `exporter.yaml` has been parsed, expanded and validated.
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use regex::Regex;
@@ -210,7 +212,55 @@ pub struct Target {
     pub follow_redirects: FollowRedirects,
     /// Constant labels of this target (the `target` label comes on top).
     pub labels: BTreeMap<String, String>,
-    pub metrics: Vec<MetricRule>,
+    /// Shared with the targets of equal rules ([`super::share`]).
+    pub metrics: Rules,
+}
+
+/// A target's metric rules, in the order written, behind an `Arc`:
+/// cloning shares them, and the loader gives targets of equal rules one
+/// list ([`super::share`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rules(Arc<[MetricRule]>);
+
+impl Rules {
+    /// Whether `a` and `b` are the same shared list (not only equal).
+    pub fn ptr_eq(a: &Rules, b: &Rules) -> bool {
+        Arc::ptr_eq(&a.0, &b.0)
+    }
+
+    /// The shared list's address: equal for [`Rules::ptr_eq`] lists, a
+    /// map key while they are held.
+    pub fn addr(&self) -> usize {
+        Arc::as_ptr(&self.0).cast::<MetricRule>() as usize
+    }
+
+    /// How many targets hold this list (for tests and figures).
+    pub fn holders(&self) -> usize {
+        Arc::strong_count(&self.0)
+    }
+}
+
+impl Deref for Rules {
+    type Target = [MetricRule];
+
+    fn deref(&self) -> &[MetricRule] {
+        &self.0
+    }
+}
+
+impl From<Vec<MetricRule>> for Rules {
+    fn from(rules: Vec<MetricRule>) -> Self {
+        Rules(rules.into())
+    }
+}
+
+impl<'a> IntoIterator for &'a Rules {
+    type Item = &'a MetricRule;
+    type IntoIter = std::slice::Iter<'a, MetricRule>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
 }
 
 /// How a raw JSON value becomes a number.
@@ -254,7 +304,7 @@ impl RuleKind {
 }
 
 /// One piece of a label template.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum TemplatePart {
     /// Literal text.
     Literal(String),
@@ -286,14 +336,14 @@ impl TemplatePart {
 }
 
 /// A label value template: literal text mixed with `{JSONPath}` and `{@key}`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Template {
     pub source: String,
     pub parts: Vec<TemplatePart>,
 }
 
 /// Where a value comes from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ValueSource {
     /// A JSONPath (relative to the `each` node when set).
     Path(JsonPath),
@@ -302,7 +352,7 @@ pub enum ValueSource {
 }
 
 /// One instrument produced by a rule (a rule with `values:` has several).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RuleValue {
     /// Full instrument name (`NAME` or `NAME.KEY`).
     pub name: String,
@@ -310,7 +360,7 @@ pub struct RuleValue {
 }
 
 /// One `metrics:` entry, compiled.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MetricRule {
     /// The name as written (for `remora_extraction_errors_total{metric}`).
     pub name: String,

@@ -66,7 +66,7 @@ pub fn client(url: &Url) -> Result<reqwest::Client, InitError> {
         format: Format::Json,
         follow_redirects: FollowRedirects::SameOrigin,
         labels: BTreeMap::new(),
-        metrics: Vec::new(),
+        metrics: Vec::new().into(),
     };
     client::build(&target).map_err(|e| InitError::Client(e.to_string()))
 }

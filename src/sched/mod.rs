@@ -14,12 +14,16 @@
 //! thread started from a background thread would inherit its nice: they
 //! start none.
 //!
+//! [`polls`] bounds how many polls of a config of thousands of targets
+//! run at once.
+//!
 //! Nothing here touches the tokio threads: the async workers and the
 //! shared blocking pool (the parse of a large body, which is the poll
 //! itself, host rounds, bcrypt checks, OTLP flushes) keep the process's
 //! policy and nice.
 
 pub mod drops;
+pub mod polls;
 
 use std::io;
 use std::thread::JoinHandle;

@@ -126,7 +126,7 @@ fn target(rules: Vec<MetricRule>) -> Target {
         format: Format::Json,
         follow_redirects: Default::default(),
         labels: BTreeMap::new(),
-        metrics: rules,
+        metrics: rules.into(),
     }
 }
 

@@ -161,6 +161,8 @@ pub struct PollContext {
     /// Every family name remora's pipeline serves: a passed-through family
     /// of one of these names is merged when its type agrees, else dropped.
     pub served: Arc<prom::ServedNames>,
+    /// How many of the config's polls run at once ([`crate::sched::polls`]).
+    pub gate: crate::sched::polls::Gate,
 }
 
 /// The labels every extracted series of `target` carries. Built once per
@@ -182,15 +184,25 @@ pub fn base_labels(target: &Target) -> Vec<KeyValue> {
 pub struct Poller {
     pub target: Arc<Target>,
     pub client: reqwest::Client,
-    /// The target's rules, compiled.
-    pub extractor: extract::Extractor,
+    /// The target's rules, compiled; shared by the pollers of equal rules.
+    pub extractor: Arc<extract::Extractor>,
     pub base: Arc<[KeyValue]>,
 }
 
 impl Poller {
     pub fn new(target: Arc<Target>, client: reqwest::Client) -> Self {
+        let extractor = Arc::new(extract::Extractor::new(&target));
+        Poller::with_extractor(target, client, extractor)
+    }
+
+    /// A poller using `extractor`, compiled from rules equal to `target`'s.
+    pub fn with_extractor(
+        target: Arc<Target>,
+        client: reqwest::Client,
+        extractor: Arc<extract::Extractor>,
+    ) -> Self {
         Poller {
-            extractor: extract::Extractor::new(&target),
+            extractor,
             base: base_labels(&target).into(),
             target,
             client,
@@ -664,6 +676,7 @@ pub async fn run(
     // (about 2.5 KB per target).
     let poll = move || {
         Box::pin(async move {
+            let _place = ctx.gate.enter(target.timeout).await;
             // A descriptor for the connection first (`crate::fdlimit`), held
             // until the poll is done.
             let permits = crate::fdlimit::poll_permits().clone();
