@@ -128,7 +128,7 @@ fn target() -> Target {
         format: Format::Json,
         follow_redirects: Default::default(),
         labels: BTreeMap::new(),
-        metrics: vec![up, uptime, started, free, dep, state, build, deep, again],
+        metrics: vec![up, uptime, started, free, dep, state, build, deep, again].into(),
     }
 }
 
