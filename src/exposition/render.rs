@@ -9,7 +9,9 @@
 //! lock-free swap. A scrape only loads the latest complete render: it never
 //! renders, never waits for a render, and never touches the async workers'
 //! blocking pool, so nothing queued there (bcrypt checks, host collectors,
-//! large JSON bodies) can hold a scrape.
+//! large JSON bodies) can hold a scrape. When a render leaves nothing more
+//! to render, the thread trims the heap (`crate::memory::trim`) before it
+//! sleeps, so what the render freed is not kept resident between rounds.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,6 +63,8 @@ struct Shared {
     /// that wait for one (readiness, `POST /-/reload`), never for a scrape.
     published: tokio::sync::watch::Sender<u64>,
     renders: AtomicU64,
+    /// How many times the thread trimmed the heap before sleeping.
+    trims: AtomicU64,
     stop: AtomicBool,
     /// `--web.utf8-names`: the semantic-convention names (`system.cpu.time`)
     /// under the escapings other than `underscores`; without it every
@@ -94,6 +98,14 @@ impl Shared {
                 return;
             }
             seen = self.render_and_publish(&mut gzip);
+            // Nothing more to render: what the render freed (the text,
+            // the collected own series) goes back to the system before the
+            // thread sleeps, so it is not kept resident between rounds
+            // (docs/performance.md, "Thousands of targets").
+            if self.store.generation() == seen {
+                crate::memory::trim();
+                self.trims.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -219,6 +231,7 @@ impl Renderer {
             wanted: AtomicU32::new(0),
             published,
             renders: AtomicU64::new(1),
+            trims: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             utf8_names: AtomicBool::new(false),
         });
@@ -288,6 +301,12 @@ impl Renderer {
     pub fn swap_pipeline(&self, pipeline: Pipeline) {
         self.shared.pipeline.store(Arc::new(pipeline));
         self.shared.store.touch();
+    }
+
+    /// How many times the render thread trimmed the heap (after a render,
+    /// the store unchanged since; tests count them).
+    pub fn trims(&self) -> u64 {
+        self.shared.trims.load(Ordering::Relaxed)
     }
 
     /// How many renders were made (tests count them).
@@ -457,6 +476,19 @@ mod tests {
         assert!(!Arc::ptr_eq(&a, &c), "a change renders again");
         let c = c.as_ref().as_ref().unwrap();
         assert!(plain(c).contains("remora_config_last_reload_successful 1"));
+    }
+
+    #[test]
+    fn the_heap_is_trimmed_when_a_render_leaves_nothing_to_render() {
+        let (store, r) = renderer();
+        assert_eq!(r.trims(), 0, "the first render, before the thread");
+        store.write().reload.last_successful = true;
+        wait_generation(&r, store.generation());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while r.trims() == 0 {
+            assert!(Instant::now() < deadline, "no trim after the render");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     #[test]

@@ -557,7 +557,14 @@ fn publish_into(
     let state = inner.targets.entry(target.name.clone()).or_default();
     let was_up = state.up;
     let first = !state.polled;
-    state.url = redact(&target.url);
+    // What is unchanged since the last poll is kept, not replaced: a
+    // steady target allocates nothing long-lived but its new series, so
+    // its state is not scattered between the poll round's transient
+    // allocations (docs/performance.md, "Thousands of targets").
+    let url = redact(&target.url);
+    if state.url != url {
+        state.url = url;
+    }
     state.polled = true;
     state.poll_duration = outcome.duration;
     state.http_status = outcome.status;
@@ -591,7 +598,12 @@ fn publish_into(
             &mut state.families,
             outcome.families,
         )));
-        state.labels = outcome.labels;
+        if state.labels != outcome.labels {
+            replaced.push(Box::new(std::mem::replace(
+                &mut state.labels,
+                outcome.labels,
+            )));
+        }
         replaced.push(Box::new(std::mem::replace(
             &mut state.passthrough,
             outcome.passthrough,
@@ -601,7 +613,8 @@ fn publish_into(
         match outcome.explain {
             Some(report) => {
                 log_rule_changes(&target.name, state.explain.as_deref(), &report);
-                replaced.push(Box::new(state.explain.replace(Arc::new(report))));
+                let report = reuse_explain(state.explain.take(), report, replaced);
+                state.explain = Some(Arc::new(report));
             }
             None => replaced.push(Box::new(state.explain.take())),
         }
@@ -610,6 +623,33 @@ fn publish_into(
         }
     }
     true
+}
+
+/// `now`, in the vectors of `before` when they are equal and nothing else
+/// holds `before` (the steady state of a target): its rules' records are
+/// not allocated again at every poll. `before` goes to `replaced` otherwise.
+fn reuse_explain(before: Option<Arc<Record>>, mut now: Record, replaced: &mut Replaced) -> Record {
+    let Some(before) = before else { return now };
+    match Arc::try_unwrap(before) {
+        Ok(mut kept)
+            if kept.base_len == now.base_len
+                && kept.spans == now.spans
+                && kept.rules == now.rules =>
+        {
+            let old = std::mem::replace(&mut kept.families, std::mem::take(&mut now.families));
+            replaced.push(Box::new(old));
+            replaced.push(Box::new(now));
+            kept
+        }
+        Ok(kept) => {
+            replaced.push(Box::new(kept));
+            now
+        }
+        Err(shared) => {
+            replaced.push(Box::new(shared));
+            now
+        }
+    }
 }
 
 /// Logs each rule of `now` that fails where it did not in `before` (at

@@ -226,3 +226,84 @@ fn drops_leave_the_blocking_pool_at_normal_priority() {
         assert_eq!(on.as_deref(), Some(crate::sched::drops::THREAD_NAME));
     }
 }
+
+/// A record of one poll with `rules` (the same for every poll of a steady
+/// target), its families new.
+fn record(rules: usize) -> Record {
+    let info = Arc::new(crate::model::explain::RuleInfo {
+        metric: "app.m".into(),
+        each: None,
+        each_inner: Vec::new(),
+        aggregate: None,
+        age: false,
+        paths: vec![("app.m".into(), "$.m".into())],
+    });
+    Record {
+        families: Arc::new(Vec::new()),
+        base_len: 1,
+        spans: vec![(0, 0, 1); rules],
+        rules: (0..rules)
+            .map(|i| crate::model::explain::RuleRecord {
+                info: info.clone(),
+                nodes: 1,
+                level_nodes: Vec::new(),
+                aggregated: None,
+                spans: i..i + 1,
+                series_total: 1,
+                failures: Vec::new(),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn a_steady_target_keeps_its_state_and_only_its_families_are_new() {
+    let config = crate::config::load::load_text(
+        "targets:\n  - name: t\n    url: http://127.0.0.1:1/\n    metrics:\n      - {name: app.m, path: $.m}\n",
+        std::path::Path::new("t.yaml"),
+        &|_| None,
+    )
+    .unwrap();
+    let target = config.targets[0].clone();
+    let store = Arc::new(crate::store::Store::default());
+    let slot = store.claim(vec![crate::store::SlotKey::Target("t".into())]);
+    let poll = |rules: usize| {
+        let mut outcome = Outcome::succeeded(200, 1);
+        outcome.labels = Arc::from(vec![KeyValue::new("target", "t")]);
+        outcome.explain = Some(record(rules));
+        let families = record(0).families;
+        outcome.families = families.clone();
+        if let Some(e) = &mut outcome.explain {
+            e.families = families.clone();
+        }
+        assert!(publish(&slot.writer(), &target, outcome));
+        let inner = store.read();
+        let state = &inner.targets["t"];
+        let explain = state.explain.clone().unwrap();
+        assert!(
+            Arc::ptr_eq(&explain.families, &families),
+            "the poll's families"
+        );
+        (
+            state.labels.clone(),
+            explain.rules.as_ptr(),
+            state.url.as_ptr(),
+        )
+    };
+    let first = poll(3);
+    let second = poll(3);
+    assert!(Arc::ptr_eq(&first.0, &second.0), "the same labels, kept");
+    assert_eq!(first.1, second.1, "the same rules' records, kept");
+    assert_eq!(first.2, second.2, "the same URL, kept");
+    let third = poll(4);
+    assert_ne!(second.1, third.1, "other rules' records, replaced");
+    assert_eq!(
+        store.read().targets["t"]
+            .explain
+            .as_ref()
+            .unwrap()
+            .rules
+            .len(),
+        4
+    );
+}
