@@ -27,16 +27,16 @@
 //! series itself and counts what it drops).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use opentelemetry::metrics::{AsyncInstrument, Meter, MeterProvider as _};
-use opentelemetry::KeyValue;
+use opentelemetry::{Key, KeyValue, Value};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 
 use super::exporter::{provider, register};
 use super::names::served_specs;
 use super::own::{build_info_spec, own_instruments, OwnReader, REVISION, RUSTC_VERSION, VERSION};
-use super::snapshot::{sources, OwnSeries, Snapshot, Source};
+use super::snapshot::{sources, Snapshot, Source};
 use super::text::{
     labels, labels_into, order, write_family, write_sample, Collected, Own, OwnBlock, Point,
     TextReader,
@@ -69,17 +69,12 @@ pub struct Pipeline {
     pub(super) store: Arc<Store>,
     /// The readers of remora's own instruments, in their order.
     own_readers: Vec<OwnReader>,
-    /// The own series of the render collecting now, observed by the own
-    /// instruments' callbacks of `provider`.
-    rendering: OwnSlot,
-    /// Held for a collect of `provider`: one render's series in `rendering` at a time.
-    collecting: Mutex<()>,
+    /// Those instruments as the exporter serves them (in the same order):
+    /// written from the snapshot's own series without the SDK.
+    own: Vec<StoreInstrument>,
     /// What the formats other than text 0.0.4 need to know of each family.
     pub(super) meta: super::meta::Meta,
 }
-
-/// Where the text provider's own instruments find the render's series.
-type OwnSlot = Arc<Mutex<Arc<OwnSeries>>>;
 
 /// An instrument whose series are written from the store.
 #[derive(Debug)]
@@ -139,18 +134,17 @@ fn observe_all<T: AsyncInstrument<f64> + ?Sized>(
     }
 }
 
-/// Where the callbacks of remora's own instruments read their series.
-#[derive(Clone)]
-enum OwnSource {
-    /// From the store, under its lock, when the provider collects (the
-    /// OTLP push, which collects on its own thread).
-    Store(Arc<Store>),
-    /// From the snapshot of the render collecting (the text).
-    Render(OwnSlot),
-}
-
-/// Registers remora's own instruments (build info included) on `meter`.
-fn register_own(meter: &Meter, source: &OwnSource, global: &GlobalLabels) {
+/// Registers `remora_build_info` on `meter` and, with `store` (the OTLP
+/// push's provider), remora's other own instruments, their callbacks
+/// reading the store under its lock when the provider collects.
+///
+/// The text provider gets build info only: a render writes the other own
+/// instruments from its snapshot (`Pipeline::gather`). Through the SDK they
+/// cost a table entry per series kept for the pipeline's life (each
+/// table sized for its cardinality limit: at 2,000 targets, 16,000
+/// `remora_target_polls_total` series in a table of 65,536 slots) and
+/// a copy of every series at every render.
+fn register_own(meter: &Meter, store: Option<&Arc<Store>>, global: &GlobalLabels) {
     // Build info: a constant.
     let mut attrs = vec![
         KeyValue::new("version", VERSION),
@@ -159,24 +153,16 @@ fn register_own(meter: &Meter, source: &OwnSource, global: &GlobalLabels) {
     ];
     global.add_sorted(&mut attrs);
     register(meter, &build_info_spec(), move |o| o.observe(1.0, &attrs));
-    for (i, (spec, read)) in own_instruments().into_iter().enumerate() {
-        match source.clone() {
-            OwnSource::Store(store) => {
-                let global = global.clone();
-                register(meter, &spec, move |o| {
-                    read(&store.read(), &mut |v, mut attrs| {
-                        global.add_sorted(&mut attrs);
-                        o.observe(v, &attrs);
-                    });
-                });
-            }
-            OwnSource::Render(slot) => register(meter, &spec, move |o| {
-                let series = slot.lock().unwrap_or_else(|e| e.into_inner()).clone();
-                for (v, attrs) in series.get(i).into_iter().flatten() {
-                    o.observe(*v, attrs);
-                }
-            }),
-        }
+    let Some(store) = store else { return };
+    for (spec, read) in own_instruments() {
+        let store = store.clone();
+        let global = global.clone();
+        register(meter, &spec, move |o| {
+            read(&store.read(), &mut |v, mut attrs| {
+                global.add_sorted(&mut attrs);
+                o.observe(v, &attrs);
+            });
+        });
     }
 }
 
@@ -239,12 +225,7 @@ impl Pipeline {
             None,
         )?;
         let global = GlobalLabels::new(&config.global.labels);
-        let rendering = OwnSlot::default();
-        register_own(
-            &provider.meter("remora"),
-            &OwnSource::Render(rendering.clone()),
-            &global,
-        );
+        register_own(&provider.meter("remora"), None, &global);
 
         let mut from_store = Vec::new();
         let mut by_name = HashMap::new();
@@ -270,12 +251,16 @@ impl Pipeline {
                     Some(reader),
                 )?;
                 let meter = p.meter("remora");
-                register_own(&meter, &OwnSource::Store(store.clone()), &global);
+                register_own(&meter, Some(&store), &global);
                 register_store(&meter, specs, &store, &global);
                 Some(p)
             }
             None => None,
         };
+        let (own, own_readers) = own_instruments()
+            .into_iter()
+            .map(|(spec, read)| (served_instrument(&spec), read))
+            .unzip();
         Ok(Pipeline {
             provider,
             reader,
@@ -285,9 +270,8 @@ impl Pipeline {
             by_name,
             global,
             store,
-            own_readers: own_instruments().into_iter().map(|(_, r)| r).collect(),
-            rendering,
-            collecting: Mutex::new(()),
+            own_readers,
+            own,
             meta: super::meta::Meta::build(config, specs, &as_served),
         })
     }
@@ -319,13 +303,23 @@ impl Pipeline {
     /// series `snap` read for them), adds the store's families of `snap`
     /// and writes each family's text. The store is not read.
     pub(super) fn gather(&self, snap: &Snapshot) -> Result<Own, ExpositionError> {
-        let rm = {
-            let _one = self.collecting.lock().unwrap_or_else(|e| e.into_inner());
-            *self.rendering.lock().unwrap_or_else(|e| e.into_inner()) = snap.own.clone();
-            let rm = self.reader.collect_now();
-            *self.rendering.lock().unwrap_or_else(|e| e.into_inner()) = Arc::default();
-            rm?
-        };
+        // Build info (and `target_info`) only.
+        let rm = self.reader.collect_now()?;
+        let own = self.own.iter().zip(snap.own.iter()).map(|(inst, series)| {
+            let (points, lines) = written(&inst.family, || {
+                series
+                    .iter()
+                    .filter(|(v, _)| v.is_finite())
+                    .map(|(v, attrs)| (*v, attrs.iter().map(|kv| (&kv.key, &kv.value))))
+            });
+            Collected {
+                kind: inst.kind,
+                name: inst.family.clone(),
+                help: &inst.help,
+                points,
+                lines,
+            }
+        });
         // Which sources' families feed each instrument.
         let mut feeds: Vec<Vec<Source<'_>>> = Vec::new();
         feeds.resize_with(self.from_store.len(), Vec::new);
@@ -346,7 +340,8 @@ impl Pipeline {
                 lines,
             }
         });
-        let families = self.reader.families(&rm, more);
+        // Own instruments first, as if registered before the store's.
+        let families = self.reader.families(&rm, own.chain(more));
         let size: usize = families
             .values()
             .map(|f| 128 + f.points.len() * 64 + f.lines.len())
@@ -377,47 +372,82 @@ impl Pipeline {
     ///
     /// Most families come from one source with their series already in the
     /// family's order (an `each` over items in the order of their labels):
-    /// those are written as they come, through two reused label vectors.
-    /// The others (or one found out of order) become points to sort.
+    /// those are written as they come ([`written`]). The others become
+    /// points to sort.
     fn samples<'a>(&'a self, family: &str, feed: &[Source<'a>]) -> (Vec<Point<'a>>, Vec<u8>) {
-        let series = || {
-            feed.iter().flat_map(|&(base, fams)| {
+        let series = move || {
+            feed.iter().flat_map(move |&(base, fams)| {
                 fams.iter()
                     .flat_map(|f| &f.series)
                     .filter(|s| s.value.is_finite())
-                    .map(move |s| (base, s))
+                    .map(move |s: &'a Series| {
+                        let attrs = self
+                            .global
+                            .of_series(base, &s.attributes)
+                            .map(|kv| (&kv.key, &kv.value));
+                        (s.value, attrs)
+                    })
             })
         };
-        let attrs = |base: &'a [KeyValue], s: &'a Series| {
-            self.global
-                .of_series(base, &s.attributes)
-                .map(|kv| (&kv.key, &kv.value))
-        };
-        if let [(_, fams)] = feed {
-            let n: usize = fams.iter().map(|f| f.series.len()).sum();
-            let mut lines = Vec::with_capacity(n * 64);
-            let (mut prev, mut cur) = (Vec::new(), Vec::new());
-            let mut in_order = true;
-            for (i, (base, s)) in series().enumerate() {
-                labels_into(&mut cur, attrs(base, s));
-                if i > 0 && order(&prev, &cur).is_gt() {
-                    in_order = false;
-                    break;
-                }
-                write_sample(&mut lines, family, &cur, s.value);
-                std::mem::swap(&mut prev, &mut cur);
-            }
-            if in_order {
-                return (Vec::new(), lines);
-            }
+        if let [_] = feed {
+            return written(family, series);
         }
         let points = series()
-            .map(|(base, s)| Point {
-                labels: labels(attrs(base, s)),
-                value: s.value,
+            .map(|(value, attrs)| Point {
+                labels: labels(attrs),
+                value,
             })
             .collect();
         (points, Vec::new())
+    }
+}
+
+/// One family's series (value and attributes, as `series` gives them each
+/// time it is called): its sample lines written as they come when they are
+/// already in the family's order (through two reused label vectors), or
+/// else its points, to be sorted.
+fn written<'a, S, A>(family: &str, series: impl Fn() -> S) -> (Vec<Point<'a>>, Vec<u8>)
+where
+    S: Iterator<Item = (f64, A)>,
+    A: Iterator<Item = (&'a Key, &'a Value)>,
+{
+    let mut lines = Vec::with_capacity(series().size_hint().0 * 64);
+    let (mut prev, mut cur) = (Vec::new(), Vec::new());
+    let mut in_order = true;
+    for (i, (value, attrs)) in series().enumerate() {
+        labels_into(&mut cur, attrs);
+        if i > 0 && order(&prev, &cur).is_gt() {
+            in_order = false;
+            break;
+        }
+        write_sample(&mut lines, family, &cur, value);
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    if in_order {
+        return (Vec::new(), lines);
+    }
+    let points = series()
+        .map(|(value, attrs)| Point {
+            labels: labels(attrs),
+            value,
+        })
+        .collect();
+    (points, Vec::new())
+}
+
+/// How the exporter serves an instrument written without the SDK: the
+/// family name, type and HELP the SDK's collect would give it.
+fn served_instrument(spec: &InstrumentSpec) -> StoreInstrument {
+    let kind = match spec.kind {
+        crate::model::InstrumentKind::Counter => Kind::Counter,
+        crate::model::InstrumentKind::Gauge | crate::model::InstrumentKind::UpDownCounter => {
+            Kind::Gauge
+        }
+    };
+    StoreInstrument {
+        kind,
+        family: super::text::served_name(&spec.name, &spec.unit, kind),
+        help: spec.description.clone(),
     }
 }
 
@@ -470,7 +500,7 @@ mod tests {
             .unwrap();
             let global = GlobalLabels::new(&config.global.labels);
             let meter = p.meter("remora");
-            register_own(&meter, &OwnSource::Store(store.clone()), &global);
+            register_own(&meter, Some(store), &global);
             register_store(&meter, specs, store, &global);
             p
         });
