@@ -283,8 +283,10 @@ impl RulePlan {
         let room = nodes
             .saturating_mul(per_node)
             .min(sink.max_series.saturating_sub(sink.kept));
+        // Exact: the vectors are kept until the next poll (a plain rule's
+        // family holds one series, not the four a first push reserves).
         for (family, _) in &self.values {
-            sink.families[*family].series.reserve(room);
+            sink.families[*family].series.reserve_exact(room);
         }
         sink.seen.reserve(room.saturating_mul(self.values.len()));
     }
