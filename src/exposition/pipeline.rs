@@ -1,15 +1,16 @@
-//! The pipeline of one config: remora's own instruments on an OpenTelemetry
-//! meter provider read by remora's text reader (`text`), and the store's
-//! families (JSON targets, host collectors, remora's process) written
-//! beside them without the SDK.
+//! The pipeline of one config: `remora_build_info` on an OpenTelemetry
+//! meter provider read by remora's text reader (`text`), and remora's other
+//! own instruments and the store's families (JSON targets, host
+//! collectors, remora's process) written beside it without the SDK.
 //!
 //! A render takes one [`Snapshot`] of the store and writes everything from
-//! it: the own instruments' callbacks observe the series the snapshot read
-//! for them, the store's families are written from the families it shares,
-//! and (`encode`) the pass-through families it holds are merged in. Nothing
-//! on this path does I/O, so a scrape never waits on a target.
+//! it: the own instruments' series the snapshot read for them, the store's
+//! families from the families it shares, and (`encode`) the pass-through
+//! families it holds, merged in. Nothing on this path does I/O, so a scrape
+//! never waits on a target.
 //!
-//! The store's families are not collected through the SDK for the text: at
+//! Neither the own instruments nor the store's families are collected
+//! through the SDK for the text: at
 //! every collect the SDK hashes each attribute set, keeps a tracker per
 //! series and copies every attribute into a data point, about 3 µs a series
 //! (docs/performance.md, "Cost per series"). A render reads them from the
@@ -675,6 +676,51 @@ mod tests {
             );
             assert_eq!(ours, sdk, "round {round}");
         }
+    }
+
+    /// remora's own per-target series (`remora_target_*`) are served for
+    /// every target, yet the text provider's SDK holds none of them: it
+    /// collects `remora_build_info` alone. Through the SDK each own
+    /// instrument kept a table sized for its limit (at 2,000 targets, 65,536
+    /// slots for `remora_target_polls_total`) and an entry per series.
+    #[test]
+    fn own_series_are_written_without_the_sdk() {
+        let config =
+            crate::config::parse_str("", std::path::Path::new("t.yaml"), &|_| None).unwrap();
+        let store = Store::new();
+        {
+            let mut w = store.write();
+            for t in 0..50 {
+                let state = crate::store::TargetState {
+                    polled: true,
+                    up: true,
+                    ..Default::default()
+                };
+                w.targets.insert(format!("t{t:02}"), state);
+            }
+        }
+        let limits = BTreeMap::new();
+        let pipeline = Pipeline::build(&config, &[], &limits, store).unwrap();
+        let text = written(&pipeline);
+        let ups: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("remora_target_up{"))
+            .collect();
+        assert_eq!(ups.len(), 50, "{text}");
+        assert_eq!(ups[0], "remora_target_up{target=\"t00\"} 1");
+        let polls = text
+            .lines()
+            .filter(|l| l.starts_with("remora_target_polls_total{"))
+            .count();
+        assert_eq!(polls, 50 * crate::store::PollResult::ALL.len());
+        assert!(text.contains("# TYPE remora_target_polls_total counter\n"));
+        let rm = pipeline.reader.collect_now().unwrap();
+        let names: Vec<&str> = rm
+            .scope_metrics()
+            .flat_map(|sm| sm.metrics())
+            .map(|m| m.name())
+            .collect();
+        assert_eq!(names, ["remora.build_info"]);
     }
 
     /// A target's series carry `target` (the source's labels) before the
