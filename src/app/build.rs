@@ -63,6 +63,13 @@ fn own_limit(name: &str, targets: usize, rules: usize) -> usize {
         }
 }
 
+/// A generation's compiled rule lists: by the list's address
+/// (`config::Rules::addr`), the list (held, so the address stays its own)
+/// and its extractor, shared by the pollers of its targets. A reload
+/// passes the running generation's to [`prepare`], which reuses the
+/// extractor of every list that did not change.
+pub(crate) type Compiled = HashMap<usize, (config::Rules, Arc<extract::Extractor>)>;
+
 /// Everything a config needs, built but not started.
 pub(crate) struct Prepared {
     pub(crate) config: Arc<Config>,
@@ -74,9 +81,21 @@ pub(crate) struct Prepared {
     pub(crate) served: Arc<crate::model::passthrough::ServedNames>,
     /// The handle of the pipeline's OTLP push, when `otlp:` is set.
     pub(crate) otlp: Option<crate::otlp::Handle>,
+    /// This generation's compiled rule lists, for the next reload.
+    pub(crate) compiled: Compiled,
 }
 
-pub(crate) fn prepare(mut config: Config, roots: &Roots) -> Result<Prepared, BuildError> {
+/// Builds what `config` needs; `running` is the running generation's
+/// compiled lists (empty at start): a target whose rules equal a running
+/// list's takes that list and its extractor (`config::share::adopt`), so a
+/// reload does not compile unchanged rules a second time beside the live
+/// ones.
+pub(crate) fn prepare(
+    mut config: Config,
+    roots: &Roots,
+    running: &Compiled,
+) -> Result<Prepared, BuildError> {
+    config::share::adopt(&mut config.targets, running.values().map(|(r, _)| r));
     let mut pollers = Vec::new();
     let mut specs = Vec::new();
     let mut limits: BTreeMap<String, usize> = BTreeMap::new();
@@ -98,12 +117,16 @@ pub(crate) fn prepare(mut config: Config, roots: &Roots) -> Result<Prepared, Bui
     // One compiled extractor per distinct rule list (`config::share`),
     // shared by its targets' pollers and freed with the last of them.
     // (The config holds the lists, so their addresses stay theirs.)
-    let mut extractors: HashMap<usize, Arc<extract::Extractor>> = HashMap::new();
+    let mut compiled = Compiled::new();
     for (t, c) in config.targets.iter().zip(clients) {
-        let extractor = extractors
-            .entry(t.metrics.addr())
-            .or_insert_with(|| Arc::new(extract::Extractor::new(t)))
-            .clone();
+        let (_, extractor) = compiled.entry(t.metrics.addr()).or_insert_with(|| {
+            let extractor = match running.get(&t.metrics.addr()) {
+                Some((_, e)) => e.clone(),
+                None => Arc::new(extract::Extractor::new(t)),
+            };
+            (t.metrics.clone(), extractor)
+        });
+        let extractor = extractor.clone();
         pollers.push(Arc::new(poller::Poller::with_extractor(
             t.clone(),
             c,
@@ -152,6 +175,7 @@ pub(crate) fn prepare(mut config: Config, roots: &Roots) -> Result<Prepared, Bui
         limits,
         served: Arc::new(served),
         otlp: None,
+        compiled,
     })
 }
 
@@ -175,8 +199,9 @@ pub(crate) fn build(
     roots: &Roots,
     store: &Arc<Store>,
     push: bool,
+    running: &Compiled,
 ) -> Result<(Prepared, Pipeline), BuildError> {
-    let mut prepared = prepare(config, roots)?;
+    let mut prepared = prepare(config, roots, running)?;
     let reader = match (&prepared.config.otlp, push) {
         (Some(o), true) => {
             let (reader, handle) = crate::otlp::build(o, store)?;

@@ -45,7 +45,7 @@ use crate::targets::{client, poller};
 use crate::web::WebConfig;
 pub use build::check_served_names;
 pub use build::BuildError;
-use build::{build, poll_context};
+use build::{build, poll_context, Compiled};
 use sources::Sources;
 pub use supervisor::ReloadError;
 use supervisor::{read_config, Supervisor, Trigger};
@@ -114,8 +114,9 @@ pub async fn run(
     let listen = listener.local_addr().ok().map(|a| a.to_string());
     supervisor::self_scrape(&config, listen.as_deref(), &metrics_path)?;
     let ready = Arc::new(Readiness::default());
-    let (mut prepared, pipeline) = build(config, &options.roots, &store, true)?;
+    let (mut prepared, pipeline) = build(config, &options.roots, &store, true, &Compiled::new())?;
     let otlp = prepared.otlp.take();
+    let compiled = std::mem::take(&mut prepared.compiled);
     if otlp.is_some() {
         store.write().otlp.get_or_insert_with(Default::default);
     }
@@ -159,6 +160,7 @@ pub async fn run(
         running,
         otlp,
         listen,
+        compiled,
     };
     tokio::pin!(shutdown);
     loop {
@@ -270,7 +272,7 @@ pub async fn once(
     client::install_crypto_provider();
     let store = Store::new();
     mark_loaded(&store);
-    let (prepared, pipeline) = build(config, &roots, &store, false)?;
+    let (prepared, pipeline) = build(config, &roots, &store, false, &Compiled::new())?;
     let ctx = poll_context(&prepared);
     let mut keys = host::runner::keys(prepared.host.as_ref());
     keys.extend(

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::build::{build, BuildError, Prepared};
+use super::build::{build, BuildError, Compiled, Prepared};
 use super::sources::Sources;
 use super::{Options, RELOAD_STOP_DEADLINE};
 use crate::config;
@@ -67,6 +67,9 @@ pub(crate) struct Supervisor {
     pub(crate) otlp: Option<crate::otlp::Handle>,
     /// The address the listener is bound to (None when unknown).
     pub(crate) listen: Option<String>,
+    /// The running generation's compiled rule lists: a reload reuses those
+    /// of unchanged rules.
+    pub(crate) compiled: Compiled,
 }
 
 /// A target polling remora's own listen address and telemetry path as it
@@ -121,6 +124,7 @@ impl Supervisor {
             old.close();
         }
         self.otlp = prepared.otlp.take();
+        self.compiled = std::mem::take(&mut prepared.compiled);
         match self.otlp {
             Some(_) => {
                 self.state
@@ -179,6 +183,12 @@ impl Supervisor {
                 "server.listen changed; the new address takes effect at the next restart"
             );
         }
-        Ok(build(config, &self.options.roots, &self.state.store, true)?)
+        Ok(build(
+            config,
+            &self.options.roots,
+            &self.state.store,
+            true,
+            &self.compiled,
+        )?)
     }
 }

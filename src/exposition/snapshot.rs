@@ -67,7 +67,7 @@ pub(super) struct Snapshot {
     /// The pass-through families of each `format: prometheus` target (by name).
     pub(super) passthrough: Vec<SharedPassthrough>,
     /// remora's own instruments' series.
-    pub(super) own: Arc<OwnSeries>,
+    pub(super) own: OwnSeries,
 }
 
 impl Snapshot {
@@ -83,7 +83,7 @@ impl Snapshot {
                 .values()
                 .filter_map(|t| t.passthrough.clone())
                 .collect(),
-            own: Arc::new(own_series(&inner, readers, global)),
+            own: own_series(&inner, readers, global),
         }
     }
 
