@@ -273,37 +273,13 @@ impl Store {
     /// Blocks the calling thread until the generation differs from `seen` or
     /// `stop()` holds; returns the generation. A burst of writes wakes it once.
     pub fn wait_change(&self, seen: u64, stop: impl Fn() -> bool) -> u64 {
-        self.wait_change_until(seen, None, stop)
-    }
-
-    /// [`Store::wait_change`], returning at `deadline` at the latest (then
-    /// with `seen` when nothing changed).
-    pub fn wait_change_until(
-        &self,
-        seen: u64,
-        deadline: Option<std::time::Instant>,
-        stop: impl Fn() -> bool,
-    ) -> u64 {
         let mut lock = self.changed.0.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let now = self.generation();
             if now != seen || stop() {
                 return now;
             }
-            lock = match deadline {
-                None => self.changed.1.wait(lock).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let left = d.saturating_duration_since(std::time::Instant::now());
-                    if left.is_zero() {
-                        return now;
-                    }
-                    self.changed
-                        .1
-                        .wait_timeout(lock, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
+            lock = self.changed.1.wait(lock).unwrap_or_else(|e| e.into_inner());
         }
     }
 

@@ -11,15 +11,12 @@
 //! blocking pool, so nothing queued there (bcrypt checks, host collectors,
 //! large JSON bodies) can hold a scrape. When a render leaves nothing more
 //! to render, the thread trims the heap (`crate::memory::trim`) before it
-//! sleeps, so what the render freed is not kept resident between rounds;
-//! at most once every [`TRIM_GAP`]: a trim that comes sooner waits for the
-//! gap's end, and is made then if nothing changed meanwhile (at 100k series
-//! polled every second, a trim after every render cost 9 % more CPU).
+//! sleeps, so what the render freed is not kept resident between rounds.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
@@ -29,9 +26,6 @@ use super::pipeline::Pipeline;
 use super::snapshot::Snapshot;
 use super::ExpositionError;
 use crate::store::Store;
-
-/// The least time between two trims of the render thread.
-pub const TRIM_GAP: Duration = Duration::from_secs(5);
 
 /// Why the latest render has no text.
 #[derive(Debug, thiserror::Error)]
@@ -71,11 +65,6 @@ struct Shared {
     renders: AtomicU64,
     /// How many times the thread trimmed the heap before sleeping.
     trims: AtomicU64,
-    /// The least time between two trims, in milliseconds ([`TRIM_GAP`]).
-    trim_gap_ms: AtomicU64,
-    /// How many times the thread had nothing more to render and decided
-    /// whether to trim (tests wait on it).
-    settled: AtomicU64,
     stop: AtomicBool,
     /// `--web.utf8-names`: the semantic-convention names (`system.cpu.time`)
     /// under the escapings other than `underscores`; without it every
@@ -102,37 +91,21 @@ impl Shared {
 
     fn run(&self, mut gzip: Gzip) {
         let mut seen = self.published.borrow().to_owned();
-        let mut trimmed: Option<Instant> = None;
-        // When a trim put off by the gap is due.
-        let mut due: Option<Instant> = None;
         loop {
-            let now = self
-                .store
-                .wait_change_until(seen, due, || self.stop.load(Ordering::Acquire));
+            self.store
+                .wait_change(seen, || self.stop.load(Ordering::Acquire));
             if self.stop.load(Ordering::Acquire) {
                 return;
             }
-            if now != seen {
-                seen = self.render_and_publish(&mut gzip);
-                if self.store.generation() != seen {
-                    continue;
-                }
-            }
-            // Nothing more to render: what the renders freed (the text,
-            // the snapshot's own series) goes back to the system before the
+            seen = self.render_and_publish(&mut gzip);
+            // Nothing more to render: what the render freed (the text,
+            // the collected own series) goes back to the system before the
             // thread sleeps, so it is not kept resident between rounds
             // (docs/performance.md, "Thousands of targets").
-            let gap = Duration::from_millis(self.trim_gap_ms.load(Ordering::Relaxed));
-            match trimmed.map(|t| t + gap) {
-                Some(next) if Instant::now() < next => due = Some(next),
-                _ => {
-                    crate::memory::trim();
-                    self.trims.fetch_add(1, Ordering::Relaxed);
-                    trimmed = Some(Instant::now());
-                    due = None;
-                }
+            if self.store.generation() == seen {
+                crate::memory::trim();
+                self.trims.fetch_add(1, Ordering::Relaxed);
             }
-            self.settled.fetch_add(1, Ordering::Release);
         }
     }
 }
@@ -259,8 +232,6 @@ impl Renderer {
             published,
             renders: AtomicU64::new(1),
             trims: AtomicU64::new(0),
-            trim_gap_ms: AtomicU64::new(TRIM_GAP.as_millis() as u64),
-            settled: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             utf8_names: AtomicBool::new(false),
         });
@@ -285,13 +256,6 @@ impl Renderer {
     /// Serves the semantic-convention names (`--web.utf8-names`) from now on.
     pub fn with_utf8_names(self, on: bool) -> Self {
         self.shared.utf8_names.store(on, Ordering::Release);
-        self
-    }
-
-    /// Another least time between two trims of the render thread (tests).
-    pub fn with_trim_gap(self, gap: Duration) -> Self {
-        let ms = u64::try_from(gap.as_millis()).unwrap_or(u64::MAX);
-        self.shared.trim_gap_ms.store(ms, Ordering::Relaxed);
         self
     }
 
@@ -427,6 +391,7 @@ fn render_snapshot(pipeline: &Pipeline, snap: &Snapshot) -> Result<Vec<u8>, Expo
 mod tests {
     use super::*;
     use crate::config::parse_str;
+    use std::time::Instant;
 
     fn renderer() -> (Arc<Store>, Renderer) {
         let store = Store::new();
@@ -524,57 +489,6 @@ mod tests {
             assert!(Instant::now() < deadline, "no trim after the render");
             std::thread::sleep(Duration::from_millis(5));
         }
-    }
-
-    /// Waits (10 s at most) until the thread has trimmed `n` times.
-    fn wait_trims(r: &Renderer, n: u64) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while r.trims() < n {
-            assert!(Instant::now() < deadline, "{} trims, not {n}", r.trims());
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Waits (10 s at most) until the thread has had nothing more to
-    /// render `n` times.
-    fn wait_settled(r: &Renderer, n: u64) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while r.shared.settled.load(Ordering::Acquire) < n {
-            assert!(Instant::now() < deadline, "not settled {n} times");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    /// Renders within the gap of the last trim do not trim again (review of
-    /// issue 28: a trim after every render cost 9 % more CPU at 100k series
-    /// polled every second).
-    #[test]
-    fn renders_within_the_gap_do_not_trim_again() {
-        let (store, r) = renderer();
-        let r = r.with_trim_gap(Duration::from_secs(3600));
-        store.touch();
-        wait_settled(&r, 1);
-        assert_eq!(r.trims(), 1);
-        for n in 2..=3 {
-            store.touch();
-            wait_settled(&r, n);
-            assert_eq!(r.trims(), 1, "after settling {n} times");
-        }
-    }
-
-    /// A trim put off by the gap is made at the gap's end when nothing
-    /// changed meanwhile, so a round's last render still leaves the heap
-    /// trimmed.
-    #[test]
-    fn a_trim_put_off_by_the_gap_is_made_at_its_end() {
-        let (store, r) = renderer();
-        let r = r.with_trim_gap(Duration::from_millis(200));
-        store.touch();
-        wait_generation(&r, store.generation());
-        wait_trims(&r, 1);
-        store.touch();
-        wait_generation(&r, store.generation());
-        wait_trims(&r, 2);
     }
 
     #[test]
