@@ -1990,3 +1990,28 @@ fn age_is_now_minus_the_timestamp_from_an_injected_clock() {
         .extract(&doc, 100, &[]);
     assert_eq!(samples(&x)[0], "last{} 637");
 }
+
+/// What a poll keeps until the next one holds no spare room: a plain rule's
+/// family keeps one series, an `each` rule's exactly its nodes' series
+/// (issue 28: a first push reserved four, 96 bytes a rule at every target).
+#[test]
+fn series_vectors_hold_what_the_rules_made() {
+    let doc = json!({"a": 1, "b": 2, "items": {"x": {"v": 1}, "y": {"v": 2}, "z": {"v": 3}}});
+    let x = run(
+        vec![
+            rule("app.a", "$.a"),
+            rule("app.b", "$.b"),
+            labels(
+                each(rule("app.item", "$.v"), "$.items.*"),
+                &[("id", "{@key}")],
+            ),
+        ],
+        &doc,
+    );
+    let held: Vec<(usize, usize)> = x
+        .families
+        .iter()
+        .map(|f| (f.series.len(), f.series.capacity()))
+        .collect();
+    assert_eq!(held, [(1, 1), (1, 1), (3, 3)]);
+}
