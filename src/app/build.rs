@@ -115,8 +115,10 @@ pub(crate) fn prepare(
             source,
         })?;
     // One compiled extractor per distinct rule list (`config::share`),
-    // shared by its targets' pollers and freed with the last of them.
-    // (The config holds the lists, so their addresses stay theirs.)
+    // shared by its targets' pollers and held by the generation's
+    // `Compiled` (the supervisor's until the next reload), taken from the
+    // running generation when its list is unchanged. (The config and
+    // `Compiled` hold the lists, so their addresses stay theirs.)
     let mut compiled = Compiled::new();
     for (t, c) in config.targets.iter().zip(clients) {
         let (_, extractor) = compiled.entry(t.metrics.addr()).or_insert_with(|| {
