@@ -142,7 +142,8 @@ pub(crate) fn prepare(
             }
         }
     }
-    // remora's own instruments: a series per target and result or reason,
+    // remora's own instruments in the OTLP push's provider (the text writes
+    // them without the SDK): a series per target and result or reason,
     // per rule and reason, per collector and reason. The SDK allocates each
     // table for its limit up front, and a reload builds a pipeline beside
     // the live one, so limits follow the config instead of a flat 4096.

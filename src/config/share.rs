@@ -67,12 +67,8 @@ impl RulePool {
 }
 
 /// Gives each of `targets` the list of `running` equal to its own, if any
-/// (a target held elsewhere is copied first). Returns how many targets took
-/// a running list.
-pub fn adopt<'a>(
-    targets: &mut [Arc<Target>],
-    running: impl IntoIterator<Item = &'a Rules>,
-) -> usize {
+/// (a target held elsewhere is copied first).
+pub fn adopt<'a>(targets: &mut [Arc<Target>], running: impl IntoIterator<Item = &'a Rules>) {
     let mut pool = RulePool::default();
     for rules in running {
         let bucket = pool.bucket(rules);
@@ -81,9 +77,8 @@ pub fn adopt<'a>(
         }
     }
     if pool.lists.is_empty() {
-        return 0;
+        return;
     }
-    let mut adopted = 0;
     // Targets of one list (pooled at load) look it up once; the list is
     // held here so that its address stays its own.
     let mut seen: HashMap<usize, (Rules, Rules)> = HashMap::new();
@@ -99,8 +94,6 @@ pub fn adopt<'a>(
         };
         if !Rules::ptr_eq(&found, own) {
             Arc::make_mut(t).metrics = found;
-            adopted += 1;
         }
     }
-    adopted
 }

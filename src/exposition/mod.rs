@@ -1,14 +1,15 @@
 //! Exposition: from a snapshot of the store to the Prometheus text a scrape
 //! gets. With `otlp`, the only module that uses `opentelemetry_sdk`.
 //!
-//! - `pipeline`: one config's pipeline: remora's own instruments on an
-//!   `SdkMeterProvider` read by remora's text reader, the store's families
-//!   written straight to text beside them (every instrument on a second
-//!   provider for the OTLP push);
+//! - `pipeline`: one config's pipeline: `remora_build_info` on an
+//!   `SdkMeterProvider` read by remora's text reader, remora's other own
+//!   series and the store's families written straight to text beside it
+//!   (every instrument on a second provider for the OTLP push);
 //! - `snapshot`: what one render reads of the store, under one lock;
 //! - `exporter`: the meter provider as remora sets it up;
-//! - `text`: Prometheus text from the SDK's collected data and the store's
-//!   families, and the naming function of served families;
+//! - `text`: Prometheus text from the SDK's collected data, remora's own
+//!   series and the store's families, and the naming function of served
+//!   families;
 //! - `names`: the family names served for each instrument (computed with
 //!   `text`'s naming function) and the config's rule names checked against them;
 //! - `own`: remora's own instruments and build facts;

@@ -55,7 +55,7 @@ const DEFAULT_LIMIT: usize = 256;
 
 /// One config's meter providers and the store families it writes.
 pub struct Pipeline {
-    /// remora's own instruments, read by `reader`.
+    /// `remora_build_info` (and the resource), read by `reader`.
     pub(super) provider: SdkMeterProvider,
     pub(super) reader: TextReader,
     /// Every instrument, read by the OTLP push (with `otlp:` only).
@@ -300,14 +300,14 @@ impl Pipeline {
         Snapshot::take(store, &self.own_readers, &self.global)
     }
 
-    /// Collects remora's own instruments (their callbacks observe the
-    /// series `snap` read for them), adds the store's families of `snap`
-    /// and writes each family's text. The store is not read.
+    /// Collects `remora_build_info`, adds remora's own series and the
+    /// store's families of `snap` and writes each family's text. The store
+    /// is not read.
     pub(super) fn gather(&self, snap: &Snapshot) -> Result<Own, ExpositionError> {
         // Build info (and `target_info`) only.
         let rm = self.reader.collect_now()?;
         let own = self.own.iter().zip(snap.own.iter()).map(|(inst, series)| {
-            let (points, lines) = written(&inst.family, || {
+            let (points, lines) = written(&inst.family, series.len(), || {
                 series
                     .iter()
                     .filter(|(v, _)| v.is_finite())
@@ -390,8 +390,9 @@ impl Pipeline {
                     })
             })
         };
-        if let [_] = feed {
-            return written(family, series);
+        if let [(_, fams)] = feed {
+            let n = fams.iter().map(|f| f.series.len()).sum();
+            return written(family, n, series);
         }
         let points = series()
             .map(|(value, attrs)| Point {
@@ -407,12 +408,14 @@ impl Pipeline {
 /// time it is called): its sample lines written as they come when they are
 /// already in the family's order (through two reused label vectors), or
 /// else its points, to be sorted.
-fn written<'a, S, A>(family: &str, series: impl Fn() -> S) -> (Vec<Point<'a>>, Vec<u8>)
+/// `n` is how many series there are at most (the buffer's size, at 64
+/// bytes a line).
+fn written<'a, S, A>(family: &str, n: usize, series: impl Fn() -> S) -> (Vec<Point<'a>>, Vec<u8>)
 where
     S: Iterator<Item = (f64, A)>,
     A: Iterator<Item = (&'a Key, &'a Value)>,
 {
-    let mut lines = Vec::with_capacity(series().size_hint().0 * 64);
+    let mut lines = Vec::with_capacity(n * 64);
     let (mut prev, mut cur) = (Vec::new(), Vec::new());
     let mut in_order = true;
     for (i, (value, attrs)) in series().enumerate() {
@@ -513,7 +516,7 @@ mod tests {
         String::from_utf8(out).unwrap()
     }
 
-    fn written(p: &Pipeline) -> String {
+    fn text_of(p: &Pipeline) -> String {
         String::from_utf8(p.gather(&p.snapshot(&p.store)).unwrap().text).unwrap()
     }
 
@@ -663,7 +666,7 @@ mod tests {
             if round == 2 {
                 store.write().targets.remove("b");
             }
-            let ours = written(&pipeline);
+            let ours = text_of(&pipeline);
             let sdk = through_sdk(&config, &specs, &limits, &store, &reader, &mut provider);
             assert!(ours.contains("app_latency_milliseconds{"), "{ours}");
             assert!(ours.contains("env=\"series-wins\""), "{ours}");
@@ -701,7 +704,7 @@ mod tests {
         }
         let limits = BTreeMap::new();
         let pipeline = Pipeline::build(&config, &[], &limits, store).unwrap();
-        let text = written(&pipeline);
+        let text = text_of(&pipeline);
         let ups: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("remora_target_up{"))

@@ -99,7 +99,7 @@ impl Shared {
             }
             seen = self.render_and_publish(&mut gzip);
             // Nothing more to render: what the render freed (the text,
-            // the collected own series) goes back to the system before the
+            // the snapshot's own series) goes back to the system before the
             // thread sleeps, so it is not kept resident between rounds
             // (docs/performance.md, "Thousands of targets").
             if self.store.generation() == seen {

@@ -1,6 +1,7 @@
-//! Prometheus text straight from the SDK's collected data (remora's own
-//! instruments) and from the store's families (handed in as [`Collected`] by
-//! `pipeline`), and the naming function of served families
+//! Prometheus text straight from the SDK's collected data
+//! (`remora_build_info`) and from remora's other own series and the store's
+//! families (handed in as [`Collected`] by `pipeline`), and the naming
+//! function of served families
 //! ([`served_name`], which `names` uses too).
 //!
 //! The pipeline's reader is the SDK's `ManualReader` (cumulative); a render

@@ -513,7 +513,6 @@ impl Extractor {
             let before = trace.before(rule, &sink);
             let nodes = match &rule.each {
                 None => {
-                    rule.reserve(1, &mut sink);
                     rule.node(doc, NodeKey::None, base, &mut sink, &mut buf);
                     1
                 }

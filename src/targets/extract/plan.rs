@@ -283,10 +283,16 @@ impl RulePlan {
         let room = nodes
             .saturating_mul(per_node)
             .min(sink.max_series.saturating_sub(sink.kept));
-        // Exact: the vectors are kept until the next poll (a plain rule's
-        // family holds one series, not the four a first push reserves).
+        // Exact for a family's first rule: the vectors are kept until the
+        // next poll. Later rules of the same family grow it as a push does
+        // (exact there would move the series at every rule).
         for (family, _) in &self.values {
-            sink.families[*family].series.reserve_exact(room);
+            let series = &mut sink.families[*family].series;
+            if series.is_empty() {
+                series.reserve_exact(room);
+            } else {
+                series.reserve(room);
+            }
         }
         sink.seen.reserve(room.saturating_mul(self.values.len()));
     }

@@ -187,6 +187,12 @@ impl Sink {
         if remember {
             self.seen.insert(hash, (family, series.len()));
         }
+        // A family's first series with nothing reserved (a plain rule's):
+        // room for one, not the four a first push takes; the vector is
+        // kept until the next poll.
+        if series.capacity() == 0 {
+            series.reserve_exact(1);
+        }
         series.push(Series::new(attrs, value));
         self.kept += 1;
         Ok(())

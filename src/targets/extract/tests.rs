@@ -1992,8 +1992,9 @@ fn age_is_now_minus_the_timestamp_from_an_injected_clock() {
 }
 
 /// What a poll keeps until the next one holds no spare room: a plain rule's
-/// family keeps one series, an `each` rule's exactly its nodes' series
-/// (issue 28: a first push reserved four, 96 bytes a rule at every target).
+/// family keeps one series, an `each` rule's exactly its nodes' series, a
+/// rule that found nothing no allocation (issue 28: a first push reserved
+/// four, 96 bytes a rule at every target).
 #[test]
 fn series_vectors_hold_what_the_rules_made() {
     let doc = json!({"a": 1, "b": 2, "items": {"x": {"v": 1}, "y": {"v": 2}, "z": {"v": 3}}});
@@ -2005,6 +2006,7 @@ fn series_vectors_hold_what_the_rules_made() {
                 each(rule("app.item", "$.v"), "$.items.*"),
                 &[("id", "{@key}")],
             ),
+            rule("app.gone", "$.nowhere"),
         ],
         &doc,
     );
@@ -2013,5 +2015,21 @@ fn series_vectors_hold_what_the_rules_made() {
         .iter()
         .map(|f| (f.series.len(), f.series.capacity()))
         .collect();
-    assert_eq!(held, [(1, 1), (1, 1), (3, 3)]);
+    assert_eq!(held, [(1, 1), (1, 1), (3, 3), (0, 0)]);
+}
+
+/// Many plain rules of one name (one family, told apart by labels) grow
+/// its vector as pushes do, not by one at every rule.
+#[test]
+fn rules_of_one_name_grow_their_family_as_pushes_do() {
+    let doc = json!({"a": 1});
+    let rules = (0..20)
+        .map(|i| labels(rule("app.temp", "$.a"), &[("n", &format!("{i}"))]))
+        .collect();
+    let x = run(rules, &doc);
+    assert_eq!(x.families.len(), 1);
+    let series = &x.families[0].series;
+    assert_eq!(series.len(), 20);
+    // Doubling from one: 1, 4, 8, 16, 32.
+    assert_eq!(series.capacity(), 32);
 }
