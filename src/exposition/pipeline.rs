@@ -394,13 +394,7 @@ impl Pipeline {
             let n = fams.iter().map(|f| f.series.len()).sum();
             return written(family, n, series);
         }
-        let points = series()
-            .map(|(value, attrs)| Point {
-                labels: labels(attrs),
-                value,
-            })
-            .collect();
-        (points, Vec::new())
+        (points(series()), Vec::new())
     }
 }
 
@@ -408,6 +402,7 @@ impl Pipeline {
 /// time it is called): its sample lines written as they come when they are
 /// already in the family's order (through two reused label vectors), or
 /// else its points, to be sorted.
+///
 /// `n` is how many series there are at most (the buffer's size, at 64
 /// bytes a line).
 fn written<'a, S, A>(family: &str, n: usize, series: impl Fn() -> S) -> (Vec<Point<'a>>, Vec<u8>)
@@ -430,13 +425,20 @@ where
     if in_order {
         return (Vec::new(), lines);
     }
-    let points = series()
+    (points(series()), Vec::new())
+}
+
+/// Series as points (labels sanitised and sorted by name), to be sorted.
+fn points<'a, A>(series: impl Iterator<Item = (f64, A)>) -> Vec<Point<'a>>
+where
+    A: Iterator<Item = (&'a Key, &'a Value)>,
+{
+    series
         .map(|(value, attrs)| Point {
             labels: labels(attrs),
             value,
         })
-        .collect();
-    (points, Vec::new())
+        .collect()
 }
 
 /// How the exporter serves an instrument written without the SDK: the
